@@ -1,0 +1,49 @@
+# cubicle: the top-level entry points (README). Meson + Ninja do the building.
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+MESON      ?= meson
+GUEST_ENV  := $(BUILD)/guest.env
+
+.PHONY: all deps build build-asan guest demo test test-unit test-e2e format-check bench clean
+
+all: build
+
+deps:
+	./scripts/install-deps
+
+$(BUILD)/build.ninja:
+	$(MESON) setup $(BUILD)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+$(BUILD_ASAN)/build.ninja:
+	$(MESON) setup $(BUILD_ASAN) -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+
+build-asan: deps $(BUILD_ASAN)/build.ninja
+	ninja -C $(BUILD_ASAN)
+
+# The default guest: kernel (cached per machine), initramfs and the tiny test guest.
+guest: build
+	./guest/build.sh $(BUILD) > $(GUEST_ENV).tmp && mv $(GUEST_ENV).tmp $(GUEST_ENV)
+
+demo: guest
+	./scripts/demo $(BUILD)
+
+format-check:
+	./scripts/format-check
+
+test-unit: build build-asan
+	$(MESON) test -C $(BUILD) --suite unit --print-errorlogs
+	$(MESON) test -C $(BUILD_ASAN) --suite unit --print-errorlogs
+
+test-e2e: guest
+	python3 -m pytest -v -ra tests/e2e
+
+test: format-check test-unit test-e2e
+
+bench: guest
+	./bench/boot/run $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * x86_64 platform: guest memory layout, kernel loading (PVH ELF vmlinux and bzImage), boot
+ * parameters and e820, boot-time vCPU state, CPUID and ACPI tables.
+ *
+ * Pure functions (layout, parsing, CPUID, table building) take plain buffers and are unit
+ * tested; the *_setup functions apply their result through hv.h.
+ */
+#ifndef CUBICLE_ARCH_X86_X86_H
+#define CUBICLE_ARCH_X86_X86_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "hv/hv.h"
+#include "mem/guest_mem.h"
+
+/* Guest-physical layout (close to Cloud Hypervisor's, so guests see what they expect there). */
+#define X86_MEM_32BIT_HOLE_START 0xc0000000ULL  /* RAM below 4 GiB ends here */
+#define X86_MEM_32BIT_HOLE_END   0x100000000ULL /* RAM resumes here */
+#define X86_PCI_MMCONFIG_START   0xe0000000ULL  /* ECAM, 256 MiB (issue 3) */
+#define X86_PCI_MMCONFIG_SIZE    0x10000000ULL
+#define X86_IOAPIC_START         0xfec00000ULL
+#define X86_LAPIC_START          0xfee00000ULL
+
+/* Low memory used during boot. */
+#define X86_ZERO_PAGE_START  0x7000ULL  /* Linux boot_params */
+#define X86_GDT_START        0x500ULL
+#define X86_BOOT_STACK_TOP   0x8ff0ULL
+#define X86_PVH_INFO_START   0x6000ULL  /* hvm_start_info + memmap */
+#define X86_PML4_START       0x9000ULL  /* identity page tables for 64-bit entry */
+#define X86_CMDLINE_START    0x20000ULL
+#define X86_EBDA_START       0x9fc00ULL /* RAM below 1 MiB ends here in e820 */
+#define X86_ACPI_START       0xe0000ULL /* RSDP and tables (legacy RSDP search area) */
+#define X86_ACPI_SIZE        0x20000ULL
+#define X86_HIGH_MEM_START   0x100000ULL /* kernel load address */
+
+/* I/O ports of the platform devices (devices/legacy). */
+#define X86_PORT_ACPI_PM      0x600  /* sleep control/status and reset register, 0x600-0x60f */
+#define X86_PORT_ACPI_PM_SIZE 0x10
+#define X86_UART_COM1_IRQ     4
+
+struct x86_ram_range {
+	uint64_t gpa, size;
+};
+
+/*
+ * Splits @mem_size bytes of RAM around the 32-bit PCI hole. Fills at most 2 ranges; returns
+ * their count. @mem_size must be page aligned and non-zero.
+ */
+unsigned x86_layout_ram(uint64_t mem_size, struct x86_ram_range ret[2]);
+
+/* e820 entry as Linux and PVH start_info both describe memory. */
+#define X86_E820_RAM      1
+#define X86_E820_RESERVED 2
+#define X86_E820_MAX      8
+struct x86_e820_entry {
+	uint64_t addr, size;
+	uint32_t type;
+} __attribute__((packed));
+
+/* The e820 map for the given RAM ranges (RAM below 640 KiB, reserved EBDA..1 MiB, the rest).
+ * Returns the entry count. */
+unsigned x86_e820_build(const struct x86_ram_range *ram, unsigned n,
+			struct x86_e820_entry ret[X86_E820_MAX]);
+
+enum x86_kernel_kind {
+	X86_KERNEL_PVH,     /* ELF vmlinux with XEN_ELFNOTE_PHYS32_ENTRY: 32-bit protected mode */
+	X86_KERNEL_BZIMAGE, /* Linux boot protocol ≥ 2.06, 64-bit entry at startup_64 */
+};
+
+struct x86_boot {
+	enum x86_kernel_kind kind;
+	uint64_t entry;      /* guest-physical entry point */
+	uint64_t boot_info;  /* gpa of hvm_start_info (PVH) or boot_params (bzImage) */
+	uint64_t kernel_end; /* first byte after the loaded kernel image */
+};
+
+/*
+ * Loads @kernel (a whole file in memory) into guest RAM, detecting its kind; loads @initrd
+ * (may be NULL) at the top of low RAM; writes the command line, e820 and the PVH start_info or
+ * Linux boot_params. Every header field is checked against the file size and guest RAM:
+ * returns -ENOEXEC for a file that is neither a PVH ELF nor a bzImage (or is truncated or
+ * corrupt), -EFBIG when the kernel or initramfs does not fit in RAM, -E2BIG when the command
+ * line is too long for the kernel. @err receives one line for the user.
+ */
+int x86_load_kernel(struct guest_mem *gm, const void *kernel, size_t kernel_size,
+		    const void *initrd, size_t initrd_size, const char *cmdline, uint64_t rsdp_gpa,
+		    struct x86_boot *ret, char *err, size_t errlen);
+
+/*
+ * Builds ACPI tables (RSDP, XSDT, FADT hardware-reduced with sleep control/status and reset
+ * registers at X86_PORT_ACPI_PM, MADT with one LAPIC per vCPU and the IOAPIC, DSDT with the
+ * COM1 UART and _S5) in guest RAM at X86_ACPI_START. Returns 0 with the RSDP's address, or
+ * -ENOSPC if they do not fit.
+ */
+int x86_acpi_build(struct guest_mem *gm, unsigned nr_vcpus, uint64_t *ret_rsdp);
+
+/*
+ * Builds vCPU @index's CPUID from the host's supported leaves only (never a bit the host did
+ * not offer), with a consistent topology for @nr_vcpus (APIC id = @index) and the hypervisor
+ * leaves. Returns the entry count, or -ENOSPC when @max is too small.
+ */
+int x86_cpuid_build(const struct hv_cpuid_entry *supported, unsigned n_supported, unsigned index,
+		    unsigned nr_vcpus, const struct cpu_topology *topo, struct hv_cpuid_entry *ret,
+		    unsigned max);
+
+/*
+ * Sets up vCPU @index for boot: CPUID, MSRs, FPU, LAPIC, and for the boot processor the
+ * registers, segments, GDT and page tables @boot needs (32-bit flat protected mode for PVH,
+ * 64-bit long mode with identity paging for bzImage). Application processors are left to wait
+ * for INIT/SIPI. Returns 0 or -errno.
+ */
+int x86_vcpu_setup(struct hv *hv, struct hv_vcpu *vcpu, unsigned index, unsigned nr_vcpus,
+		   const struct cpu_topology *topo, struct guest_mem *gm, const struct x86_boot *boot);
+
+#endif

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Port-I/O and MMIO address spaces: sorted, disjoint ranges, each with one handler. One handler
+ * type serves both spaces (as in kvmtool). An access that no range claims reads as all ones and
+ * its writes are dropped, as on a real bus; an access that straddles a range's end is not
+ * claimed by that range.
+ *
+ * Ranges are registered while the VM is built (single-threaded) and looked up by vCPU threads
+ * afterwards; registering while vCPUs run needs the caller's own exclusion (later: hotplug).
+ */
+#ifndef CUBICLE_BUS_BUS_H
+#define CUBICLE_BUS_BUS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/*
+ * @offset is relative to the range's base. @data holds @len bytes (1, 2, 4 or 8), little
+ * endian: to be filled on a read, consumed on a write. Handlers run on vCPU threads and must
+ * not block.
+ */
+typedef void (*bus_handler_fn)(void *opaque, uint64_t offset, bool is_write, uint8_t *data,
+			       unsigned len);
+
+struct bus_range {
+	uint64_t base;
+	uint64_t size;
+	bus_handler_fn handler;
+	void *opaque;
+	const char *name;
+};
+
+#define BUS_MAX_RANGES 64
+
+struct bus {
+	const char *name; /* "pio" or "mmio", for logs */
+	unsigned nr;
+	struct bus_range ranges[BUS_MAX_RANGES]; /* sorted by base */
+	uint64_t unclaimed;                      /* accesses nobody claimed, for debugging */
+};
+
+void bus_init(struct bus *bus, const char *name);
+
+/*
+ * Registers [base, base+size) → handler. Returns -EINVAL for an empty or overflowing range,
+ * -EEXIST when it overlaps a registered one, -ENOSPC when BUS_MAX_RANGES are in use.
+ */
+int bus_register(struct bus *bus, uint64_t base, uint64_t size, bus_handler_fn handler,
+		 void *opaque, const char *name);
+/* Removes the range starting at @base. -ENOENT when there is none. */
+int bus_unregister(struct bus *bus, uint64_t base);
+
+/* Dispatches one access. Returns true when a handler claimed it (otherwise reads give 0xff..). */
+bool bus_access(struct bus *bus, uint64_t addr, bool is_write, uint8_t *data, unsigned len);
+
+#endif

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * struct vm_config mirrors Cloud Hypervisor v28's VmConfig (shared/anchors/
+ * cloud-hypervisor-openapi.yaml). The CLI and (later) the JSON API fill it; vm_config_validate()
+ * is the one place that checks it, with messages that name the option and the problem.
+ *
+ * Strings are heap-allocated and owned by the config; vm_config_free() releases them.
+ */
+#ifndef CUBICLE_CONFIG_CONFIG_H
+#define CUBICLE_CONFIG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_VCPUS     254 /* xAPIC ids 0..254, 255 is broadcast */
+#define CONFIG_DEFAULT_MEM   (512ULL << 20)
+#define CONFIG_MIN_MEM       (16ULL << 20) /* below this Linux cannot boot; refused clearly */
+#define CONFIG_MAX_CMDLINE   2048          /* Linux's x86 COMMAND_LINE_SIZE */
+#define CONFIG_ERR_MAX       256
+
+struct cpu_topology {
+	uint8_t threads_per_core, cores_per_die, dies_per_package, packages; /* 0 = not given */
+};
+
+struct cpus_config {
+	uint32_t boot_vcpus; /* default 1 */
+	uint32_t max_vcpus;  /* default = boot_vcpus; hotplug beyond boot is a later issue */
+	struct cpu_topology topology;
+	bool kvm_hyperv;
+	uint8_t max_phys_bits; /* 0 = host's */
+};
+
+struct memory_config {
+	uint64_t size; /* bytes; default 512 MiB, multiple of 4 KiB (of 2 MiB with hugepages) */
+	bool shared;
+	bool hugepages;
+	uint64_t hugepage_size; /* 0 = the system default */
+	bool prefault;
+	bool thp;       /* default true */
+	bool mergeable; /* KSM */
+};
+
+struct payload_config {
+	char *kernel;    /* vmlinux (PVH ELF) or bzImage */
+	char *initramfs; /* NULL = none */
+	char *cmdline;   /* NULL = empty */
+	char *firmware;  /* accepted for API compatibility; refused by validation for now */
+};
+
+enum console_mode {
+	CONSOLE_OFF,
+	CONSOLE_NULL,
+	CONSOLE_TTY,
+	CONSOLE_FILE,
+	CONSOLE_PTY,
+};
+
+struct console_config {
+	enum console_mode mode;
+	char *file; /* CONSOLE_FILE */
+	bool iommu;
+};
+
+struct vm_config {
+	struct cpus_config cpus;
+	struct memory_config memory;
+	struct payload_config payload;
+	struct console_config serial;  /* default Null (Cloud Hypervisor) */
+	struct console_config console; /* default Tty; virtio-console is a later issue */
+};
+
+/* Fills @cfg with Cloud Hypervisor v28's defaults (no kernel). */
+void vm_config_init(struct vm_config *cfg);
+/* Frees the strings the config owns; the struct itself is the caller's. Accepts NULL. */
+void vm_config_free(struct vm_config *cfg);
+
+/*
+ * Checks a filled config: a kernel is given, vCPU counts and topology agree, memory size and
+ * flags are consistent. On failure returns -EINVAL and writes one line into @err (at most
+ * CONFIG_ERR_MAX bytes) naming the option and the problem, e.g.
+ * "--memory: size must be a multiple of 4 KiB". Host-dependent limits (vCPUs the hypervisor
+ * allows, memory the host has) are checked where they are known, when the VM is built.
+ */
+int vm_config_validate(const struct vm_config *cfg, char *err, size_t errlen);
+
+/*
+ * Cloud Hypervisor sub-option parsers, one per CLI option: "boot=2,max=2",
+ * "size=1G,shared=on", "off|null|tty|pty|file=PATH". They update @cfg in place and on failure
+ * return -EINVAL with a message in @err such as "--memory: unknown key 'sise'".
+ */
+int config_parse_cpus(struct vm_config *cfg, const char *arg, char *err, size_t errlen);
+int config_parse_memory(struct vm_config *cfg, const char *arg, char *err, size_t errlen);
+int config_parse_console(struct console_config *con, const char *option, const char *arg,
+			 char *err, size_t errlen);
+
+/* Name of a console mode as the API writes it: "Off", "Null", "Tty", "File", "Pty". */
+const char *console_mode_name(enum console_mode mode);
+
+#endif

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What a device sees of the VM (DESIGN §5): guest memory, the two buses, an interrupt sink,
+ * the VMM event loop and a way to ask the VM for power off or reset. Devices never include
+ * hv.h or arch/: everything reaches them through this context, which is what lets a device be
+ * tested against fake memory and a fake interrupt sink.
+ *
+ * A device is one const struct dev_ops, listed in the table in devices.c.
+ */
+#ifndef CUBICLE_DEVICES_DEVICE_H
+#define CUBICLE_DEVICES_DEVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct guest_mem;
+struct bus;
+struct vm_config;
+
+/* Interrupt lines (IOAPIC pins / GSIs) and MSIs, raised from any thread. */
+struct irq_sink {
+	int (*set_line)(void *opaque, uint32_t gsi, bool level);
+	int (*msi)(void *opaque, uint64_t addr, uint32_t data);
+	void *opaque;
+};
+
+/* The VMM loop, for device file descriptors (backends, terminals). Callbacks run on the loop
+ * thread; @events are EPOLLIN/EPOLLOUT/EPOLLHUP bits. */
+typedef void (*dev_fd_cb)(void *opaque, uint32_t events);
+struct dev_loop {
+	int (*add_fd)(void *loop, int fd, uint32_t events, dev_fd_cb cb, void *opaque);
+	int (*mod_fd)(void *loop, int fd, uint32_t events);
+	int (*del_fd)(void *loop, int fd);
+	void *loop;
+};
+
+/* What a device may ask of the VM; safe from any thread. */
+enum dev_request {
+	DEV_REQUEST_POWEROFF,
+	DEV_REQUEST_RESET,
+};
+
+struct dev_ctx {
+	struct guest_mem *mem;
+	struct bus *pio;
+	struct bus *mmio;
+	const struct irq_sink *irq;
+	const struct dev_loop *loop;
+	const struct vm_config *cfg;
+	void (*request)(void *opaque, enum dev_request req);
+	void *request_opaque;
+};
+
+struct dev_ops {
+	const char *name;
+	/*
+	 * Creates the device and registers its ranges. @state is NULL on a cold boot (snapshot
+	 * restore comes later). Returns 0 with *@ret set, or -errno having undone everything.
+	 * Returning 0 with *@ret == NULL means "not configured" (e.g. --serial off).
+	 */
+	int (*realize)(const struct dev_ctx *ctx, const void *state, void **ret);
+	/* Unregisters and frees. Accepts NULL. */
+	void (*unrealize)(void *dev);
+	/* Back to power-on state (guest reboot). May be NULL. */
+	void (*reset)(void *dev);
+	/* Quiesce / resume device work (pause and snapshot). May be NULL. */
+	void (*pause)(void *dev);
+	void (*resume)(void *dev);
+};
+
+/* The device table: every device cubicle has, in realize order. */
+extern const struct dev_ops *const dev_table[];
+extern const unsigned dev_table_size;
+
+#endif

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The hypervisor contract (DESIGN.md §3). One backend is linked per binary: kvm.c on Linux,
+ * mock.c into unit tests; docs/bhyve.md maps every call to FreeBSD's libvmmapi. Nothing here
+ * names a KVM type, so that map stays true.
+ *
+ * Errors are negative errno values. Unless a function says otherwise it may be called from any
+ * thread, but the vCPU calls (hv_vcpu_*) only from the thread that runs that vCPU or while it
+ * is parked outside hv_vcpu_run().
+ */
+#ifndef CUBICLE_HV_HV_H
+#define CUBICLE_HV_HV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct hv;
+struct hv_vcpu;
+
+/* What the backend can do beyond the required minimum (MSI and legacy IRQ lines). */
+struct hv_caps {
+	bool irqchip;   /* in-kernel LAPIC, IOAPIC, PIC and PIT */
+	bool irqfd;     /* an eventfd can raise a GSI without a VMM thread */
+	bool ioeventfd; /* a guest write can signal an eventfd without a vCPU exit */
+	bool dirty_log; /* dirty page tracking of RAM slots */
+	uint32_t max_vcpus;
+};
+
+/*
+ * Port-I/O and MMIO exits are dispatched through these callbacks from inside hv_vcpu_run(),
+ * on the vCPU's thread. @data holds @len (1, 2, 4 or 8) bytes, little endian: filled by the
+ * callback on a read, to be consumed on a write. A callback cannot fail the vCPU: an access
+ * nobody claims reads as all ones and its writes are dropped (the bus decides).
+ */
+struct hv_io_ops {
+	void (*pio)(void *opaque, uint16_t port, bool is_write, uint8_t *data, unsigned len);
+	void (*mmio)(void *opaque, uint64_t addr, bool is_write, uint8_t *data, unsigned len);
+};
+
+/* Opens the backend and creates an empty VM with its interrupt controllers.
+ * Returns -ENODEV with a logged hint when the hypervisor device is missing. */
+int hv_create(struct hv **ret);
+/* Destroys the VM: its vCPUs must have been destroyed first. Accepts NULL; returns NULL. */
+struct hv *hv_destroy(struct hv *hv);
+
+void hv_get_caps(struct hv *hv, struct hv_caps *ret);
+
+/* Sets the callbacks used by every vCPU's hv_vcpu_run(). Call before the first run. */
+void hv_set_io_ops(struct hv *hv, const struct hv_io_ops *ops, void *opaque);
+
+/* Guest RAM. */
+enum hv_ram_flags {
+	HV_RAM_SHARED = 1 << 0,    /* MAP_SHARED on a memfd (vhost-user, snapshot sharing) */
+	HV_RAM_HUGEPAGES = 1 << 1, /* hugetlbfs pages (memfd MFD_HUGETLB) */
+	HV_RAM_PREFAULT = 1 << 2,  /* populate every page now */
+	HV_RAM_THP = 1 << 3,       /* madvise(MADV_HUGEPAGE) */
+};
+
+/*
+ * Allocates @size bytes of guest RAM (page aligned) and maps it at guest-physical @gpa.
+ * The backend owns the memory (bhyve allocates it in the kernel); the host address is returned
+ * in @ret_host and stays valid until hv_destroy(). Returns -ENOMEM when the host cannot provide
+ * the memory, -EINVAL for misaligned or overlapping ranges.
+ */
+int hv_ram_add(struct hv *hv, uint64_t gpa, uint64_t size, unsigned flags, void **ret_host);
+
+/* Interrupts. */
+/* Sets legacy interrupt line @gsi (IOAPIC pin) to @level. */
+int hv_irq_line(struct hv *hv, uint32_t gsi, bool level);
+/* Sends a message-signalled interrupt. */
+int hv_msi(struct hv *hv, uint64_t addr, uint32_t data);
+
+/* x86 register state, our own layout (DESIGN §3): the backend converts. */
+struct hv_regs {
+	uint64_t rax, rbx, rcx, rdx, rsi, rdi, rsp, rbp;
+	uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
+	uint64_t rip, rflags;
+};
+
+struct hv_segment {
+	uint64_t base;
+	uint32_t limit;
+	uint16_t selector;
+	uint8_t type, present, dpl, db, s, l, g, avl, unusable;
+};
+
+struct hv_dtable {
+	uint64_t base;
+	uint16_t limit;
+};
+
+struct hv_sregs {
+	struct hv_segment cs, ds, es, fs, gs, ss, tr, ldt;
+	struct hv_dtable gdt, idt;
+	uint64_t cr0, cr2, cr3, cr4, cr8, efer, apic_base;
+};
+
+struct hv_msr {
+	uint32_t index;
+	uint64_t value;
+};
+
+struct hv_cpuid_entry {
+	uint32_t function, index;
+	uint32_t flags; /* HV_CPUID_SIGNIFICANT_INDEX when @index matters */
+	uint32_t eax, ebx, ecx, edx;
+};
+#define HV_CPUID_SIGNIFICANT_INDEX 1u
+#define HV_CPUID_MAX_ENTRIES       256
+
+/*
+ * The CPUID leaves the host can offer a guest (KVM_GET_SUPPORTED_CPUID). Fills at most @max
+ * entries of @ret; returns the count, or -errno.
+ */
+int hv_supported_cpuid(struct hv *hv, struct hv_cpuid_entry *ret, unsigned max);
+
+/* vCPUs. @index 0 is the boot processor; the others wait for INIT/SIPI from the guest. */
+int hv_vcpu_create(struct hv *hv, unsigned index, struct hv_vcpu **ret);
+/* Accepts NULL; returns NULL. The vCPU must not be running. */
+struct hv_vcpu *hv_vcpu_destroy(struct hv_vcpu *vcpu);
+
+int hv_vcpu_get_regs(struct hv_vcpu *vcpu, struct hv_regs *ret);
+int hv_vcpu_set_regs(struct hv_vcpu *vcpu, const struct hv_regs *regs);
+int hv_vcpu_get_sregs(struct hv_vcpu *vcpu, struct hv_sregs *ret);
+int hv_vcpu_set_sregs(struct hv_vcpu *vcpu, const struct hv_sregs *sregs);
+int hv_vcpu_set_msrs(struct hv_vcpu *vcpu, const struct hv_msr *msrs, unsigned n);
+int hv_vcpu_set_cpuid(struct hv_vcpu *vcpu, const struct hv_cpuid_entry *e, unsigned n);
+/* x87 control word 0x37f, MXCSR 0x1f80: the reset values Linux expects at entry. */
+int hv_vcpu_reset_fpu(struct hv_vcpu *vcpu);
+/* LAPIC LINT0 = ExtINT, LINT1 = NMI, as firmware leaves them. */
+int hv_vcpu_setup_lapic(struct hv_vcpu *vcpu);
+
+enum hv_exit_reason {
+	HV_EXIT_KICKED,    /* hv_vcpu_kick() or a signal: check for requests, run again */
+	HV_EXIT_HALT,      /* HLT without an in-kernel LAPIC to wait in */
+	HV_EXIT_SHUTDOWN,  /* triple fault: treat as reset (what hardware does) */
+	HV_EXIT_RESET,     /* the guest asked for a reset through the hypervisor */
+	HV_EXIT_POWEROFF,  /* the guest asked for power off through the hypervisor */
+	HV_EXIT_INTERNAL,  /* the hypervisor could not run the guest: see hv_exit.internal */
+	HV_EXIT_FAIL_ENTRY,
+};
+
+struct hv_exit {
+	enum hv_exit_reason reason;
+	/* HV_EXIT_INTERNAL / HV_EXIT_FAIL_ENTRY: what went wrong, for the report */
+	uint32_t code;          /* backend's sub-error (KVM_INTERNAL_ERROR_*, entry failure) */
+	uint8_t insn[16];       /* instruction bytes at RIP when the backend has them */
+	uint8_t insn_len;
+	char description[64];
+};
+
+/*
+ * Runs the vCPU until an exit that the VMM must handle; I/O exits are dispatched through the
+ * io ops and never returned. Returns 0 with @ret filled, or -errno when the backend failed.
+ */
+int hv_vcpu_run(struct hv_vcpu *vcpu, struct hv_exit *ret);
+
+/*
+ * Makes the vCPU leave hv_vcpu_run() soon with HV_EXIT_KICKED, or return it at once from the
+ * next call if it is not inside it. Async-signal-safe; callable from any thread. The caller
+ * checks its own request flags after the kick.
+ */
+void hv_vcpu_kick(struct hv_vcpu *vcpu);
+/* Clears a pending kick, before re-entering the guest after handling requests. */
+void hv_vcpu_clear_kick(struct hv_vcpu *vcpu);
+
+/* Prepares the calling thread to run a vCPU (signal set-up for kicks). Call once per thread. */
+int hv_vcpu_thread_init(void);
+
+#endif
