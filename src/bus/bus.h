@@ -36,7 +36,7 @@ struct bus {
 	const char *name; /* "pio" or "mmio", for logs */
 	unsigned nr;
 	struct bus_range ranges[BUS_MAX_RANGES]; /* sorted by base */
-	uint64_t unclaimed;                      /* accesses nobody claimed, for debugging */
+	uint64_t unclaimed;			 /* accesses nobody claimed, for debugging */
 };
 
 void bus_init(struct bus *bus, const char *name);

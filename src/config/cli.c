@@ -1,3 +1,272 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder: being written */
-typedef int placeholder_t;
+/*
+ * The cubicle command line: Cloud Hypervisor v28's options and sub-option syntax. Options that
+ * Cloud Hypervisor has and cubicle does not yet are refused by name, so a user can tell "not
+ * yet" from a typo.
+ */
+#include "config/config.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+
+enum cli_opt_id {
+	OPT_KERNEL,
+	OPT_INITRAMFS,
+	OPT_CMDLINE,
+	OPT_CPUS,
+	OPT_MEMORY,
+	OPT_SERIAL,
+	OPT_CONSOLE,
+	OPT_LOG_FILE,
+	OPT_VERBOSE,
+	OPT_VERSION,
+	OPT_HELP,
+	OPT_COUNT,
+};
+
+struct cli_opt {
+	enum cli_opt_id id;
+	const char *name; /* without the leading "--"; NULL: short only */
+	char short_name;  /* 0: none */
+	bool takes_value;
+	const char *help; /* one line, syntax first as Cloud Hypervisor's --help writes it */
+};
+
+static const struct cli_opt cli_opts[] = {
+	{ OPT_CPUS, "cpus", 0, true,
+	  "Number of virtual CPUs "
+	  "\"boot=<boot_vcpus>,max=<max_vcpus>,topology=<threads_per_core>:<cores_per_die>:"
+	  "<dies_per_package>:<packages>,kvm_hyperv=on|off,max_phys_bits=<maximum_number_of_"
+	  "physical_bits>\" [default: boot=1]" },
+	{ OPT_MEMORY, "memory", 0, true,
+	  "Memory parameters \"size=<guest_memory_size>,mergeable=on|off,shared=on|off,"
+	  "hugepages=on|off,hugepage_size=<hugepage_size>,prefault=on|off,thp=on|off\" "
+	  "[default: size=512M]" },
+	{ OPT_KERNEL, "kernel", 0, true, "Path to kernel image (vmlinux or bzImage)" },
+	{ OPT_INITRAMFS, "initramfs", 0, true, "Path to initramfs image" },
+	{ OPT_CMDLINE, "cmdline", 0, true, "Kernel command line" },
+	{ OPT_SERIAL, "serial", 0, true,
+	  "Control serial port: off|null|pty|tty|file=</path/to/a/file> [default: null]" },
+	{ OPT_CONSOLE, "console", 0, true,
+	  "Control (virtio) console: \"off|null|pty|tty|file=</path/to/a/file>,iommu=on|off\" "
+	  "[default: tty]" },
+	{ OPT_LOG_FILE, "log-file", 0, true, "Log file. Standard error is used if not specified" },
+	{ OPT_VERBOSE, NULL, 'v', false, "Sets the level of debugging output (repeat for more)" },
+	{ OPT_VERSION, "version", 'V', false, "Print version information" },
+	{ OPT_HELP, "help", 'h', false, "Print help information" },
+};
+
+/* Cloud Hypervisor v28 options that cubicle refuses for now. */
+static const char *const cli_unsupported[] = {
+	"platform", "memory-zone", "firmware",	    "disk",	   "net",     "rng",	 "balloon",
+	"fs",	    "pmem",	   "device",	    "user-device", "vdpa",    "vsock",	 "numa",
+	"watchdog", "api-socket",  "event-monitor", "restore",	   "seccomp", "sgx-epc", "gdb",
+	"tdx",	    NULL,
+};
+
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
+						      ...)
+{
+	va_list ap;
+
+	if (err && errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+static const struct cli_opt *find_long(const char *name, size_t len)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(cli_opts); i++) {
+		const char *n = cli_opts[i].name;
+
+		if (n && strlen(n) == len && strncmp(n, name, len) == 0)
+			return &cli_opts[i];
+	}
+	return NULL;
+}
+
+static const struct cli_opt *find_short(char c)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(cli_opts); i++) {
+		if (cli_opts[i].short_name == c)
+			return &cli_opts[i];
+	}
+	return NULL;
+}
+
+static bool is_unsupported(const char *name, size_t len)
+{
+	for (const char *const *u = cli_unsupported; *u; u++) {
+		if (strlen(*u) == len && strncmp(*u, name, len) == 0)
+			return true;
+	}
+	return false;
+}
+
+static int set_string(char **slot, const char *value)
+{
+	*slot = strdup(value);
+	return *slot ? 0 : -ENOMEM;
+}
+
+static int apply(struct cli_args *a, const struct cli_opt *o, const char *option, const char *value,
+		 char *err, size_t errlen)
+{
+	struct vm_config *cfg = &a->cfg;
+
+	switch (o->id) {
+	case OPT_KERNEL:
+		return set_string(&cfg->payload.kernel, value);
+	case OPT_INITRAMFS:
+		return set_string(&cfg->payload.initramfs, value);
+	case OPT_CMDLINE:
+		return set_string(&cfg->payload.cmdline, value);
+	case OPT_LOG_FILE:
+		return set_string(&a->log_file, value);
+	case OPT_CPUS:
+		return config_parse_cpus(cfg, value, err, errlen);
+	case OPT_MEMORY:
+		return config_parse_memory(cfg, value, err, errlen);
+	case OPT_SERIAL:
+		return config_parse_console(&cfg->serial, option, value, err, errlen);
+	case OPT_CONSOLE:
+		return config_parse_console(&cfg->console, option, value, err, errlen);
+	case OPT_VERBOSE:
+		a->verbosity++;
+		return 0;
+	case OPT_VERSION:
+		a->version = true;
+		return 0;
+	case OPT_HELP:
+		a->help = true;
+		return 0;
+	case OPT_COUNT:
+		break;
+	}
+	return fail(err, errlen, "%s: internal error", option);
+}
+
+/* Short flags may be bundled, as clap allows: "-vvv". */
+static int parse_short(struct cli_args *a, const char *arg, char *err, size_t errlen)
+{
+	for (const char *p = arg + 1; *p; p++) {
+		const struct cli_opt *o = find_short(*p);
+		char option[3] = { '-', *p, '\0' };
+
+		if (!o)
+			return fail(err, errlen, "unknown option '%s'",
+				    p == arg + 1 ? arg : option);
+		(void)apply(a, o, option, NULL, err, errlen); /* flags only: cannot fail */
+	}
+	return 0;
+}
+
+static int parse_args(int argc, char *const argv[], struct cli_args *a, char *err, size_t errlen)
+{
+	unsigned seen[OPT_COUNT] = { 0 };
+
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i];
+		const struct cli_opt *o;
+		const char *name, *eq, *value = NULL;
+		char option[64];
+		size_t len;
+		int r;
+
+		if (arg[0] != '-' || arg[1] == '\0' || (arg[1] == '-' && arg[2] == '\0'))
+			return fail(err, errlen, "unexpected argument '%s'", arg);
+		if (arg[1] != '-') {
+			r = parse_short(a, arg, err, errlen);
+			if (r < 0)
+				return r;
+			continue;
+		}
+
+		name = arg + 2;
+		eq = strchr(name, '=');
+		len = eq ? (size_t)(eq - name) : strlen(name);
+		o = find_long(name, len);
+		if (!o) {
+			if (is_unsupported(name, len))
+				return fail(err, errlen, "--%.*s: not supported yet", (int)len,
+					    name);
+			return fail(err, errlen, "unknown option '--%.*s'", (int)len, name);
+		}
+		snprintf(option, sizeof(option), "--%s", o->name);
+
+		if (!o->takes_value) {
+			if (eq)
+				return fail(err, errlen, "%s: takes no value", option);
+		} else if (eq) {
+			value = eq + 1;
+		} else {
+			/* As clap does: a following option is not taken for a value. */
+			if (i + 1 >= argc || (argv[i + 1][0] == '-' && argv[i + 1][1] != '\0'))
+				return fail(err, errlen, "%s: missing value", option);
+			value = argv[++i];
+		}
+		if (o->takes_value && seen[o->id]++)
+			return fail(err, errlen, "%s: given more than once", option);
+		if (value && !value[0] && o->id != OPT_CMDLINE)
+			return fail(err, errlen, "%s: missing value", option);
+
+		r = apply(a, o, option, value, err, errlen);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int cli_parse(int argc, char *const argv[], struct cli_args *ret, char *err, size_t errlen)
+{
+	struct cli_args a = { 0 };
+	int r;
+
+	vm_config_init(&a.cfg);
+	r = parse_args(argc, argv, &a, err, errlen);
+	if (r < 0) {
+		cli_args_free(&a);
+		return r;
+	}
+	*ret = a;
+	return 0;
+}
+
+void cli_args_free(struct cli_args *args)
+{
+	if (!args)
+		return;
+	vm_config_free(&args->cfg);
+	free(args->log_file);
+	args->log_file = NULL;
+}
+
+void cli_print_help(FILE *f)
+{
+	fprintf(f, "cubicle: a virtual machine monitor for KVM, with Cloud Hypervisor v28's "
+		   "command line.\n\n"
+		   "USAGE:\n    cubicle [OPTIONS]\n\nOPTIONS:\n");
+	for (size_t i = 0; i < ARRAY_SIZE(cli_opts); i++) {
+		const struct cli_opt *o = &cli_opts[i];
+		char flags[48];
+
+		if (o->short_name && o->name)
+			snprintf(flags, sizeof(flags), "-%c, --%s", o->short_name, o->name);
+		else if (o->short_name)
+			snprintf(flags, sizeof(flags), "-%c", o->short_name);
+		else if (o->takes_value)
+			snprintf(flags, sizeof(flags), "    --%s <%s>", o->name, o->name);
+		else
+			snprintf(flags, sizeof(flags), "    --%s", o->name);
+		fprintf(f, "    %-29s %s\n", flags, o->help);
+	}
+	fprintf(f, "\nNot supported yet (Cloud Hypervisor v28 has them):\n   ");
+	for (const char *const *u = cli_unsupported; *u; u++)
+		fprintf(f, " --%s", *u);
+	fprintf(f, "\n");
+}

@@ -1,3 +1,538 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder: being written */
-typedef int placeholder_t;
+/*
+ * Defaults, validation and Cloud Hypervisor's "key=value,key=value" sub-option syntax.
+ * Each sub-option parser starts from the defaults (an omitted key means its default, as in
+ * Cloud Hypervisor) and commits to the config only when the whole argument parsed.
+ */
+#include "config/config.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define KV_MAX_ITEMS	32
+#define X86_HUGEPAGE_2M (2ULL << 20)
+#define X86_HUGEPAGE_1G (1ULL << 30)
+
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
+						      ...)
+{
+	va_list ap;
+
+	if (err && errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+static void cpus_defaults(struct cpus_config *c)
+{
+	*c = (struct cpus_config){ .boot_vcpus = 1, .max_vcpus = 1 };
+}
+
+static void memory_defaults(struct memory_config *m)
+{
+	*m = (struct memory_config){ .size = CONFIG_DEFAULT_MEM, .thp = true };
+}
+
+void vm_config_init(struct vm_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cpus_defaults(&cfg->cpus);
+	memory_defaults(&cfg->memory);
+	cfg->serial.mode = CONSOLE_NULL;
+	cfg->console.mode = CONSOLE_TTY;
+}
+
+void vm_config_free(struct vm_config *cfg)
+{
+	if (!cfg)
+		return;
+	free(cfg->payload.kernel);
+	free(cfg->payload.initramfs);
+	free(cfg->payload.cmdline);
+	free(cfg->payload.firmware);
+	free(cfg->serial.file);
+	free(cfg->console.file);
+	cfg->payload = (struct payload_config){ 0 };
+	cfg->serial.file = NULL;
+	cfg->console.file = NULL;
+}
+
+const char *console_mode_name(enum console_mode mode)
+{
+	switch (mode) {
+	case CONSOLE_OFF:
+		return "Off";
+	case CONSOLE_NULL:
+		return "Null";
+	case CONSOLE_TTY:
+		return "Tty";
+	case CONSOLE_FILE:
+		return "File";
+	case CONSOLE_PTY:
+		return "Pty";
+	}
+	return "Unknown";
+}
+
+/* "1G", "8M", "4K" or plain bytes: sizes in messages read as the user wrote them. */
+static void format_size(uint64_t v, char *buf, size_t len)
+{
+	if (v != 0 && v % GiB == 0)
+		snprintf(buf, len, "%lluG", (unsigned long long)(v / GiB));
+	else if (v != 0 && v % MiB == 0)
+		snprintf(buf, len, "%lluM", (unsigned long long)(v / MiB));
+	else if (v != 0 && v % KiB == 0)
+		snprintf(buf, len, "%lluK", (unsigned long long)(v / KiB));
+	else
+		snprintf(buf, len, "%llu", (unsigned long long)v);
+}
+
+static bool is_pow2(uint64_t v)
+{
+	return v != 0 && (v & (v - 1)) == 0;
+}
+
+static int validate_cpus(const struct cpus_config *c, char *err, size_t errlen)
+{
+	const struct cpu_topology *t = &c->topology;
+
+	if (c->boot_vcpus < 1 || c->boot_vcpus > CONFIG_MAX_VCPUS)
+		return fail(err, errlen, "--cpus: boot must be between 1 and %u", CONFIG_MAX_VCPUS);
+	if (c->max_vcpus < 1 || c->max_vcpus > CONFIG_MAX_VCPUS)
+		return fail(err, errlen, "--cpus: max must be between 1 and %u", CONFIG_MAX_VCPUS);
+	if (c->boot_vcpus > c->max_vcpus)
+		return fail(err, errlen, "--cpus: boot=%u is more than max=%u", c->boot_vcpus,
+			    c->max_vcpus);
+	if (t->threads_per_core || t->cores_per_die || t->dies_per_package || t->packages) {
+		uint32_t product;
+
+		if (!t->threads_per_core || !t->cores_per_die || !t->dies_per_package ||
+		    !t->packages)
+			return fail(err, errlen, "--cpus: no part of topology can be zero");
+		product = (uint32_t)t->threads_per_core * t->cores_per_die * t->dies_per_package *
+			  t->packages;
+		if (product != c->max_vcpus)
+			return fail(err, errlen,
+				    "--cpus: topology %u:%u:%u:%u gives %u vCPUs, but max=%u",
+				    t->threads_per_core, t->cores_per_die, t->dies_per_package,
+				    t->packages, product, c->max_vcpus);
+	}
+	if (c->max_phys_bits > 64)
+		return fail(err, errlen, "--cpus: max_phys_bits must be at most 64");
+	return 0;
+}
+
+static int validate_memory(const struct memory_config *m, char *err, size_t errlen)
+{
+	char a[32], b[32];
+
+	if (m->size % (4 * KiB) != 0)
+		return fail(err, errlen, "--memory: size must be a multiple of 4 KiB");
+	if (m->size < CONFIG_MIN_MEM) {
+		format_size(m->size, a, sizeof(a));
+		format_size(CONFIG_MIN_MEM, b, sizeof(b));
+		return fail(err, errlen, "--memory: size %s is below the minimum of %s", a, b);
+	}
+	if (m->hugepage_size) {
+		if (!m->hugepages)
+			return fail(err, errlen, "--memory: hugepage_size needs hugepages=on");
+		/* The only huge page sizes x86_64 has; anything else cannot be mapped. */
+		if (!is_pow2(m->hugepage_size) ||
+		    (m->hugepage_size != X86_HUGEPAGE_2M && m->hugepage_size != X86_HUGEPAGE_1G))
+			return fail(err, errlen, "--memory: hugepage_size must be 2M or 1G");
+	}
+	if (m->hugepages) {
+		uint64_t hp = m->hugepage_size ? m->hugepage_size : X86_HUGEPAGE_2M;
+
+		if (m->size % hp != 0) {
+			format_size(hp, a, sizeof(a));
+			return fail(err, errlen,
+				    "--memory: hugepages=on needs size to be a multiple of the "
+				    "huge page size (%s)",
+				    a);
+		}
+	}
+	return 0;
+}
+
+static int validate_console(const struct console_config *c, const char *option, char *err,
+			    size_t errlen)
+{
+	if ((unsigned)c->mode > CONSOLE_PTY)
+		return fail(err, errlen, "%s: invalid mode", option);
+	if (c->mode == CONSOLE_FILE && (!c->file || !c->file[0]))
+		return fail(err, errlen, "%s: file mode needs a path", option);
+	return 0;
+}
+
+int vm_config_validate(const struct vm_config *cfg, char *err, size_t errlen)
+{
+	const struct payload_config *p = &cfg->payload;
+	int r;
+
+	if (p->firmware)
+		return fail(err, errlen, "--firmware: not supported yet");
+	if (!p->kernel || !p->kernel[0])
+		return fail(err, errlen, "--kernel: required");
+	if (p->initramfs && !p->initramfs[0])
+		return fail(err, errlen, "--initramfs: empty path");
+	if (p->cmdline && strlen(p->cmdline) > CONFIG_MAX_CMDLINE - 1)
+		return fail(err, errlen, "--cmdline: %zu bytes is longer than the maximum of %u",
+			    strlen(p->cmdline), CONFIG_MAX_CMDLINE - 1);
+
+	r = validate_cpus(&cfg->cpus, err, errlen);
+	if (r < 0)
+		return r;
+	r = validate_memory(&cfg->memory, err, errlen);
+	if (r < 0)
+		return r;
+	r = validate_console(&cfg->serial, "--serial", err, errlen);
+	if (r < 0)
+		return r;
+	r = validate_console(&cfg->console, "--console", err, errlen);
+	if (r < 0)
+		return r;
+	/*
+	 * Cloud Hypervisor v28 refuses this too ("Console mode tty specified for both serial and
+	 * console"): both devices would read the same keystrokes from one terminal.
+	 */
+	if (cfg->serial.mode == CONSOLE_TTY && cfg->console.mode == CONSOLE_TTY)
+		return fail(err, errlen,
+			    "Only one of --serial and --console can be tty (the default is "
+			    "--console tty; add --console off)");
+	return 0;
+}
+
+/*
+ * Sub-option lists. Items are separated by commas, except inside [..] (Cloud Hypervisor's
+ * lists such as affinity=[0@[0-1]]). The buffer @buf is a copy of the argument, cut in place.
+ */
+struct kv {
+	char *key;
+	char *value; /* NULL when the item has no '=' */
+};
+
+struct kv_list {
+	char *buf;
+	unsigned n;
+	struct kv items[KV_MAX_ITEMS];
+};
+
+static int kv_split(const char *option, const char *arg, struct kv_list *l, char *err,
+		    size_t errlen)
+{
+	char *p, *item;
+	int depth = 0;
+
+	l->n = 0;
+	l->buf = strdup(arg ? arg : "");
+	if (!l->buf)
+		return -ENOMEM;
+
+	for (p = item = l->buf;; p++) {
+		if (*p == '[') {
+			depth++;
+		} else if (*p == ']') {
+			if (--depth < 0)
+				return fail(err, errlen, "%s: unbalanced ']' in '%s'", option, arg);
+		} else if ((*p == ',' && depth == 0) || *p == '\0') {
+			bool last = *p == '\0';
+
+			if (last && depth > 0)
+				return fail(err, errlen, "%s: unbalanced '[' in '%s'", option, arg);
+			*p = '\0';
+			if (*item) { /* empty items (a trailing comma) are ignored */
+				char *eq = strchr(item, '=');
+
+				if (l->n == KV_MAX_ITEMS)
+					return fail(err, errlen, "%s: too many items", option);
+				if (eq)
+					*eq = '\0';
+				l->items[l->n].key = item;
+				l->items[l->n].value = eq ? eq + 1 : NULL;
+				for (unsigned i = 0; i < l->n; i++) {
+					if (strcmp(l->items[i].key, item) == 0)
+						return fail(err, errlen, "%s: key '%s' given twice",
+							    option, item);
+				}
+				l->n++;
+			}
+			if (last)
+				return 0;
+			item = p + 1;
+		}
+	}
+}
+
+static void kv_free(struct kv_list *l)
+{
+	free(l->buf);
+	l->buf = NULL;
+}
+
+static bool key_in(const char *key, const char *const *list)
+{
+	for (; *list; list++) {
+		if (strcmp(key, *list) == 0)
+			return true;
+	}
+	return false;
+}
+
+static int kv_need_value(const char *option, const struct kv *kv, char *err, size_t errlen)
+{
+	if (!kv->value || !kv->value[0])
+		return fail(err, errlen, "%s: '%s' needs a value", option, kv->key);
+	return 0;
+}
+
+static int kv_u64(const char *option, const struct kv *kv, uint64_t max, uint64_t *ret, char *err,
+		  size_t errlen)
+{
+	int r = kv_need_value(option, kv, err, errlen);
+
+	if (r < 0)
+		return r;
+	r = parse_u64(kv->value, max, ret);
+	if (r == -ERANGE)
+		return fail(err, errlen, "%s: %s=%s is out of range (at most %llu)", option,
+			    kv->key, kv->value, (unsigned long long)max);
+	if (r < 0)
+		return fail(err, errlen, "%s: invalid number '%s' for '%s'", option, kv->value,
+			    kv->key);
+	return 0;
+}
+
+static int kv_bool(const char *option, const struct kv *kv, bool *ret, char *err, size_t errlen)
+{
+	int r = kv_need_value(option, kv, err, errlen);
+
+	if (r < 0)
+		return r;
+	if (parse_bool(kv->value, ret) < 0)
+		return fail(err, errlen, "%s: invalid value '%s' for '%s' (expected on or off)",
+			    option, kv->value, kv->key);
+	return 0;
+}
+
+static int kv_size(const char *option, const struct kv *kv, uint64_t *ret, char *err, size_t errlen)
+{
+	int r = kv_need_value(option, kv, err, errlen);
+
+	if (r < 0)
+		return r;
+	r = parse_size(kv->value, ret);
+	if (r == -ERANGE)
+		return fail(err, errlen, "%s: %s=%s is too large", option, kv->key, kv->value);
+	if (r < 0)
+		return fail(err, errlen, "%s: invalid size '%s' for '%s'", option, kv->value,
+			    kv->key);
+	return 0;
+}
+
+static int parse_topology(const struct kv *kv, struct cpu_topology *ret, char *err, size_t errlen)
+{
+	uint8_t parts[4];
+	const char *p;
+	int r = kv_need_value("--cpus", kv, err, errlen);
+
+	if (r < 0)
+		return r;
+	p = kv->value;
+	for (unsigned i = 0; i < 4; i++) {
+		char num[8];
+		size_t n = strcspn(p, ":");
+		char want_end = i < 3 ? ':' : '\0';
+		uint64_t v = 0;
+
+		if (p[n] != want_end || n >= sizeof(num))
+			goto bad;
+		memcpy(num, p, n);
+		num[n] = '\0';
+		if (parse_u64(num, UINT8_MAX, &v) < 0 || v == 0)
+			goto bad;
+		parts[i] = (uint8_t)v;
+		p += n + 1;
+	}
+	*ret = (struct cpu_topology){ .threads_per_core = parts[0],
+				      .cores_per_die = parts[1],
+				      .dies_per_package = parts[2],
+				      .packages = parts[3] };
+	return 0;
+bad:
+	return fail(err, errlen,
+		    "--cpus: invalid topology '%s' (expected "
+		    "threads_per_core:cores_per_die:dies_per_package:packages, each 1 to 255)",
+		    kv->value);
+}
+
+int config_parse_cpus(struct vm_config *cfg, const char *arg, char *err, size_t errlen)
+{
+	static const char *const unsupported[] = { "affinity", "features", NULL };
+	struct cpus_config c;
+	struct kv_list l;
+	bool max_given = false;
+	uint64_t v;
+	int r;
+
+	cpus_defaults(&c);
+	r = kv_split("--cpus", arg, &l, err, errlen);
+	for (unsigned i = 0; r >= 0 && i < l.n; i++) {
+		const struct kv *kv = &l.items[i];
+
+		if (strcmp(kv->key, "boot") == 0) {
+			r = kv_u64("--cpus", kv, UINT32_MAX, &v, err, errlen);
+			c.boot_vcpus = (uint32_t)v;
+		} else if (strcmp(kv->key, "max") == 0) {
+			r = kv_u64("--cpus", kv, UINT32_MAX, &v, err, errlen);
+			c.max_vcpus = (uint32_t)v;
+			max_given = true;
+		} else if (strcmp(kv->key, "topology") == 0) {
+			r = parse_topology(kv, &c.topology, err, errlen);
+		} else if (strcmp(kv->key, "kvm_hyperv") == 0) {
+			r = kv_bool("--cpus", kv, &c.kvm_hyperv, err, errlen);
+		} else if (strcmp(kv->key, "max_phys_bits") == 0) {
+			r = kv_u64("--cpus", kv, UINT8_MAX, &v, err, errlen);
+			c.max_phys_bits = (uint8_t)v;
+		} else if (key_in(kv->key, unsupported)) {
+			r = fail(err, errlen, "--cpus: '%s' is not supported yet", kv->key);
+		} else {
+			r = fail(err, errlen, "--cpus: unknown key '%s'", kv->key);
+		}
+	}
+	kv_free(&l);
+	if (r < 0)
+		return r;
+	if (!max_given)
+		c.max_vcpus = c.boot_vcpus;
+	cfg->cpus = c;
+	return 0;
+}
+
+int config_parse_memory(struct vm_config *cfg, const char *arg, char *err, size_t errlen)
+{
+	static const char *const unsupported[] = { "hotplug_method", "hotplug_size",
+						   "hotplugged_size", "zones", NULL };
+	struct memory_config m;
+	struct kv_list l;
+	int r;
+
+	memory_defaults(&m);
+	r = kv_split("--memory", arg, &l, err, errlen);
+	for (unsigned i = 0; r >= 0 && i < l.n; i++) {
+		const struct kv *kv = &l.items[i];
+
+		if (strcmp(kv->key, "size") == 0)
+			r = kv_size("--memory", kv, &m.size, err, errlen);
+		else if (strcmp(kv->key, "hugepage_size") == 0)
+			r = kv_size("--memory", kv, &m.hugepage_size, err, errlen);
+		else if (strcmp(kv->key, "shared") == 0)
+			r = kv_bool("--memory", kv, &m.shared, err, errlen);
+		else if (strcmp(kv->key, "hugepages") == 0)
+			r = kv_bool("--memory", kv, &m.hugepages, err, errlen);
+		else if (strcmp(kv->key, "prefault") == 0)
+			r = kv_bool("--memory", kv, &m.prefault, err, errlen);
+		else if (strcmp(kv->key, "thp") == 0)
+			r = kv_bool("--memory", kv, &m.thp, err, errlen);
+		else if (strcmp(kv->key, "mergeable") == 0)
+			r = kv_bool("--memory", kv, &m.mergeable, err, errlen);
+		else if (key_in(kv->key, unsupported))
+			r = fail(err, errlen, "--memory: '%s' is not supported yet", kv->key);
+		else
+			r = fail(err, errlen, "--memory: unknown key '%s'", kv->key);
+	}
+	kv_free(&l);
+	if (r < 0)
+		return r;
+	cfg->memory = m;
+	return 0;
+}
+
+static int console_mode_word(const char *word, enum console_mode *ret)
+{
+	static const struct {
+		const char *name;
+		enum console_mode mode;
+	} modes[] = {
+		{ "off", CONSOLE_OFF },
+		{ "null", CONSOLE_NULL },
+		{ "tty", CONSOLE_TTY },
+		{ "pty", CONSOLE_PTY },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(modes); i++) {
+		if (strcasecmp(word, modes[i].name) == 0) {
+			*ret = modes[i].mode;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+int config_parse_console(struct console_config *con, const char *option, const char *arg, char *err,
+			 size_t errlen)
+{
+	struct console_config c = { .mode = CONSOLE_NULL };
+	struct kv_list l;
+	bool have_mode = false;
+	int r;
+
+	r = kv_split(option, arg, &l, err, errlen);
+	for (unsigned i = 0; r >= 0 && i < l.n; i++) {
+		const struct kv *kv = &l.items[i];
+		enum console_mode mode = CONSOLE_NULL;
+		bool is_file = strcasecmp(kv->key, "file") == 0;
+
+		if (strcasecmp(kv->key, "iommu") == 0) {
+			r = kv_bool(option, kv, &c.iommu, err, errlen);
+			continue;
+		}
+		if (!is_file && console_mode_word(kv->key, &mode) < 0) {
+			if (strcasecmp(kv->key, "socket") == 0)
+				r = fail(err, errlen, "%s: socket is not supported yet", option);
+			else
+				r = fail(err, errlen,
+					 "%s: invalid mode '%s' (expected off, null, tty, pty or "
+					 "file=PATH)",
+					 option, kv->key);
+			continue;
+		}
+		if (have_mode) {
+			r = fail(err, errlen, "%s: more than one mode given", option);
+			continue;
+		}
+		have_mode = true;
+		if (is_file) {
+			if (!kv->value || !kv->value[0]) {
+				r = fail(err, errlen, "%s: file= needs a path", option);
+				continue;
+			}
+			c.mode = CONSOLE_FILE;
+			c.file = strdup(kv->value);
+			if (!c.file)
+				r = -ENOMEM;
+		} else if (kv->value) {
+			r = fail(err, errlen, "%s: '%s' takes no value", option, kv->key);
+		} else {
+			c.mode = mode;
+		}
+	}
+	kv_free(&l);
+	if (r >= 0 && !have_mode)
+		r = fail(err, errlen, "%s: missing mode (off, null, tty, pty or file=PATH)",
+			 option);
+	if (r < 0) {
+		free(c.file);
+		return r;
+	}
+	free(con->file);
+	*con = c;
+	return 0;
+}

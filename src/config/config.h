@@ -12,12 +12,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
-#define CONFIG_MAX_VCPUS     254 /* xAPIC ids 0..254, 255 is broadcast */
-#define CONFIG_DEFAULT_MEM   (512ULL << 20)
-#define CONFIG_MIN_MEM       (16ULL << 20) /* below this Linux cannot boot; refused clearly */
-#define CONFIG_MAX_CMDLINE   2048          /* Linux's x86 COMMAND_LINE_SIZE */
-#define CONFIG_ERR_MAX       256
+#define CONFIG_MAX_VCPUS   254 /* xAPIC ids 0..254, 255 is broadcast */
+#define CONFIG_DEFAULT_MEM (512ULL << 20)
+#define CONFIG_MIN_MEM	   (16ULL << 20) /* below this Linux cannot boot; refused clearly */
+#define CONFIG_MAX_CMDLINE 2048		 /* Linux's x86 COMMAND_LINE_SIZE */
+#define CONFIG_ERR_MAX	   256
 
 struct cpu_topology {
 	uint8_t threads_per_core, cores_per_die, dies_per_package, packages; /* 0 = not given */
@@ -37,15 +38,15 @@ struct memory_config {
 	bool hugepages;
 	uint64_t hugepage_size; /* 0 = the system default */
 	bool prefault;
-	bool thp;       /* default true */
+	bool thp;	/* default true */
 	bool mergeable; /* KSM */
 };
 
 struct payload_config {
-	char *kernel;    /* vmlinux (PVH ELF) or bzImage */
+	char *kernel;	 /* vmlinux (PVH ELF) or bzImage */
 	char *initramfs; /* NULL = none */
-	char *cmdline;   /* NULL = empty */
-	char *firmware;  /* accepted for API compatibility; refused by validation for now */
+	char *cmdline;	 /* NULL = empty */
+	char *firmware;	 /* accepted for API compatibility; refused by validation for now */
 };
 
 enum console_mode {
@@ -87,14 +88,42 @@ int vm_config_validate(const struct vm_config *cfg, char *err, size_t errlen);
 /*
  * Cloud Hypervisor sub-option parsers, one per CLI option: "boot=2,max=2",
  * "size=1G,shared=on", "off|null|tty|pty|file=PATH". They update @cfg in place and on failure
- * return -EINVAL with a message in @err such as "--memory: unknown key 'sise'".
+ * return -EINVAL with a message in @err such as "--memory: unknown key 'sise'" (or -ENOMEM).
+ * As in Cloud Hypervisor, a key left out takes its default (not its previous value); on
+ * failure @cfg is left unchanged.
  */
 int config_parse_cpus(struct vm_config *cfg, const char *arg, char *err, size_t errlen);
 int config_parse_memory(struct vm_config *cfg, const char *arg, char *err, size_t errlen);
-int config_parse_console(struct console_config *con, const char *option, const char *arg,
-			 char *err, size_t errlen);
+int config_parse_console(struct console_config *con, const char *option, const char *arg, char *err,
+			 size_t errlen);
 
 /* Name of a console mode as the API writes it: "Off", "Null", "Tty", "File", "Pty". */
 const char *console_mode_name(enum console_mode mode);
+
+/*
+ * Command line
+ */
+
+struct cli_args {
+	struct vm_config cfg;
+	char *log_file;	    /* --log-file */
+	unsigned verbosity; /* number of -v */
+	bool help, version;
+};
+
+/*
+ * Parses argv (Cloud Hypervisor v28 syntax): --kernel PATH, --initramfs PATH, --cmdline STR,
+ * --cpus .., --memory .., --serial .., --console .., --log-file PATH, -v (repeatable),
+ * --version/-V, --help/-h. Both "--opt value" and "--opt=value". Returns 0, or -EINVAL with one
+ * line in @err naming the option and the problem ("unknown option '--foo'", "--kernel: missing
+ * value", "--cpus: ..."), or -ENOMEM. @ret is set only on success. Options Cloud Hypervisor has
+ * and cubicle does not yet (--disk, --net, ...) give "--disk: not supported yet". Does not
+ * validate the whole config (vm_config_validate does) and does not open files.
+ */
+int cli_parse(int argc, char *const argv[], struct cli_args *ret, char *err, size_t errlen);
+/* Frees what cli_parse() allocated. Accepts NULL. */
+void cli_args_free(struct cli_args *args);
+/* One line per option, in Cloud Hypervisor's style. */
+void cli_print_help(FILE *f);
 
 #endif

@@ -1,3 +1,241 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder: being written */
-typedef int placeholder_t;
+#include "core/loop.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "devices/device.h"
+#include "util/util.h"
+
+#define LOOP_MAX_POSTS 64
+#define LOOP_BATCH     32
+
+#define SLOT_FREE (-1)
+#define SLOT_DEAD (-2) /* deleted in this round: an event may still point here */
+
+struct loop_handler {
+	int fd; /* or SLOT_FREE / SLOT_DEAD */
+	loop_fd_cb cb;
+	void *opaque;
+};
+
+struct loop_post_item {
+	loop_post_cb cb;
+	void *opaque;
+};
+
+struct loop {
+	int epfd;
+	int wakefd; /* eventfd: posts and stop */
+	struct loop_handler handlers[LOOP_MAX_FDS];
+
+	pthread_mutex_t lock; /* posts, stop */
+	struct loop_post_item posts[LOOP_MAX_POSTS];
+	unsigned nr_posts;
+	bool stopping;
+	int stop_code;
+};
+
+/* The wake eventfd is tagged with this pointer in epoll data. */
+static struct loop_handler wake_tag;
+
+int loop_create(struct loop **ret)
+{
+	struct loop *loop = calloc(1, sizeof(*loop));
+	if (!loop)
+		return -ENOMEM;
+	for (unsigned i = 0; i < LOOP_MAX_FDS; i++)
+		loop->handlers[i].fd = SLOT_FREE;
+	pthread_mutex_init(&loop->lock, NULL);
+	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+	loop->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (loop->epfd < 0 || loop->wakefd < 0) {
+		int r = -errno;
+		loop_destroy(loop);
+		return r;
+	}
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &wake_tag };
+	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->wakefd, &ev) < 0) {
+		int r = -errno;
+		loop_destroy(loop);
+		return r;
+	}
+	*ret = loop;
+	return 0;
+}
+
+struct loop *loop_destroy(struct loop *loop)
+{
+	if (!loop)
+		return NULL;
+	if (loop->epfd >= 0)
+		close(loop->epfd);
+	if (loop->wakefd >= 0)
+		close(loop->wakefd);
+	pthread_mutex_destroy(&loop->lock);
+	free(loop);
+	return NULL;
+}
+
+static struct loop_handler *loop_find(struct loop *loop, int fd)
+{
+	for (unsigned i = 0; i < LOOP_MAX_FDS; i++)
+		if (loop->handlers[i].fd == fd)
+			return &loop->handlers[i];
+	return NULL;
+}
+
+int loop_add_fd(struct loop *loop, int fd, uint32_t events, loop_fd_cb cb, void *opaque)
+{
+	if (fd < 0 || !cb)
+		return -EINVAL;
+	if (loop_find(loop, fd))
+		return -EEXIST;
+	struct loop_handler *h = loop_find(loop, SLOT_FREE);
+	if (!h)
+		return -ENOSPC;
+	struct epoll_event ev = { .events = events, .data.ptr = h };
+	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return -errno;
+	*h = (struct loop_handler){ .fd = fd, .cb = cb, .opaque = opaque };
+	return 0;
+}
+
+int loop_mod_fd(struct loop *loop, int fd, uint32_t events)
+{
+	struct loop_handler *h = loop_find(loop, fd);
+	if (!h)
+		return -ENOENT;
+	struct epoll_event ev = { .events = events, .data.ptr = h };
+	if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+int loop_del_fd(struct loop *loop, int fd)
+{
+	struct loop_handler *h = loop_find(loop, fd);
+	if (!h)
+		return -ENOENT;
+	epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
+	/* An event of this round may still point at @h: the slot stays dead (skipped, not
+	 * reused) until the round ends. */
+	h->fd = SLOT_DEAD;
+	h->cb = NULL;
+	return 0;
+}
+
+int loop_post(struct loop *loop, loop_post_cb cb, void *opaque)
+{
+	pthread_mutex_lock(&loop->lock);
+	if (loop->nr_posts == LOOP_MAX_POSTS) {
+		pthread_mutex_unlock(&loop->lock);
+		return -EAGAIN;
+	}
+	loop->posts[loop->nr_posts++] = (struct loop_post_item){ cb, opaque };
+	pthread_mutex_unlock(&loop->lock);
+	uint64_t one = 1;
+	(void)!write(loop->wakefd, &one, sizeof(one));
+	return 0;
+}
+
+void loop_stop(struct loop *loop, int code)
+{
+	pthread_mutex_lock(&loop->lock);
+	if (!loop->stopping) {
+		loop->stopping = true;
+		loop->stop_code = code;
+	}
+	pthread_mutex_unlock(&loop->lock);
+	uint64_t one = 1;
+	(void)!write(loop->wakefd, &one, sizeof(one));
+}
+
+/* Runs queued posts; returns true when the loop should stop. */
+static bool loop_drain_wake(struct loop *loop)
+{
+	uint64_t v;
+	(void)!read(loop->wakefd, &v, sizeof(v));
+	for (;;) {
+		pthread_mutex_lock(&loop->lock);
+		if (loop->nr_posts == 0) {
+			bool stop = loop->stopping;
+			pthread_mutex_unlock(&loop->lock);
+			return stop;
+		}
+		struct loop_post_item item = loop->posts[0];
+		loop->nr_posts--;
+		for (unsigned i = 0; i < loop->nr_posts; i++)
+			loop->posts[i] = loop->posts[i + 1];
+		pthread_mutex_unlock(&loop->lock);
+		item.cb(item.opaque);
+	}
+}
+
+int loop_run(struct loop *loop)
+{
+	struct epoll_event evs[LOOP_BATCH];
+
+	pthread_mutex_lock(&loop->lock);
+	loop->stopping = false;
+	loop->stop_code = 0;
+	pthread_mutex_unlock(&loop->lock);
+
+	for (;;) {
+		int n = epoll_wait(loop->epfd, evs, LOOP_BATCH, -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		bool stop = false;
+		for (int i = 0; i < n; i++) {
+			struct loop_handler *h = evs[i].data.ptr;
+			if (h == &wake_tag) {
+				stop |= loop_drain_wake(loop);
+				continue;
+			}
+			if (h->fd >= 0 && h->cb)
+				h->cb(h->opaque, evs[i].events);
+		}
+		for (unsigned i = 0; i < LOOP_MAX_FDS; i++)
+			if (loop->handlers[i].fd == SLOT_DEAD)
+				loop->handlers[i].fd = SLOT_FREE;
+		if (stop) {
+			pthread_mutex_lock(&loop->lock);
+			int code = loop->stop_code;
+			pthread_mutex_unlock(&loop->lock);
+			return code;
+		}
+	}
+}
+
+static int dev_loop_add(void *l, int fd, uint32_t events, dev_fd_cb cb, void *opaque)
+{
+	return loop_add_fd(l, fd, events, cb, opaque);
+}
+
+static int dev_loop_mod(void *l, int fd, uint32_t events)
+{
+	return loop_mod_fd(l, fd, events);
+}
+
+static int dev_loop_del(void *l, int fd)
+{
+	return loop_del_fd(l, fd);
+}
+
+void loop_dev_loop(struct loop *loop, struct dev_loop *ret)
+{
+	*ret = (struct dev_loop){
+		.add_fd = dev_loop_add,
+		.mod_fd = dev_loop_mod,
+		.del_fd = dev_loop_del,
+		.loop = loop,
+	};
+}

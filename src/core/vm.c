@@ -1,3 +1,504 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder: being written */
-typedef int placeholder_t;
+/*
+ * The VM builder and lifecycle. A build acquires everything in a fixed order (hypervisor, RAM,
+ * buses, devices, firmware tables, kernel, vCPUs) and a teardown releases it in reverse, so a
+ * failed build, a reboot and a shutdown all use the same two functions.
+ */
+#include "core/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysinfo.h>
+
+#include "arch/x86/x86.h"
+#include "bus/bus.h"
+#include "core/loop.h"
+#include "core/vcpu.h"
+#include "devices/device.h"
+#include "hv/hv.h"
+#include "mem/guest_mem.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define VM_MAX_DEVICES 32
+#define EXIT_NONE      (-1)
+
+struct vm {
+	const struct vm_config *cfg;
+	struct loop *loop;
+	vm_exit_cb on_exit;
+	void *opaque;
+	enum vm_state state;
+	uint64_t start_ns;
+	unsigned reboots;
+
+	struct hv *hv;
+	struct guest_mem mem;
+	struct bus pio, mmio;
+	struct irq_sink irq;
+	struct dev_loop dloop;
+	struct dev_ctx dctx;
+	void *devs[VM_MAX_DEVICES]; /* dev_table order; NULL = not configured */
+	unsigned nr_realized;
+
+	struct vcpu_group group;
+	struct vcpu *vcpus;
+	unsigned nr_vcpus;
+
+	int eventfd;	    /* wakes the loop thread when the guest stops itself */
+	atomic_int pending; /* enum vm_exit, or EXIT_NONE */
+};
+
+/* A file mapped read-only: kernels and initramfs images are not copied twice. */
+struct mapped_file {
+	void *data;
+	size_t size;
+};
+
+static void mapped_file_close(struct mapped_file *f)
+{
+	if (f->data && f->size)
+		munmap(f->data, f->size);
+	f->data = NULL;
+	f->size = 0;
+}
+
+static int mapped_file_open(const char *option, const char *path, struct mapped_file *ret,
+			    char *err, size_t errlen)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0) {
+		int r = -errno;
+		snprintf(err, errlen, "%s: cannot open '%s': %s", option, path, strerror(-r));
+		return r;
+	}
+	if (fstat(fd, &st) < 0) {
+		int r = -errno;
+		snprintf(err, errlen, "%s: cannot stat '%s': %s", option, path, strerror(-r));
+		return r;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: '%s' is not a regular file", option, path);
+		return -EINVAL;
+	}
+	if (st.st_size == 0) {
+		snprintf(err, errlen, "%s: '%s' is empty", option, path);
+		return -ENOEXEC;
+	}
+	void *p = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (p == MAP_FAILED) {
+		int r = -errno;
+		snprintf(err, errlen, "%s: cannot map '%s': %s", option, path, strerror(-r));
+		return r;
+	}
+	ret->data = p;
+	ret->size = st.st_size;
+	return 0;
+}
+
+/* hv → bus glue: exits are dispatched on the vCPU threads. */
+static void vm_pio(void *opaque, uint16_t port, bool is_write, uint8_t *data, unsigned len)
+{
+	struct vm *vm = opaque;
+	bus_access(&vm->pio, port, is_write, data, len);
+}
+
+static void vm_mmio(void *opaque, uint64_t addr, bool is_write, uint8_t *data, unsigned len)
+{
+	struct vm *vm = opaque;
+	bus_access(&vm->mmio, addr, is_write, data, len);
+}
+
+static const struct hv_io_ops vm_io_ops = {
+	.pio = vm_pio,
+	.mmio = vm_mmio,
+};
+
+static int vm_irq_line(void *opaque, uint32_t gsi, bool level)
+{
+	struct vm *vm = opaque;
+	return hv_irq_line(vm->hv, gsi, level);
+}
+
+static int vm_irq_msi(void *opaque, uint64_t addr, uint32_t data)
+{
+	struct vm *vm = opaque;
+	return hv_msi(vm->hv, addr, data);
+}
+
+/* From any thread: the first reason wins; the loop thread acts on it. */
+static void vm_note_exit(struct vm *vm, enum vm_exit why)
+{
+	int expected = EXIT_NONE;
+	if (atomic_compare_exchange_strong(&vm->pending, &expected, (int)why)) {
+		uint64_t one = 1;
+		(void)!write(vm->eventfd, &one, sizeof(one));
+	}
+}
+
+static void vm_device_request(void *opaque, enum dev_request req)
+{
+	vm_note_exit(opaque, req == DEV_REQUEST_POWEROFF ? VM_EXIT_POWEROFF : VM_EXIT_RESET);
+}
+
+static void vm_vcpu_event(void *opaque, unsigned index, enum vcpu_event ev)
+{
+	static const enum vm_exit map[] = {
+		[VCPU_EVENT_POWEROFF] = VM_EXIT_POWEROFF,
+		[VCPU_EVENT_RESET] = VM_EXIT_RESET,
+		[VCPU_EVENT_ERROR] = VM_EXIT_ERROR,
+	};
+	vm_note_exit(opaque, map[ev]);
+}
+
+static void vm_on_event(void *opaque, uint32_t events)
+{
+	struct vm *vm = opaque;
+	uint64_t v;
+
+	(void)!read(vm->eventfd, &v, sizeof(v));
+	int why = atomic_load(&vm->pending);
+	if (why == EXIT_NONE || vm->state == VM_SHUTDOWN)
+		return;
+	vm_shutdown(vm);
+	vm->on_exit(vm->opaque, (enum vm_exit)why);
+}
+
+static void vm_teardown(struct vm *vm)
+{
+	if (vm->vcpus) {
+		vcpu_group_stop(&vm->group, vm->vcpus, vm->nr_vcpus);
+		for (unsigned i = 0; i < vm->nr_vcpus; i++)
+			hv_vcpu_destroy(vm->vcpus[i].hv);
+		free(vm->vcpus);
+		vm->vcpus = NULL;
+		vm->nr_vcpus = 0;
+	}
+	while (vm->nr_realized > 0) {
+		unsigned i = --vm->nr_realized;
+		if (vm->devs[i])
+			dev_table[i]->unrealize(vm->devs[i]);
+		vm->devs[i] = NULL;
+	}
+	if (vm->eventfd >= 0) {
+		loop_del_fd(vm->loop, vm->eventfd);
+		close(vm->eventfd);
+		vm->eventfd = -1;
+	}
+	vm->hv = hv_destroy(vm->hv);
+}
+
+static int vm_build_memory(struct vm *vm, char *err, size_t errlen)
+{
+	const struct memory_config *mc = &vm->cfg->memory;
+	struct x86_ram_range ram[2];
+	struct sysinfo si;
+	unsigned flags = 0;
+
+	if (sysinfo(&si) == 0 && mc->size > (uint64_t)si.totalram * si.mem_unit) {
+		snprintf(err, errlen,
+			 "--memory: size %" PRIu64 "M is more than the host's %" PRIu64 "M of RAM",
+			 mc->size >> 20, ((uint64_t)si.totalram * si.mem_unit) >> 20);
+		return -ENOMEM;
+	}
+	if (mc->shared)
+		flags |= HV_RAM_SHARED;
+	if (mc->hugepages)
+		flags |= HV_RAM_HUGEPAGES;
+	if (mc->prefault)
+		flags |= HV_RAM_PREFAULT;
+	if (mc->thp)
+		flags |= HV_RAM_THP;
+
+	guest_mem_init(&vm->mem);
+	unsigned n = x86_layout_ram(mc->size, ram);
+	for (unsigned i = 0; i < n; i++) {
+		void *host;
+		int r = hv_ram_add(vm->hv, ram[i].gpa, ram[i].size, flags, &host);
+		if (r < 0) {
+			snprintf(err, errlen,
+				 "--memory: cannot allocate %" PRIu64 "M of guest RAM: %s",
+				 ram[i].size >> 20, strerror(-r));
+			return r;
+		}
+		r = guest_mem_add_region(&vm->mem, ram[i].gpa, ram[i].size, host);
+		if (r < 0) {
+			snprintf(err, errlen, "--memory: bad RAM layout: %s", strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+static int vm_build_devices(struct vm *vm, char *err, size_t errlen)
+{
+	bus_init(&vm->pio, "pio");
+	bus_init(&vm->mmio, "mmio");
+	vm->irq = (struct irq_sink){ .set_line = vm_irq_line, .msi = vm_irq_msi, .opaque = vm };
+	loop_dev_loop(vm->loop, &vm->dloop);
+	vm->dctx = (struct dev_ctx){
+		.mem = &vm->mem,
+		.pio = &vm->pio,
+		.mmio = &vm->mmio,
+		.irq = &vm->irq,
+		.loop = &vm->dloop,
+		.cfg = vm->cfg,
+		.rebooted = vm->reboots > 0,
+		.request = vm_device_request,
+		.request_opaque = vm,
+	};
+	if (dev_table_size > VM_MAX_DEVICES) {
+		snprintf(err, errlen, "internal: %u devices, at most %u", dev_table_size,
+			 VM_MAX_DEVICES);
+		return -E2BIG;
+	}
+	for (unsigned i = 0; i < dev_table_size; i++) {
+		int r = dev_table[i]->realize(&vm->dctx, NULL, &vm->devs[i]);
+		if (r < 0) {
+			snprintf(err, errlen, "%s: cannot create the device: %s",
+				 dev_table[i]->name, strerror(-r));
+			return r;
+		}
+		vm->nr_realized = i + 1;
+	}
+	return 0;
+}
+
+static int vm_build_payload(struct vm *vm, struct x86_boot *boot, char *err, size_t errlen)
+{
+	const struct payload_config *p = &vm->cfg->payload;
+	struct mapped_file kernel = { 0 }, initrd = { 0 };
+	uint64_t rsdp;
+	int r;
+
+	r = x86_acpi_build(&vm->mem, vm->cfg->cpus.boot_vcpus, &rsdp);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot build the ACPI tables: %s", strerror(-r));
+		return r;
+	}
+	r = mapped_file_open("--kernel", p->kernel, &kernel, err, errlen);
+	if (r < 0)
+		return r;
+	if (p->initramfs) {
+		r = mapped_file_open("--initramfs", p->initramfs, &initrd, err, errlen);
+		if (r < 0) {
+			mapped_file_close(&kernel);
+			return r;
+		}
+	}
+	r = x86_load_kernel(&vm->mem, kernel.data, kernel.size, initrd.data, initrd.size,
+			    p->cmdline ? p->cmdline : "", rsdp, boot, err, errlen);
+	mapped_file_close(&initrd);
+	mapped_file_close(&kernel);
+	return r;
+}
+
+static int vm_build_vcpus(struct vm *vm, const struct x86_boot *boot, char *err, size_t errlen)
+{
+	const struct cpus_config *cc = &vm->cfg->cpus;
+
+	vm->vcpus = calloc(cc->boot_vcpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return -ENOMEM;
+	for (unsigned i = 0; i < cc->boot_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		int r = hv_vcpu_create(vm->hv, i, &v->hv);
+		if (r < 0) {
+			snprintf(err, errlen, "--cpus: cannot create vCPU %u: %s", i, strerror(-r));
+			return r;
+		}
+		v->group = &vm->group;
+		v->index = i;
+		vm->nr_vcpus = i + 1;
+		r = x86_vcpu_setup(vm->hv, v->hv, i, cc->boot_vcpus, &cc->topology, &vm->mem, boot);
+		if (r < 0) {
+			snprintf(err, errlen, "cannot set up vCPU %u: %s", i, strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+static int vm_build(struct vm *vm, char *err, size_t errlen)
+{
+	struct hv_caps caps;
+	struct x86_boot boot;
+	int r;
+
+	vm->start_ns = time_now_ns();
+	vm->state = VM_CREATED;
+	atomic_store(&vm->pending, EXIT_NONE);
+	atomic_store(&vm->group.stop, false);
+	atomic_store(&vm->group.pause, false);
+	vm->group.parked = 0;
+	vm->group.start_ns = vm->start_ns;
+	vm->group.mem = &vm->mem;
+	vm->group.event = vm_vcpu_event;
+	vm->group.opaque = vm;
+
+	vm->eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->eventfd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "eventfd: %s", strerror(-r));
+		return r;
+	}
+	r = loop_add_fd(vm->loop, vm->eventfd, EPOLLIN, vm_on_event, vm);
+	if (r < 0) {
+		close(vm->eventfd);
+		vm->eventfd = -1;
+		snprintf(err, errlen, "event loop: %s", strerror(-r));
+		return r;
+	}
+
+	r = hv_create(&vm->hv);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot create the VM: %s", strerror(-r));
+		return r;
+	}
+	hv_get_caps(vm->hv, &caps);
+	if (vm->cfg->cpus.boot_vcpus > caps.max_vcpus) {
+		snprintf(err, errlen, "--cpus: boot=%u is more than the %u vCPUs this host allows",
+			 vm->cfg->cpus.boot_vcpus, caps.max_vcpus);
+		return -EINVAL;
+	}
+	hv_set_io_ops(vm->hv, &vm_io_ops, vm);
+
+	r = vm_build_memory(vm, err, errlen);
+	if (r < 0)
+		return r;
+	r = vm_build_devices(vm, err, errlen);
+	if (r < 0)
+		return r;
+	r = vm_build_payload(vm, &boot, err, errlen);
+	if (r < 0)
+		return r;
+	r = vm_build_vcpus(vm, &boot, err, errlen);
+	if (r < 0)
+		return r;
+	log_info("vm: built in %.3f ms (%u vCPUs, %" PRIu64 "M RAM, %s kernel)",
+		 (time_now_ns() - vm->start_ns) / 1e6, vm->nr_vcpus, vm->cfg->memory.size >> 20,
+		 boot.kind == X86_KERNEL_PVH ? "PVH" : "bzImage");
+	return 0;
+}
+
+int vm_create(const struct vm_config *cfg, struct loop *loop, vm_exit_cb on_exit, void *opaque,
+	      struct vm **ret, char *err, size_t errlen)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+	if (!vm) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	vm->cfg = cfg;
+	vm->loop = loop;
+	vm->on_exit = on_exit;
+	vm->opaque = opaque;
+	vm->eventfd = -1;
+	vcpu_group_init(&vm->group);
+	int r = vm_build(vm, err, errlen);
+	if (r < 0) {
+		vm_destroy(vm);
+		return r;
+	}
+	*ret = vm;
+	return 0;
+}
+
+int vm_boot(struct vm *vm)
+{
+	if (vm->state != VM_CREATED)
+		return -EBUSY;
+	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+		int r = vcpu_start(&vm->vcpus[i]);
+		if (r < 0) {
+			log_error("vcpu%u: cannot start its thread: %s", i, strerror(-r));
+			vcpu_group_stop(&vm->group, vm->vcpus, vm->nr_vcpus);
+			return r;
+		}
+	}
+	vm->state = VM_RUNNING;
+	return 0;
+}
+
+int vm_pause(struct vm *vm)
+{
+	if (vm->state != VM_RUNNING)
+		return -EBUSY;
+	vcpu_group_pause(&vm->group, vm->vcpus, vm->nr_vcpus);
+	for (unsigned i = 0; i < vm->nr_realized; i++)
+		if (vm->devs[i] && dev_table[i]->pause)
+			dev_table[i]->pause(vm->devs[i]);
+	vm->state = VM_PAUSED;
+	return 0;
+}
+
+int vm_resume(struct vm *vm)
+{
+	if (vm->state != VM_PAUSED)
+		return -EBUSY;
+	for (unsigned i = 0; i < vm->nr_realized; i++)
+		if (vm->devs[i] && dev_table[i]->resume)
+			dev_table[i]->resume(vm->devs[i]);
+	vcpu_group_resume(&vm->group);
+	vm->state = VM_RUNNING;
+	return 0;
+}
+
+int vm_shutdown(struct vm *vm)
+{
+	if (vm->state == VM_SHUTDOWN)
+		return -EBUSY;
+	vcpu_group_stop(&vm->group, vm->vcpus, vm->nr_vcpus);
+	vm->state = VM_SHUTDOWN;
+	return 0;
+}
+
+int vm_reboot(struct vm *vm, char *err, size_t errlen)
+{
+	vm_teardown(vm);
+	vm->reboots++;
+	int r = vm_build(vm, err, errlen);
+	if (r < 0) {
+		vm_teardown(vm);
+		vm->state = VM_SHUTDOWN;
+		return r;
+	}
+	return vm_boot(vm);
+}
+
+struct vm *vm_destroy(struct vm *vm)
+{
+	if (!vm)
+		return NULL;
+	vm_teardown(vm);
+	vcpu_group_destroy(&vm->group);
+	free(vm);
+	return NULL;
+}
+
+enum vm_state vm_get_state(const struct vm *vm)
+{
+	return vm->state;
+}
+
+const char *vm_state_name(enum vm_state state)
+{
+	static const char *const names[] = {
+		[VM_CREATED] = "Created",
+		[VM_RUNNING] = "Running",
+		[VM_PAUSED] = "Paused",
+		[VM_SHUTDOWN] = "Shutdown",
+	};
+	return state < ARRAY_SIZE(names) ? names[state] : "Unknown";
+}

@@ -48,6 +48,7 @@ struct dev_ctx {
 	const struct irq_sink *irq;
 	const struct dev_loop *loop;
 	const struct vm_config *cfg;
+	bool rebooted; /* rebuilt after a guest reboot: keep what the first boot wrote */
 	void (*request)(void *opaque, enum dev_request req);
 	void *request_opaque;
 };

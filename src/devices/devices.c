@@ -1,3 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder: being written */
-typedef int placeholder_t;
+/*
+ * The device table (DESIGN §5): every device cubicle has, in realize order. Unrealize runs in
+ * reverse order.
+ */
+#include "devices/device.h"
+#include "devices/legacy/legacy.h"
+#include "util/util.h"
+
+const struct dev_ops *const dev_table[] = {
+	&serial_ops,	 /* COM1 first: anything later may already want to print */
+	&rtc_ops,	 /* CMOS RTC, 0x70-0x71 */
+	&i8042_ops,	 /* reset via the keyboard controller, 0x60/0x64 */
+	&acpi_pm_ops,	 /* sleep control/status and reset register, 0x600-0x60f */
+	&debug_port_ops, /* boot progress codes, 0x80 */
+};
+
+const unsigned dev_table_size = ARRAY_SIZE(dev_table);

@@ -20,8 +20,8 @@ struct hv_vcpu;
 
 /* What the backend can do beyond the required minimum (MSI and legacy IRQ lines). */
 struct hv_caps {
-	bool irqchip;   /* in-kernel LAPIC, IOAPIC, PIC and PIT */
-	bool irqfd;     /* an eventfd can raise a GSI without a VMM thread */
+	bool irqchip;	/* in-kernel LAPIC, IOAPIC, PIC and PIT */
+	bool irqfd;	/* an eventfd can raise a GSI without a VMM thread */
 	bool ioeventfd; /* a guest write can signal an eventfd without a vCPU exit */
 	bool dirty_log; /* dirty page tracking of RAM slots */
 	uint32_t max_vcpus;
@@ -51,10 +51,10 @@ void hv_set_io_ops(struct hv *hv, const struct hv_io_ops *ops, void *opaque);
 
 /* Guest RAM. */
 enum hv_ram_flags {
-	HV_RAM_SHARED = 1 << 0,    /* MAP_SHARED on a memfd (vhost-user, snapshot sharing) */
+	HV_RAM_SHARED = 1 << 0,	   /* MAP_SHARED on a memfd (vhost-user, snapshot sharing) */
 	HV_RAM_HUGEPAGES = 1 << 1, /* hugetlbfs pages (memfd MFD_HUGETLB) */
 	HV_RAM_PREFAULT = 1 << 2,  /* populate every page now */
-	HV_RAM_THP = 1 << 3,       /* madvise(MADV_HUGEPAGE) */
+	HV_RAM_THP = 1 << 3,	   /* madvise(MADV_HUGEPAGE) */
 };
 
 /*
@@ -107,7 +107,7 @@ struct hv_cpuid_entry {
 	uint32_t eax, ebx, ecx, edx;
 };
 #define HV_CPUID_SIGNIFICANT_INDEX 1u
-#define HV_CPUID_MAX_ENTRIES       256
+#define HV_CPUID_MAX_ENTRIES	   256
 
 /*
  * The CPUID leaves the host can offer a guest (KVM_GET_SUPPORTED_CPUID). Fills at most @max
@@ -132,20 +132,20 @@ int hv_vcpu_reset_fpu(struct hv_vcpu *vcpu);
 int hv_vcpu_setup_lapic(struct hv_vcpu *vcpu);
 
 enum hv_exit_reason {
-	HV_EXIT_KICKED,    /* hv_vcpu_kick() or a signal: check for requests, run again */
-	HV_EXIT_HALT,      /* HLT without an in-kernel LAPIC to wait in */
-	HV_EXIT_SHUTDOWN,  /* triple fault: treat as reset (what hardware does) */
-	HV_EXIT_RESET,     /* the guest asked for a reset through the hypervisor */
-	HV_EXIT_POWEROFF,  /* the guest asked for power off through the hypervisor */
-	HV_EXIT_INTERNAL,  /* the hypervisor could not run the guest: see hv_exit.internal */
+	HV_EXIT_KICKED,	  /* hv_vcpu_kick() or a signal: check for requests, run again */
+	HV_EXIT_HALT,	  /* HLT without an in-kernel LAPIC to wait in */
+	HV_EXIT_SHUTDOWN, /* triple fault: treat as reset (what hardware does) */
+	HV_EXIT_RESET,	  /* the guest asked for a reset through the hypervisor */
+	HV_EXIT_POWEROFF, /* the guest asked for power off through the hypervisor */
+	HV_EXIT_INTERNAL, /* the hypervisor could not run the guest: see hv_exit.internal */
 	HV_EXIT_FAIL_ENTRY,
 };
 
 struct hv_exit {
 	enum hv_exit_reason reason;
 	/* HV_EXIT_INTERNAL / HV_EXIT_FAIL_ENTRY: what went wrong, for the report */
-	uint32_t code;          /* backend's sub-error (KVM_INTERNAL_ERROR_*, entry failure) */
-	uint8_t insn[16];       /* instruction bytes at RIP when the backend has them */
+	uint32_t code;	  /* backend's sub-error (KVM_INTERNAL_ERROR_*, entry failure) */
+	uint8_t insn[16]; /* instruction bytes at RIP when the backend has them */
 	uint8_t insn_len;
 	char description[64];
 };

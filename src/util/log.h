@@ -48,18 +48,18 @@ struct log_ratelimit {
 	uint64_t suppressed;
 	uint64_t begin_ns;
 };
-#define LOG_RATELIMIT_INIT(interval_ns_, burst_)                                                   \
-	{                                                                                          \
-		.interval_ns = (interval_ns_), .burst = (burst_)                                   \
+#define LOG_RATELIMIT_INIT(interval_ns_, burst_)                 \
+	{                                                        \
+		.interval_ns = (interval_ns_), .burst = (burst_) \
 	}
 
 /* Returns true when a message may be printed now; not thread-safe per struct. */
 bool log_ratelimit_ok(struct log_ratelimit *rl);
 
-#define log_ratelimited(rl, level, ...)                                                            \
-	do {                                                                                       \
-		if (log_ratelimit_ok(rl))                                                          \
-			log_msg(level, __VA_ARGS__);                                               \
+#define log_ratelimited(rl, level, ...)              \
+	do {                                         \
+		if (log_ratelimit_ok(rl))            \
+			log_msg(level, __VA_ARGS__); \
 	} while (0)
 
 #endif

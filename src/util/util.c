@@ -1,3 +1,181 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder: being written */
-typedef int placeholder_t;
+#include "util/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+
+uint64_t time_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static int digit_value(char c, unsigned base)
+{
+	int v;
+
+	if (c >= '0' && c <= '9')
+		v = c - '0';
+	else if (c >= 'a' && c <= 'f')
+		v = c - 'a' + 10;
+	else if (c >= 'A' && c <= 'F')
+		v = c - 'A' + 10;
+	else
+		return -1;
+	return (unsigned)v < base ? v : -1;
+}
+
+/*
+ * Parses the leading digits of @s in @base; *end points past them. strtoull() is not used
+ * because it accepts leading blanks and a minus sign, which a size or a count must not have.
+ */
+static int parse_digits(const char *s, unsigned base, uint64_t *ret, const char **end)
+{
+	uint64_t v = 0;
+	const char *p = s;
+	int d;
+
+	for (; (d = digit_value(*p, base)) >= 0; p++) {
+		if (v > (UINT64_MAX - (uint64_t)d) / base)
+			return -ERANGE;
+		v = v * base + (uint64_t)d;
+	}
+	if (p == s)
+		return -EINVAL;
+	*ret = v;
+	*end = p;
+	return 0;
+}
+
+int parse_u64(const char *s, uint64_t max, uint64_t *ret)
+{
+	unsigned base = 10;
+	const char *end;
+	uint64_t v;
+	int r;
+
+	if (!s)
+		return -EINVAL;
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		base = 16;
+		s += 2;
+	}
+	r = parse_digits(s, base, &v, &end);
+	if (r < 0) {
+		/* Junk after an overflowing number is still junk. */
+		if (r == -ERANGE) {
+			for (end = s; digit_value(*end, base) >= 0; end++)
+				;
+			return *end ? -EINVAL : -ERANGE;
+		}
+		return r;
+	}
+	if (*end)
+		return -EINVAL;
+	if (v > max)
+		return -ERANGE;
+	*ret = v;
+	return 0;
+}
+
+int parse_size(const char *s, uint64_t *ret)
+{
+	static const struct {
+		const char *suffix;
+		uint64_t mult;
+	} suffixes[] = {
+		{ "", 1 },	{ "K", KiB }, { "KiB", KiB }, { "M", MiB },
+		{ "MiB", MiB }, { "G", GiB }, { "GiB", GiB },
+	};
+	const char *end;
+	uint64_t v;
+	int r;
+
+	if (!s)
+		return -EINVAL;
+	r = parse_digits(s, 10, &v, &end);
+	if (r == -ERANGE) {
+		for (end = s; *end >= '0' && *end <= '9'; end++)
+			;
+	} else if (r < 0) {
+		return r;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
+		if (strcasecmp(end, suffixes[i].suffix) != 0)
+			continue;
+		if (r < 0 || v > UINT64_MAX / suffixes[i].mult)
+			return -ERANGE;
+		*ret = v * suffixes[i].mult;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int parse_bool(const char *s, bool *ret)
+{
+	if (!s)
+		return -EINVAL;
+	if (strcasecmp(s, "on") == 0 || strcasecmp(s, "true") == 0) {
+		*ret = true;
+		return 0;
+	}
+	if (strcasecmp(s, "off") == 0 || strcasecmp(s, "false") == 0) {
+		*ret = false;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int read_file(const char *path, size_t max, void **ret_data, size_t *ret_size)
+{
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *buf = NULL;
+	size_t size = 0, cap = 0;
+	/* Room for one byte past @max tells "exactly max" from "larger". */
+	size_t limit = max < SIZE_MAX - 1 ? max + 1 : SIZE_MAX - 1;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+
+	for (;;) {
+		ssize_t n;
+
+		if (size == cap) {
+			size_t ncap = cap ? cap * 2 : 4096;
+			char *nbuf;
+
+			if (ncap > limit || ncap < cap)
+				ncap = limit;
+			if (ncap <= cap)
+				return -EFBIG;
+			nbuf = realloc(buf, ncap + 1);
+			if (!nbuf)
+				return -ENOMEM;
+			buf = nbuf;
+			cap = ncap;
+		}
+		n = read(fd, buf + size, cap - size);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		size += (size_t)n;
+		if (size > max)
+			return -EFBIG;
+	}
+	buf[size] = '\0'; /* convenient for text files; not counted in the size */
+	*ret_data = ptr_take(&buf);
+	*ret_size = size;
+	return 0;
+}

@@ -1,20 +1,329 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The small legacy devices (src/devices/legacy/: rtc.c, i8042.c, acpi_pm.c, debug_port.c) and
+ * the device table (src/devices/devices.c), driven through a real port bus.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
-static void test_placeholder(void **state)
+#include "bus/bus.h"
+#include "config/config.h"
+#include "devices/device.h"
+#include "devices/legacy/legacy.h"
+
+#define RTC_INDEX 0x70
+#define RTC_DATA  0x71
+#define KBD_DATA  0x60
+#define KBD_CMD	  0x64
+#define PM_SLEEP  0x600
+#define PM_STATUS 0x601
+#define PM_RESET  0x604
+#define POST_PORT 0x80
+
+struct harness {
+	struct bus pio;
+	struct vm_config cfg;
+	struct dev_ctx ctx;
+	unsigned poweroffs, resets;
+};
+
+static void fake_request(void *opaque, enum dev_request req)
 {
-	(void)state;
-	skip();
+	struct harness *h = opaque;
+
+	if (req == DEV_REQUEST_POWEROFF)
+		h->poweroffs++;
+	else
+		h->resets++;
+}
+
+static int setup(void **state)
+{
+	struct harness *h = calloc(1, sizeof(*h));
+
+	assert_non_null(h);
+	bus_init(&h->pio, "pio");
+	h->cfg.serial.mode = CONSOLE_NULL;
+	h->cfg.memory.size = 512ULL << 20;
+	h->ctx = (struct dev_ctx){
+		.pio = &h->pio, .cfg = &h->cfg, .request = fake_request, .request_opaque = h
+	};
+	*state = h;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	free(*state);
+	return 0;
+}
+
+static void outb(struct harness *h, uint16_t port, uint8_t v)
+{
+	assert_true(bus_access(&h->pio, port, true, &v, 1));
+}
+
+static uint8_t inb(struct harness *h, uint16_t port)
+{
+	uint8_t v = 0;
+
+	assert_true(bus_access(&h->pio, port, false, &v, 1));
+	return v;
+}
+
+static void *realize(struct harness *h, const struct dev_ops *ops)
+{
+	void *dev = NULL;
+
+	assert_int_equal(ops->realize(&h->ctx, NULL, &dev), 0);
+	assert_non_null(dev);
+	return dev;
+}
+
+/* ---- RTC ---- */
+
+static uint8_t cmos_read(struct harness *h, uint8_t index)
+{
+	outb(h, RTC_INDEX, index);
+	return inb(h, RTC_DATA);
+}
+
+static unsigned from_bcd(uint8_t v)
+{
+	assert_true((v & 0x0f) < 10 && (v >> 4) < 10);
+	return (v >> 4) * 10 + (v & 0x0f);
+}
+
+/* Reads the RTC's clock as a time_t, decoding per @binary and @h24. */
+static time_t rtc_read_time(struct harness *h, bool binary, bool h24)
+{
+	struct tm tm = { 0 };
+	uint8_t hour;
+	unsigned century;
+
+#define DEC(v) (binary ? (unsigned)(v) : from_bcd(v))
+	tm.tm_sec = (int)DEC(cmos_read(h, 0x00));
+	tm.tm_min = (int)DEC(cmos_read(h, 0x02));
+	hour = cmos_read(h, 0x04);
+	if (h24) {
+		tm.tm_hour = (int)DEC(hour);
+	} else {
+		unsigned h12 = DEC(hour & 0x7f);
+
+		assert_true(h12 >= 1 && h12 <= 12);
+		tm.tm_hour = (int)(h12 % 12 + ((hour & 0x80) ? 12 : 0));
+	}
+	tm.tm_mday = (int)DEC(cmos_read(h, 0x07));
+	tm.tm_mon = (int)DEC(cmos_read(h, 0x08)) - 1;
+	century = DEC(cmos_read(h, 0x32));
+	tm.tm_year = (int)(century * 100 + DEC(cmos_read(h, 0x09))) - 1900;
+	assert_true(DEC(cmos_read(h, 0x06)) >= 1 && DEC(cmos_read(h, 0x06)) <= 7);
+#undef DEC
+	return timegm(&tm);
+}
+
+static void assert_close_to_now(time_t t)
+{
+	time_t now = time(NULL);
+
+	assert_true(t <= now + 1 && t >= now - 2);
+}
+
+static void test_rtc_time(void **state)
+{
+	struct harness *h = *state;
+	void *dev = realize(h, &rtc_ops);
+
+	/* Power-on: 24 h, BCD; UIP never set; VRT set; no interrupt flags. */
+	assert_int_equal(cmos_read(h, 0x0b), 0x02);
+	assert_int_equal(cmos_read(h, 0x0a) & 0x80, 0);
+	assert_int_equal(cmos_read(h, 0x0d), 0x80);
+	assert_int_equal(cmos_read(h, 0x0c), 0);
+	assert_close_to_now(rtc_read_time(h, false, true));
+
+	outb(h, RTC_INDEX, 0x0b);
+	outb(h, RTC_DATA, 0x06); /* binary, 24 h */
+	assert_close_to_now(rtc_read_time(h, true, true));
+
+	outb(h, RTC_INDEX, 0x0b);
+	outb(h, RTC_DATA, 0x00); /* BCD, 12 h */
+	assert_close_to_now(rtc_read_time(h, false, false));
+
+	/* The guest cannot move the host's clock; the NMI mask bit of the index is ignored. */
+	outb(h, RTC_INDEX, 0x80 | 0x09);
+	outb(h, RTC_DATA, 0x00);
+	outb(h, RTC_INDEX, 0x0b);
+	outb(h, RTC_DATA, 0x02);
+	assert_close_to_now(rtc_read_time(h, false, true));
+
+	rtc_ops.unrealize(dev);
+}
+
+static void test_rtc_cmos(void **state)
+{
+	struct harness *h = *state;
+	void *dev = realize(h, &rtc_ops);
+
+	outb(h, RTC_INDEX, 0x40);
+	outb(h, RTC_DATA, 0xa5);
+	assert_int_equal(cmos_read(h, 0x40), 0xa5);
+	assert_int_equal(inb(h, RTC_INDEX), 0xff); /* write-only */
+	/* Register A keeps what is written, but UIP reads 0. */
+	outb(h, RTC_INDEX, 0x0a);
+	outb(h, RTC_DATA, 0xa6);
+	assert_int_equal(cmos_read(h, 0x0a), 0x26);
+	/* Base memory 640 KiB; extended memory capped at 63 MiB. */
+	assert_int_equal(cmos_read(h, 0x15) | cmos_read(h, 0x16) << 8, 640);
+	assert_int_equal(cmos_read(h, 0x17) | cmos_read(h, 0x18) << 8, 63 * 1024);
+	assert_int_equal(cmos_read(h, 0x30) | cmos_read(h, 0x31) << 8, 63 * 1024);
+
+	rtc_ops.reset(dev);
+	assert_int_equal(cmos_read(h, 0x40), 0xa5); /* battery-backed */
+	assert_int_equal(cmos_read(h, 0x0b), 0x02);
+	rtc_ops.unrealize(dev);
+}
+
+/* ---- i8042 ---- */
+
+static void test_i8042(void **state)
+{
+	struct harness *h = *state;
+	void *dev = realize(h, &i8042_ops);
+
+	assert_int_equal(inb(h, KBD_CMD) & 0x03, 0); /* no data, input buffer free */
+
+	outb(h, KBD_CMD, 0x20); /* read the configuration byte */
+	assert_int_equal(inb(h, KBD_CMD) & 0x01, 0x01);
+	assert_int_equal(inb(h, KBD_DATA), 0x45);
+	assert_int_equal(inb(h, KBD_CMD) & 0x01, 0);
+
+	outb(h, KBD_CMD, 0x60); /* write it */
+	outb(h, KBD_DATA, 0x47);
+	outb(h, KBD_CMD, 0x20);
+	assert_int_equal(inb(h, KBD_DATA), 0x47);
+
+	outb(h, KBD_CMD, 0xaa);
+	assert_int_equal(inb(h, KBD_DATA), 0x55);
+	outb(h, KBD_CMD, 0xa7); /* accepted, ignored */
+	outb(h, KBD_CMD, 0xd4);
+	outb(h, KBD_DATA, 0xff); /* a keyboard/mouse command: nobody answers */
+	assert_int_equal(inb(h, KBD_CMD) & 0x01, 0);
+	outb(h, KBD_CMD, 0xff); /* pulse nothing */
+	assert_int_equal(h->resets, 0);
+
+	outb(h, KBD_CMD, 0xfe);
+	assert_int_equal(h->resets, 1);
+
+	outb(h, KBD_CMD, 0xd1); /* output port write pulling the reset line */
+	outb(h, KBD_DATA, 0xfe);
+	assert_int_equal(h->resets, 2);
+	assert_int_equal(h->poweroffs, 0);
+
+	i8042_ops.reset(dev);
+	outb(h, KBD_CMD, 0x20);
+	assert_int_equal(inb(h, KBD_DATA), 0x45);
+	i8042_ops.unrealize(dev);
+}
+
+/* ---- ACPI PM ---- */
+
+static void test_acpi_pm(void **state)
+{
+	struct harness *h = *state;
+	void *dev = realize(h, &acpi_pm_ops);
+
+	assert_int_equal(inb(h, PM_STATUS), 0);
+	assert_int_equal(inb(h, PM_SLEEP), 0);
+
+	outb(h, PM_SLEEP, 5 << 2);	  /* S5 without SLP_EN */
+	outb(h, PM_SLEEP, 0x20 | 3 << 2); /* S3: not supported */
+	outb(h, PM_SLEEP, 0x20 | 1 << 2); /* S1 */
+	outb(h, PM_SLEEP, 0x20);	  /* S0 */
+	assert_int_equal(h->poweroffs, 0);
+	outb(h, PM_SLEEP, 0x20 | 5 << 2);
+	assert_int_equal(h->poweroffs, 1);
+
+	outb(h, PM_RESET, 0x02);
+	outb(h, PM_STATUS, 0x01);
+	assert_int_equal(h->resets, 0);
+	outb(h, PM_RESET, 0x01);
+	assert_int_equal(h->resets, 1);
+	assert_int_equal(h->poweroffs, 1);
+
+	/* The whole 0x600-0x60f range is claimed. */
+	assert_int_equal(inb(h, 0x60f), 0);
+	acpi_pm_ops.unrealize(dev);
+	uint8_t v;
+	assert_false(bus_access(&h->pio, PM_SLEEP, false, &v, 1));
+}
+
+/* ---- debug port ---- */
+
+static void test_debug_port(void **state)
+{
+	struct harness *h = *state;
+	struct debug_port_info info;
+	void *dev = realize(h, &debug_port_ops);
+
+	debug_port_get_info(dev, &info);
+	assert_int_equal(info.writes, 0);
+
+	outb(h, POST_PORT, 0x41);
+	outb(h, POST_PORT, 0x7f);
+	debug_port_get_info(dev, &info);
+	assert_int_equal(info.writes, 2);
+	assert_int_equal(info.first_code, 0x41);
+	assert_int_equal(info.last_code, 0x7f);
+	assert_true(info.last_ns >= info.first_ns);
+	assert_true(info.first_ns < 10ULL * 1000000000ULL);
+	assert_int_equal(inb(h, POST_PORT), 0x7f);
+	debug_port_ops.unrealize(dev);
+}
+
+/* ---- the table ---- */
+
+static void test_dev_table(void **state)
+{
+	struct harness *h = *state;
+	static const char *const expected[] = { "serial", "rtc", "i8042", "acpi-pm", "debug-port" };
+	void *devs[16] = { 0 };
+
+	assert_int_equal(dev_table_size, 5);
+	assert_true(dev_table_size <= 16);
+	for (unsigned i = 0; i < dev_table_size; i++) {
+		assert_string_equal(dev_table[i]->name, expected[i]);
+		/* All of them together on one bus: no overlapping ranges. */
+		assert_int_equal(dev_table[i]->realize(&h->ctx, NULL, &devs[i]), 0);
+		assert_non_null(devs[i]);
+	}
+	assert_int_equal(cmos_read(h, 0x0d), 0x80);
+	assert_int_equal(inb(h, 0x3f8 + 5) & 0x60, 0x60);
+	for (unsigned i = dev_table_size; i-- > 0;) {
+		if (dev_table[i]->reset)
+			dev_table[i]->reset(devs[i]);
+		dev_table[i]->unrealize(devs[i]);
+	}
+	assert_int_equal(h->pio.nr, 0);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_placeholder),
+		cmocka_unit_test_setup_teardown(test_rtc_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rtc_cmos, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_i8042, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_acpi_pm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_debug_port, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dev_table, setup, teardown),
 	};
+
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

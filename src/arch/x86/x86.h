@@ -18,27 +18,32 @@
 #include "mem/guest_mem.h"
 
 /* Guest-physical layout (close to Cloud Hypervisor's, so guests see what they expect there). */
-#define X86_MEM_32BIT_HOLE_START 0xc0000000ULL  /* RAM below 4 GiB ends here */
-#define X86_MEM_32BIT_HOLE_END   0x100000000ULL /* RAM resumes here */
-#define X86_PCI_MMCONFIG_START   0xe0000000ULL  /* ECAM, 256 MiB (issue 3) */
-#define X86_PCI_MMCONFIG_SIZE    0x10000000ULL
-#define X86_IOAPIC_START         0xfec00000ULL
-#define X86_LAPIC_START          0xfee00000ULL
+#define X86_MEM_32BIT_HOLE_START 0xc0000000ULL	/* RAM below 4 GiB ends here */
+#define X86_MEM_32BIT_HOLE_END	 0x100000000ULL /* RAM resumes here */
+#define X86_PCI_MMCONFIG_START	 0xe0000000ULL	/* ECAM, 256 MiB (issue 3) */
+#define X86_PCI_MMCONFIG_SIZE	 0x10000000ULL
+#define X86_IOAPIC_START	 0xfec00000ULL
+#define X86_LAPIC_START		 0xfee00000ULL
 
 /* Low memory used during boot. */
-#define X86_ZERO_PAGE_START  0x7000ULL  /* Linux boot_params */
-#define X86_GDT_START        0x500ULL
-#define X86_BOOT_STACK_TOP   0x8ff0ULL
-#define X86_PVH_INFO_START   0x6000ULL  /* hvm_start_info + memmap */
-#define X86_PML4_START       0x9000ULL  /* identity page tables for 64-bit entry */
-#define X86_CMDLINE_START    0x20000ULL
-#define X86_EBDA_START       0x9fc00ULL /* RAM below 1 MiB ends here in e820 */
-#define X86_ACPI_START       0xe0000ULL /* RSDP and tables (legacy RSDP search area) */
-#define X86_ACPI_SIZE        0x20000ULL
-#define X86_HIGH_MEM_START   0x100000ULL /* kernel load address */
+#define X86_ZERO_PAGE_START 0x7000ULL /* Linux boot_params */
+#define X86_GDT_START	    0x500ULL
+#define X86_BOOT_STACK_TOP  0x8ff0ULL
+#define X86_PVH_INFO_START  0x6000ULL /* hvm_start_info + memmap */
+#define X86_PML4_START	    0x9000ULL /* identity page tables for 64-bit entry */
+#define X86_CMDLINE_START   0x20000ULL
+#define X86_EBDA_START	    0x9fc00ULL /* RAM below 1 MiB ends here in e820 */
+#define X86_ACPI_START	    0xe0000ULL /* RSDP and tables (legacy RSDP search area) */
+#define X86_ACPI_SIZE	    0x20000ULL
+#define X86_HIGH_MEM_START  0x100000ULL /* kernel load address */
 
-/* I/O ports of the platform devices (devices/legacy). */
-#define X86_PORT_ACPI_PM      0x600  /* sleep control/status and reset register, 0x600-0x60f */
+/*
+ * I/O ports of the platform devices (devices/legacy).
+ * ACPI power management (FADT extended registers, 8-bit, system I/O; acpi.c builds the tables):
+ * 0x600 sleep control: a write with SLP_EN (bit 5) and SLP_TYP (bits 2-4) == 5 is S5, power off;
+ * 0x601 sleep status: reads 0 (WAK_STS, bit 7, never set); 0x604 reset: writing 1 resets.
+ */
+#define X86_PORT_ACPI_PM      0x600 /* sleep control/status and reset register, 0x600-0x60f */
 #define X86_PORT_ACPI_PM_SIZE 0x10
 #define X86_UART_COM1_IRQ     4
 
@@ -53,9 +58,9 @@ struct x86_ram_range {
 unsigned x86_layout_ram(uint64_t mem_size, struct x86_ram_range ret[2]);
 
 /* e820 entry as Linux and PVH start_info both describe memory. */
-#define X86_E820_RAM      1
+#define X86_E820_RAM	  1
 #define X86_E820_RESERVED 2
-#define X86_E820_MAX      8
+#define X86_E820_MAX	  8
 struct x86_e820_entry {
 	uint64_t addr, size;
 	uint32_t type;
@@ -67,13 +72,13 @@ unsigned x86_e820_build(const struct x86_ram_range *ram, unsigned n,
 			struct x86_e820_entry ret[X86_E820_MAX]);
 
 enum x86_kernel_kind {
-	X86_KERNEL_PVH,     /* ELF vmlinux with XEN_ELFNOTE_PHYS32_ENTRY: 32-bit protected mode */
+	X86_KERNEL_PVH,	    /* ELF vmlinux with XEN_ELFNOTE_PHYS32_ENTRY: 32-bit protected mode */
 	X86_KERNEL_BZIMAGE, /* Linux boot protocol ≥ 2.06, 64-bit entry at startup_64 */
 };
 
 struct x86_boot {
 	enum x86_kernel_kind kind;
-	uint64_t entry;      /* guest-physical entry point */
+	uint64_t entry;	     /* guest-physical entry point */
 	uint64_t boot_info;  /* gpa of hvm_start_info (PVH) or boot_params (bzImage) */
 	uint64_t kernel_end; /* first byte after the loaded kernel image */
 };
@@ -93,10 +98,19 @@ int x86_load_kernel(struct guest_mem *gm, const void *kernel, size_t kernel_size
 /*
  * Builds ACPI tables (RSDP, XSDT, FADT hardware-reduced with sleep control/status and reset
  * registers at X86_PORT_ACPI_PM, MADT with one LAPIC per vCPU and the IOAPIC, DSDT with the
- * COM1 UART and _S5) in guest RAM at X86_ACPI_START. Returns 0 with the RSDP's address, or
- * -ENOSPC if they do not fit.
+ * COM1 UART and _S5) in guest RAM at X86_ACPI_START. Returns 0 with the RSDP's address,
+ * -EINVAL for @nr_vcpus 0 or over CONFIG_MAX_VCPUS, -ENOSPC if they do not fit in
+ * X86_ACPI_SIZE, -EFAULT if that range is not RAM.
  */
 int x86_acpi_build(struct guest_mem *gm, unsigned nr_vcpus, uint64_t *ret_rsdp);
+
+/*
+ * The same tables built into @buf (@cap bytes) as they will sit at guest address @gpa: returns
+ * 0 with the bytes used and the RSDP's address, -EINVAL for @nr_vcpus 0 or over
+ * CONFIG_MAX_VCPUS, or -ENOSPC. x86_acpi_build() is this plus one guest_mem_write().
+ */
+int x86_acpi_build_buf(void *buf, size_t cap, uint64_t gpa, unsigned nr_vcpus, size_t *ret_len,
+		       uint64_t *ret_rsdp);
 
 /*
  * Builds vCPU @index's CPUID from the host's supported leaves only (never a bit the host did
@@ -114,6 +128,15 @@ int x86_cpuid_build(const struct hv_cpuid_entry *supported, unsigned n_supported
  * for INIT/SIPI. Returns 0 or -errno.
  */
 int x86_vcpu_setup(struct hv *hv, struct hv_vcpu *vcpu, unsigned index, unsigned nr_vcpus,
-		   const struct cpu_topology *topo, struct guest_mem *gm, const struct x86_boot *boot);
+		   const struct cpu_topology *topo, struct guest_mem *gm,
+		   const struct x86_boot *boot);
+
+/*
+ * Translates guest-virtual @gva to guest-physical through the guest's own page tables (flat when
+ * paging is off, 4-level long mode otherwise), for reports. Table entries are read through
+ * guest_mem. Returns 0, -EFAULT when not mapped or not RAM, -ENOTSUP for other paging modes.
+ */
+int x86_gva_to_gpa(const struct guest_mem *gm, const struct hv_sregs *s, uint64_t gva,
+		   uint64_t *ret);
 
 #endif

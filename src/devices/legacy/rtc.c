@@ -1,3 +1,259 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder: being written */
-typedef int placeholder_t;
+/*
+ * MC146818 CMOS RTC at 0x70 (index) / 0x71 (data): the host's wall clock in UTC, plus 128 bytes
+ * of CMOS memory.
+ *
+ * - The clock registers are computed from the host clock at each read, in BCD or binary per
+ *   register B's DM bit, 24- or 12-hour per its 24/12 bit (24 h BCD at power-on, as Linux
+ *   expects). The guest cannot set the clock: writes to the time registers are ignored, the
+ *   host is authoritative (Linux only writes the RTC when NTP-synced, and then it agrees).
+ * - Update-in-progress (register A bit 7) always reads 0: the values are consistent at the
+ *   instant of each read, and a reader that checks UIP never waits.
+ * - Register C reads 0 and register D reads VRT (battery good). There are no periodic, alarm
+ *   or update-ended interrupts and no IRQ 8; the alarm registers are plain CMOS bytes.
+ * - CMOS bytes 0x15-0x18 and 0x30-0x31 hold the base and extended (1-64 MiB) memory sizes in
+ *   KiB, as a BIOS leaves them; bytes above 16 MiB and 4 GiB are not reported (they depend on
+ *   the PCI hole, which is arch's business; Linux reads the e820 map instead).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bus/bus.h"
+#include "config/config.h"
+#include "devices/legacy/legacy.h"
+#include "util/util.h"
+
+#define RTC_PORT_BASE 0x70
+#define RTC_PORT_SIZE 2
+#define RTC_CMOS_SIZE 128
+
+#define RTC_SECONDS	 0x00
+#define RTC_MINUTES	 0x02
+#define RTC_HOURS	 0x04
+#define RTC_DAY_OF_WEEK	 0x06
+#define RTC_DAY_OF_MONTH 0x07
+#define RTC_MONTH	 0x08
+#define RTC_YEAR	 0x09
+#define RTC_REG_A	 0x0a
+#define RTC_REG_B	 0x0b
+#define RTC_REG_C	 0x0c
+#define RTC_REG_D	 0x0d
+#define RTC_CENTURY	 0x32 /* the IBM PC convention; ACPI's FADT may point here */
+
+#define RTC_A_UIP     0x80
+#define RTC_A_DEFAULT 0x26 /* 32.768 kHz time base, 1024 Hz rate */
+#define RTC_B_DM_BIN  0x04
+#define RTC_B_24H     0x02
+#define RTC_B_DEFAULT RTC_B_24H
+#define RTC_D_VRT     0x80
+#define RTC_HOUR_PM   0x80 /* 12-hour mode */
+
+#define RTC_INDEX_MASK 0x7f /* bit 7 of the index port masks NMIs on a PC: ignored */
+
+/* Memory size bytes, in KiB. */
+#define CMOS_BASE_MEM_LO     0x15
+#define CMOS_BASE_MEM_HI     0x16
+#define CMOS_EXT_MEM_LO	     0x17
+#define CMOS_EXT_MEM_HI	     0x18
+#define CMOS_EXT_MEM2_LO     0x30
+#define CMOS_EXT_MEM2_HI     0x31
+#define CMOS_BASE_MEM_KIB    640
+#define CMOS_EXT_MEM_MAX_KIB (63 * 1024) /* 1 MiB to 64 MiB */
+
+struct rtc {
+	pthread_mutex_t lock;
+	struct bus *pio;
+	uint8_t index;
+	uint8_t cmos[RTC_CMOS_SIZE];
+};
+
+static bool rtc_is_clock_reg(uint8_t index)
+{
+	switch (index) {
+	case RTC_SECONDS:
+	case RTC_MINUTES:
+	case RTC_HOURS:
+	case RTC_DAY_OF_WEEK:
+	case RTC_DAY_OF_MONTH:
+	case RTC_MONTH:
+	case RTC_YEAR:
+	case RTC_CENTURY:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static uint8_t rtc_encode(const struct rtc *rtc, unsigned v)
+{
+	if (rtc->cmos[RTC_REG_B] & RTC_B_DM_BIN)
+		return (uint8_t)v;
+	return (uint8_t)(((v / 10) << 4) | (v % 10));
+}
+
+static uint8_t rtc_read_clock(const struct rtc *rtc, uint8_t index)
+{
+	struct timespec ts;
+	struct tm tm;
+	unsigned hour, year;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) < 0 || !gmtime_r(&ts.tv_sec, &tm))
+		return 0;
+	year = (unsigned)tm.tm_year + 1900;
+	switch (index) {
+	case RTC_SECONDS:
+		return rtc_encode(rtc, (unsigned)MIN(tm.tm_sec, 59)); /* a leap second reads 59 */
+	case RTC_MINUTES:
+		return rtc_encode(rtc, (unsigned)tm.tm_min);
+	case RTC_HOURS:
+		hour = (unsigned)tm.tm_hour;
+		if (rtc->cmos[RTC_REG_B] & RTC_B_24H)
+			return rtc_encode(rtc, hour);
+		/* 12-hour mode: 12, 1..11 with the PM flag in bit 7, whatever the encoding. */
+		return rtc_encode(rtc, hour % 12 ? hour % 12 : 12) | (hour >= 12 ? RTC_HOUR_PM : 0);
+	case RTC_DAY_OF_WEEK:
+		return rtc_encode(rtc, (unsigned)tm.tm_wday + 1); /* 1 = Sunday */
+	case RTC_DAY_OF_MONTH:
+		return rtc_encode(rtc, (unsigned)tm.tm_mday);
+	case RTC_MONTH:
+		return rtc_encode(rtc, (unsigned)tm.tm_mon + 1);
+	case RTC_YEAR:
+		return rtc_encode(rtc, year % 100);
+	default: /* RTC_CENTURY */
+		return rtc_encode(rtc, (year / 100) % 100);
+	}
+}
+
+static uint8_t rtc_read_data(struct rtc *rtc)
+{
+	uint8_t index = rtc->index;
+
+	if (rtc_is_clock_reg(index))
+		return rtc_read_clock(rtc, index);
+	switch (index) {
+	case RTC_REG_A:
+		return rtc->cmos[RTC_REG_A] & (uint8_t)~RTC_A_UIP;
+	case RTC_REG_C:
+		return 0; /* no interrupt flags, ever */
+	case RTC_REG_D:
+		return RTC_D_VRT;
+	default:
+		return rtc->cmos[index];
+	}
+}
+
+static void rtc_write_data(struct rtc *rtc, uint8_t v)
+{
+	uint8_t index = rtc->index;
+
+	if (rtc_is_clock_reg(index))
+		return; /* the host clock is authoritative */
+	switch (index) {
+	case RTC_REG_A:
+		rtc->cmos[RTC_REG_A] = v & (uint8_t)~RTC_A_UIP;
+		return;
+	case RTC_REG_C:
+	case RTC_REG_D:
+		return; /* read-only */
+	default:
+		rtc->cmos[index] = v;
+		return;
+	}
+}
+
+static void rtc_pio(void *opaque, uint64_t offset, bool is_write, uint8_t *data, unsigned len)
+{
+	struct rtc *rtc = opaque;
+
+	pthread_mutex_lock(&rtc->lock);
+	for (unsigned i = 0; i < len; i++) {
+		uint64_t port = offset + i;
+
+		if (port == 0) {
+			if (is_write)
+				rtc->index = data[i] & RTC_INDEX_MASK;
+			else
+				data[i] = 0xff; /* the index port is write-only */
+		} else if (port == 1) {
+			if (is_write)
+				rtc_write_data(rtc, data[i]);
+			else
+				data[i] = rtc_read_data(rtc);
+		} else if (!is_write) {
+			data[i] = 0xff;
+		}
+	}
+	pthread_mutex_unlock(&rtc->lock);
+}
+
+static void rtc_power_on(struct rtc *rtc, uint64_t mem_size)
+{
+	uint64_t ext_kib = 0;
+
+	memset(rtc->cmos, 0, sizeof(rtc->cmos));
+	rtc->index = 0;
+	rtc->cmos[RTC_REG_A] = RTC_A_DEFAULT;
+	rtc->cmos[RTC_REG_B] = RTC_B_DEFAULT;
+	rtc->cmos[CMOS_BASE_MEM_LO] = CMOS_BASE_MEM_KIB & 0xff;
+	rtc->cmos[CMOS_BASE_MEM_HI] = CMOS_BASE_MEM_KIB >> 8;
+	if (mem_size > MiB)
+		ext_kib = MIN((mem_size - MiB) / KiB, (uint64_t)CMOS_EXT_MEM_MAX_KIB);
+	rtc->cmos[CMOS_EXT_MEM_LO] = rtc->cmos[CMOS_EXT_MEM2_LO] = (uint8_t)(ext_kib & 0xff);
+	rtc->cmos[CMOS_EXT_MEM_HI] = rtc->cmos[CMOS_EXT_MEM2_HI] = (uint8_t)(ext_kib >> 8);
+}
+
+static int rtc_realize(const struct dev_ctx *ctx, const void *state, void **ret)
+{
+	struct rtc *rtc;
+	int r;
+
+	rtc = calloc(1, sizeof(*rtc));
+	if (!rtc)
+		return -ENOMEM;
+	pthread_mutex_init(&rtc->lock, NULL);
+	rtc->pio = ctx->pio;
+	rtc_power_on(rtc, ctx->cfg ? ctx->cfg->memory.size : 0);
+	r = bus_register(ctx->pio, RTC_PORT_BASE, RTC_PORT_SIZE, rtc_pio, rtc, "rtc");
+	if (r < 0) {
+		pthread_mutex_destroy(&rtc->lock);
+		free(rtc);
+		return r;
+	}
+	*ret = rtc;
+	return 0;
+}
+
+static void rtc_unrealize(void *dev)
+{
+	struct rtc *rtc = dev;
+
+	if (!rtc)
+		return;
+	(void)bus_unregister(rtc->pio, RTC_PORT_BASE);
+	pthread_mutex_destroy(&rtc->lock);
+	free(rtc);
+}
+
+/* CMOS memory survives a reboot (it is battery-backed); only the index and the control
+ * registers go back to their power-on values. */
+static void rtc_reset(void *dev)
+{
+	struct rtc *rtc = dev;
+
+	pthread_mutex_lock(&rtc->lock);
+	rtc->index = 0;
+	rtc->cmos[RTC_REG_A] = RTC_A_DEFAULT;
+	rtc->cmos[RTC_REG_B] = RTC_B_DEFAULT;
+	pthread_mutex_unlock(&rtc->lock);
+}
+
+const struct dev_ops rtc_ops = {
+	.name = "rtc",
+	.realize = rtc_realize,
+	.unrealize = rtc_unrealize,
+	.reset = rtc_reset,
+};

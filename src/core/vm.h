@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The VM: build from a validated config, lifecycle, teardown (DESIGN §2). The CLI and the API
+ * call the same functions. Every function runs on the VMM loop thread.
+ *
+ * Lifecycle: Created → Running ⇄ Paused → Shutdown. A command in a state that does not allow it
+ * returns -EBUSY (409-style) and changes nothing.
+ */
+#ifndef CUBICLE_CORE_VM_H
+#define CUBICLE_CORE_VM_H
+
+#include <stddef.h>
+
+#include "config/config.h"
+
+struct loop;
+struct vm;
+
+enum vm_state {
+	VM_CREATED,
+	VM_RUNNING,
+	VM_PAUSED,
+	VM_SHUTDOWN,
+};
+
+/* Why the VM stopped running by itself, reported to the owner through vm_exit_cb. */
+enum vm_exit {
+	VM_EXIT_POWEROFF, /* the guest powered off */
+	VM_EXIT_RESET,	  /* the guest rebooted: the owner calls vm_reboot() */
+	VM_EXIT_ERROR,	  /* the hypervisor could not run the guest (already reported) */
+};
+
+typedef void (*vm_exit_cb)(void *opaque, enum vm_exit why);
+
+/*
+ * Builds the VM from @cfg (copied by reference: it must outlive the VM): guest RAM, devices,
+ * kernel and initramfs, ACPI tables, vCPUs. Does not start the vCPUs. On failure everything
+ * built is undone in reverse and -errno returned with one line for the user in @err.
+ * @on_exit runs on the loop thread.
+ */
+int vm_create(const struct vm_config *cfg, struct loop *loop, vm_exit_cb on_exit, void *opaque,
+	      struct vm **ret, char *err, size_t errlen);
+
+/* Created → Running: starts the vCPU threads. */
+int vm_boot(struct vm *vm);
+/* Running → Paused: every vCPU parked outside the guest, devices quiesced. */
+int vm_pause(struct vm *vm);
+/* Paused → Running. */
+int vm_resume(struct vm *vm);
+/* Any → Shutdown: stops the vCPUs and devices; the VM can only be destroyed afterwards. */
+int vm_shutdown(struct vm *vm);
+/* Rebuilds the VM from its config and boots it again (guest reboot, as Cloud Hypervisor). */
+int vm_reboot(struct vm *vm, char *err, size_t errlen);
+/* Stops everything and frees. Accepts NULL; returns NULL. */
+struct vm *vm_destroy(struct vm *vm);
+
+enum vm_state vm_get_state(const struct vm *vm);
+/* "Created", "Running", "Paused", "Shutdown" as Cloud Hypervisor's vm.info says it. */
+const char *vm_state_name(enum vm_state state);
+
+#endif

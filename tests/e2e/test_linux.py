@@ -1,0 +1,204 @@
+"""End-to-end tests that boot the real Linux guest (make guest: kernel + busybox initramfs).
+
+On this workplace's kvm_pvm host a boot takes a minute or more (the guest kernel is emulated),
+so all boots start together when the first test of this file asks for them, at most
+CUBICLE_E2E_PARALLEL (default 3) at once, and each test waits for its own and checks several
+things on it. Serial output goes to files in a temporary directory; a failing test prints the
+tail of its serial log and of cubicle's stderr."""
+import concurrent.futures
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from conftest import default_cmdline
+
+pytestmark = pytest.mark.usefixtures("kvm")
+
+BOOT_TIMEOUT = int(os.environ.get("CUBICLE_E2E_BOOT_TIMEOUT", "600"))
+PARALLEL = int(os.environ.get("CUBICLE_E2E_PARALLEL", "3"))
+MARKER = "cubicle-guest: userspace up"
+DEMO_CMD = "uname -a; nproc; grep MemTotal /proc/meminfo"
+MiB = 1024  # MemTotal is in kB
+
+
+@dataclass
+class Boot:
+    name: str
+    args: list
+    stop_after_markers: int = 0  # > 0: SIGTERM once the marker appeared that often
+    serial: Path = None
+    stderr: Path = None
+    returncode: int = None
+    seconds: float = None
+    marker_seconds: list = field(default_factory=list)
+    error: str = None
+
+    @property
+    def output(self):
+        return self.serial.read_text(errors="replace") if self.serial.exists() else ""
+
+    def describe(self, tail=4000):
+        err = self.stderr.read_text(errors="replace") if self.stderr.exists() else ""
+        return (f"boot {self.name}: returncode {self.returncode} after {self.seconds} s, "
+                f"markers at {self.marker_seconds} s {self.error or ''}\n"
+                f"argv: {' '.join(self.args)}\n"
+                f"--- serial log (tail) ---\n{self.output[-tail:]}\n"
+                f"--- stderr (tail) ---\n{err[-tail:]}")
+
+
+def run_boot(boot, cubicle_bin):
+    """Runs one boot to its end (or BOOT_TIMEOUT) while watching its serial log."""
+    argv = [cubicle_bin, *boot.args, "--serial", f"file={boot.serial}", "--console", "off"]
+    t0 = time.monotonic()
+    with open(boot.stderr, "wb") as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                start_new_session=True)
+    try:
+        sent_term = False
+        while proc.poll() is None:
+            elapsed = time.monotonic() - t0
+            if elapsed > BOOT_TIMEOUT:
+                boot.error = f"(killed after {BOOT_TIMEOUT} s)"
+                break
+            n = boot.output.count(MARKER)
+            while len(boot.marker_seconds) < n:
+                boot.marker_seconds.append(round(elapsed, 1))
+            if boot.stop_after_markers and n >= boot.stop_after_markers and not sent_term:
+                proc.send_signal(signal.SIGTERM)
+                sent_term = True
+                term_deadline = time.monotonic() + 15
+            if sent_term and time.monotonic() > term_deadline:
+                boot.error = "(no exit within 15 s of SIGTERM)"
+                break
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    boot.returncode = proc.returncode
+    boot.seconds = round(time.monotonic() - t0, 1)
+    n = boot.output.count(MARKER)
+    while len(boot.marker_seconds) < n:
+        boot.marker_seconds.append(boot.seconds)
+    return boot
+
+
+def smp_ap_starts(cubicle_bin, testguest):
+    """Whether an AP can start here: runs the smp test guest (a second) first."""
+    try:
+        r = subprocess.run([cubicle_bin, "--kernel", testguest("smp"), "--cpus", "boot=2",
+                            "--serial", "tty", "--console", "off"], stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return False
+    return b"smp ap started" in r.stdout
+
+
+@pytest.fixture(scope="module")
+def boots(cubicle_bin, guest_env, testguest):
+    """Starts every boot of this file at once (bounded by PARALLEL); returns name -> future."""
+    base = default_cmdline()
+    vmlinux, bzimage = guest_env["CUBICLE_VMLINUX"], guest_env["CUBICLE_BZIMAGE"]
+    initrd = ["--initramfs", guest_env["CUBICLE_INITRAMFS"]]
+
+    def linux(kernel, cpus, mem, cmdline):
+        return ["--kernel", kernel, *initrd, "--cmdline", cmdline, "--cpus", f"boot={cpus}",
+                "--memory", f"size={mem}"]
+
+    demo = f"{base} -- {DEMO_CMD}"
+    plan = [  # the longest first
+        Boot("reboot", linux(vmlinux, 1, "512M", f"{base} cubicle.action=reboot -- uname -r"),
+             stop_after_markers=2),
+        Boot("pvh", linux(vmlinux, 1, "512M", demo)),
+        Boot("bzimage", linux(bzimage, 1, "1G", demo)),
+        Boot("highmem", linux(vmlinux, 1, "3584M", demo)),
+    ]
+    smp_ok = smp_ap_starts(cubicle_bin, testguest)
+    if smp_ok:
+        plan.append(Boot("smp", linux(vmlinux, 2, "512M", demo)))
+
+    tmp = Path(tempfile.mkdtemp(prefix="cubicle-e2e-linux-"))
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=PARALLEL)
+    futures = {}
+    for b in plan:
+        b.serial, b.stderr = tmp / f"{b.name}.serial", tmp / f"{b.name}.stderr"
+        futures[b.name] = pool.submit(run_boot, b, cubicle_bin)
+    futures["smp_ok"] = smp_ok
+    yield futures
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+def result(boots, name):
+    return boots[name].result(timeout=BOOT_TIMEOUT * 3)
+
+
+def mem_total_kb(out):
+    m = re.search(r"^MemTotal:\s+(\d+) kB", out, re.MULTILINE)
+    return int(m.group(1)) if m else None
+
+
+def nproc(out):
+    after = out.split(MARKER, 1)[-1]
+    m = re.search(r"^(\d+)\r?$", after, re.MULTILINE)
+    return int(m.group(1)) if m else None
+
+
+def check_demo(b, record_property):
+    out = b.output
+    record_property("seconds_to_userspace", b.marker_seconds[:1])
+    record_property("seconds_total", b.seconds)
+    print(f"{b.name}: userspace marker at {b.marker_seconds} s, exit after {b.seconds} s")
+    assert MARKER in out, "the guest never reached /init\n" + b.describe()
+    assert re.search(r"^Linux \S+ \S+ .* x86_64", out, re.MULTILINE), b.describe()
+    assert "cubicle-guest: exit status 0" in out, b.describe()
+    assert b.returncode == 0, "poweroff must exit 0\n" + b.describe()
+    return out
+
+
+def test_pvh_vmlinux_512m(boots, record_property):
+    b = result(boots, "pvh")
+    out = check_demo(b, record_property)
+    assert nproc(out) == 1, b.describe()
+    kb = mem_total_kb(out)
+    assert kb and 400 * MiB <= kb <= 512 * MiB, f"MemTotal {kb} kB\n" + b.describe()
+
+
+def test_bzimage_1g(boots, record_property):
+    b = result(boots, "bzimage")
+    out = check_demo(b, record_property)
+    assert nproc(out) == 1, b.describe()
+    kb = mem_total_kb(out)
+    assert kb and 900 * MiB <= kb <= 1024 * MiB, f"MemTotal {kb} kB\n" + b.describe()
+
+
+def test_ram_above_4g(boots, record_property):
+    """3.5 GiB: 3 GiB below the PCI hole and 512 MiB above 4 GiB."""
+    b = result(boots, "highmem")
+    out = check_demo(b, record_property)
+    kb = mem_total_kb(out)
+    assert kb and kb > int(3.2 * 1024 * MiB), f"MemTotal {kb} kB\n" + b.describe()
+
+
+def test_reboot_boots_again(boots, record_property):
+    """cubicle.action=reboot: init reboots (reboot=k, i8042) and the kernel boots again; the
+    second boot would reboot too, so the test stops cubicle with SIGTERM, which exits 0."""
+    b = result(boots, "reboot")
+    record_property("marker_seconds", b.marker_seconds)
+    assert b.output.count(MARKER) >= 2, "no second boot after reboot\n" + b.describe()
+    assert b.returncode == 0, "SIGTERM must stop cubicle cleanly (exit 0)\n" + b.describe()
+
+
+def test_two_vcpus(boots, record_property):
+    if not boots["smp_ok"]:
+        pytest.xfail("the smp test guest's AP did not start on this host "
+                     "(QEMU too stalls at 'Booting SMP configuration' on kvm_pvm)")
+    b = result(boots, "smp")
+    out = check_demo(b, record_property)
+    assert nproc(out) == 2, b.describe()
