@@ -25,6 +25,11 @@ main:
 	PUTS mecx
 	popl %eax
 	call puthex
+	PUTS m4
+	movl $0x40000001, %eax
+	xorl %ecx, %ecx
+	cpuid
+	call puthex
 	PUTS nl
 	jmp poweroff
 
@@ -33,4 +38,5 @@ m1:	.asciz "cubicle-testguest: cpuid 1 ecx="
 medx:	.asciz " edx="
 m7:	.asciz " 7.0 ebx="
 mecx:	.asciz " ecx="
+m4:	.asciz " 40000001 eax="
 nl:	.asciz "\n"

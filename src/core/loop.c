@@ -32,6 +32,9 @@ struct loop_post_item {
 struct loop {
 	int epfd;
 	int wakefd; /* eventfd: posts and stop */
+	/* Devices re-arm their fds from vCPU threads (e.g. serial input once the guest drained its
+	 * FIFO), so the table has a lock of its own; callbacks run without it. */
+	pthread_mutex_t table_lock;
 	struct loop_handler handlers[LOOP_MAX_FDS];
 
 	pthread_mutex_t lock; /* posts, stop */
@@ -52,6 +55,7 @@ int loop_create(struct loop **ret)
 	for (unsigned i = 0; i < LOOP_MAX_FDS; i++)
 		loop->handlers[i].fd = SLOT_FREE;
 	pthread_mutex_init(&loop->lock, NULL);
+	pthread_mutex_init(&loop->table_lock, NULL);
 	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
 	loop->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (loop->epfd < 0 || loop->wakefd < 0) {
@@ -78,6 +82,7 @@ struct loop *loop_destroy(struct loop *loop)
 	if (loop->wakefd >= 0)
 		close(loop->wakefd);
 	pthread_mutex_destroy(&loop->lock);
+	pthread_mutex_destroy(&loop->table_lock);
 	free(loop);
 	return NULL;
 }
@@ -92,42 +97,57 @@ static struct loop_handler *loop_find(struct loop *loop, int fd)
 
 int loop_add_fd(struct loop *loop, int fd, uint32_t events, loop_fd_cb cb, void *opaque)
 {
+	int r = 0;
+
 	if (fd < 0 || !cb)
 		return -EINVAL;
-	if (loop_find(loop, fd))
-		return -EEXIST;
+	pthread_mutex_lock(&loop->table_lock);
 	struct loop_handler *h = loop_find(loop, SLOT_FREE);
-	if (!h)
-		return -ENOSPC;
-	struct epoll_event ev = { .events = events, .data.ptr = h };
-	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-		return -errno;
-	*h = (struct loop_handler){ .fd = fd, .cb = cb, .opaque = opaque };
-	return 0;
+	if (loop_find(loop, fd)) {
+		r = -EEXIST;
+	} else if (!h) {
+		r = -ENOSPC;
+	} else {
+		struct epoll_event ev = { .events = events, .data.ptr = h };
+		if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+			r = -errno;
+		else
+			*h = (struct loop_handler){ .fd = fd, .cb = cb, .opaque = opaque };
+	}
+	pthread_mutex_unlock(&loop->table_lock);
+	return r;
 }
 
 int loop_mod_fd(struct loop *loop, int fd, uint32_t events)
 {
+	int r = 0;
+
+	pthread_mutex_lock(&loop->table_lock);
 	struct loop_handler *h = loop_find(loop, fd);
-	if (!h)
-		return -ENOENT;
-	struct epoll_event ev = { .events = events, .data.ptr = h };
-	if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
-		return -errno;
-	return 0;
+	if (!h) {
+		r = -ENOENT;
+	} else {
+		struct epoll_event ev = { .events = events, .data.ptr = h };
+		if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
+			r = -errno;
+	}
+	pthread_mutex_unlock(&loop->table_lock);
+	return r;
 }
 
 int loop_del_fd(struct loop *loop, int fd)
 {
+	pthread_mutex_lock(&loop->table_lock);
 	struct loop_handler *h = loop_find(loop, fd);
-	if (!h)
-		return -ENOENT;
-	epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
-	/* An event of this round may still point at @h: the slot stays dead (skipped, not
-	 * reused) until the round ends. */
-	h->fd = SLOT_DEAD;
-	h->cb = NULL;
-	return 0;
+	if (h) {
+		epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
+		/* An event of this round may still point at @h: the slot stays dead (skipped,
+		 * not reused) until the round ends. */
+		h->fd = SLOT_DEAD;
+		h->cb = NULL;
+	}
+	pthread_mutex_unlock(&loop->table_lock);
+	return h ? 0 : -ENOENT;
 }
 
 int loop_post(struct loop *loop, loop_post_cb cb, void *opaque)
@@ -181,11 +201,6 @@ int loop_run(struct loop *loop)
 {
 	struct epoll_event evs[LOOP_BATCH];
 
-	pthread_mutex_lock(&loop->lock);
-	loop->stopping = false;
-	loop->stop_code = 0;
-	pthread_mutex_unlock(&loop->lock);
-
 	for (;;) {
 		int n = epoll_wait(loop->epfd, evs, LOOP_BATCH, -1);
 		if (n < 0) {
@@ -200,15 +215,24 @@ int loop_run(struct loop *loop)
 				stop |= loop_drain_wake(loop);
 				continue;
 			}
-			if (h->fd >= 0 && h->cb)
-				h->cb(h->opaque, evs[i].events);
+			pthread_mutex_lock(&loop->table_lock);
+			loop_fd_cb cb = h->fd >= 0 ? h->cb : NULL;
+			void *opaque = h->opaque;
+			pthread_mutex_unlock(&loop->table_lock);
+			if (cb)
+				cb(opaque, evs[i].events);
 		}
+		pthread_mutex_lock(&loop->table_lock);
 		for (unsigned i = 0; i < LOOP_MAX_FDS; i++)
 			if (loop->handlers[i].fd == SLOT_DEAD)
 				loop->handlers[i].fd = SLOT_FREE;
+		pthread_mutex_unlock(&loop->table_lock);
 		if (stop) {
+			/* A stop is consumed by the run it ends: the loop can run again. */
 			pthread_mutex_lock(&loop->lock);
 			int code = loop->stop_code;
+			loop->stopping = false;
+			loop->stop_code = 0;
 			pthread_mutex_unlock(&loop->lock);
 			return code;
 		}

@@ -3,8 +3,9 @@
  * The VMM event loop (DESIGN §2): one epoll loop on the main thread runs device work, signals
  * and commands. Internal to core; devices reach it through struct dev_loop (devices/device.h).
  *
- * loop_add_fd/mod_fd/del_fd and loop_run are for the loop's own thread (and set-up before it
- * runs); loop_stop and loop_post may be called from any thread.
+ * loop_run is for the loop's own thread. loop_add_fd/mod_fd/del_fd, loop_stop and loop_post
+ * may be called from any thread (devices re-arm their fds from vCPU threads); a callback may
+ * still run once after its fd was deleted from another thread during the same round.
  */
 #ifndef CUBICLE_CORE_LOOP_H
 #define CUBICLE_CORE_LOOP_H
@@ -31,7 +32,7 @@ int loop_del_fd(struct loop *loop, int fd);
 /* Runs @cb(@opaque) on the loop thread soon. Bounded queue: -EAGAIN when full. */
 int loop_post(struct loop *loop, loop_post_cb cb, void *opaque);
 
-/* Runs until loop_stop(); returns the code given to loop_stop(). */
+/* Runs until loop_stop() (also one called before loop_run()); returns its code. */
 int loop_run(struct loop *loop);
 void loop_stop(struct loop *loop, int code);
 

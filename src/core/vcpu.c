@@ -149,6 +149,14 @@ static void *vcpu_thread(void *arg)
 		break;
 	}
 
+	if (log_get_level() >= LOG_DEBUG) {
+		struct hv_regs r;
+		struct hv_sregs sr;
+		if (hv_vcpu_get_regs(v->hv, &r) == 0 && hv_vcpu_get_sregs(v->hv, &sr) == 0)
+			log_debug("vcpu%u: stopped at RIP %#" PRIx64 " CS %#x CR0 %#" PRIx64
+				  " EFER %#" PRIx64,
+				  v->index, r.rip, sr.cs.selector, sr.cr0, sr.efer);
+	}
 	pthread_mutex_lock(&g->lock);
 	g->running--;
 	pthread_cond_broadcast(&g->cond);

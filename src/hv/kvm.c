@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <linux/kvm_para.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -68,6 +69,7 @@ struct hv {
 	struct hv_caps caps;
 	struct hv_io_ops ops;
 	void *opaque;
+	bool pvm; /* kvm_pvm: software virtualisation with quirks of its own (kvm_pvm_quirks) */
 
 	pthread_mutex_t slots_lock;
 	struct kvm_ram_slot slots[KVM_MAX_RAM_SLOTS];
@@ -203,6 +205,7 @@ int hv_create(struct hv **ret)
 	r = kvm_open(hv);
 	if (r < 0)
 		goto fail;
+	hv->pvm = access("/sys/module/kvm_pvm", F_OK) == 0;
 	r = kvm_ioctl_retry(hv->kvm_fd, KVM_CREATE_VM, 0);
 	if (r < 0) {
 		log_debug("kvm: KVM_CREATE_VM: %s", strerror(-r));
@@ -369,6 +372,17 @@ static struct kvm_cpuid2 *kvm_cpuid2_alloc(unsigned n)
 	return c;
 }
 
+/*
+ * kvm_pvm (software virtualisation) lists features it cannot deliver. PV_SEND_IPI: a guest
+ * that uses the hypercall to send IPIs stalls bringing up its secondary CPUs ("Booting SMP
+ * configuration"), seen with Linux 6.1; without it Linux falls back to the LAPIC and SMP boots.
+ */
+static void kvm_pvm_quirks(struct kvm_cpuid_entry2 *e)
+{
+	if (e->function == KVM_CPUID_FEATURES)
+		e->eax &= ~(1u << KVM_FEATURE_PV_SEND_IPI);
+}
+
 int hv_supported_cpuid(struct hv *hv, struct hv_cpuid_entry *ret, unsigned max)
 {
 	_cleanup_free_ struct kvm_cpuid2 *c = NULL;
@@ -391,7 +405,9 @@ int hv_supported_cpuid(struct hv *hv, struct hv_cpuid_entry *ret, unsigned max)
 		log_debug("kvm: %u supported CPUID entries, keeping %u", c->nent, max);
 	n = MIN(c->nent, max);
 	for (unsigned i = 0; i < n; i++) {
-		const struct kvm_cpuid_entry2 *e = &c->entries[i];
+		struct kvm_cpuid_entry2 *e = &c->entries[i];
+		if (hv->pvm)
+			kvm_pvm_quirks(e);
 		ret[i] = (struct hv_cpuid_entry){
 			.function = e->function,
 			.index = e->index,
