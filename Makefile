@@ -38,7 +38,7 @@ test-unit: build build-asan
 	$(MESON) test -C $(BUILD_ASAN) --suite unit --print-errorlogs
 
 test-e2e: guest
-	python3 -m pytest -v -ra tests/e2e
+	/usr/bin/python3 -m pytest -v -ra tests/e2e
 
 test: format-check test-unit test-e2e
 

@@ -386,6 +386,11 @@ static int vm_build(struct vm *vm, char *err, size_t errlen)
 	r = vm_build_vcpus(vm, &boot, err, errlen);
 	if (r < 0)
 		return r;
+	r = hv_ready(vm->hv);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot set up the VM: %s", strerror(-r));
+		return r;
+	}
 	log_info("vm: built in %.3f ms (%u vCPUs, %" PRIu64 "M RAM, %s kernel)",
 		 (time_now_ns() - vm->start_ns) / 1e6, vm->nr_vcpus, vm->cfg->memory.size >> 20,
 		 boot.kind == X86_KERNEL_PVH ? "PVH" : "bzImage");

@@ -65,6 +65,13 @@ enum hv_ram_flags {
  */
 int hv_ram_add(struct hv *hv, uint64_t gpa, uint64_t size, unsigned flags, void **ret_host);
 
+/*
+ * Waits for the set-up that hv_create() and hv_ram_add() may have left running in the
+ * background (a backend may overlap slow kernel calls with the rest of the VM build). Call once
+ * the VM is built, before the first hv_vcpu_run(). Returns 0, or the first -errno of that work.
+ */
+int hv_ready(struct hv *hv);
+
 /* Interrupts. */
 /* Sets legacy interrupt line @gsi (IOAPIC pin) to @level. */
 int hv_irq_line(struct hv *hv, uint32_t gsi, bool level);

@@ -11,6 +11,7 @@
  * restarted instead of failing with EINTR. A seccomp filter for vCPU threads must allow
  * rt_sigreturn.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -62,6 +63,28 @@ struct kvm_ram_slot {
 	int memfd; /* -1 unless HV_RAM_SHARED; kept for sharing with vhost-user backends */
 };
 
+/*
+ * Set-up ioctls that mostly wait in the kernel (KVM_CREATE_PIT2 starts a kthread,
+ * KVM_SET_USER_MEMORY_REGION waits for an SRCU grace period: milliseconds on some hosts) run
+ * on short-lived threads while the VMM builds the rest of the VM; hv_ready() joins them.
+ */
+struct kvm_deferred {
+	pthread_t thread;
+	int fd;
+	unsigned long req;
+	union {
+		struct kvm_pit_config pit;
+		struct kvm_userspace_memory_region region;
+	} arg;
+	int result;
+	const char *what;
+};
+#define KVM_MAX_DEFERRED (KVM_MAX_RAM_SLOTS + 1)
+
+struct hv;
+static int kvm_defer(struct hv *hv, unsigned long req, const void *arg, size_t len,
+		     const char *what);
+
 struct hv {
 	int kvm_fd;
 	int vm_fd;
@@ -74,6 +97,9 @@ struct hv {
 	pthread_mutex_t slots_lock;
 	struct kvm_ram_slot slots[KVM_MAX_RAM_SLOTS];
 	unsigned n_slots;
+
+	struct kvm_deferred deferred[KVM_MAX_DEFERRED]; /* under slots_lock */
+	unsigned n_deferred;
 };
 
 struct hv_vcpu {
@@ -106,6 +132,7 @@ struct hv *hv_destroy(struct hv *hv)
 {
 	if (!hv)
 		return NULL;
+	hv_ready(hv);
 	if (hv->vm_fd >= 0)
 		close(hv->vm_fd);
 	for (unsigned i = 0; i < hv->n_slots; i++) {
@@ -180,13 +207,8 @@ static int kvm_create_platform(struct hv *hv)
 		log_debug("kvm: KVM_CREATE_IRQCHIP: %s", strerror(-r));
 		return r;
 	}
-	if (kvm_check_extension(hv, KVM_CAP_PIT2)) {
-		r = kvm_ioctl_retry(hv->vm_fd, KVM_CREATE_PIT2, (unsigned long)&pit);
-		if (r < 0) {
-			log_debug("kvm: KVM_CREATE_PIT2: %s", strerror(-r));
-			return r;
-		}
-	}
+	if (kvm_check_extension(hv, KVM_CAP_PIT2))
+		return kvm_defer(hv, KVM_CREATE_PIT2, &pit, sizeof(pit), "KVM_CREATE_PIT2");
 	return 0;
 }
 
@@ -325,22 +347,75 @@ int hv_ram_add(struct hv *hv, uint64_t gpa, uint64_t size, unsigned flags, void 
 		.memory_size = size,
 		.userspace_addr = (uintptr_t)slot.host,
 	};
-	r = kvm_ioctl_retry(hv->vm_fd, KVM_SET_USER_MEMORY_REGION, (unsigned long)&region);
-	if (r < 0) {
-		log_debug("kvm: KVM_SET_USER_MEMORY_REGION slot %u gpa 0x%llx size 0x%llx: %s",
-			  region.slot, (unsigned long long)gpa, (unsigned long long)size,
-			  strerror(-r));
-		munmap(slot.host, size);
-		if (slot.memfd >= 0)
-			close(slot.memfd);
-		goto out;
-	}
+	/* A failure shows in hv_ready(); the mapping is released with the VM either way. */
 	hv->slots[hv->n_slots++] = slot;
+	pthread_mutex_unlock(&hv->slots_lock);
+	r = kvm_defer(hv, KVM_SET_USER_MEMORY_REGION, &region, sizeof(region),
+		      "KVM_SET_USER_MEMORY_REGION");
+	if (r < 0)
+		return r;
+	*ret_host = slot.host;
+	return 0;
 	*ret_host = slot.host;
 	r = 0;
 out:
 	pthread_mutex_unlock(&hv->slots_lock);
 	return r;
+}
+
+static void *kvm_deferred_run(void *arg)
+{
+	struct kvm_deferred *d = arg;
+	d->result = kvm_ioctl_retry(d->fd, d->req, (unsigned long)&d->arg);
+	return NULL;
+}
+
+/* Runs a set-up ioctl on its own thread, or here when no thread can be had. */
+static int kvm_defer(struct hv *hv, unsigned long req, const void *arg, size_t len,
+		     const char *what)
+{
+	pthread_attr_t attr;
+	int r = -EAGAIN;
+
+	assert(len <= sizeof(((struct kvm_deferred *)0)->arg));
+	pthread_mutex_lock(&hv->slots_lock);
+	if (hv->n_deferred < KVM_MAX_DEFERRED) {
+		struct kvm_deferred *d = &hv->deferred[hv->n_deferred];
+		*d = (struct kvm_deferred){ .fd = hv->vm_fd, .req = req, .what = what };
+		memcpy(&d->arg, arg, len);
+		pthread_attr_init(&attr);
+		pthread_attr_setstacksize(&attr, 64 * 1024);
+		r = -pthread_create(&d->thread, &attr, kvm_deferred_run, d);
+		pthread_attr_destroy(&attr);
+		if (r == 0)
+			hv->n_deferred++;
+	}
+	pthread_mutex_unlock(&hv->slots_lock);
+	if (r == 0)
+		return 0;
+	r = kvm_ioctl_retry(hv->vm_fd, req, (unsigned long)arg);
+	if (r < 0)
+		log_debug("kvm: %s: %s", what, strerror(-r));
+	return r < 0 ? r : 0;
+}
+
+int hv_ready(struct hv *hv)
+{
+	int first = 0;
+
+	pthread_mutex_lock(&hv->slots_lock);
+	for (unsigned i = 0; i < hv->n_deferred; i++) {
+		struct kvm_deferred *d = &hv->deferred[i];
+		pthread_join(d->thread, NULL);
+		if (d->result < 0) {
+			log_debug("kvm: %s: %s", d->what, strerror(-d->result));
+			if (!first)
+				first = d->result;
+		}
+	}
+	hv->n_deferred = 0;
+	pthread_mutex_unlock(&hv->slots_lock);
+	return first;
 }
 
 int hv_irq_line(struct hv *hv, uint32_t gsi, bool level)

@@ -153,6 +153,11 @@ void hv_set_io_ops(struct hv *hv, const struct hv_io_ops *ops, void *opaque)
 	hv->opaque = opaque;
 }
 
+int hv_ready(struct hv *hv)
+{
+	return 0;
+}
+
 int hv_ram_add(struct hv *hv, uint64_t gpa, uint64_t size, unsigned flags, void **ret_host)
 {
 	void *p;
