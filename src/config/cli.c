@@ -51,7 +51,7 @@ static const struct cli_opt cli_opts[] = {
 	  "Control serial port: off|null|pty|tty|file=</path/to/a/file> [default: null]" },
 	{ OPT_CONSOLE, "console", 0, true,
 	  "Control (virtio) console: \"off|null|pty|tty|file=</path/to/a/file>,iommu=on|off\" "
-	  "[default: tty]" },
+	  "[default: tty] (validated; the virtio-console device itself is not built yet)" },
 	{ OPT_LOG_FILE, "log-file", 0, true, "Log file. Standard error is used if not specified" },
 	{ OPT_VERBOSE, NULL, 'v', false, "Sets the level of debugging output (repeat for more)" },
 	{ OPT_VERSION, "version", 'V', false, "Print version information" },
@@ -65,19 +65,6 @@ static const char *const cli_unsupported[] = {
 	"watchdog", "api-socket",  "event-monitor", "restore",	   "seccomp", "sgx-epc", "gdb",
 	"tdx",	    NULL,
 };
-
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
-						      ...)
-{
-	va_list ap;
-
-	if (err && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
 
 static const struct cli_opt *find_long(const char *name, size_t len)
 {
@@ -148,7 +135,7 @@ static int apply(struct cli_args *a, const struct cli_opt *o, const char *option
 	case OPT_COUNT:
 		break;
 	}
-	return fail(err, errlen, "%s: internal error", option);
+	return error_set(err, errlen, -EINVAL, "%s: internal error", option);
 }
 
 /* Short flags may be bundled, as clap allows: "-vvv". */
@@ -159,8 +146,8 @@ static int parse_short(struct cli_args *a, const char *arg, char *err, size_t er
 		char option[3] = { '-', *p, '\0' };
 
 		if (!o)
-			return fail(err, errlen, "unknown option '%s'",
-				    p == arg + 1 ? arg : option);
+			return error_set(err, errlen, -EINVAL, "unknown option '%s'",
+					 p == arg + 1 ? arg : option);
 		(void)apply(a, o, option, NULL, err, errlen); /* flags only: cannot fail */
 	}
 	return 0;
@@ -179,7 +166,7 @@ static int parse_args(int argc, char *const argv[], struct cli_args *a, char *er
 		int r;
 
 		if (arg[0] != '-' || arg[1] == '\0' || (arg[1] == '-' && arg[2] == '\0'))
-			return fail(err, errlen, "unexpected argument '%s'", arg);
+			return error_set(err, errlen, -EINVAL, "unexpected argument '%s'", arg);
 		if (arg[1] != '-') {
 			r = parse_short(a, arg, err, errlen);
 			if (r < 0)
@@ -193,27 +180,29 @@ static int parse_args(int argc, char *const argv[], struct cli_args *a, char *er
 		o = find_long(name, len);
 		if (!o) {
 			if (is_unsupported(name, len))
-				return fail(err, errlen, "--%.*s: not supported yet", (int)len,
-					    name);
-			return fail(err, errlen, "unknown option '--%.*s'", (int)len, name);
+				return error_set(err, errlen, -EINVAL, "--%.*s: not supported yet",
+						 (int)len, name);
+			return error_set(err, errlen, -EINVAL, "unknown option '--%.*s'", (int)len,
+					 name);
 		}
 		snprintf(option, sizeof(option), "--%s", o->name);
 
 		if (!o->takes_value) {
 			if (eq)
-				return fail(err, errlen, "%s: takes no value", option);
+				return error_set(err, errlen, -EINVAL, "%s: takes no value",
+						 option);
 		} else if (eq) {
 			value = eq + 1;
 		} else {
 			/* As clap does: a following option is not taken for a value. */
 			if (i + 1 >= argc || (argv[i + 1][0] == '-' && argv[i + 1][1] != '\0'))
-				return fail(err, errlen, "%s: missing value", option);
+				return error_set(err, errlen, -EINVAL, "%s: missing value", option);
 			value = argv[++i];
 		}
 		if (o->takes_value && seen[o->id]++)
-			return fail(err, errlen, "%s: given more than once", option);
+			return error_set(err, errlen, -EINVAL, "%s: given more than once", option);
 		if (value && !value[0] && o->id != OPT_CMDLINE)
-			return fail(err, errlen, "%s: missing value", option);
+			return error_set(err, errlen, -EINVAL, "%s: missing value", option);
 
 		r = apply(a, o, option, value, err, errlen);
 		if (r < 0)

@@ -17,19 +17,6 @@
 #define X86_HUGEPAGE_2M (2ULL << 20)
 #define X86_HUGEPAGE_1G (1ULL << 30)
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
-						      ...)
-{
-	va_list ap;
-
-	if (err && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
 static void cpus_defaults(struct cpus_config *c)
 {
 	*c = (struct cpus_config){ .boot_vcpus = 1, .max_vcpus = 1 };
@@ -81,19 +68,6 @@ const char *console_mode_name(enum console_mode mode)
 	return "Unknown";
 }
 
-/* "1G", "8M", "4K" or plain bytes: sizes in messages read as the user wrote them. */
-static void format_size(uint64_t v, char *buf, size_t len)
-{
-	if (v != 0 && v % GiB == 0)
-		snprintf(buf, len, "%lluG", (unsigned long long)(v / GiB));
-	else if (v != 0 && v % MiB == 0)
-		snprintf(buf, len, "%lluM", (unsigned long long)(v / MiB));
-	else if (v != 0 && v % KiB == 0)
-		snprintf(buf, len, "%lluK", (unsigned long long)(v / KiB));
-	else
-		snprintf(buf, len, "%llu", (unsigned long long)v);
-}
-
 static bool is_pow2(uint64_t v)
 {
 	return v != 0 && (v & (v - 1)) == 0;
@@ -104,28 +78,31 @@ static int validate_cpus(const struct cpus_config *c, char *err, size_t errlen)
 	const struct cpu_topology *t = &c->topology;
 
 	if (c->boot_vcpus < 1 || c->boot_vcpus > CONFIG_MAX_VCPUS)
-		return fail(err, errlen, "--cpus: boot must be between 1 and %u", CONFIG_MAX_VCPUS);
+		return error_set(err, errlen, -EINVAL, "--cpus: boot must be between 1 and %u",
+				 CONFIG_MAX_VCPUS);
 	if (c->max_vcpus < 1 || c->max_vcpus > CONFIG_MAX_VCPUS)
-		return fail(err, errlen, "--cpus: max must be between 1 and %u", CONFIG_MAX_VCPUS);
+		return error_set(err, errlen, -EINVAL, "--cpus: max must be between 1 and %u",
+				 CONFIG_MAX_VCPUS);
 	if (c->boot_vcpus > c->max_vcpus)
-		return fail(err, errlen, "--cpus: boot=%u is more than max=%u", c->boot_vcpus,
-			    c->max_vcpus);
+		return error_set(err, errlen, -EINVAL, "--cpus: boot=%u is more than max=%u",
+				 c->boot_vcpus, c->max_vcpus);
 	if (t->threads_per_core || t->cores_per_die || t->dies_per_package || t->packages) {
 		uint32_t product;
 
 		if (!t->threads_per_core || !t->cores_per_die || !t->dies_per_package ||
 		    !t->packages)
-			return fail(err, errlen, "--cpus: no part of topology can be zero");
+			return error_set(err, errlen, -EINVAL,
+					 "--cpus: no part of topology can be zero");
 		product = (uint32_t)t->threads_per_core * t->cores_per_die * t->dies_per_package *
 			  t->packages;
 		if (product != c->max_vcpus)
-			return fail(err, errlen,
-				    "--cpus: topology %u:%u:%u:%u gives %u vCPUs, but max=%u",
-				    t->threads_per_core, t->cores_per_die, t->dies_per_package,
-				    t->packages, product, c->max_vcpus);
+			return error_set(err, errlen, -EINVAL,
+					 "--cpus: topology %u:%u:%u:%u gives %u vCPUs, but max=%u",
+					 t->threads_per_core, t->cores_per_die, t->dies_per_package,
+					 t->packages, product, c->max_vcpus);
 	}
 	if (c->max_phys_bits > 64)
-		return fail(err, errlen, "--cpus: max_phys_bits must be at most 64");
+		return error_set(err, errlen, -EINVAL, "--cpus: max_phys_bits must be at most 64");
 	return 0;
 }
 
@@ -134,29 +111,34 @@ static int validate_memory(const struct memory_config *m, char *err, size_t errl
 	char a[32], b[32];
 
 	if (m->size % (4 * KiB) != 0)
-		return fail(err, errlen, "--memory: size must be a multiple of 4 KiB");
+		return error_set(err, errlen, -EINVAL,
+				 "--memory: size must be a multiple of 4 KiB");
 	if (m->size < CONFIG_MIN_MEM) {
-		format_size(m->size, a, sizeof(a));
-		format_size(CONFIG_MIN_MEM, b, sizeof(b));
-		return fail(err, errlen, "--memory: size %s is below the minimum of %s", a, b);
+		format_size(a, sizeof(a), m->size);
+		format_size(b, sizeof(b), CONFIG_MIN_MEM);
+		return error_set(err, errlen, -EINVAL,
+				 "--memory: size %s is below the minimum of %s", a, b);
 	}
 	if (m->hugepage_size) {
 		if (!m->hugepages)
-			return fail(err, errlen, "--memory: hugepage_size needs hugepages=on");
+			return error_set(err, errlen, -EINVAL,
+					 "--memory: hugepage_size needs hugepages=on");
 		/* The only huge page sizes x86_64 has; anything else cannot be mapped. */
 		if (!is_pow2(m->hugepage_size) ||
 		    (m->hugepage_size != X86_HUGEPAGE_2M && m->hugepage_size != X86_HUGEPAGE_1G))
-			return fail(err, errlen, "--memory: hugepage_size must be 2M or 1G");
+			return error_set(err, errlen, -EINVAL,
+					 "--memory: hugepage_size must be 2M or 1G");
 	}
 	if (m->hugepages) {
 		uint64_t hp = m->hugepage_size ? m->hugepage_size : X86_HUGEPAGE_2M;
 
 		if (m->size % hp != 0) {
-			format_size(hp, a, sizeof(a));
-			return fail(err, errlen,
-				    "--memory: hugepages=on needs size to be a multiple of the "
-				    "huge page size (%s)",
-				    a);
+			format_size(a, sizeof(a), hp);
+			return error_set(
+				err, errlen, -EINVAL,
+				"--memory: hugepages=on needs size to be a multiple of the "
+				"huge page size (%s)",
+				a);
 		}
 	}
 	return 0;
@@ -166,9 +148,9 @@ static int validate_console(const struct console_config *c, const char *option, 
 			    size_t errlen)
 {
 	if ((unsigned)c->mode > CONSOLE_PTY)
-		return fail(err, errlen, "%s: invalid mode", option);
+		return error_set(err, errlen, -EINVAL, "%s: invalid mode", option);
 	if (c->mode == CONSOLE_FILE && (!c->file || !c->file[0]))
-		return fail(err, errlen, "%s: file mode needs a path", option);
+		return error_set(err, errlen, -EINVAL, "%s: file mode needs a path", option);
 	return 0;
 }
 
@@ -178,14 +160,15 @@ int vm_config_validate(const struct vm_config *cfg, char *err, size_t errlen)
 	int r;
 
 	if (p->firmware)
-		return fail(err, errlen, "--firmware: not supported yet");
+		return error_set(err, errlen, -EINVAL, "--firmware: not supported yet");
 	if (!p->kernel || !p->kernel[0])
-		return fail(err, errlen, "--kernel: required");
+		return error_set(err, errlen, -EINVAL, "--kernel: required");
 	if (p->initramfs && !p->initramfs[0])
-		return fail(err, errlen, "--initramfs: empty path");
+		return error_set(err, errlen, -EINVAL, "--initramfs: empty path");
 	if (p->cmdline && strlen(p->cmdline) > CONFIG_MAX_CMDLINE - 1)
-		return fail(err, errlen, "--cmdline: %zu bytes is longer than the maximum of %u",
-			    strlen(p->cmdline), CONFIG_MAX_CMDLINE - 1);
+		return error_set(err, errlen, -EINVAL,
+				 "--cmdline: %zu bytes is longer than the maximum of %u",
+				 strlen(p->cmdline), CONFIG_MAX_CMDLINE - 1);
 
 	r = validate_cpus(&cfg->cpus, err, errlen);
 	if (r < 0)
@@ -204,9 +187,9 @@ int vm_config_validate(const struct vm_config *cfg, char *err, size_t errlen)
 	 * console"): both devices would read the same keystrokes from one terminal.
 	 */
 	if (cfg->serial.mode == CONSOLE_TTY && cfg->console.mode == CONSOLE_TTY)
-		return fail(err, errlen,
-			    "Only one of --serial and --console can be tty (the default is "
-			    "--console tty; add --console off)");
+		return error_set(err, errlen, -EINVAL,
+				 "Only one of --serial and --console can be tty (the default is "
+				 "--console tty; add --console off)");
 	return 0;
 }
 
@@ -241,26 +224,30 @@ static int kv_split(const char *option, const char *arg, struct kv_list *l, char
 			depth++;
 		} else if (*p == ']') {
 			if (--depth < 0)
-				return fail(err, errlen, "%s: unbalanced ']' in '%s'", option, arg);
+				return error_set(err, errlen, -EINVAL, "%s: unbalanced ']' in '%s'",
+						 option, arg);
 		} else if ((*p == ',' && depth == 0) || *p == '\0') {
 			bool last = *p == '\0';
 
 			if (last && depth > 0)
-				return fail(err, errlen, "%s: unbalanced '[' in '%s'", option, arg);
+				return error_set(err, errlen, -EINVAL, "%s: unbalanced '[' in '%s'",
+						 option, arg);
 			*p = '\0';
 			if (*item) { /* empty items (a trailing comma) are ignored */
 				char *eq = strchr(item, '=');
 
 				if (l->n == KV_MAX_ITEMS)
-					return fail(err, errlen, "%s: too many items", option);
+					return error_set(err, errlen, -EINVAL, "%s: too many items",
+							 option);
 				if (eq)
 					*eq = '\0';
 				l->items[l->n].key = item;
 				l->items[l->n].value = eq ? eq + 1 : NULL;
 				for (unsigned i = 0; i < l->n; i++) {
 					if (strcmp(l->items[i].key, item) == 0)
-						return fail(err, errlen, "%s: key '%s' given twice",
-							    option, item);
+						return error_set(err, errlen, -EINVAL,
+								 "%s: key '%s' given twice", option,
+								 item);
 				}
 				l->n++;
 			}
@@ -289,7 +276,7 @@ static bool key_in(const char *key, const char *const *list)
 static int kv_need_value(const char *option, const struct kv *kv, char *err, size_t errlen)
 {
 	if (!kv->value || !kv->value[0])
-		return fail(err, errlen, "%s: '%s' needs a value", option, kv->key);
+		return error_set(err, errlen, -EINVAL, "%s: '%s' needs a value", option, kv->key);
 	return 0;
 }
 
@@ -302,11 +289,11 @@ static int kv_u64(const char *option, const struct kv *kv, uint64_t max, uint64_
 		return r;
 	r = parse_u64(kv->value, max, ret);
 	if (r == -ERANGE)
-		return fail(err, errlen, "%s: %s=%s is out of range (at most %llu)", option,
-			    kv->key, kv->value, (unsigned long long)max);
+		return error_set(err, errlen, -EINVAL, "%s: %s=%s is out of range (at most %llu)",
+				 option, kv->key, kv->value, (unsigned long long)max);
 	if (r < 0)
-		return fail(err, errlen, "%s: invalid number '%s' for '%s'", option, kv->value,
-			    kv->key);
+		return error_set(err, errlen, -EINVAL, "%s: invalid number '%s' for '%s'", option,
+				 kv->value, kv->key);
 	return 0;
 }
 
@@ -317,8 +304,9 @@ static int kv_bool(const char *option, const struct kv *kv, bool *ret, char *err
 	if (r < 0)
 		return r;
 	if (parse_bool(kv->value, ret) < 0)
-		return fail(err, errlen, "%s: invalid value '%s' for '%s' (expected on or off)",
-			    option, kv->value, kv->key);
+		return error_set(err, errlen, -EINVAL,
+				 "%s: invalid value '%s' for '%s' (expected on or off)", option,
+				 kv->value, kv->key);
 	return 0;
 }
 
@@ -330,10 +318,11 @@ static int kv_size(const char *option, const struct kv *kv, uint64_t *ret, char 
 		return r;
 	r = parse_size(kv->value, ret);
 	if (r == -ERANGE)
-		return fail(err, errlen, "%s: %s=%s is too large", option, kv->key, kv->value);
+		return error_set(err, errlen, -EINVAL, "%s: %s=%s is too large", option, kv->key,
+				 kv->value);
 	if (r < 0)
-		return fail(err, errlen, "%s: invalid size '%s' for '%s'", option, kv->value,
-			    kv->key);
+		return error_set(err, errlen, -EINVAL, "%s: invalid size '%s' for '%s'", option,
+				 kv->value, kv->key);
 	return 0;
 }
 
@@ -367,10 +356,10 @@ static int parse_topology(const struct kv *kv, struct cpu_topology *ret, char *e
 				      .packages = parts[3] };
 	return 0;
 bad:
-	return fail(err, errlen,
-		    "--cpus: invalid topology '%s' (expected "
-		    "threads_per_core:cores_per_die:dies_per_package:packages, each 1 to 255)",
-		    kv->value);
+	return error_set(err, errlen, -EINVAL,
+			 "--cpus: invalid topology '%s' (expected "
+			 "threads_per_core:cores_per_die:dies_per_package:packages, each 1 to 255)",
+			 kv->value);
 }
 
 int config_parse_cpus(struct vm_config *cfg, const char *arg, char *err, size_t errlen)
@@ -402,9 +391,10 @@ int config_parse_cpus(struct vm_config *cfg, const char *arg, char *err, size_t 
 			r = kv_u64("--cpus", kv, UINT8_MAX, &v, err, errlen);
 			c.max_phys_bits = (uint8_t)v;
 		} else if (key_in(kv->key, unsupported)) {
-			r = fail(err, errlen, "--cpus: '%s' is not supported yet", kv->key);
+			r = error_set(err, errlen, -EINVAL, "--cpus: '%s' is not supported yet",
+				      kv->key);
 		} else {
-			r = fail(err, errlen, "--cpus: unknown key '%s'", kv->key);
+			r = error_set(err, errlen, -EINVAL, "--cpus: unknown key '%s'", kv->key);
 		}
 	}
 	kv_free(&l);
@@ -444,9 +434,10 @@ int config_parse_memory(struct vm_config *cfg, const char *arg, char *err, size_
 		else if (strcmp(kv->key, "mergeable") == 0)
 			r = kv_bool("--memory", kv, &m.mergeable, err, errlen);
 		else if (key_in(kv->key, unsupported))
-			r = fail(err, errlen, "--memory: '%s' is not supported yet", kv->key);
+			r = error_set(err, errlen, -EINVAL, "--memory: '%s' is not supported yet",
+				      kv->key);
 		else
-			r = fail(err, errlen, "--memory: unknown key '%s'", kv->key);
+			r = error_set(err, errlen, -EINVAL, "--memory: unknown key '%s'", kv->key);
 	}
 	kv_free(&l);
 	if (r < 0)
@@ -496,22 +487,25 @@ int config_parse_console(struct console_config *con, const char *option, const c
 		}
 		if (!is_file && console_mode_word(kv->key, &mode) < 0) {
 			if (strcasecmp(kv->key, "socket") == 0)
-				r = fail(err, errlen, "%s: socket is not supported yet", option);
+				r = error_set(err, errlen, -EINVAL,
+					      "%s: socket is not supported yet", option);
 			else
-				r = fail(err, errlen,
-					 "%s: invalid mode '%s' (expected off, null, tty, pty or "
-					 "file=PATH)",
-					 option, kv->key);
+				r = error_set(
+					err, errlen, -EINVAL,
+					"%s: invalid mode '%s' (expected off, null, tty, pty or "
+					"file=PATH)",
+					option, kv->key);
 			continue;
 		}
 		if (have_mode) {
-			r = fail(err, errlen, "%s: more than one mode given", option);
+			r = error_set(err, errlen, -EINVAL, "%s: more than one mode given", option);
 			continue;
 		}
 		have_mode = true;
 		if (is_file) {
 			if (!kv->value || !kv->value[0]) {
-				r = fail(err, errlen, "%s: file= needs a path", option);
+				r = error_set(err, errlen, -EINVAL, "%s: file= needs a path",
+					      option);
 				continue;
 			}
 			c.mode = CONSOLE_FILE;
@@ -519,15 +513,16 @@ int config_parse_console(struct console_config *con, const char *option, const c
 			if (!c.file)
 				r = -ENOMEM;
 		} else if (kv->value) {
-			r = fail(err, errlen, "%s: '%s' takes no value", option, kv->key);
+			r = error_set(err, errlen, -EINVAL, "%s: '%s' takes no value", option,
+				      kv->key);
 		} else {
 			c.mode = mode;
 		}
 	}
 	kv_free(&l);
 	if (r >= 0 && !have_mode)
-		r = fail(err, errlen, "%s: missing mode (off, null, tty, pty or file=PATH)",
-			 option);
+		r = error_set(err, errlen, -EINVAL,
+			      "%s: missing mode (off, null, tty, pty or file=PATH)", option);
 	if (r < 0) {
 		free(c.file);
 		return r;

@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
@@ -178,4 +180,43 @@ int read_file(const char *path, size_t max, void **ret_data, size_t *ret_size)
 	*ret_data = ptr_take(&buf);
 	*ret_size = size;
 	return 0;
+}
+
+int error_set(char *err, size_t errlen, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return r;
+}
+
+const char *format_size(char *buf, size_t len, uint64_t n)
+{
+	static const struct {
+		uint64_t unit;
+		char suffix;
+	} units[] = { { GiB, 'G' }, { MiB, 'M' }, { KiB, 'K' } };
+
+	/* Exact in the largest unit that divides it ("16380K", not "16.0M")... */
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		if (n != 0 && n % units[i].unit == 0) {
+			snprintf(buf, len, "%llu%c", (unsigned long long)(n / units[i].unit),
+				 units[i].suffix);
+			return buf;
+		}
+	}
+	/* ...else rounded in the largest unit it reaches ("1.9M" for an odd file size). */
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		if (n >= units[i].unit) {
+			snprintf(buf, len, "%.1f%c", (double)n / (double)units[i].unit,
+				 units[i].suffix);
+			return buf;
+		}
+	}
+	snprintf(buf, len, n ? "%llu bytes" : "%llu", (unsigned long long)n);
+	return buf;
 }

@@ -60,6 +60,16 @@ static inline bool range_overflows(uint64_t a, uint64_t len)
 	return len != 0 && a + len - 1 < a;
 }
 
+/*
+ * Writes one line for the user into @err (which may be NULL) and returns @r: how a function
+ * that can say why it failed ends. printf-style.
+ */
+int error_set(char *err, size_t errlen, int r, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* A size as a user writes it: "512M", "1.5G", "300K", "17 bytes", "0". Returns @buf. */
+const char *format_size(char *buf, size_t len, uint64_t n);
+
 /* Monotonic time in nanoseconds. */
 uint64_t time_now_ns(void);
 

@@ -303,6 +303,34 @@ static void test_read_file(void **state)
 	unlink(path);
 }
 
+static void test_format_size(void **state)
+{
+	char b[32];
+
+	assert_string_equal(format_size(b, sizeof(b), 0), "0");
+	assert_string_equal(format_size(b, sizeof(b), 17), "17 bytes");
+	assert_string_equal(format_size(b, sizeof(b), 4096), "4K");
+	assert_string_equal(format_size(b, sizeof(b), 16380 * KiB), "16380K");
+	assert_string_equal(format_size(b, sizeof(b), 512 * MiB), "512M");
+	assert_string_equal(format_size(b, sizeof(b), 3 * GiB), "3G");
+	assert_string_equal(format_size(b, sizeof(b), 1986892), "1.9M");
+	assert_string_equal(format_size(b, sizeof(b), 1500), "1.5K");
+}
+
+static void test_error_set(void **state)
+{
+	char err[16] = "untouched";
+
+	assert_int_equal(error_set(err, sizeof(err), -ENOEXEC, "kernel: %s", "bad"), -ENOEXEC);
+	assert_string_equal(err, "kernel: bad");
+	/* truncated, still terminated */
+	assert_int_equal(error_set(err, sizeof(err), -EINVAL, "%s", "0123456789abcdefXYZ"),
+			 -EINVAL);
+	assert_string_equal(err, "0123456789abcde");
+	/* no buffer: only the code */
+	assert_int_equal(error_set(NULL, 0, -E2BIG, "ignored"), -E2BIG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -310,7 +338,8 @@ int main(void)
 		cmocka_unit_test(test_parse_bool), cmocka_unit_test(test_range_overflows),
 		cmocka_unit_test(test_align),	   cmocka_unit_test(test_time),
 		cmocka_unit_test(test_ratelimit),  cmocka_unit_test(test_log_file_format),
-		cmocka_unit_test(test_read_file),
+		cmocka_unit_test(test_read_file),  cmocka_unit_test(test_format_size),
+		cmocka_unit_test(test_error_set),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -103,44 +103,6 @@ _Static_assert(PVH_MEMMAP_GPA + X86_E820_MAX * sizeof(struct hvm_memmap_table_en
 _Static_assert(X86_CMDLINE_START + CONFIG_MAX_CMDLINE <= X86_EBDA_START,
 	       "command line overlaps the EBDA");
 
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return r;
-}
-
-/* "512M", "1.5G", "300K", "17 bytes": sizes as the user typed them. */
-static const char *fmt_size(char *buf, size_t len, uint64_t n)
-{
-	static const struct {
-		uint64_t unit;
-		char suffix;
-	} units[] = { { GiB, 'G' }, { MiB, 'M' }, { KiB, 'K' } };
-
-	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
-		if (n < units[i].unit)
-			continue;
-		if (n % units[i].unit == 0)
-			snprintf(buf, len, "%llu%c", (unsigned long long)(n / units[i].unit),
-				 units[i].suffix);
-		else
-			snprintf(buf, len, "%.1f%c", (double)n / (double)units[i].unit,
-				 units[i].suffix);
-		return buf;
-	}
-	snprintf(buf, len, "%llu bytes", (unsigned long long)n);
-	return buf;
-}
-
 static uint16_t get16(const uint8_t *p)
 {
 	uint16_t v;
@@ -222,10 +184,11 @@ static int elf_find_pvh_note(const uint8_t *k, const Elf64_Phdr *ph, unsigned id
 		uint64_t total = sizeof(nh) + name_len + desc_len; /* no overflow: each < 2^33 */
 
 		if (total > left)
-			return fail(err, errlen, -ENOEXEC,
-				    "kernel: truncated: a note in program header %u ends past its "
-				    "segment",
-				    idx);
+			return error_set(
+				err, errlen, -ENOEXEC,
+				"kernel: truncated: a note in program header %u ends past its "
+				"segment",
+				idx);
 		const uint8_t *name = p + sizeof(nh);
 		const uint8_t *desc = name + name_len;
 		if (nh.n_type == XEN_ELFNOTE_PHYS32_ENTRY && nh.n_namesz == 4 &&
@@ -237,10 +200,11 @@ static int elf_find_pvh_note(const uint8_t *k, const Elf64_Phdr *ph, unsigned id
 			else if (nh.n_descsz == 8)
 				*entry = get64(desc);
 			else
-				return fail(err, errlen, -ENOEXEC,
-					    "kernel: PVH entry note has a %u-byte value (4 or 8 "
-					    "expected)",
-					    nh.n_descsz);
+				return error_set(
+					err, errlen, -ENOEXEC,
+					"kernel: PVH entry note has a %u-byte value (4 or 8 "
+					"expected)",
+					nh.n_descsz);
 			*found = true;
 			return 0;
 		}
@@ -255,24 +219,27 @@ static int elf_check_load(const Elf64_Phdr *ph, unsigned idx, size_t size, uint6
 {
 	if (range_overflows(ph->p_offset, ph->p_filesz) ||
 	    !in_file(ph->p_offset, ph->p_filesz, size))
-		return fail(err, errlen, -ENOEXEC,
-			    "kernel: truncated: program header %u ends past the file", idx);
+		return error_set(err, errlen, -ENOEXEC,
+				 "kernel: truncated: program header %u ends past the file", idx);
 	if (ph->p_filesz > ph->p_memsz)
-		return fail(err, errlen, -ENOEXEC,
-			    "kernel: program header %u has more file bytes (%llu) than memory "
-			    "bytes (%llu)",
-			    idx, (unsigned long long)ph->p_filesz, (unsigned long long)ph->p_memsz);
+		return error_set(err, errlen, -ENOEXEC,
+				 "kernel: program header %u has more file bytes (%llu) than memory "
+				 "bytes (%llu)",
+				 idx, (unsigned long long)ph->p_filesz,
+				 (unsigned long long)ph->p_memsz);
 	if (range_overflows(ph->p_paddr, ph->p_memsz))
-		return fail(err, errlen, -ENOEXEC,
-			    "kernel: program header %u: address 0x%llx + size 0x%llx overflows",
-			    idx, (unsigned long long)ph->p_paddr, (unsigned long long)ph->p_memsz);
+		return error_set(
+			err, errlen, -ENOEXEC,
+			"kernel: program header %u: address 0x%llx + size 0x%llx overflows", idx,
+			(unsigned long long)ph->p_paddr, (unsigned long long)ph->p_memsz);
 	if (ph->p_paddr < X86_HIGH_MEM_START)
-		return fail(err, errlen, -ENOEXEC,
-			    "kernel: program header %u loads at 0x%llx, inside the boot area below "
-			    "1 MiB",
-			    idx, (unsigned long long)ph->p_paddr);
+		return error_set(
+			err, errlen, -ENOEXEC,
+			"kernel: program header %u loads at 0x%llx, inside the boot area below "
+			"1 MiB",
+			idx, (unsigned long long)ph->p_paddr);
 	if (ph->p_paddr + ph->p_memsz > low_end)
-		return fail(
+		return error_set(
 			err, errlen, -EFBIG,
 			"kernel: program header %u [0x%llx-0x%llx) lies beyond guest RAM (low RAM "
 			"ends at 0x%llx)",
@@ -291,20 +258,21 @@ static int elf_load(struct guest_mem *gm, const uint8_t *k, size_t size, uint64_
 	int r;
 
 	if (size < sizeof(eh))
-		return fail(err, errlen, -ENOEXEC,
-			    "kernel: truncated: ELF header ends past the file");
+		return error_set(err, errlen, -ENOEXEC,
+				 "kernel: truncated: ELF header ends past the file");
 	memcpy(&eh, k, sizeof(eh));
 	if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB ||
 	    eh.e_machine != EM_X86_64 || (eh.e_type != ET_EXEC && eh.e_type != ET_DYN))
-		return fail(err, errlen, -ENOEXEC,
-			    "kernel: ELF is not a 64-bit little-endian x86_64 executable");
+		return error_set(err, errlen, -ENOEXEC,
+				 "kernel: ELF is not a 64-bit little-endian x86_64 executable");
 	if (eh.e_phentsize != sizeof(Elf64_Phdr))
-		return fail(err, errlen, -ENOEXEC, "kernel: ELF program header size is %u, not %zu",
-			    eh.e_phentsize, sizeof(Elf64_Phdr));
+		return error_set(err, errlen, -ENOEXEC,
+				 "kernel: ELF program header size is %u, not %zu", eh.e_phentsize,
+				 sizeof(Elf64_Phdr));
 	if (eh.e_phnum == 0 || eh.e_phnum > ELF_MAX_PHNUM)
-		return fail(err, errlen, -ENOEXEC,
-			    "kernel: ELF has %u program headers (1 to %u expected)", eh.e_phnum,
-			    ELF_MAX_PHNUM);
+		return error_set(err, errlen, -ENOEXEC,
+				 "kernel: ELF has %u program headers (1 to %u expected)",
+				 eh.e_phnum, ELF_MAX_PHNUM);
 
 	/* First pass: check everything, so that nothing is loaded from a bad file. */
 	for (unsigned i = 0; i < eh.e_phnum; i++) {
@@ -313,8 +281,9 @@ static int elf_load(struct guest_mem *gm, const uint8_t *k, size_t size, uint64_
 
 		if (range_overflows(eh.e_phoff, (uint64_t)(i + 1) * sizeof(ph)) ||
 		    !in_file(off, sizeof(ph), size))
-			return fail(err, errlen, -ENOEXEC,
-				    "kernel: truncated: program header %u ends past the file", i);
+			return error_set(err, errlen, -ENOEXEC,
+					 "kernel: truncated: program header %u ends past the file",
+					 i);
 		memcpy(&ph, k + off, sizeof(ph));
 		if (ph.p_type == PT_LOAD) {
 			r = elf_check_load(&ph, i, size, low_end, err, errlen);
@@ -325,20 +294,21 @@ static int elf_load(struct guest_mem *gm, const uint8_t *k, size_t size, uint64_
 		} else if (ph.p_type == PT_NOTE && !found) {
 			if (range_overflows(ph.p_offset, ph.p_filesz) ||
 			    !in_file(ph.p_offset, ph.p_filesz, size))
-				return fail(err, errlen, -ENOEXEC,
-					    "kernel: truncated: program header %u ends past the "
-					    "file",
-					    i);
+				return error_set(
+					err, errlen, -ENOEXEC,
+					"kernel: truncated: program header %u ends past the "
+					"file",
+					i);
 			r = elf_find_pvh_note(k, &ph, i, &found, &entry, err, errlen);
 			if (r < 0)
 				return r;
 		}
 	}
 	if (!any_load)
-		return fail(err, errlen, -ENOEXEC, "kernel: ELF has no loadable segment");
+		return error_set(err, errlen, -ENOEXEC, "kernel: ELF has no loadable segment");
 	if (!found)
-		return fail(err, errlen, -ENOEXEC,
-			    "kernel: ELF has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)");
+		return error_set(err, errlen, -ENOEXEC,
+				 "kernel: ELF has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY)");
 
 	/* The entry must be code we load: anything else would run whatever RAM holds. */
 	bool entry_ok = false;
@@ -349,9 +319,9 @@ static int elf_load(struct guest_mem *gm, const uint8_t *k, size_t size, uint64_
 			entry_ok = true;
 	}
 	if (!entry_ok)
-		return fail(err, errlen, -ENOEXEC,
-			    "kernel: PVH entry 0x%llx is outside the loaded segments",
-			    (unsigned long long)entry);
+		return error_set(err, errlen, -ENOEXEC,
+				 "kernel: PVH entry 0x%llx is outside the loaded segments",
+				 (unsigned long long)entry);
 
 	for (unsigned i = 0; i < eh.e_phnum; i++) {
 		Elf64_Phdr ph;
@@ -360,10 +330,11 @@ static int elf_load(struct guest_mem *gm, const uint8_t *k, size_t size, uint64_
 			continue;
 		uint8_t *dst = guest_mem_translate(gm, ph.p_paddr, ph.p_memsz);
 		if (!dst)
-			return fail(err, errlen, -EFBIG,
-				    "kernel: program header %u [0x%llx-0x%llx) is not guest RAM", i,
-				    (unsigned long long)ph.p_paddr,
-				    (unsigned long long)(ph.p_paddr + ph.p_memsz));
+			return error_set(
+				err, errlen, -EFBIG,
+				"kernel: program header %u [0x%llx-0x%llx) is not guest RAM", i,
+				(unsigned long long)ph.p_paddr,
+				(unsigned long long)(ph.p_paddr + ph.p_memsz));
 		memcpy(dst, k + ph.p_offset, ph.p_filesz);
 		memset(dst + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
 	}
@@ -383,14 +354,14 @@ static int bzimage_load(struct guest_mem *gm, const uint8_t *k, size_t size, uin
 	char s1[32];
 
 	if (!in_file(0, BP_INIT_SIZE + 4, size))
-		return fail(err, errlen, -ENOEXEC,
-			    "kernel: truncated: bzImage setup header ends past the file");
+		return error_set(err, errlen, -ENOEXEC,
+				 "kernel: truncated: bzImage setup header ends past the file");
 	uint16_t version = get16(k + BP_VERSION);
 	if (version < BZ_MIN_VERSION)
-		return fail(err, errlen, -ENOEXEC,
-			    "kernel: bzImage boot protocol %u.%02u is too old (2.06 or later "
-			    "needed)",
-			    version >> 8, version & 0xff);
+		return error_set(err, errlen, -ENOEXEC,
+				 "kernel: bzImage boot protocol %u.%02u is too old (2.06 or later "
+				 "needed)",
+				 version >> 8, version & 0xff);
 
 	/* The setup header ends at 0x202 + the jump's displacement byte. */
 	uint64_t hdr_end = BP_HEADER + (uint64_t)k[BP_JUMP + 1];
@@ -398,43 +369,47 @@ static int bzimage_load(struct guest_mem *gm, const uint8_t *k, size_t size, uin
 	if (hdr_end < BP_INIT_SIZE + 4)
 		hdr_end = BP_INIT_SIZE + 4; /* 2.12+ (checked below) always has these fields */
 	if (!in_file(0, hdr_end, size))
-		return fail(err, errlen, -ENOEXEC,
-			    "kernel: truncated: bzImage setup header ends past the file");
+		return error_set(err, errlen, -ENOEXEC,
+				 "kernel: truncated: bzImage setup header ends past the file");
 
 	unsigned setup_sects = k[BP_SETUP_SECTS] ? k[BP_SETUP_SECTS] : 4;
 	uint64_t setup_size = (setup_sects + 1ULL) * 512;
 	if (setup_size >= size || setup_size < hdr_end)
-		return fail(err, errlen, -ENOEXEC,
-			    "kernel: truncated: bzImage setup (%u sectors) ends past the file",
-			    setup_sects);
+		return error_set(err, errlen, -ENOEXEC,
+				 "kernel: truncated: bzImage setup (%u sectors) ends past the file",
+				 setup_sects);
 
 	uint16_t xloadflags = version >= 0x020c ? get16(k + BP_XLOADFLAGS) : 0;
 	if (!(xloadflags & BZ_XLF_KERNEL_64))
-		return fail(err, errlen, -ENOEXEC,
-			    "kernel: bzImage has no 64-bit entry point (XLF_KERNEL_64 not set)");
+		return error_set(
+			err, errlen, -ENOEXEC,
+			"kernel: bzImage has no 64-bit entry point (XLF_KERNEL_64 not set)");
 	if (!(k[BP_LOADFLAGS] & BZ_LOADED_HIGH))
-		return fail(err, errlen, -ENOEXEC,
-			    "kernel: zImage (not loaded high) is not supported, use a bzImage");
+		return error_set(
+			err, errlen, -ENOEXEC,
+			"kernel: zImage (not loaded high) is not supported, use a bzImage");
 
 	/* Our kernels are not relocatable: load where the kernel asks, if that is sane. */
 	uint64_t load = get64(k + BP_PREF_ADDRESS);
 	if (load < X86_HIGH_MEM_START)
 		load = X86_HIGH_MEM_START;
 	if (!IS_ALIGNED(load, 4 * KiB))
-		return fail(err, errlen, -ENOEXEC,
-			    "kernel: bzImage preferred address 0x%llx is not page aligned",
-			    (unsigned long long)load);
+		return error_set(err, errlen, -ENOEXEC,
+				 "kernel: bzImage preferred address 0x%llx is not page aligned",
+				 (unsigned long long)load);
 	uint64_t payload = size - setup_size;
 	uint64_t need = MAX(payload, (uint64_t)get32(k + BP_INIT_SIZE));
 	if (range_overflows(load, need) || load + need > low_end ||
 	    !guest_mem_range_ok(gm, load, need))
-		return fail(err, errlen, -EFBIG,
-			    "kernel: bzImage needs %s of RAM at 0x%llx, beyond guest RAM (low RAM "
-			    "ends at 0x%llx)",
-			    fmt_size(s1, sizeof(s1), need), (unsigned long long)load,
-			    (unsigned long long)low_end);
+		return error_set(
+			err, errlen, -EFBIG,
+			"kernel: bzImage needs %s of RAM at 0x%llx, beyond guest RAM (low RAM "
+			"ends at 0x%llx)",
+			format_size(s1, sizeof(s1), need), (unsigned long long)load,
+			(unsigned long long)low_end);
 	if (guest_mem_write(gm, load, k + setup_size, payload) < 0)
-		return fail(err, errlen, -EFBIG, "kernel: cannot write the bzImage to guest RAM");
+		return error_set(err, errlen, -EFBIG,
+				 "kernel: cannot write the bzImage to guest RAM");
 
 	memset(bp, 0, BP_SIZE);
 	memcpy(bp + BP_SETUP_SECTS, k + BP_SETUP_SECTS, hdr_end - BP_SETUP_SECTS);
@@ -510,13 +485,13 @@ static int place_initrd(struct guest_mem *gm, const struct kernel_info *ki, uint
 		top = MIN(top, ki->initrd_max + 1);
 	top = ALIGN_DOWN(top, 4 * KiB);
 	if (initrd_size > top || ALIGN_DOWN(top - initrd_size, 4 * KiB) < bottom)
-		return fail(
+		return error_set(
 			err, errlen, -EFBIG,
 			"initramfs: %s does not fit in %s of guest RAM (free between the kernel "
 			"end 0x%llx and 0x%llx)",
-			fmt_size(s1, sizeof(s1), initrd_size),
-			fmt_size(s2, sizeof(s2), guest_mem_total(gm)), (unsigned long long)bottom,
-			(unsigned long long)top);
+			format_size(s1, sizeof(s1), initrd_size),
+			format_size(s2, sizeof(s2), guest_mem_total(gm)),
+			(unsigned long long)bottom, (unsigned long long)top);
 	*ret_gpa = ALIGN_DOWN(top - initrd_size, 4 * KiB);
 	return 0;
 }
@@ -550,34 +525,37 @@ int x86_load_kernel(struct guest_mem *gm, const void *kernel, size_t kernel_size
 	if (!initrd)
 		initrd_size = 0;
 	if (low_ram_end(gm, &low_end) < 0 || !guest_mem_range_ok(gm, 0, X86_HIGH_MEM_START))
-		return fail(err, errlen, -EFBIG, "kernel: guest RAM does not cover the first MiB");
+		return error_set(err, errlen, -EFBIG,
+				 "kernel: guest RAM does not cover the first MiB");
 
 	if (kernel && kernel_size >= SELFMAG && memcmp(k, ELFMAG, SELFMAG) == 0)
 		r = elf_load(gm, k, kernel_size, low_end, &ki, err, errlen);
 	else if (kernel && kernel_size >= BP_HEADER + 4 && memcmp(k + BP_HEADER, "HdrS", 4) == 0)
 		r = bzimage_load(gm, k, kernel_size, low_end, &ki, err, errlen);
 	else
-		r = fail(err, errlen, -ENOEXEC, "kernel: not an ELF vmlinux or bzImage");
+		r = error_set(err, errlen, -ENOEXEC, "kernel: not an ELF vmlinux or bzImage");
 	if (r < 0)
 		return r;
 
 	cmdline_len = cmdline ? strlen(cmdline) : 0;
 	if (cmdline_len > ki.cmdline_max)
-		return fail(err, errlen, -E2BIG,
-			    "kernel: command line is %zu bytes, the kernel accepts at most %llu",
-			    cmdline_len, (unsigned long long)ki.cmdline_max);
+		return error_set(
+			err, errlen, -E2BIG,
+			"kernel: command line is %zu bytes, the kernel accepts at most %llu",
+			cmdline_len, (unsigned long long)ki.cmdline_max);
 	r = guest_mem_write(gm, X86_CMDLINE_START, cmdline ? cmdline : "", cmdline_len);
 	if (r >= 0)
 		r = guest_mem_write(gm, X86_CMDLINE_START + cmdline_len, "", 1);
 	if (r < 0)
-		return fail(err, errlen, -EFBIG, "kernel: cannot write the command line");
+		return error_set(err, errlen, -EFBIG, "kernel: cannot write the command line");
 
 	if (initrd_size) {
 		r = place_initrd(gm, &ki, low_end, initrd_size, &initrd_gpa, err, errlen);
 		if (r < 0)
 			return r;
 		if (guest_mem_write(gm, initrd_gpa, initrd, initrd_size) < 0)
-			return fail(err, errlen, -EFBIG, "initramfs: cannot write it to guest RAM");
+			return error_set(err, errlen, -EFBIG,
+					 "initramfs: cannot write it to guest RAM");
 	}
 
 	n = e820_from_gm(gm, e820);
@@ -586,7 +564,7 @@ int x86_load_kernel(struct guest_mem *gm, const void *kernel, size_t kernel_size
 	else
 		r = write_boot_params(gm, boot_params, rsdp_gpa, initrd_gpa, initrd_size, e820, n);
 	if (r < 0)
-		return fail(err, errlen, -EFBIG, "kernel: cannot write the boot information");
+		return error_set(err, errlen, -EFBIG, "kernel: cannot write the boot information");
 
 	*ret = (struct x86_boot){
 		.kind = ki.kind,
