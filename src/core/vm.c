@@ -228,8 +228,12 @@ static int vm_build_memory(struct vm *vm, char *err, size_t errlen)
 		int r = hv_ram_add(vm->hv, ram[i].gpa, ram[i].size, flags, &host);
 		if (r < 0) {
 			snprintf(err, errlen,
-				 "--memory: cannot allocate %" PRIu64 "M of guest RAM: %s",
-				 ram[i].size >> 20, strerror(-r));
+				 "--memory: cannot allocate %" PRIu64 "M of guest RAM: %s%s",
+				 ram[i].size >> 20, strerror(-r),
+				 mc->hugepages
+					 ? " (hugepages=on: are enough huge pages reserved in "
+					   "/proc/sys/vm/nr_hugepages?)"
+					 : "");
 			return r;
 		}
 		r = guest_mem_add_region(&vm->mem, ram[i].gpa, ram[i].size, host);

@@ -270,7 +270,9 @@ void hv_set_io_ops(struct hv *hv, const struct hv_io_ops *ops, void *opaque)
 /* Maps the memory for one slot; fills @slot->host and @slot->memfd. */
 static int kvm_ram_map(struct kvm_ram_slot *slot, unsigned flags)
 {
-	int mflags = MAP_NORESERVE;
+	/* Ordinary RAM is overcommitted (thousands of mostly idle guests); huge pages are
+	 * reserved at mmap time, so a pool too small fails here instead of with SIGBUS later. */
+	int mflags = (flags & HV_RAM_HUGEPAGES) ? 0 : MAP_NORESERVE;
 	_cleanup_close_ int fd = -1;
 	void *p;
 

@@ -3,6 +3,7 @@ so these check the VMM itself: serial output, the debug port, the command line, 
 i8042 reset, signals, exits the host cannot handle, vCPU start-up and memory layouts."""
 import re
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -110,6 +111,44 @@ def test_memory_sizes(run_cubicle, testguest, size):
     vm = run_cubicle(*tty_args(testguest, "hello", "--memory", f"size={size}"))
     assert "cubicle-testguest: hello\n" in vm.stdout, vm.describe()
     assert vm.proc.returncode == 0, vm.describe()
+
+
+@pytest.mark.parametrize("opts", ["shared=on", "shared=on,prefault=on", "thp=off",
+                                  "prefault=on"])
+def test_memory_options(run_cubicle, testguest, opts):
+    vm = run_cubicle(*tty_args(testguest, "hello", "--memory", f"size=256M,{opts}"))
+    assert "cubicle-testguest: hello\n" in vm.stdout, vm.describe()
+    assert vm.proc.returncode == 0, vm.describe()
+
+
+@pytest.fixture
+def hugepage_pool():
+    """Sets the number of reserved 2 MiB huge pages for the test, restoring it afterwards."""
+    path = Path("/proc/sys/vm/nr_hugepages")
+    old = path.read_text().strip()
+
+    def set_pool(n):
+        path.write_text(f"{n}\n")
+        return int(path.read_text())
+
+    yield set_pool
+    path.write_text(old + "\n")
+
+
+def test_hugepages(run_cubicle, testguest, hugepage_pool):
+    """hugepages=on: boots from a big enough pool (private and shared RAM); with an empty pool
+    it fails at start-up with one line naming --memory, never with SIGBUS later."""
+    if hugepage_pool(80) < 64:
+        pytest.fail("could not reserve 64 huge pages for the test")
+    for opts in ("hugepages=on", "hugepages=on,shared=on"):
+        vm = run_cubicle(*tty_args(testguest, "hello", "--memory", f"size=128M,{opts}"))
+        assert "cubicle-testguest: hello\n" in vm.stdout, vm.describe()
+        assert vm.proc.returncode == 0, vm.describe()
+    hugepage_pool(0)
+    vm = run_cubicle(*tty_args(testguest, "hello", "--memory", "size=128M,hugepages=on"))
+    assert no_core_dump(vm.proc.returncode) and vm.proc.returncode == 1, vm.describe()
+    lines = stderr_lines(vm)
+    assert len(lines) == 1 and "--memory" in lines[0] and "huge pages" in lines[0], vm.describe()
 
 
 def test_no_stray_stderr_on_success(run_cubicle, testguest):
