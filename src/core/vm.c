@@ -291,6 +291,11 @@ static int vm_build_payload(struct vm *vm, struct x86_boot *boot, char *err, siz
 		snprintf(err, errlen, "cannot build the ACPI tables: %s", strerror(-r));
 		return r;
 	}
+	r = x86_mptable_build(&vm->mem, vm->cfg->cpus.boot_vcpus);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot build the MP table: %s", strerror(-r));
+		return r;
+	}
 	r = mapped_file_open("--kernel", p->kernel, &kernel, err, errlen);
 	if (r < 0)
 		return r;

@@ -132,6 +132,20 @@ int x86_vcpu_setup(struct hv *hv, struct hv_vcpu *vcpu, unsigned index, unsigned
 		   const struct x86_boot *boot);
 
 /*
+ * Writes the MP specification 1.4 table (floating pointer at X86_MPTABLE_START, configuration
+ * table after it: one processor entry per vCPU, the ISA bus, the IOAPIC and the ISA interrupt
+ * routing the MADT describes). x86_mptable_build_buf builds it into @buf for a table at @gpa.
+ * Return 0, -EINVAL for a vCPU count outside 1..CONFIG_MAX_VCPUS, -ENOSPC when @cap is short,
+ * or guest_mem_write's error.
+ */
+#define X86_MPTABLE_START X86_EBDA_START
+#define X86_MPTABLE_MAX	  (8 * 1024) /* 5.2 KiB for CONFIG_MAX_VCPUS */
+size_t x86_mptable_size(unsigned nr_vcpus);
+int x86_mptable_build_buf(uint8_t *buf, size_t cap, uint64_t gpa, unsigned nr_vcpus,
+			  size_t *ret_len);
+int x86_mptable_build(struct guest_mem *gm, unsigned nr_vcpus);
+
+/*
  * Translates guest-virtual @gva to guest-physical through the guest's own page tables (flat when
  * paging is off, 4-level long mode otherwise), for reports. Table entries are read through
  * guest_mem. Returns 0, -EFAULT when not mapped or not RAM, -ENOTSUP for other paging modes.
