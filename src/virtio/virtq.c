@@ -351,8 +351,20 @@ int virtq_pop(struct virtq *q, struct virtq_elem *ret)
 	/* Acquire: the ring entries and descriptors behind this idx are read after it. */
 	avail_idx = ring_load16(q->avail + AVAIL_IDX, __ATOMIC_ACQUIRE);
 	pending = (uint16_t)(avail_idx - q->last_avail_idx);
-	if (pending == 0)
-		return 0;
+	if (pending == 0) {
+		if (!q->event_idx || !q->notify_on)
+			return 0;
+		/*
+		 * The device is about to sleep. The avail_event the last pop published must be
+		 * visible before this last look at avail->idx (store→load: a full barrier), or a
+		 * driver that read the stale value skips its kick for a buffer we never see.
+		 */
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		avail_idx = ring_load16(q->avail + AVAIL_IDX, __ATOMIC_ACQUIRE);
+		pending = (uint16_t)(avail_idx - q->last_avail_idx);
+		if (pending == 0)
+			return 0;
+	}
 	if (pending > q->size)
 		return fail(q, VIRTQ_ERR_AVAIL_IDX, "idx %u, last seen %u, size %u", avail_idx,
 			    q->last_avail_idx, q->size);
@@ -479,10 +491,12 @@ static size_t iov_copy(const struct iovec *iov, unsigned cnt, size_t offset, uin
 
 size_t virtq_elem_read(const struct virtq_elem *e, size_t offset, void *buf, size_t len)
 {
+	assert(e->out_num + e->in_num <= VIRTQ_MAX_SEGS);
 	return iov_copy(e->iov, e->out_num, offset, buf, len, false);
 }
 
 size_t virtq_elem_write(const struct virtq_elem *e, size_t offset, const void *buf, size_t len)
 {
+	assert(e->out_num + e->in_num <= VIRTQ_MAX_SEGS);
 	return iov_copy(e->iov + e->out_num, e->in_num, offset, (uint8_t *)buf, len, true);
 }

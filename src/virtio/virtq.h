@@ -155,7 +155,8 @@ int virtq_set_indices(struct virtq *q, uint16_t last_avail_idx, uint16_t used_id
  * Returns 1 with *@ret filled, 0 when the ring is empty (or @q is not ready), -EIO when the
  * driver broke the rules (or already had): @q is then broken, q->err says why, and *@ret holds
  * garbage. With EVENT_IDX and notifications on, a successful pop also publishes avail_event =
- * last_avail_idx, so the driver kicks for the next buffer.
+ * last_avail_idx, so the driver kicks for the next buffer, and a pop that finds the ring empty
+ * looks again after a full barrier: a device may sleep once virtq_pop() returned 0.
  */
 int virtq_pop(struct virtq *q, struct virtq_elem *ret);
 
