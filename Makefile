@@ -1,10 +1,12 @@
 # cubicle: the top-level entry points (README). Meson + Ninja do the building.
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
 MESON      ?= meson
 GUEST_ENV  := $(BUILD)/guest.env
 
-.PHONY: all deps build build-asan guest demo test test-unit test-e2e format-check bench clean
+.PHONY: all deps build build-asan guest demo test test-unit test-e2e format-check bench clean \
+	fuzz-build fuzz fuzz-smoke
 
 all: build
 
@@ -23,6 +25,23 @@ $(BUILD_ASAN)/build.ninja:
 build-asan: deps $(BUILD_ASAN)/build.ninja
 	ninja -C $(BUILD_ASAN)
 
+# libFuzzer targets (clang, ASan + UBSan). The corpus grows in $(BUILD_FUZZ)/corpus/<target>,
+# seeded from fuzz/corpus/<target>; crashes land in $(BUILD_FUZZ) as crash-<sha1>.
+$(BUILD_FUZZ)/build.ninja:
+	CC=clang $(MESON) setup $(BUILD_FUZZ) -Dfuzz=true -Dtests=false
+
+fuzz-build: deps $(BUILD_FUZZ)/build.ninja
+	ninja -C $(BUILD_FUZZ) fuzz/fuzz_virtq
+
+FUZZ_RUN = mkdir -p $(BUILD_FUZZ)/corpus/virtq && $(BUILD_FUZZ)/fuzz/fuzz_virtq \
+	-artifact_prefix=$(BUILD_FUZZ)/ -print_final_stats=1
+
+fuzz: fuzz-build
+	$(FUZZ_RUN) -max_total_time=600 $(BUILD_FUZZ)/corpus/virtq fuzz/corpus/virtq
+
+fuzz-smoke: fuzz-build
+	$(FUZZ_RUN) -max_total_time=30 $(BUILD_FUZZ)/corpus/virtq fuzz/corpus/virtq
+
 # The default guest: kernel (cached per machine), initramfs and the tiny test guest.
 guest: build
 	./guest/build.sh $(BUILD) > $(GUEST_ENV).tmp && mv $(GUEST_ENV).tmp $(GUEST_ENV)
@@ -40,10 +59,10 @@ test-unit: build build-asan
 test-e2e: guest
 	/usr/bin/python3 -m pytest -v -ra tests/e2e
 
-test: format-check test-unit test-e2e
+test: format-check fuzz-smoke test-unit test-e2e
 
 bench: guest
 	./bench/boot/run $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
