@@ -83,8 +83,8 @@ bool scenario_virtio_rng(uint64_t n, char *why)
 		return false;
 	}
 	if (tsc_khz())
-		snprintf(why, WHY_MAX, "%lu requests, %lu bytes, %lu interrupts, %lu ms", n, bytes,
-			 irqs, cycles / tsc_khz());
+		snprintf(why, WHY_MAX, "%lu requests, %lu bytes, %lu interrupts, %lu.%03lu ms", n,
+			 bytes, irqs, cycles / tsc_khz(), cycles * 1000 / tsc_khz() % 1000);
 	else
 		snprintf(why, WHY_MAX, "%lu requests, %lu bytes, %lu interrupts, %lu cycles", n,
 			 bytes, irqs, cycles);
