@@ -1,0 +1,76 @@
+"""End-to-end tests with the device test guest (tests/guest/): a freestanding guest whose
+scenarios run at CPL3, natively even on kvm_pvm hosts, so device tests take milliseconds.
+Each scenario prints `PASS name ...` or `FAIL name: why`, then `DONE passed=N failed=M`, and
+the guest powers off (ACPI S5).
+
+The PCI, virtio-rng and hostile-virtqueue scenarios wait for issue 3 (PCI root complex,
+virtio-PCI, virtio-rng): they are expected to fail until then and flip to passing when the
+devices land (xfail, not strict)."""
+import re
+
+import pytest
+
+from conftest import build_dir
+
+pytestmark = pytest.mark.usefixtures("kvm")
+
+NO_PCI_YET = pytest.mark.xfail(strict=False,
+                               reason="cubicle has no PCI / virtio-rng yet (issue 3)")
+
+
+@pytest.fixture(scope="session")
+def device_guest():
+    path = build_dir() / "tests" / "guest" / "testguest.elf"
+    if not path.exists():
+        pytest.fail(f"{path} missing: run `make build`", pytrace=False)
+    return str(path)
+
+
+def run_scenarios(run_cubicle, device_guest, words, timeout=60):
+    return run_cubicle("--kernel", device_guest, "--cmdline", words, "--serial", "tty",
+                       "--console", "off", timeout=timeout)
+
+
+def assert_all_passed(vm, count):
+    assert vm.proc.returncode == 0, vm.describe()
+    assert "FAIL" not in vm.stdout, vm.describe()
+    assert f"DONE passed={count} failed=0" in vm.stdout, vm.describe()
+
+
+def test_smoke(run_cubicle, device_guest):
+    vm = run_scenarios(run_cubicle, device_guest, "smoke")
+    assert "PASS smoke\n" in vm.stdout.replace("\r", ""), vm.describe()
+    assert_all_passed(vm, 1)
+
+
+def test_unknown_scenario_fails_cleanly(run_cubicle, device_guest):
+    vm = run_scenarios(run_cubicle, device_guest, "smoke no-such-scenario")
+    assert vm.proc.returncode == 0, vm.describe()
+    assert "FAIL no-such-scenario: unknown scenario" in vm.stdout, vm.describe()
+    assert "DONE passed=1 failed=1" in vm.stdout, vm.describe()
+
+
+@NO_PCI_YET
+def test_pci_enum(run_cubicle, device_guest):
+    vm = run_scenarios(run_cubicle, device_guest, "pci-enum")
+    assert_all_passed(vm, 1)
+
+
+@NO_PCI_YET
+def test_virtio_rng(run_cubicle, device_guest, record_property):
+    vm = run_scenarios(run_cubicle, device_guest, "virtio-rng 100")
+    m = re.search(r"PASS virtio-rng (.*)", vm.stdout)
+    if m:
+        record_property("virtio_rng", m.group(1).strip())
+    assert_all_passed(vm, 1)
+
+
+@NO_PCI_YET
+@pytest.mark.parametrize("scenario", ["hostile-loop", "hostile-oob", "hostile-overflow",
+                                      "hostile-avail-jump", "hostile-nested-indirect",
+                                      "hostile-ro-write"])
+def test_hostile_virtqueue(run_cubicle, device_guest, scenario):
+    """A hostile driver: the device must go to NEEDS_RESET or ignore the bad request, cubicle
+    keeps running, and after a reset one good request succeeds."""
+    vm = run_scenarios(run_cubicle, device_guest, f"{scenario} virtio-rng 1")
+    assert_all_passed(vm, 2)

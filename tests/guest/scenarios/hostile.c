@@ -1,0 +1,195 @@
+/*
+ * The hostile-* scenarios: a driver that breaks the virtqueue rules on purpose (DESIGN.md
+ * section 4). One file for the six, because they share everything but the bad request.
+ * PASS: the device sets DEVICE_NEEDS_RESET or does not use the bad buffer (no used entry
+ * with a length > 0, no byte written where it must not write), the VMM keeps running, and
+ * after a reset the device serves one good request.
+ */
+#include "../virtio.h"
+#include "scenarios.h"
+
+#define RNG_DEVICE_MODERN	0x1044
+#define RNG_DEVICE_TRANSITIONAL 0x1005
+#define HOSTILE_QUEUE_SIZE	16
+#define HOSTILE_WAIT_MS		300
+#define RECOVER_WAIT_MS		2000
+#define BUF_SIZE		64
+#define SENTINEL		0xa5
+
+struct hostile {
+	struct virtio_dev v;
+	struct virtq q;
+	uint8_t *buf;
+	uint64_t *table1, *table2; /* indirect tables (struct virtq_desc[1] each) */
+};
+
+static bool bring_up(struct hostile *h, char *why)
+{
+	if (!virtio_start(&h->v, VIRTIO_F_VERSION_1, why) ||
+	    !virtio_queue_setup(&h->v, 0, HOSTILE_QUEUE_SIZE, &h->q, why))
+		return false;
+	virtio_driver_ok(&h->v);
+	return true;
+}
+
+/* One good 64-byte request: true when it comes back with 1..64 bytes. */
+static bool good_request(struct hostile *h, char *why)
+{
+	memset(h->buf, 0, BUF_SIZE);
+	h->q.desc[0] = (struct virtq_desc){ (uint64_t)h->buf, BUF_SIZE, VIRTQ_DESC_F_WRITE, 0 };
+	virtq_publish(&h->q, 0);
+	virtq_notify(&h->q);
+	uint64_t deadline = tsc_deadline(RECOVER_WAIT_MS);
+	struct virtq_used_elem e;
+	while (!virtq_get_used(&h->q, &e)) {
+		if (tsc_expired(deadline)) {
+			snprintf(why, WHY_MAX,
+				 "no answer to a good request after reset (status 0x%x)",
+				 virtio_status(&h->v));
+			return false;
+		}
+		cpu_relax();
+	}
+	if (e.id != 0 || e.len < 1 || e.len > BUF_SIZE) {
+		snprintf(why, WHY_MAX, "good request after reset: used id %u len %u", e.id, e.len);
+		return false;
+	}
+	return true;
+}
+
+enum kind { LOOP, OOB, OVERFLOW, AVAIL_JUMP, NESTED_INDIRECT, RO_WRITE };
+
+static void craft(struct hostile *h, enum kind k)
+{
+	struct virtq_desc *d = h->q.desc;
+	struct virtq_desc *t1 = (struct virtq_desc *)h->table1,
+			  *t2 = (struct virtq_desc *)h->table2;
+	uint64_t beyond =
+		ALIGN_UP(ram_end() ? ram_end() : (4ull << 30), 1ull << 30) + (16ull << 30);
+	memset(h->buf, SENTINEL, BUF_SIZE);
+	switch (k) {
+	case LOOP: /* 0 -> 1 -> 0 -> ... */
+		d[0] = (struct virtq_desc){ (uint64_t)h->buf, 32,
+					    VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 1 };
+		d[1] = (struct virtq_desc){ (uint64_t)h->buf + 32, 32,
+					    VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 0 };
+		break;
+	case OOB:
+		d[0] = (struct virtq_desc){ beyond, BUF_SIZE, VIRTQ_DESC_F_WRITE, 0 };
+		break;
+	case OVERFLOW:
+		d[0] = (struct virtq_desc){ 0xffffffffffffffc0ull, 0x80, VIRTQ_DESC_F_WRITE, 0 };
+		break;
+	case AVAIL_JUMP:
+		d[0] = (struct virtq_desc){ (uint64_t)h->buf, BUF_SIZE, VIRTQ_DESC_F_WRITE, 0 };
+		break;
+	case NESTED_INDIRECT: /* INDIRECT_DESC was not negotiated, and the table nests */
+		t2[0] = (struct virtq_desc){ (uint64_t)h->buf, BUF_SIZE, VIRTQ_DESC_F_WRITE, 0 };
+		t1[0] = (struct virtq_desc){ (uint64_t)t2, sizeof(*t2), VIRTQ_DESC_F_INDIRECT, 0 };
+		d[0] = (struct virtq_desc){ (uint64_t)t1, sizeof(*t1), VIRTQ_DESC_F_INDIRECT, 0 };
+		break;
+	case RO_WRITE: /* a buffer the device may only read: rng must not write it */
+		d[0] = (struct virtq_desc){ (uint64_t)h->buf, BUF_SIZE, 0, 0 };
+		break;
+	}
+	if (k == AVAIL_JUMP) {
+		h->q.avail->ring[0] = 0;
+		barrier();
+		h->q.avail_idx += h->q.size + 5; /* more entries than the ring holds */
+		h->q.avail->idx = h->q.avail_idx;
+	} else {
+		virtq_publish(&h->q, 0);
+	}
+}
+
+static bool buf_intact(const struct hostile *h)
+{
+	for (int i = 0; i < BUF_SIZE; i++)
+		if (h->buf[i] != SENTINEL)
+			return false;
+	return true;
+}
+
+static bool hostile_run(enum kind k, char *why)
+{
+	static struct hostile h;
+	if (!virtio_find(&h.v, RNG_DEVICE_MODERN, RNG_DEVICE_TRANSITIONAL, why))
+		return false;
+	if (!h.buf) {
+		h.buf = alloc_pages(BUF_SIZE, 64);
+		h.table1 = alloc_pages(sizeof(struct virtq_desc), 16);
+		h.table2 = alloc_pages(sizeof(struct virtq_desc), 16);
+		if (!h.buf || !h.table1 || !h.table2) {
+			snprintf(why, WHY_MAX, "out of guest memory");
+			return false;
+		}
+	}
+	if (!bring_up(&h, why))
+		return false;
+
+	craft(&h, k);
+	virtq_notify(&h.q);
+	uint64_t deadline = tsc_deadline(HOSTILE_WAIT_MS);
+	uint8_t status = 0;
+	while (!tsc_expired(deadline)) {
+		status = virtio_status(&h.v);
+		if (status & VIRTIO_STATUS_NEEDS_RESET)
+			break;
+		cpu_relax();
+	}
+	uint16_t used = (uint16_t)(h.q.used->idx - h.q.last_used);
+	const char *outcome = (status & VIRTIO_STATUS_NEEDS_RESET) ? "needs-reset" : "ignored";
+	struct virtq_used_elem e;
+	while (virtq_get_used(&h.q, &e)) {
+		if (e.len > 0 && k != AVAIL_JUMP) {
+			snprintf(why, WHY_MAX,
+				 "device used the bad chain: used id %u len %u (status 0x%x)", e.id,
+				 e.len, status);
+			return false;
+		}
+		outcome = "used with length 0";
+	}
+	if (k == AVAIL_JUMP && used && !(status & VIRTIO_STATUS_NEEDS_RESET)) {
+		snprintf(why, WHY_MAX, "device consumed %u entries past a bogus avail index", used);
+		return false;
+	}
+	if (k == RO_WRITE && !buf_intact(&h)) {
+		snprintf(why, WHY_MAX, "device wrote a read-only buffer");
+		return false;
+	}
+	if (!bring_up(&h, why) || !good_request(&h, why))
+		return false;
+	virtio_reset(&h.v, why);
+	snprintf(why, WHY_MAX, "%s, recovered after reset", outcome);
+	return true;
+}
+
+bool scenario_hostile_loop(uint64_t arg, char *why)
+{
+	return hostile_run(LOOP, why);
+}
+
+bool scenario_hostile_oob(uint64_t arg, char *why)
+{
+	return hostile_run(OOB, why);
+}
+
+bool scenario_hostile_overflow(uint64_t arg, char *why)
+{
+	return hostile_run(OVERFLOW, why);
+}
+
+bool scenario_hostile_avail_jump(uint64_t arg, char *why)
+{
+	return hostile_run(AVAIL_JUMP, why);
+}
+
+bool scenario_hostile_nested_indirect(uint64_t arg, char *why)
+{
+	return hostile_run(NESTED_INDIRECT, why);
+}
+
+bool scenario_hostile_ro_write(uint64_t arg, char *why)
+{
+	return hostile_run(RO_WRITE, why);
+}

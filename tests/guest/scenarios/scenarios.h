@@ -1,0 +1,17 @@
+/* The scenarios of the device test guest, one file each; main.c holds the name table. */
+#ifndef GUEST_SCENARIOS_H
+#define GUEST_SCENARIOS_H
+
+#include "../guest.h"
+
+bool scenario_smoke(uint64_t arg, char *why);
+bool scenario_pci_enum(uint64_t arg, char *why);
+bool scenario_virtio_rng(uint64_t arg, char *why);
+bool scenario_hostile_loop(uint64_t arg, char *why);
+bool scenario_hostile_oob(uint64_t arg, char *why);
+bool scenario_hostile_overflow(uint64_t arg, char *why);
+bool scenario_hostile_avail_jump(uint64_t arg, char *why);
+bool scenario_hostile_nested_indirect(uint64_t arg, char *why);
+bool scenario_hostile_ro_write(uint64_t arg, char *why);
+
+#endif
