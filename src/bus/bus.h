@@ -5,12 +5,16 @@
  * its writes are dropped, as on a real bus; an access that straddles a range's end is not
  * claimed by that range.
  *
- * Ranges are registered while the VM is built (single-threaded) and looked up by vCPU threads
- * afterwards; registering while vCPUs run needs the caller's own exclusion (later: hotplug).
+ * Ranges are registered while the VM is built and looked up by vCPU threads afterwards; they may
+ * also change while vCPUs run (a guest moving a PCI BAR), so the table has a lock. A handler is
+ * called with that lock released: it may itself register or unregister ranges, and a range
+ * unregistered by one vCPU may still see an access that another vCPU had already looked up (as
+ * an in-flight access on a real bus), so its opaque must live until the vCPUs are stopped.
  */
 #ifndef CUBICLE_BUS_BUS_H
 #define CUBICLE_BUS_BUS_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -33,7 +37,8 @@ struct bus_range {
 #define BUS_MAX_RANGES 64
 
 struct bus {
-	const char *name; /* "pio" or "mmio", for logs */
+	const char *name;     /* "pio" or "mmio", for logs */
+	pthread_mutex_t lock; /* guards nr and ranges */
 	unsigned nr;
 	struct bus_range ranges[BUS_MAX_RANGES]; /* sorted by base */
 	uint64_t unclaimed;			 /* accesses nobody claimed, for debugging */
