@@ -47,6 +47,16 @@ struct bus {
 void bus_init(struct bus *bus, const char *name);
 
 /*
+ * Interrupt routing as devices and the PCI root see it: lines (IOAPIC pins / GSIs) and MSIs,
+ * raised from any thread. The VM implements it over the hypervisor.
+ */
+struct irq_sink {
+	int (*set_line)(void *opaque, uint32_t gsi, bool level);
+	int (*msi)(void *opaque, uint64_t addr, uint32_t data);
+	void *opaque;
+};
+
+/*
  * Registers [base, base+size) → handler. Returns -EINVAL for an empty or overflowing range,
  * -EEXIST when it overlaps a registered one, -ENOSPC when BUS_MAX_RANGES are in use.
  */
