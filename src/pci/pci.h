@@ -178,8 +178,9 @@ int pci_cap_add(struct pci_function *fn, uint8_t id, const void *body, const voi
 		size_t len, const struct pci_cap_ops *ops, void *opaque, unsigned *ret_offset);
 
 /*
- * One configuration access to bus 0 at @devfn (slot << 3 | function), as the ports and ECAM do.
- * Exposed for tests and for the virtio-pci configuration-access capability.
+ * One configuration access to @bus at @devfn (slot << 3 | function), exactly as the ports and
+ * ECAM make it (reads of anything absent or out of range give all ones). Takes the root's
+ * lock: not for device hooks. Exposed for tests.
  */
 void pci_config_access(struct pci_root *root, unsigned bus, unsigned devfn, unsigned offset,
 		       bool is_write, uint8_t *data, unsigned len);
