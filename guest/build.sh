@@ -37,7 +37,7 @@ if [ ! -f "$initramfs" ]; then
 fi
 
 # The tiny test guests are default targets of the meson build; make sure they are current.
-testguests="hello reset cmdline smp int3 idle cpuid"
+testguests="hello reset cmdline smp int3 idle cpuid pci"
 if [ -f "$build/build.ninja" ]; then
 	targets=""
 	for g in $testguests; do targets="$targets guest/testguest/$g"; done

@@ -5,12 +5,16 @@
  * its writes are dropped, as on a real bus; an access that straddles a range's end is not
  * claimed by that range.
  *
- * Ranges are registered while the VM is built (single-threaded) and looked up by vCPU threads
- * afterwards; registering while vCPUs run needs the caller's own exclusion (later: hotplug).
+ * Ranges are registered while the VM is built and looked up by vCPU threads afterwards; they may
+ * also change while vCPUs run (a guest moving a PCI BAR), so the table has a lock. A handler is
+ * called with that lock released: it may itself register or unregister ranges, and a range
+ * unregistered by one vCPU may still see an access that another vCPU had already looked up (as
+ * an in-flight access on a real bus), so its opaque must live until the vCPUs are stopped.
  */
 #ifndef CUBICLE_BUS_BUS_H
 #define CUBICLE_BUS_BUS_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -33,13 +37,24 @@ struct bus_range {
 #define BUS_MAX_RANGES 64
 
 struct bus {
-	const char *name; /* "pio" or "mmio", for logs */
+	const char *name;     /* "pio" or "mmio", for logs */
+	pthread_mutex_t lock; /* guards nr and ranges */
 	unsigned nr;
 	struct bus_range ranges[BUS_MAX_RANGES]; /* sorted by base */
 	uint64_t unclaimed;			 /* accesses nobody claimed, for debugging */
 };
 
 void bus_init(struct bus *bus, const char *name);
+
+/*
+ * Interrupt routing as devices and the PCI root see it: lines (IOAPIC pins / GSIs) and MSIs,
+ * raised from any thread. The VM implements it over the hypervisor.
+ */
+struct irq_sink {
+	int (*set_line)(void *opaque, uint32_t gsi, bool level);
+	int (*msi)(void *opaque, uint64_t addr, uint32_t data);
+	void *opaque;
+};
 
 /*
  * Registers [base, base+size) → handler. Returns -EINVAL for an empty or overflowing range,

@@ -26,6 +26,7 @@
 #include "devices/device.h"
 #include "hv/hv.h"
 #include "mem/guest_mem.h"
+#include "pci/pci.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -45,6 +46,8 @@ struct vm {
 	struct guest_mem mem;
 	struct bus pio, mmio;
 	struct irq_sink irq;
+	struct x86_pci_layout pci_layout;
+	struct pci_root *pci;
 	struct dev_loop dloop;
 	struct dev_ctx dctx;
 	void *devs[VM_MAX_DEVICES]; /* dev_table order; NULL = not configured */
@@ -191,6 +194,7 @@ static void vm_teardown(struct vm *vm)
 			dev_table[i]->unrealize(vm->devs[i]);
 		vm->devs[i] = NULL;
 	}
+	vm->pci = pci_root_destroy(vm->pci);
 	if (vm->eventfd >= 0) {
 		loop_del_fd(vm->loop, vm->eventfd);
 		close(vm->eventfd);
@@ -251,11 +255,26 @@ static int vm_build_devices(struct vm *vm, char *err, size_t errlen)
 	bus_init(&vm->mmio, "mmio");
 	vm->irq = (struct irq_sink){ .set_line = vm_irq_line, .msi = vm_irq_msi, .opaque = vm };
 	loop_dev_loop(vm->loop, &vm->dloop);
+
+	x86_layout_pci(vm->cfg->memory.size, &vm->pci_layout);
+	const struct pci_layout pl = {
+		.ecam_base = vm->pci_layout.ecam_base,
+		.ecam_size = X86_PCI_MMCONFIG_SIZE,
+		.mem32_base = vm->pci_layout.mem32_base,
+		.mem32_size = vm->pci_layout.mem32_size,
+		.mem64_base = vm->pci_layout.mem64_base,
+		.mem64_size = vm->pci_layout.mem64_size,
+	};
+	int r = pci_root_create(&vm->pio, &vm->mmio, &vm->irq, &pl, &vm->pci);
+	if (r < 0)
+		return error_set(err, errlen, r, "cannot create the PCI root complex: %s",
+				 strerror(-r));
 	vm->dctx = (struct dev_ctx){
 		.mem = &vm->mem,
 		.pio = &vm->pio,
 		.mmio = &vm->mmio,
 		.irq = &vm->irq,
+		.pci = vm->pci,
 		.loop = &vm->dloop,
 		.cfg = vm->cfg,
 		.rebooted = vm->reboots > 0,
@@ -268,7 +287,7 @@ static int vm_build_devices(struct vm *vm, char *err, size_t errlen)
 		return -E2BIG;
 	}
 	for (unsigned i = 0; i < dev_table_size; i++) {
-		int r = dev_table[i]->realize(&vm->dctx, NULL, &vm->devs[i]);
+		r = dev_table[i]->realize(&vm->dctx, NULL, &vm->devs[i]);
 		if (r < 0) {
 			snprintf(err, errlen, "%s: cannot create the device: %s",
 				 dev_table[i]->name, strerror(-r));
@@ -286,7 +305,7 @@ static int vm_build_payload(struct vm *vm, struct x86_boot *boot, char *err, siz
 	uint64_t rsdp;
 	int r;
 
-	r = x86_acpi_build(&vm->mem, vm->cfg->cpus.boot_vcpus, &rsdp);
+	r = x86_acpi_build(&vm->mem, vm->cfg->cpus.boot_vcpus, &vm->pci_layout, &rsdp);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot build the ACPI tables: %s", strerror(-r));
 		return r;

@@ -14,16 +14,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct guest_mem;
-struct bus;
-struct vm_config;
+#include "bus/bus.h" /* struct bus, struct irq_sink */
 
-/* Interrupt lines (IOAPIC pins / GSIs) and MSIs, raised from any thread. */
-struct irq_sink {
-	int (*set_line)(void *opaque, uint32_t gsi, bool level);
-	int (*msi)(void *opaque, uint64_t addr, uint32_t data);
-	void *opaque;
-};
+struct guest_mem;
+struct pci_root;
+struct vm_config;
 
 /* The VMM loop, for device file descriptors (backends, terminals). Callbacks run on the loop
  * thread; @events are EPOLLIN/EPOLLOUT/EPOLLHUP bits. */
@@ -46,6 +41,7 @@ struct dev_ctx {
 	struct bus *pio;
 	struct bus *mmio;
 	const struct irq_sink *irq;
+	struct pci_root *pci; /* bus 0 of the PCI root complex (pci/pci.h) */
 	const struct dev_loop *loop;
 	const struct vm_config *cfg;
 	bool rebooted; /* rebuilt after a guest reboot: keep what the first boot wrote */

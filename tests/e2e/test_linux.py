@@ -25,6 +25,8 @@ BOOT_TIMEOUT = int(os.environ.get("CUBICLE_E2E_BOOT_TIMEOUT", "600"))
 PARALLEL = int(os.environ.get("CUBICLE_E2E_PARALLEL", "3"))
 MARKER = "cubicle-guest: userspace up"
 DEMO_CMD = "uname -a; nproc; grep MemTotal /proc/meminfo"
+# The pvh boot also lists the PCI functions Linux found (one more process, ~1 s here).
+PCI_CMD = "ls /sys/bus/pci/devices"
 MiB = 1024  # MemTotal is in kB
 
 
@@ -105,7 +107,7 @@ def boots(cubicle_bin, guest_env):
     plan = [  # the longest first
         Boot("reboot", linux(vmlinux, 1, "512M", f"{base} cubicle.action=reboot -- uname -r"),
              stop_after_markers=2),
-        Boot("pvh", linux(vmlinux, 1, "512M", demo)),
+        Boot("pvh", linux(vmlinux, 1, "512M", f"{demo}; {PCI_CMD}")),
         Boot("bzimage", linux(bzimage, 1, "1G", demo)),
         Boot("highmem", linux(vmlinux, 1, "3584M", demo)),
         Boot("smp", linux(vmlinux, 2, "512M", demo)),
@@ -158,6 +160,18 @@ def test_pvh_vmlinux_512m(boots, record_property):
     assert nproc(out) == 1, b.describe()
     kb = mem_total_kb(out)
     assert kb and 400 * MiB <= kb <= 512 * MiB, f"MemTotal {kb} kB\n" + b.describe()
+
+
+def test_pci_host_bridge(boots):
+    """Linux finds the PCI host bridge (ACPI PNP0A08, MCFG) and keeps cubicle's windows."""
+    b = result(boots, "pvh")
+    out = b.output
+    assert MARKER in out, "the guest never reached /init\n" + b.describe()
+    assert re.search(r"^0000:00:00\.0\r?$", out.split(MARKER, 1)[1], re.MULTILINE), b.describe()
+    assert "pci 0000:00:00.0: [8086:0d57] type 00 class 0x060000" in out, b.describe()
+    assert "root bus resource [mem 0xc0000000-0xdfffffff window]" in out, b.describe()
+    assert not re.search(r"pci .*(reassign|no space|can't claim|BAR .*: failed)", out,
+                         re.IGNORECASE), b.describe()
 
 
 def test_bzimage_1g(boots, record_property):

@@ -180,13 +180,81 @@ static void check_madt(const uint8_t *m, unsigned nr_vcpus)
 	assert_int_equal(nmis, 1);
 }
 
-static void check_tables(unsigned nr_vcpus)
+/* The layout a 1 GiB guest gets. */
+static const struct x86_pci_layout test_pci = {
+	.ecam_base = 0xe0000000,
+	.bus_start = 0,
+	.bus_end = 0,
+	.mem32_base = 0xc0000000,
+	.mem32_size = 0x20000000,
+	.mem64_base = 0x100000000,
+	.mem64_size = 0x1000000000,
+};
+
+static void check_mcfg(const uint8_t *m)
+{
+	assert_int_equal(rd32(m + 4), 60);
+	assert_int_equal(m[8], 1);
+	assert_int_equal(rd64(m + 36), 0);	    /* reserved */
+	assert_int_equal(rd64(m + 44), 0xe0000000); /* ECAM base */
+	assert_int_equal(m[52] | m[53] << 8, 0);    /* segment */
+	assert_int_equal(m[54], 0);		    /* start bus */
+	assert_int_equal(m[55], 0);		    /* end bus */
+}
+
+/* \_SB_.PCI0 with its ids and the _CRS that declares exactly the windows of test_pci. */
+static void check_pci0(const uint8_t *aml, size_t aml_len)
+{
+	const uint8_t *pci0 = find_bytes(aml, aml_len, "PCI0", 4);
+	assert_non_null(pci0);
+	size_t left = aml_len - (size_t)(pci0 - aml);
+	uint32_t id;
+
+	assert_int_equal(pci0[-4], 0x5b); /* DeviceOp, then a 2-byte PkgLength */
+	assert_int_equal(pci0[-3], 0x82);
+	assert_int_equal(pci0[-2] >> 6, 1);
+	uint8_t hid[10] = { 0x08, '_', 'H', 'I', 'D', 0x0c };
+	assert_int_equal(aml_eisaid_value("PNP0A08", &id), 0);
+	memcpy(hid + 6, &id, 4);
+	assert_ptr_equal(find_bytes(pci0, left, hid, sizeof(hid)), pci0 + 4);
+	uint8_t cid[10] = { 0x08, '_', 'C', 'I', 'D', 0x0c };
+	assert_int_equal(aml_eisaid_value("PNP0A03", &id), 0);
+	memcpy(cid + 6, &id, 4);
+	assert_non_null(find_bytes(pci0, left, cid, sizeof(cid)));
+	assert_non_null(find_bytes(pci0, left, "\x08_ADR\x00", 6));
+	assert_non_null(find_bytes(pci0, left, "\x08_SEG\x00", 6));
+	assert_non_null(find_bytes(pci0, left, "\x08_UID\x00", 6));
+	assert_non_null(find_bytes(pci0, left, "\x08_BBN\x00", 6));
+
+	static const uint8_t crs[] = {
+		/* WordBusNumber 0-0 */
+		0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x00,
+		/* IO 0xcf8, length 8 */
+		0x47, 0x01, 0xf8, 0x0c, 0xf8, 0x0c, 0x01, 0x08,
+		/* WordIO 0-0xcf7 */
+		0x88, 0x0d, 0x00, 0x01, 0x0c, 0x03, 0, 0, 0, 0, 0xf7, 0x0c, 0, 0, 0xf8, 0x0c,
+		/* WordIO 0xd00-0xffff */
+		0x88, 0x0d, 0x00, 0x01, 0x0c, 0x03, 0, 0, 0x00, 0x0d, 0xff, 0xff, 0, 0, 0x00, 0xf3,
+		/* DWordMemory 0xc0000000-0xdfffffff, cacheable, read-write */
+		0x87, 0x17, 0x00, 0x00, 0x0c, 0x03, 0, 0, 0, 0, 0x00, 0x00, 0x00, 0xc0, 0xff, 0xff,
+		0xff, 0xdf, 0, 0, 0, 0, 0x00, 0x00, 0x00, 0x20,
+		/* QWordMemory 4 GiB + 64 GiB */
+		0x8a, 0x2b, 0x00, 0x00, 0x0c, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x00, 0x00, 0x00,
+		0x01, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00,
+		0x00, 0x00, 0x00, 0x10, 0, 0, 0,
+		/* End Tag */
+		0x79, 0x00
+	};
+	assert_non_null(find_bytes(pci0, left, crs, sizeof(crs)));
+}
+
+static void check_tables(unsigned nr_vcpus, const struct x86_pci_layout *pci)
 {
 	struct vm_ram v;
 	uint64_t rsdp_gpa = 0;
 
 	ram_init(&v);
-	assert_int_equal(x86_acpi_build(&v.gm, nr_vcpus, &rsdp_gpa), 0);
+	assert_int_equal(x86_acpi_build(&v.gm, nr_vcpus, pci, &rsdp_gpa), 0);
 	assert_int_equal(rsdp_gpa, X86_ACPI_START);
 	assert_true(IS_ALIGNED(rsdp_gpa, 16));
 
@@ -200,32 +268,42 @@ static void check_tables(unsigned nr_vcpus)
 
 	const uint8_t *xsdt = table_at(&v, rd64(rsdp + 24), "XSDT");
 	uint32_t xlen = rd32(xsdt + 4);
-	assert_int_equal(xlen, HDR_LEN + 2 * 8);
+	assert_int_equal(xlen, HDR_LEN + (pci ? 3 : 2) * 8);
 	const uint8_t *fadt = table_at(&v, rd64(xsdt + HDR_LEN), "FACP");
 	const uint8_t *madt = table_at(&v, rd64(xsdt + HDR_LEN + 8), "APIC");
 	check_fadt(&v, fadt);
 	check_madt(madt, nr_vcpus);
+	const uint8_t *dsdt = table_at(&v, rd64(fadt + 140), "DSDT");
+	const uint8_t *aml = dsdt + HDR_LEN;
+	size_t aml_len = rd32(dsdt + 4) - HDR_LEN;
+	if (pci) {
+		check_mcfg(table_at(&v, rd64(xsdt + HDR_LEN + 16), "MCFG"));
+		check_pci0(aml, aml_len);
+	} else {
+		assert_null(find_bytes(aml, aml_len, "PCI0", 4));
+	}
 	free(v.ram);
 }
 
 static void test_tables_1(void **state)
 {
-	check_tables(1);
+	check_tables(1, NULL);
+	check_tables(1, &test_pci);
 }
 
 static void test_tables_2(void **state)
 {
-	check_tables(2);
+	check_tables(2, &test_pci);
 }
 
 static void test_tables_64(void **state)
 {
-	check_tables(64);
+	check_tables(64, &test_pci);
 }
 
 static void test_tables_max(void **state)
 {
-	check_tables(CONFIG_MAX_VCPUS);
+	check_tables(CONFIG_MAX_VCPUS, &test_pci);
 }
 
 static void test_bad_vcpus(void **state)
@@ -234,8 +312,17 @@ static void test_bad_vcpus(void **state)
 	uint64_t rsdp = 0x1234;
 
 	ram_init(&v);
-	assert_int_equal(x86_acpi_build(&v.gm, 0, &rsdp), -EINVAL);
-	assert_int_equal(x86_acpi_build(&v.gm, CONFIG_MAX_VCPUS + 1, &rsdp), -EINVAL);
+	assert_int_equal(x86_acpi_build(&v.gm, 0, NULL, &rsdp), -EINVAL);
+	assert_int_equal(x86_acpi_build(&v.gm, CONFIG_MAX_VCPUS + 1, &test_pci, &rsdp), -EINVAL);
+	struct x86_pci_layout bad = test_pci;
+	bad.bus_start = 1;
+	assert_int_equal(x86_acpi_build(&v.gm, 1, &bad, &rsdp), -EINVAL);
+	bad = test_pci;
+	bad.mem32_size = 0x40000001;
+	assert_int_equal(x86_acpi_build(&v.gm, 1, &bad, &rsdp), -EINVAL);
+	bad = test_pci;
+	bad.mem64_size = 0;
+	assert_int_equal(x86_acpi_build(&v.gm, 1, &bad, &rsdp), -EINVAL);
 	assert_int_equal(rsdp, 0x1234);
 	free(v.ram);
 }
@@ -247,14 +334,18 @@ static void test_enospc(void **state)
 	size_t need, len;
 	uint64_t rsdp;
 
-	assert_int_equal(x86_acpi_build_buf(ref, sizeof(ref), X86_ACPI_START, 8, &need, &rsdp), 0);
+	assert_int_equal(
+		x86_acpi_build_buf(ref, sizeof(ref), X86_ACPI_START, 8, &test_pci, &need, &rsdp),
+		0);
 	assert_true(need > 36 && need < sizeof(ref));
 	for (size_t cap = 0; cap < need; cap++) {
-		assert_int_equal(x86_acpi_build_buf(buf, cap, X86_ACPI_START, 8, &len, &rsdp),
-				 -ENOSPC);
+		assert_int_equal(
+			x86_acpi_build_buf(buf, cap, X86_ACPI_START, 8, &test_pci, &len, &rsdp),
+			-ENOSPC);
 	}
 	memset(buf, 0xaa, sizeof(buf));
-	assert_int_equal(x86_acpi_build_buf(buf, need, X86_ACPI_START, 8, &len, &rsdp), 0);
+	assert_int_equal(x86_acpi_build_buf(buf, need, X86_ACPI_START, 8, &test_pci, &len, &rsdp),
+			 0);
 	assert_int_equal(len, need);
 	assert_memory_equal(buf, ref, need); /* deterministic, and padding is zeroed */
 }
@@ -268,7 +359,7 @@ static void test_not_ram(void **state)
 	assert_non_null(ram);
 	guest_mem_init(&gm);
 	assert_int_equal(guest_mem_add_region(&gm, 0, 512 * KiB, ram), 0);
-	assert_int_equal(x86_acpi_build(&gm, 1, &rsdp), -EFAULT);
+	assert_int_equal(x86_acpi_build(&gm, 1, NULL, &rsdp), -EFAULT);
 	free(ram);
 }
 
@@ -534,6 +625,55 @@ static void test_resources(void **state)
 	aml_free(&a);
 }
 
+static void test_address_space_resources(void **state)
+{
+	struct aml a;
+
+	aml_init(&a, 1024);
+	aml_resource_begin(&a);
+	aml_res_word_bus_number(&a, 0, 0xff);
+	aml_res_word_io(&a, 0xd00, 0xffff);
+	aml_res_dword_memory(&a, 0xc0000000, 0xdfffffff, true);
+	aml_res_qword_memory(&a, 0x240000000, 0x103fffffffff, false);
+	aml_end(&a);
+	assert_int_equal(aml_finish(&a), 0);
+	static const uint8_t want[] = {
+		0x11, 0x4e, 0x06, 0x0a, 0x6a, /* Buffer, PkgLength 110, BufferSize 106 */
+		/* WordBusNumber(ResourceProducer, MinFixed, MaxFixed, PosDecode, 0, 0, 0xff, 0, 0x100) */
+		0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0x00, 0x00, 0x00,
+		0x00, 0x01,
+		/* WordIO(..., EntireRange, 0, 0xd00, 0xffff, 0, 0xf300) */
+		0x88, 0x0d, 0x00, 0x01, 0x0c, 0x03, 0x00, 0x00, 0x00, 0x0d, 0xff, 0xff, 0x00, 0x00,
+		0x00, 0xf3,
+		/* DWordMemory(..., Prefetchable, ReadWrite, 0, 0xc0000000, 0xdfffffff, 0, 0x20000000) */
+		0x87, 0x17, 0x00, 0x00, 0x0c, 0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xc0,
+		0xff, 0xff, 0xff, 0xdf, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x20,
+		/* QWordMemory(..., Cacheable, ReadWrite, 0, 9 GiB, 16 TiB + 64 GiB - 1, 0, len) */
+		0x8a, 0x2b, 0x00, 0x00, 0x0c, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x00, 0x00, 0x40,
+		0x02, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		0x00, 0x00, 0x00, 0xc0, 0x3d, 0x10, 0, 0, 0x79, 0x00, /* End Tag */
+	};
+	assert_int_equal(a.len, sizeof(want));
+	assert_memory_equal(a.data, want, sizeof(want));
+	aml_free(&a);
+
+	/* min > max, all 2^64 addresses, outside a ResourceTemplate */
+	aml_init(&a, 1024);
+	aml_resource_begin(&a);
+	aml_res_word_io(&a, 0x10, 0xf);
+	assert_int_equal(aml_finish(&a), -EINVAL);
+	aml_free(&a);
+	aml_init(&a, 1024);
+	aml_resource_begin(&a);
+	aml_res_qword_memory(&a, 0, UINT64_MAX, false);
+	assert_int_equal(aml_finish(&a), -EINVAL);
+	aml_free(&a);
+	aml_init(&a, 1024);
+	aml_res_dword_memory(&a, 0, 0xfff, false);
+	assert_int_equal(aml_finish(&a), -EINVAL);
+	aml_free(&a);
+}
+
 static void test_errors(void **state)
 {
 	struct aml a;
@@ -616,6 +756,7 @@ int main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_string_package_method),
 		cmocka_unit_test(test_resources),
+		cmocka_unit_test(test_address_space_resources),
 		cmocka_unit_test(test_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

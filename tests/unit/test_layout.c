@@ -145,10 +145,39 @@ static void test_e820_high(void **state)
 	assert_int_equal(e[4].size, 4 * KiB);
 }
 
+static void test_pci_windows(void **state)
+{
+	static const struct {
+		uint64_t mem, mem64_base;
+	} cases[] = {
+		{ 256 * MiB, 4 * GiB },
+		{ 3 * GiB, 4 * GiB },
+		{ 3 * GiB + 4 * KiB, 5 * GiB }, /* RAM ends a page past 4 GiB */
+		{ 4 * GiB, 5 * GiB },
+		{ 8 * GiB, 9 * GiB },
+		{ 8 * GiB + 512 * MiB, 10 * GiB },
+	};
+	struct x86_pci_layout p;
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		x86_layout_pci(cases[i].mem, &p);
+		assert_int_equal(p.ecam_base, X86_PCI_MMCONFIG_START);
+		assert_int_equal(p.bus_start, 0);
+		assert_int_equal(p.bus_end, 0);
+		/* The 32-bit window ends where ECAM starts; neither overlaps RAM. */
+		assert_int_equal(p.mem32_base, 0xc0000000);
+		assert_int_equal(p.mem32_base + p.mem32_size, X86_PCI_MMCONFIG_START);
+		assert_int_equal(p.mem64_base, cases[i].mem64_base);
+		assert_int_equal(p.mem64_size, 64 * GiB);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_split_256m),
+		cmocka_unit_test(test_pci_windows),
 		cmocka_unit_test(test_split_3g_exact),
 		cmocka_unit_test(test_split_3g_plus_page),
 		cmocka_unit_test(test_split_8g),

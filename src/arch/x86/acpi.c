@@ -11,6 +11,10 @@
  *   0x601  X86_PORT_ACPI_PM + 1  SLEEP_STATUS_REG: reads 0 (WAK_STS, bit 7, is never set).
  *   0x604  X86_PORT_ACPI_PM + 4  RESET_REG: writing RESET_VALUE (1) resets the VM.
  *
+ * With PCI, the MCFG table gives the ECAM window of segment 0 and the DSDT's \_SB_.PCI0 (a
+ * PCI Express host bridge) the bus range, the 0xcf8 ports and the windows the PCI root assigns
+ * BARs from: Linux then keeps those assignments instead of reallocating.
+ *
  * Layout, from X86_ACPI_START (0xe0000, inside the legacy RSDP scan area 0xe0000-0xfffff, which
  * the e820 map reserves): RSDP, DSDT, then the XSDT's tables in xsdt_tables[] order, then the
  * XSDT; each 16-byte aligned. The tables are built in a host buffer (struct acpi_builder) and
@@ -173,8 +177,23 @@ struct acpi_builder {
 
 struct acpi_ctx {
 	unsigned nr_vcpus;
+	const struct x86_pci_layout *pci; /* NULL: no PCI */
 	uint64_t dsdt;
 };
+
+/* MCFG (PCI Firmware Specification 3.x §4.1.2): one allocation for segment 0. */
+struct acpi_mcfg {
+	struct acpi_header h;
+	uint64_t reserved;
+	uint64_t base;
+	uint16_t segment;
+	uint8_t bus_start, bus_end;
+	uint32_t reserved2;
+} __attribute__((packed));
+_Static_assert(sizeof(struct acpi_mcfg) == 60, "MCFG with one allocation");
+
+#define PCI_PORT_CF8	0xcf8
+#define PCI_PORT_CF8_SZ 8
 
 /* Reserves @size zeroed bytes, 16-byte aligned; returns NULL when they do not fit. */
 static void *acpi_alloc(struct acpi_builder *b, size_t size, uint64_t *ret_gpa)
@@ -246,7 +265,36 @@ static void dsdt_isa_device(struct aml *a, const char *name, const char *eisaid,
 	aml_end(a);
 }
 
-static void dsdt_body(struct aml *a)
+/* \_SB_.PCI0: the PCI Express host bridge of segment 0 and what it decodes. */
+static void dsdt_pci_host(struct aml *a, const struct x86_pci_layout *pci)
+{
+	aml_device_begin(a, "PCI0");
+	aml_name(a, "_HID");
+	aml_eisaid(a, "PNP0A08");
+	aml_name(a, "_CID");
+	aml_eisaid(a, "PNP0A03");
+	aml_name(a, "_ADR");
+	aml_integer(a, 0);
+	aml_name(a, "_SEG");
+	aml_integer(a, 0);
+	aml_name(a, "_UID");
+	aml_integer(a, 0);
+	aml_name(a, "_BBN");
+	aml_integer(a, pci->bus_start);
+	aml_name(a, "_CRS");
+	aml_resource_begin(a);
+	aml_res_word_bus_number(a, pci->bus_start, pci->bus_end);
+	aml_res_io(a, PCI_PORT_CF8, PCI_PORT_CF8, 1, PCI_PORT_CF8_SZ);
+	aml_res_word_io(a, 0, PCI_PORT_CF8 - 1);
+	aml_res_word_io(a, PCI_PORT_CF8 + PCI_PORT_CF8_SZ, 0xffff);
+	aml_res_dword_memory(a, (uint32_t)pci->mem32_base,
+			     (uint32_t)(pci->mem32_base + pci->mem32_size - 1), false);
+	aml_res_qword_memory(a, pci->mem64_base, pci->mem64_base + pci->mem64_size - 1, false);
+	aml_end(a);
+	aml_end(a);
+}
+
+static void dsdt_body(struct aml *a, const struct acpi_ctx *ctx)
 {
 	/* \_S5_: SLP_TYPa, SLP_TYPb, reserved, reserved. SLP_TYP 5 is what acpi_pm decodes. */
 	aml_name(a, "\\_S5_");
@@ -262,10 +310,12 @@ static void dsdt_body(struct aml *a)
 	dsdt_isa_device(a, "RTC_", "PNP0B00", 0, ISA_PORT_RTC, 2, ISA_IRQ_RTC);
 	/* Motherboard resources: keeps the PM registers out of what the OS hands to devices. */
 	dsdt_isa_device(a, "PMRS", "PNP0C02", 0, X86_PORT_ACPI_PM, X86_PORT_ACPI_PM_SIZE, -1);
+	if (ctx->pci)
+		dsdt_pci_host(a, ctx->pci);
 	aml_end(a);
 }
 
-static int acpi_build_dsdt(struct acpi_builder *b, uint64_t *ret_gpa)
+static int acpi_build_dsdt(struct acpi_builder *b, const struct acpi_ctx *ctx, uint64_t *ret_gpa)
 {
 	struct aml a;
 	struct acpi_header *h;
@@ -273,7 +323,7 @@ static int acpi_build_dsdt(struct acpi_builder *b, uint64_t *ret_gpa)
 	int r;
 
 	aml_init(&a, b->cap);
-	dsdt_body(&a);
+	dsdt_body(&a, ctx);
 	r = aml_finish(&a);
 	if (r == 0 && a.len > UINT32_MAX - sizeof(*h))
 		r = -ENOSPC;
@@ -368,12 +418,36 @@ static int acpi_build_madt(struct acpi_builder *b, const struct acpi_ctx *ctx, u
 	return 0;
 }
 
-/* The tables the XSDT lists, in this order. A new table (MCFG, ...) is one line here. */
+/* Sets *@ret_gpa to 0 (not listed) without PCI. */
+static int acpi_build_mcfg(struct acpi_builder *b, const struct acpi_ctx *ctx, uint64_t *ret_gpa)
+{
+	struct acpi_mcfg *m;
+
+	*ret_gpa = 0;
+	if (!ctx->pci)
+		return 0;
+	m = acpi_alloc(b, sizeof(*m), ret_gpa);
+	if (!m)
+		return -ENOSPC;
+	acpi_header_init(&m->h, "MCFG", sizeof(*m), 1);
+	m->base = ctx->pci->ecam_base;
+	m->segment = 0;
+	m->bus_start = ctx->pci->bus_start;
+	m->bus_end = ctx->pci->bus_end;
+	acpi_table_seal(&m->h);
+	return 0;
+}
+
+/*
+ * The tables the XSDT lists, in this order. A new table is one line here; a builder that sets
+ * its address to 0 is left out.
+ */
 static const struct {
 	int (*build)(struct acpi_builder *b, const struct acpi_ctx *ctx, uint64_t *ret_gpa);
 } xsdt_tables[] = {
 	{ acpi_build_fadt },
 	{ acpi_build_madt },
+	{ acpi_build_mcfg },
 };
 _Static_assert(ARRAY_SIZE(xsdt_tables) <= ACPI_XSDT_MAX, "XSDT entries");
 
@@ -391,30 +465,40 @@ static int acpi_build_xsdt(struct acpi_builder *b, const uint64_t *entries, unsi
 	return 0;
 }
 
-int x86_acpi_build_buf(void *buf, size_t cap, uint64_t gpa, unsigned nr_vcpus, size_t *ret_len,
-		       uint64_t *ret_rsdp)
+static bool pci_layout_ok(const struct x86_pci_layout *p)
+{
+	return p->bus_start <= p->bus_end && IS_ALIGNED(p->ecam_base, 1 * MiB) && p->mem32_size &&
+	       p->mem32_base + p->mem32_size <= (1ULL << 32) && p->mem64_size &&
+	       !range_overflows(p->mem64_base, p->mem64_size);
+}
+
+int x86_acpi_build_buf(void *buf, size_t cap, uint64_t gpa, unsigned nr_vcpus,
+		       const struct x86_pci_layout *pci, size_t *ret_len, uint64_t *ret_rsdp)
 {
 	struct acpi_builder b = { .buf = buf, .cap = cap, .gpa = gpa };
-	struct acpi_ctx ctx = { .nr_vcpus = nr_vcpus };
+	struct acpi_ctx ctx = { .nr_vcpus = nr_vcpus, .pci = pci };
 	uint64_t entries[ACPI_XSDT_MAX];
 	uint64_t rsdp_gpa, xsdt_gpa;
 	struct acpi_rsdp *rsdp;
+	unsigned n = 0;
 	int r;
 
-	if (nr_vcpus == 0 || nr_vcpus > CONFIG_MAX_VCPUS)
+	if (nr_vcpus == 0 || nr_vcpus > CONFIG_MAX_VCPUS || (pci && !pci_layout_ok(pci)))
 		return -EINVAL;
 	rsdp = acpi_alloc(&b, sizeof(*rsdp), &rsdp_gpa);
 	if (!rsdp)
 		return -ENOSPC;
-	r = acpi_build_dsdt(&b, &ctx.dsdt);
+	r = acpi_build_dsdt(&b, &ctx, &ctx.dsdt);
 	if (r < 0)
 		return r;
 	for (unsigned i = 0; i < ARRAY_SIZE(xsdt_tables); i++) {
-		r = xsdt_tables[i].build(&b, &ctx, &entries[i]);
+		r = xsdt_tables[i].build(&b, &ctx, &entries[n]);
 		if (r < 0)
 			return r;
+		if (entries[n])
+			n++;
 	}
-	r = acpi_build_xsdt(&b, entries, ARRAY_SIZE(xsdt_tables), &xsdt_gpa);
+	r = acpi_build_xsdt(&b, entries, n, &xsdt_gpa);
 	if (r < 0)
 		return r;
 
@@ -431,7 +515,8 @@ int x86_acpi_build_buf(void *buf, size_t cap, uint64_t gpa, unsigned nr_vcpus, s
 	return 0;
 }
 
-int x86_acpi_build(struct guest_mem *gm, unsigned nr_vcpus, uint64_t *ret_rsdp)
+int x86_acpi_build(struct guest_mem *gm, unsigned nr_vcpus, const struct x86_pci_layout *pci,
+		   uint64_t *ret_rsdp)
 {
 	_cleanup_free_ uint8_t *buf = malloc(X86_ACPI_SIZE);
 	uint64_t rsdp;
@@ -440,7 +525,7 @@ int x86_acpi_build(struct guest_mem *gm, unsigned nr_vcpus, uint64_t *ret_rsdp)
 
 	if (!buf)
 		return -ENOMEM;
-	r = x86_acpi_build_buf(buf, X86_ACPI_SIZE, X86_ACPI_START, nr_vcpus, &len, &rsdp);
+	r = x86_acpi_build_buf(buf, X86_ACPI_SIZE, X86_ACPI_START, nr_vcpus, pci, &len, &rsdp);
 	if (r < 0)
 		return r;
 	r = guest_mem_write(gm, X86_ACPI_START, buf, len);

@@ -20,6 +20,19 @@
 #define AML_RES_IO	     0x47 /* I/O port, length 7 */
 #define AML_RES_END_TAG	     0x79 /* End Tag, length 1 */
 #define AML_RES_MEM32_FIXED  0x86 /* Fixed Memory32, length 9 */
+#define AML_RES_DWORD_SPACE  0x87 /* DWord Address Space, length 23 */
+#define AML_RES_WORD_SPACE   0x88 /* Word Address Space, length 13 */
+#define AML_RES_QWORD_SPACE  0x8a /* QWord Address Space, length 43 */
+
+/* Address space descriptor fields (§6.4.3.5). */
+#define AML_SPACE_MEMORY	0
+#define AML_SPACE_IO		1
+#define AML_SPACE_BUS_NUMBER	2
+#define AML_SPACE_FIXED_MINMAX	0x0c /* general flags: _MAF | _MIF; producer, positive decode */
+#define AML_SPACE_IO_ENTIRE	0x03 /* I/O type flags: _RNG = ISA and non-ISA ranges */
+#define AML_SPACE_MEM_RW	0x01 /* memory type flags: _RW */
+#define AML_SPACE_MEM_CACHEABLE 0x02 /* _MEM = 1 */
+#define AML_SPACE_MEM_PREFETCH	0x06 /* _MEM = 3 */
 
 static void aml_fail(struct aml *a, int err)
 {
@@ -315,6 +328,61 @@ void aml_res_mem32_fixed(struct aml *a, uint32_t base, uint32_t len, bool writab
 		d[8 + i] = (uint8_t)(len >> (8 * i));
 	}
 	aml_bytes(a, d, sizeof(d));
+}
+
+/*
+ * One address space descriptor whose five numeric fields (granularity, min, max, translation,
+ * length) are @width bytes each.
+ */
+static void res_space(struct aml *a, uint8_t tag, unsigned width, uint8_t type, uint8_t tflags,
+		      uint64_t min, uint64_t max)
+{
+	const uint64_t fields[5] = { 0, min, max, 0, max - min + 1 };
+	uint8_t d[3 + 3 + 5 * 8];
+	size_t n = 0;
+
+	if (!in_resource(a))
+		return;
+	if (min > max || max - min + 1 == 0) {
+		aml_fail(a, -EINVAL);
+		return;
+	}
+	unsigned body = 3 + 5 * width;
+	d[n++] = tag;
+	d[n++] = (uint8_t)body;
+	d[n++] = (uint8_t)(body >> 8);
+	d[n++] = type;
+	d[n++] = AML_SPACE_FIXED_MINMAX;
+	d[n++] = tflags;
+	for (unsigned f = 0; f < 5; f++)
+		for (unsigned i = 0; i < width; i++)
+			d[n++] = (uint8_t)(fields[f] >> (8 * i));
+	aml_bytes(a, d, n);
+}
+
+void aml_res_word_bus_number(struct aml *a, uint16_t min, uint16_t max)
+{
+	res_space(a, AML_RES_WORD_SPACE, 2, AML_SPACE_BUS_NUMBER, 0, min, max);
+}
+
+void aml_res_word_io(struct aml *a, uint16_t min, uint16_t max)
+{
+	res_space(a, AML_RES_WORD_SPACE, 2, AML_SPACE_IO, AML_SPACE_IO_ENTIRE, min, max);
+}
+
+static uint8_t mem_flags(bool prefetchable)
+{
+	return AML_SPACE_MEM_RW | (prefetchable ? AML_SPACE_MEM_PREFETCH : AML_SPACE_MEM_CACHEABLE);
+}
+
+void aml_res_dword_memory(struct aml *a, uint32_t min, uint32_t max, bool prefetchable)
+{
+	res_space(a, AML_RES_DWORD_SPACE, 4, AML_SPACE_MEMORY, mem_flags(prefetchable), min, max);
+}
+
+void aml_res_qword_memory(struct aml *a, uint64_t min, uint64_t max, bool prefetchable)
+{
+	res_space(a, AML_RES_QWORD_SPACE, 8, AML_SPACE_MEMORY, mem_flags(prefetchable), min, max);
 }
 
 unsigned aml_pkglen_encode(uint32_t value, uint8_t out[4])

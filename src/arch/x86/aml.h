@@ -119,6 +119,18 @@ void aml_res_io(struct aml *a, uint16_t min, uint16_t max, uint8_t align, uint8_
 void aml_res_irq(struct aml *a, unsigned irq); /* IRQNoFlags() { @irq }, @irq < 16 */
 void aml_res_mem32_fixed(struct aml *a, uint32_t base, uint32_t len, bool writable);
 
+/*
+ * Address space descriptors (§6.4.3.5) for what a bridge passes through to its children:
+ * producer, minimum and maximum fixed, positive decode, granularity and translation 0, length
+ * @max - @min + 1. @min > @max sets -EINVAL (as does a QWord range of all 2^64 addresses).
+ * WordBusNumber; WordIO (ISA and non-ISA ranges); DWordMemory / QWordMemory (read-write,
+ * cacheable, or prefetchable with @prefetchable).
+ */
+void aml_res_word_bus_number(struct aml *a, uint16_t min, uint16_t max);
+void aml_res_word_io(struct aml *a, uint16_t min, uint16_t max);
+void aml_res_dword_memory(struct aml *a, uint32_t min, uint32_t max, bool prefetchable);
+void aml_res_qword_memory(struct aml *a, uint64_t min, uint64_t max, bool prefetchable);
+
 /* Closes the innermost *_begin. */
 void aml_end(struct aml *a);
 

@@ -25,6 +25,23 @@ unsigned x86_layout_ram(uint64_t mem_size, struct x86_ram_range ret[2])
 	return 2;
 }
 
+void x86_layout_pci(uint64_t mem_size, struct x86_pci_layout *ret)
+{
+	struct x86_ram_range ram[2];
+	unsigned n = x86_layout_ram(mem_size, ram);
+	uint64_t ram_end = ram[n - 1].gpa + ram[n - 1].size;
+
+	*ret = (struct x86_pci_layout){
+		.ecam_base = X86_PCI_MMCONFIG_START,
+		.bus_start = 0,
+		.bus_end = 0,
+		.mem32_base = X86_PCI_MEM32_START,
+		.mem32_size = X86_PCI_MEM32_SIZE,
+		.mem64_base = ALIGN_UP(MAX(ram_end, X86_MEM_32BIT_HOLE_END), X86_PCI_MEM64_ALIGN),
+		.mem64_size = X86_PCI_MEM64_SIZE,
+	};
+}
+
 static void e820_add(struct x86_e820_entry *e, unsigned *n, uint64_t addr, uint64_t size,
 		     uint32_t type)
 {

@@ -25,6 +25,12 @@
 #define X86_IOAPIC_START	 0xfec00000ULL
 #define X86_LAPIC_START		 0xfee00000ULL
 
+/* PCI BAR windows: 32-bit BARs below ECAM; 64-bit ones above RAM (x86_layout_pci). */
+#define X86_PCI_MEM32_START X86_MEM_32BIT_HOLE_START
+#define X86_PCI_MEM32_SIZE  (X86_PCI_MMCONFIG_START - X86_PCI_MEM32_START)
+#define X86_PCI_MEM64_ALIGN 0x40000000ULL   /* 1 GiB */
+#define X86_PCI_MEM64_SIZE  0x1000000000ULL /* 64 GiB */
+
 /* Low memory used during boot. */
 #define X86_ZERO_PAGE_START 0x7000ULL /* Linux boot_params */
 #define X86_GDT_START	    0x500ULL
@@ -56,6 +62,24 @@ struct x86_ram_range {
  * their count. @mem_size must be page aligned and non-zero.
  */
 unsigned x86_layout_ram(uint64_t mem_size, struct x86_ram_range ret[2]);
+
+/*
+ * Where PCI decodes: ECAM for bus 0 only (what the MCFG table declares) and the BAR windows
+ * the PCI root allocates from and the DSDT's host bridge declares, so the guest keeps
+ * cubicle's assignment.
+ */
+struct x86_pci_layout {
+	uint64_t ecam_base;
+	uint8_t bus_start, bus_end;
+	uint64_t mem32_base, mem32_size;
+	uint64_t mem64_base, mem64_size;
+};
+
+/*
+ * The PCI layout for @mem_size bytes of RAM: the 32-bit window X86_PCI_MEM32_*, and
+ * X86_PCI_MEM64_SIZE bytes from the end of RAM (at least 4 GiB) rounded up to 1 GiB.
+ */
+void x86_layout_pci(uint64_t mem_size, struct x86_pci_layout *ret);
 
 /* e820 entry as Linux and PVH start_info both describe memory. */
 #define X86_E820_RAM	  1
@@ -98,19 +122,21 @@ int x86_load_kernel(struct guest_mem *gm, const void *kernel, size_t kernel_size
 /*
  * Builds ACPI tables (RSDP, XSDT, FADT hardware-reduced with sleep control/status and reset
  * registers at X86_PORT_ACPI_PM, MADT with one LAPIC per vCPU and the IOAPIC, DSDT with the
- * COM1 UART and _S5) in guest RAM at X86_ACPI_START. Returns 0 with the RSDP's address,
- * -EINVAL for @nr_vcpus 0 or over CONFIG_MAX_VCPUS, -ENOSPC if they do not fit in
- * X86_ACPI_SIZE, -EFAULT if that range is not RAM.
+ * COM1 UART and _S5) in guest RAM at X86_ACPI_START. With @pci (may be NULL: no PCI), also an
+ * MCFG table and the host bridge \_SB_.PCI0 in the DSDT with @pci's bus range and windows.
+ * Returns 0 with the RSDP's address, -EINVAL for @nr_vcpus 0 or over CONFIG_MAX_VCPUS or a
+ * bad @pci, -ENOSPC if they do not fit in X86_ACPI_SIZE, -EFAULT if that range is not RAM.
  */
-int x86_acpi_build(struct guest_mem *gm, unsigned nr_vcpus, uint64_t *ret_rsdp);
+int x86_acpi_build(struct guest_mem *gm, unsigned nr_vcpus, const struct x86_pci_layout *pci,
+		   uint64_t *ret_rsdp);
 
 /*
  * The same tables built into @buf (@cap bytes) as they will sit at guest address @gpa: returns
  * 0 with the bytes used and the RSDP's address, -EINVAL for @nr_vcpus 0 or over
  * CONFIG_MAX_VCPUS, or -ENOSPC. x86_acpi_build() is this plus one guest_mem_write().
  */
-int x86_acpi_build_buf(void *buf, size_t cap, uint64_t gpa, unsigned nr_vcpus, size_t *ret_len,
-		       uint64_t *ret_rsdp);
+int x86_acpi_build_buf(void *buf, size_t cap, uint64_t gpa, unsigned nr_vcpus,
+		       const struct x86_pci_layout *pci, size_t *ret_len, uint64_t *ret_rsdp);
 
 /*
  * Builds vCPU @index's CPUID from the host's supported leaves only (never a bit the host did
