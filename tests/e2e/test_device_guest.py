@@ -3,8 +3,8 @@ scenarios run at CPL3, natively even on kvm_pvm hosts, so device tests take mill
 Each scenario prints `PASS name ...` or `FAIL name: why`, then `DONE passed=N failed=M`, and
 the guest powers off (ACPI S5).
 
-The PCI, virtio-rng and hostile-virtqueue scenarios wait for issue 3 (PCI root complex,
-virtio-PCI, virtio-rng): they are expected to fail until then and flip to passing when the
+The virtio-rng and hostile-virtqueue scenarios wait for the virtio-PCI transport and
+virtio-rng (issue 3): they are expected to fail until then and flip to passing when the
 devices land (xfail, not strict)."""
 import re
 
@@ -14,8 +14,8 @@ from conftest import build_dir
 
 pytestmark = pytest.mark.usefixtures("kvm")
 
-NO_PCI_YET = pytest.mark.xfail(strict=False,
-                               reason="cubicle has no PCI / virtio-rng yet (issue 3)")
+NO_VIRTIO_YET = pytest.mark.xfail(strict=False,
+                                  reason="cubicle has no virtio-PCI / virtio-rng yet (issue 3)")
 
 
 @pytest.fixture(scope="session")
@@ -50,13 +50,14 @@ def test_unknown_scenario_fails_cleanly(run_cubicle, device_guest):
     assert "DONE passed=1 failed=1" in vm.stdout, vm.describe()
 
 
-@NO_PCI_YET
 def test_pci_enum(run_cubicle, device_guest):
+    """Bus 0 through 0xcf8/0xcfc and ECAM agree, and the host bridge is 00:00.0."""
     vm = run_scenarios(run_cubicle, device_guest, "pci-enum")
+    assert "pci 00:00.0 8086:0d57 class 060000" in vm.stdout, vm.describe()
     assert_all_passed(vm, 1)
 
 
-@NO_PCI_YET
+@NO_VIRTIO_YET
 def test_virtio_rng(run_cubicle, device_guest, record_property):
     vm = run_scenarios(run_cubicle, device_guest, "virtio-rng 100")
     m = re.search(r"PASS virtio-rng (.*)", vm.stdout)
@@ -65,7 +66,7 @@ def test_virtio_rng(run_cubicle, device_guest, record_property):
     assert_all_passed(vm, 1)
 
 
-@NO_PCI_YET
+@NO_VIRTIO_YET
 @pytest.mark.parametrize("scenario", ["hostile-loop", "hostile-oob", "hostile-overflow",
                                       "hostile-avail-jump", "hostile-nested-indirect",
                                       "hostile-ro-write"])
