@@ -174,6 +174,9 @@ int virtio_pci_push(struct virtio_pci *vp, unsigned q, const struct virtq_elem *
 void virtio_pci_notify(struct virtio_pci *vp, unsigned q);
 /* Asks for (or suppresses) the driver's kicks on @q (virtq_set_notify). */
 void virtio_pci_set_notify(struct virtio_pci *vp, unsigned q, bool enable);
+/* Queues another ops->queue_notify(@q) on the loop: a device that stops after a bounded batch
+ * of work comes back for the rest without starving other fds. */
+void virtio_pci_kick(struct virtio_pci *vp, unsigned q);
 /* Whether @q can be used now (enabled, DRIVER_OK, not NEEDS_RESET, not paused). */
 bool virtio_pci_queue_ready(struct virtio_pci *vp, unsigned q);
 

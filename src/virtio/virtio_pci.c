@@ -469,6 +469,12 @@ void virtio_pci_set_notify(struct virtio_pci *vp, unsigned q, bool enable)
 		virtq_set_notify(&vp->q[q].vq, enable);
 }
 
+void virtio_pci_kick(struct virtio_pci *vp, unsigned q)
+{
+	if (q < vp->ops->num_queues)
+		vp_kick(&vp->q[q]);
+}
+
 /* ---- loop side ---- */
 
 static void vp_deliver(struct virtio_pci *vp, struct virtio_pci_queue *q)
