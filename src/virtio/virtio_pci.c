@@ -659,8 +659,10 @@ void virtio_pci_resume(struct virtio_pci *vp)
 {
 	pthread_mutex_lock(&vp->lock);
 	vp->paused = false;
+	/* Every live queue, not only those notified meanwhile: a device may have gone quiet
+	 * (stopped reading a backend) because its queue was unusable while paused. */
 	for (unsigned i = 0; i < vp->ops->num_queues; i++) {
-		if (vp->q[i].pending)
+		if (vp->q[i].pending || vp->q[i].enabled)
 			vp_kick(&vp->q[i]);
 	}
 	pthread_mutex_unlock(&vp->lock);
