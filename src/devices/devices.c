@@ -15,6 +15,7 @@ const struct dev_ops *const dev_table[] = {
 	&acpi_pm_ops,	 /* sleep control/status and reset register, 0x600-0x60f */
 	&debug_port_ops, /* boot progress codes, 0x80 */
 	&rng_ops,	 /* virtio-rng on PCI, always present (--rng src=) */
+	&console_ops,	 /* virtio-console on PCI (--console, default tty) */
 };
 
 const unsigned dev_table_size = ARRAY_SIZE(dev_table);

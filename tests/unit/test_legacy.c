@@ -77,7 +77,7 @@ static int setup(void **state)
 	guest_mem_init(&h->mem);
 	assert_int_equal(guest_mem_add_region(&h->mem, 0, RAM_SIZE, h->ram), 0);
 	h->cfg.serial.mode = CONSOLE_NULL;
-	h->cfg.console.mode = CONSOLE_OFF;
+	h->cfg.console.mode = CONSOLE_NULL;
 	h->cfg.memory.size = 512ULL << 20;
 	h->ctx = (struct dev_ctx){ .pio = &h->pio,
 				   .mmio = &h->mmio,
@@ -328,8 +328,9 @@ static void test_debug_port(void **state)
 static void test_dev_table(void **state)
 {
 	struct harness *h = *state;
-	static const char *const expected[] = { "serial",  "rtc",	 "i8042",
-						"acpi-pm", "debug-port", "virtio-rng" };
+	static const char *const expected[] = { "serial",	 "rtc",	       "i8042",
+						"acpi-pm",	 "debug-port", "virtio-rng",
+						"virtio-console" };
 	void *devs[16] = { 0 };
 	unsigned pio_nr = h->pio.nr, mmio_nr = h->mmio.nr; /* the PCI root's own ranges */
 
