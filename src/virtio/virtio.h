@@ -167,7 +167,11 @@ void virtio_pci_unlock(struct virtio_pci *vp);
  * driver broke the ring: the device is then in NEEDS_RESET.
  */
 int virtio_pci_pop(struct virtio_pci *vp, unsigned q, struct virtq_elem *ret);
-/* Returns 0 or -EIO/-EINVAL (virtq_push), which also puts the device in NEEDS_RESET. */
+/*
+ * Completes an element popped from @q, also while paused (an element held across a pause).
+ * Returns 0, -EINVAL (queue not set up, or virtq_push's device bug), -EIO (broken queue: the
+ * device is then in NEEDS_RESET).
+ */
 int virtio_pci_push(struct virtio_pci *vp, unsigned q, const struct virtq_elem *e,
 		    uint32_t written);
 /* After a batch of pushes: interrupts the driver if it wants it (virtq_needs_notify). */

@@ -99,7 +99,8 @@ static void vp_kick(struct virtio_pci_queue *q)
 
 /* ---- reset and status (lock held) ---- */
 
-static void vp_reset_locked(struct virtio_pci *vp)
+/* Registers and queues back to their power-on values; the device is not told. */
+static void vp_reset_regs(struct virtio_pci *vp)
 {
 	vp->status = 0;
 	vp->driver_features = 0;
@@ -118,6 +119,11 @@ static void vp_reset_locked(struct virtio_pci *vp)
 		q->desc = q->avail = q->used = 0;
 		q->pending = false;
 	}
+}
+
+static void vp_reset_locked(struct virtio_pci *vp)
+{
+	vp_reset_regs(vp);
 	if (vp->ops->reset)
 		vp->ops->reset(vp->opaque);
 }
@@ -441,11 +447,13 @@ int virtio_pci_push(struct virtio_pci *vp, unsigned q, const struct virtq_elem *
 {
 	int r;
 
-	if (!virtio_pci_queue_ready(vp, q))
+	/* Not virtio_pci_queue_ready(): an element popped before a pause (or before another
+	 * queue broke) is still completed; only a reset takes it back. */
+	if (q >= vp->ops->num_queues || !vp->q[q].vq.ready)
 		return -EINVAL;
 	r = virtq_push(&vp->q[q].vq, e, written);
-	if (r < 0)
-		vp_needs_reset(vp, q, "used ring update failed");
+	if (r == -EIO)
+		vp_needs_reset(vp, q, "used ring update on a broken queue");
 	return r;
 }
 
@@ -599,7 +607,7 @@ int virtio_pci_create(struct pci_root *pci, const struct guest_mem *mem,
 		vp->q[i].index = i;
 		vp->q[i].efd = -1;
 	}
-	vp_reset_locked(vp);
+	vp_reset_regs(vp); /* not ops->reset: the device does not know its transport yet */
 	for (unsigned i = 0; loop && i < ops->num_queues; i++) {
 		struct virtio_pci_queue *q = &vp->q[i];
 

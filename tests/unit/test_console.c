@@ -117,6 +117,39 @@ static void test_tx_backpressure(void **state)
 	assert_int_equal(virtio_pci_status(vp) & VIRTIO_STATUS_NEEDS_RESET, 0);
 }
 
+/* An element held when the VM pauses is still completed (no NEEDS_RESET); no new one is taken
+ * until resume. */
+static void test_tx_held_across_pause(void **state)
+{
+	struct fx *x = *state;
+	struct virtio_pci *vp = console_transport(x->dev);
+	uint8_t sink[PIPE_CAP];
+	uint16_t used;
+
+	for (unsigned i = 0; i < 3; i++) {
+		vh_desc(x->h, TXQ, i, TX_BUF + (uint64_t)i * TX_LEN, TX_LEN, 0, 0);
+		vh_avail(x->h, TXQ, QSIZE, (uint16_t)i);
+	}
+	vh_notify(x->h, TXQ);
+	virtio_pci_run_notify(vp, TXQ);
+	used = vh_used_idx(x->h, TXQ);
+	assert_true(used < 3);
+	console_ops.pause(x->dev);
+	assert_true(read(x->out[0], sink, sizeof(sink)) > 0);
+	vh_fire(x->h, x->out[1], EPOLLOUT);
+	assert_int_equal(vh_used_idx(x->h, TXQ), used + 1);
+	assert_int_equal(virtio_pci_status(vp) & VIRTIO_STATUS_NEEDS_RESET, 0);
+	console_ops.resume(x->dev);
+	while (read(x->out[0], sink, sizeof(sink)) > 0)
+		;
+	virtio_pci_run_notify(vp, TXQ);
+	while (vh_used_idx(x->h, TXQ) < 3) {
+		assert_true(read(x->out[0], sink, sizeof(sink)) > 0);
+		vh_fire(x->h, x->out[1], EPOLLOUT);
+	}
+	assert_int_equal(virtio_pci_status(vp) & VIRTIO_STATUS_NEEDS_RESET, 0);
+}
+
 static void test_rx_paced_by_buffers(void **state)
 {
 	struct fx *x = *state;
@@ -164,6 +197,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_tx_backpressure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tx_held_across_pause, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_paced_by_buffers, setup, teardown),
 	};
 
