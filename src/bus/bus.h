@@ -57,6 +57,20 @@ struct irq_sink {
 };
 
 /*
+ * The VMM loop as devices and the virtio transport see it (the loop itself is core's), for
+ * file descriptors: backends, terminals, queue-notify eventfds. Callbacks run on the loop
+ * thread; @events are EPOLLIN/EPOLLOUT/EPOLLHUP bits. Here rather than in devices/ so that the
+ * virtio transport (a layer above devices) can use it too.
+ */
+typedef void (*dev_fd_cb)(void *opaque, uint32_t events);
+struct dev_loop {
+	int (*add_fd)(void *loop, int fd, uint32_t events, dev_fd_cb cb, void *opaque);
+	int (*mod_fd)(void *loop, int fd, uint32_t events);
+	int (*del_fd)(void *loop, int fd);
+	void *loop;
+};
+
+/*
  * Registers [base, base+size) → handler. Returns -EINVAL for an empty or overflowing range,
  * -EEXIST when it overlaps a registered one, -ENOSPC when BUS_MAX_RANGES are in use.
  */

@@ -46,6 +46,8 @@ void vm_config_free(struct vm_config *cfg)
 	free(cfg->payload.firmware);
 	free(cfg->serial.file);
 	free(cfg->console.file);
+	free(cfg->rng.src);
+	cfg->rng = (struct rng_config){ 0 };
 	cfg->payload = (struct payload_config){ 0 };
 	cfg->serial.file = NULL;
 	cfg->console.file = NULL;
@@ -154,6 +156,15 @@ static int validate_console(const struct console_config *c, const char *option, 
 	return 0;
 }
 
+static int validate_rng(const struct rng_config *r, char *err, size_t errlen)
+{
+	if (r->src && !r->src[0])
+		return error_set(err, errlen, -EINVAL, "--rng: src= needs a path");
+	if (r->iommu)
+		return error_set(err, errlen, -EINVAL, "--rng: iommu=on is not supported yet");
+	return 0;
+}
+
 int vm_config_validate(const struct vm_config *cfg, char *err, size_t errlen)
 {
 	const struct payload_config *p = &cfg->payload;
@@ -180,6 +191,9 @@ int vm_config_validate(const struct vm_config *cfg, char *err, size_t errlen)
 	if (r < 0)
 		return r;
 	r = validate_console(&cfg->console, "--console", err, errlen);
+	if (r < 0)
+		return r;
+	r = validate_rng(&cfg->rng, err, errlen);
 	if (r < 0)
 		return r;
 	/*
@@ -529,5 +543,44 @@ int config_parse_console(struct console_config *con, const char *option, const c
 	}
 	free(con->file);
 	*con = c;
+	return 0;
+}
+
+const char *config_rng_src(const struct vm_config *cfg)
+{
+	return cfg->rng.src ? cfg->rng.src : CONFIG_DEFAULT_RNG_SRC;
+}
+
+int config_parse_rng(struct vm_config *cfg, const char *arg, char *err, size_t errlen)
+{
+	struct rng_config c = { 0 };
+	struct kv_list l;
+	int r;
+
+	r = kv_split("--rng", arg, &l, err, errlen);
+	for (unsigned i = 0; r >= 0 && i < l.n; i++) {
+		const struct kv *kv = &l.items[i];
+
+		if (strcmp(kv->key, "src") == 0) {
+			r = kv_need_value("--rng", kv, err, errlen);
+			if (r < 0)
+				break;
+			free(c.src);
+			c.src = strdup(kv->value);
+			if (!c.src)
+				r = -ENOMEM;
+		} else if (strcmp(kv->key, "iommu") == 0) {
+			r = kv_bool("--rng", kv, &c.iommu, err, errlen);
+		} else {
+			r = error_set(err, errlen, -EINVAL, "--rng: unknown key '%s'", kv->key);
+		}
+	}
+	kv_free(&l);
+	if (r < 0) {
+		free(c.src);
+		return r;
+	}
+	free(cfg->rng.src);
+	cfg->rng = c;
 	return 0;
 }

@@ -63,12 +63,20 @@ struct console_config {
 	bool iommu;
 };
 
+#define CONFIG_DEFAULT_RNG_SRC "/dev/urandom"
+
+struct rng_config {
+	char *src; /* entropy source; NULL = CONFIG_DEFAULT_RNG_SRC */
+	bool iommu;
+};
+
 struct vm_config {
 	struct cpus_config cpus;
 	struct memory_config memory;
 	struct payload_config payload;
 	struct console_config serial;  /* default Null (Cloud Hypervisor) */
-	struct console_config console; /* default Tty; virtio-console is a later issue */
+	struct console_config console; /* default Tty (virtio-console) */
+	struct rng_config rng;	       /* default src=/dev/urandom; virtio-rng is always present */
 };
 
 /* Fills @cfg with Cloud Hypervisor v28's defaults (no kernel). */
@@ -96,6 +104,10 @@ int config_parse_cpus(struct vm_config *cfg, const char *arg, char *err, size_t 
 int config_parse_memory(struct vm_config *cfg, const char *arg, char *err, size_t errlen);
 int config_parse_console(struct console_config *con, const char *option, const char *arg, char *err,
 			 size_t errlen);
+/* "src=PATH,iommu=on|off" (--rng); src defaults to /dev/urandom. */
+int config_parse_rng(struct vm_config *cfg, const char *arg, char *err, size_t errlen);
+/* The rng source to open: cfg->rng.src or the default. */
+const char *config_rng_src(const struct vm_config *cfg);
 
 /* Name of a console mode as the API writes it: "Off", "Null", "Tty", "File", "Pty". */
 const char *console_mode_name(enum console_mode mode);
@@ -113,7 +125,7 @@ struct cli_args {
 
 /*
  * Parses argv (Cloud Hypervisor v28 syntax): --kernel PATH, --initramfs PATH, --cmdline STR,
- * --cpus .., --memory .., --serial .., --console .., --log-file PATH, -v (repeatable),
+ * --cpus .., --memory .., --serial .., --console .., --rng .., --log-file PATH, -v (repeatable),
  * --version/-V, --help/-h. Both "--opt value" and "--opt=value". Returns 0, or -EINVAL with one
  * line in @err naming the option and the problem ("unknown option '--foo'", "--kernel: missing
  * value", "--cpus: ..."), or -ENOMEM. @ret is set only on success. Options Cloud Hypervisor has

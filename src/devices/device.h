@@ -14,21 +14,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bus/bus.h" /* struct bus, struct irq_sink */
+#include "bus/bus.h" /* struct bus, struct irq_sink, struct dev_loop */
 
 struct guest_mem;
 struct pci_root;
 struct vm_config;
-
-/* The VMM loop, for device file descriptors (backends, terminals). Callbacks run on the loop
- * thread; @events are EPOLLIN/EPOLLOUT/EPOLLHUP bits. */
-typedef void (*dev_fd_cb)(void *opaque, uint32_t events);
-struct dev_loop {
-	int (*add_fd)(void *loop, int fd, uint32_t events, dev_fd_cb cb, void *opaque);
-	int (*mod_fd)(void *loop, int fd, uint32_t events);
-	int (*del_fd)(void *loop, int fd);
-	void *loop;
-};
 
 /* What a device may ask of the VM; safe from any thread. */
 enum dev_request {

@@ -5,6 +5,7 @@
  */
 #include "devices/device.h"
 #include "devices/legacy/legacy.h"
+#include "devices/virtio/virtio_devices.h"
 #include "util/util.h"
 
 const struct dev_ops *const dev_table[] = {
@@ -13,6 +14,8 @@ const struct dev_ops *const dev_table[] = {
 	&i8042_ops,	 /* reset via the keyboard controller, 0x60/0x64 */
 	&acpi_pm_ops,	 /* sleep control/status and reset register, 0x600-0x60f */
 	&debug_port_ops, /* boot progress codes, 0x80 */
+	&rng_ops,	 /* virtio-rng on PCI, always present (--rng src=) */
+	&console_ops,	 /* virtio-console on PCI (--console, default tty) */
 };
 
 const unsigned dev_table_size = ARRAY_SIZE(dev_table);

@@ -3,9 +3,8 @@ scenarios run at CPL3, natively even on kvm_pvm hosts, so device tests take mill
 Each scenario prints `PASS name ...` or `FAIL name: why`, then `DONE passed=N failed=M`, and
 the guest powers off (ACPI S5).
 
-The virtio-rng and hostile-virtqueue scenarios wait for the virtio-PCI transport and
-virtio-rng (issue 3): they are expected to fail until then and flip to passing when the
-devices land (xfail, not strict)."""
+The virtio-rng and hostile-virtqueue scenarios run against cubicle's virtio-PCI transport and
+virtio-rng (always present, reading /dev/urandom by default)."""
 import re
 
 import pytest
@@ -13,10 +12,6 @@ import pytest
 from conftest import build_dir
 
 pytestmark = pytest.mark.usefixtures("kvm")
-
-NO_VIRTIO_YET = pytest.mark.xfail(strict=False,
-                                  reason="cubicle has no virtio-PCI / virtio-rng yet (issue 3)")
-
 
 @pytest.fixture(scope="session")
 def device_guest():
@@ -57,7 +52,6 @@ def test_pci_enum(run_cubicle, device_guest):
     assert_all_passed(vm, 1)
 
 
-@NO_VIRTIO_YET
 def test_virtio_rng(run_cubicle, device_guest, record_property):
     vm = run_scenarios(run_cubicle, device_guest, "virtio-rng 100")
     m = re.search(r"PASS virtio-rng (.*)", vm.stdout)
@@ -66,7 +60,6 @@ def test_virtio_rng(run_cubicle, device_guest, record_property):
     assert_all_passed(vm, 1)
 
 
-@NO_VIRTIO_YET
 @pytest.mark.parametrize("scenario", ["hostile-loop", "hostile-oob", "hostile-overflow",
                                       "hostile-avail-jump", "hostile-nested-indirect",
                                       "hostile-ro-write"])

@@ -25,8 +25,12 @@ BOOT_TIMEOUT = int(os.environ.get("CUBICLE_E2E_BOOT_TIMEOUT", "600"))
 PARALLEL = int(os.environ.get("CUBICLE_E2E_PARALLEL", "3"))
 MARKER = "cubicle-guest: userspace up"
 DEMO_CMD = "uname -a; nproc; grep MemTotal /proc/meminfo"
-# The pvh boot also lists the PCI functions Linux found (one more process, ~1 s here).
+# The pvh boot also lists the PCI functions Linux found (one more process, ~1 s here), writes to
+# the virtio console (--console file=) and reads 1 MiB from virtio-rng through /dev/hwrng.
 PCI_CMD = "ls /sys/bus/pci/devices"
+HVC0_WORD = "hello-hvc0"
+HWRNG_BYTES = 1048576
+VIRTIO_CMD = f"echo {HVC0_WORD} > /dev/hvc0; head -c {HWRNG_BYTES} /dev/hwrng | wc -c"
 MiB = 1024  # MemTotal is in kB
 
 
@@ -35,6 +39,8 @@ class Boot:
     name: str
     args: list
     stop_after_markers: int = 0  # > 0: SIGTERM once the marker appeared that often
+    with_console: bool = False  # --console file=<console> instead of --console off
+    console: Path = None
     serial: Path = None
     stderr: Path = None
     returncode: int = None
@@ -57,7 +63,8 @@ class Boot:
 
 def run_boot(boot, cubicle_bin):
     """Runs one boot to its end (or BOOT_TIMEOUT) while watching its serial log."""
-    argv = [cubicle_bin, *boot.args, "--serial", f"file={boot.serial}", "--console", "off"]
+    console = f"file={boot.console}" if boot.with_console else "off"
+    argv = [cubicle_bin, *boot.args, "--serial", f"file={boot.serial}", "--console", console]
     t0 = time.monotonic()
     with open(boot.stderr, "wb") as err:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
@@ -107,7 +114,8 @@ def boots(cubicle_bin, guest_env):
     plan = [  # the longest first
         Boot("reboot", linux(vmlinux, 1, "512M", f"{base} cubicle.action=reboot -- uname -r"),
              stop_after_markers=2),
-        Boot("pvh", linux(vmlinux, 1, "512M", f"{demo}; {PCI_CMD}")),
+        Boot("pvh", linux(vmlinux, 1, "512M", f"{demo}; {PCI_CMD}; {VIRTIO_CMD}"),
+             with_console=True),
         Boot("bzimage", linux(bzimage, 1, "1G", demo)),
         Boot("highmem", linux(vmlinux, 1, "3584M", demo)),
         Boot("smp", linux(vmlinux, 2, "512M", demo)),
@@ -118,6 +126,7 @@ def boots(cubicle_bin, guest_env):
     futures = {}
     for b in plan:
         b.serial, b.stderr = tmp / f"{b.name}.serial", tmp / f"{b.name}.stderr"
+        b.console = tmp / f"{b.name}.hvc0"
         futures[b.name] = pool.submit(run_boot, b, cubicle_bin)
     yield futures
     pool.shutdown(wait=True, cancel_futures=True)
@@ -125,6 +134,12 @@ def boots(cubicle_bin, guest_env):
 
 def result(boots, name):
     return boots[name].result(timeout=BOOT_TIMEOUT * 3)
+
+
+def lists_pci_function(after_marker, fn):
+    """Whether `ls /sys/bus/pci/devices` printed @fn: one per line, or in columns (ls on the
+    serial tty packs several names on a line)."""
+    return re.search(rf"(?:^|[ \t]){re.escape(fn)}(?:[ \t]|\r?$)", after_marker, re.MULTILINE)
 
 
 def mem_total_kb(out):
@@ -167,7 +182,7 @@ def test_pci_host_bridge(boots):
     b = result(boots, "pvh")
     out = b.output
     assert MARKER in out, "the guest never reached /init\n" + b.describe()
-    assert re.search(r"^0000:00:00\.0\r?$", out.split(MARKER, 1)[1], re.MULTILINE), b.describe()
+    assert lists_pci_function(out.split(MARKER, 1)[1], "0000:00:00.0"), b.describe()
     assert "pci 0000:00:00.0: [8086:0d57] type 00 class 0x060000" in out, b.describe()
     assert "root bus resource [mem 0xc0000000-0xdfffffff window]" in out, b.describe()
     assert not re.search(r"pci .*(reassign|no space|can't claim|BAR .*: failed)", out,
@@ -204,3 +219,20 @@ def test_two_vcpus(boots, record_property):
     b = result(boots, "smp")
     out = check_demo(b, record_property)
     assert nproc(out) == 2, b.describe()
+
+
+def test_virtio_devices(boots):
+    """Linux binds the two virtio functions cubicle always adds (rng) or adds by default
+    (console): the text written to /dev/hvc0 lands in the --console file, and 1 MiB comes out
+    of /dev/hwrng."""
+    b = result(boots, "pvh")
+    out = b.output
+    assert MARKER in out, "the guest never reached /init\n" + b.describe()
+    after = out.split(MARKER, 1)[1]
+    for fn in ("0000:00:01.0", "0000:00:02.0"):
+        assert lists_pci_function(after, fn), b.describe()
+    assert "pci 0000:00:01.0: [1af4:1044]" in out, b.describe()
+    assert "pci 0000:00:02.0: [1af4:1043]" in out, b.describe()
+    assert re.search(rf"^{HWRNG_BYTES}\r?$", after, re.MULTILINE), b.describe()
+    hvc0 = b.console.read_text(errors="replace") if b.console.exists() else ""
+    assert HVC0_WORD in hvc0, f"--console file holds {hvc0[-200:]!r}\n" + b.describe()

@@ -159,6 +159,16 @@ static void test_values(void **state)
 	PARSE_OK(&a, "--serial", "pty", "--console", "null");
 	assert_int_equal(a.cfg.serial.mode, CONSOLE_PTY);
 	assert_int_equal(a.cfg.console.mode, CONSOLE_NULL);
+	assert_null(a.cfg.rng.src);
+	assert_string_equal(config_rng_src(&a.cfg), "/dev/urandom");
+	cli_args_free(&a);
+	PARSE_OK(&a, "--rng", "src=/tmp/entropy");
+	assert_string_equal(a.cfg.rng.src, "/tmp/entropy");
+	assert_string_equal(config_rng_src(&a.cfg), "/tmp/entropy");
+	assert_false(a.cfg.rng.iommu);
+	cli_args_free(&a);
+	PARSE_OK(&a, "--rng=src=/dev/hwrng,iommu=off");
+	assert_string_equal(a.cfg.rng.src, "/dev/hwrng");
 	cli_args_free(&a);
 }
 
@@ -224,15 +234,20 @@ static void test_sub_option_errors(void **state)
 	PARSE_ERR("--serial: invalid mode 'ttty' (expected off, null, tty, pty or file=PATH)",
 		  "--serial", "ttty");
 	PARSE_ERR("--console: file= needs a path", "--console=file=");
+	PARSE_ERR("--rng: unknown key 'source'", "--rng", "source=/dev/random");
+	PARSE_ERR("--rng: invalid value 'maybe' for 'iommu' (expected on or off)", "--rng",
+		  "iommu=maybe");
+	PARSE_ERR("--rng: given more than once", "--rng", "src=/a", "--rng", "src=/b");
+	PARSE_ERR("--rng: 'src' needs a value", "--rng", "src=");
 }
 
 static void test_not_supported(void **state)
 {
 	static const char *const opts[] = {
-		"disk",	      "net",	       "rng",	   "fs",       "pmem",	      "vsock",
-		"api-socket", "event-monitor", "restore",  "seccomp",  "balloon",     "device",
-		"numa",	      "watchdog",      "platform", "firmware", "memory-zone", "user-device",
-		"vdpa",	      "sgx-epc",       "gdb",	   "tdx",
+		"disk",		 "net",	     "fs",	 "pmem",	"vsock",       "api-socket",
+		"event-monitor", "restore",  "seccomp",	 "balloon",	"device",      "numa",
+		"watchdog",	 "platform", "firmware", "memory-zone", "user-device", "vdpa",
+		"sgx-epc",	 "gdb",	     "tdx",
 	};
 
 	(void)state;

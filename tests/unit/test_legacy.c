@@ -18,6 +18,9 @@
 #include "config/config.h"
 #include "devices/device.h"
 #include "devices/legacy/legacy.h"
+#include "mem/guest_mem.h"
+#include "pci/pci.h"
+#include "util/util.h"
 
 #define RTC_INDEX 0x70
 #define RTC_DATA  0x71
@@ -28,8 +31,14 @@
 #define PM_RESET  0x604
 #define POST_PORT 0x80
 
+#define RAM_SIZE (1ULL << 20)
+
 struct harness {
-	struct bus pio;
+	struct bus pio, mmio;
+	struct irq_sink irq;
+	struct pci_root *pci;
+	struct guest_mem mem;
+	void *ram;
 	struct vm_config cfg;
 	struct dev_ctx ctx;
 	unsigned poweroffs, resets;
@@ -50,19 +59,45 @@ static int setup(void **state)
 	struct harness *h = calloc(1, sizeof(*h));
 
 	assert_non_null(h);
-	bus_init(&h->pio, "pio");
-	h->cfg.serial.mode = CONSOLE_NULL;
-	h->cfg.memory.size = 512ULL << 20;
-	h->ctx = (struct dev_ctx){
-		.pio = &h->pio, .cfg = &h->cfg, .request = fake_request, .request_opaque = h
+	static const struct pci_layout layout = {
+		.ecam_base = 0xe0000000,
+		.ecam_size = 0x10000000,
+		.mem32_base = 0xc0000000,
+		.mem32_size = 0x20000000,
+		.mem64_base = 0x100000000,
+		.mem64_size = 1ULL << 36,
 	};
+
+	assert_non_null(h);
+	bus_init(&h->pio, "pio");
+	bus_init(&h->mmio, "mmio");
+	assert_int_equal(pci_root_create(&h->pio, &h->mmio, &h->irq, &layout, &h->pci), 0);
+	h->ram = calloc(1, RAM_SIZE);
+	assert_non_null(h->ram);
+	guest_mem_init(&h->mem);
+	assert_int_equal(guest_mem_add_region(&h->mem, 0, RAM_SIZE, h->ram), 0);
+	h->cfg.serial.mode = CONSOLE_NULL;
+	h->cfg.console.mode = CONSOLE_NULL;
+	h->cfg.memory.size = 512ULL << 20;
+	h->ctx = (struct dev_ctx){ .pio = &h->pio,
+				   .mmio = &h->mmio,
+				   .irq = &h->irq,
+				   .pci = h->pci,
+				   .mem = &h->mem,
+				   .cfg = &h->cfg,
+				   .request = fake_request,
+				   .request_opaque = h };
 	*state = h;
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	free(*state);
+	struct harness *h = *state;
+
+	h->pci = pci_root_destroy(h->pci);
+	free(h->ram);
+	free(h);
 	return 0;
 }
 
@@ -293,10 +328,13 @@ static void test_debug_port(void **state)
 static void test_dev_table(void **state)
 {
 	struct harness *h = *state;
-	static const char *const expected[] = { "serial", "rtc", "i8042", "acpi-pm", "debug-port" };
+	static const char *const expected[] = { "serial",	 "rtc",	       "i8042",
+						"acpi-pm",	 "debug-port", "virtio-rng",
+						"virtio-console" };
 	void *devs[16] = { 0 };
+	unsigned pio_nr = h->pio.nr, mmio_nr = h->mmio.nr; /* the PCI root's own ranges */
 
-	assert_int_equal(dev_table_size, 5);
+	assert_int_equal(dev_table_size, ARRAY_SIZE(expected));
 	assert_true(dev_table_size <= 16);
 	for (unsigned i = 0; i < dev_table_size; i++) {
 		assert_string_equal(dev_table[i]->name, expected[i]);
@@ -311,7 +349,8 @@ static void test_dev_table(void **state)
 			dev_table[i]->reset(devs[i]);
 		dev_table[i]->unrealize(devs[i]);
 	}
-	assert_int_equal(h->pio.nr, 0);
+	assert_int_equal(h->pio.nr, pio_nr);
+	assert_int_equal(h->mmio.nr, mmio_nr);
 }
 
 int main(void)

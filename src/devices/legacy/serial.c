@@ -2,9 +2,10 @@
 /*
  * A 16550A UART at COM1 (0x3f8, ISA IRQ 4), the guest's serial console.
  *
- * The file has two halves. The backend (which fds: stdout/stdin, a file, a pty, nothing)
- * is chosen by serial_realize() from --serial; everything after serial_create_with_fds() only
- * sees an input fd and an output fd, so unit tests drive the registers over pipes.
+ * The backend (which fds: stdout/stdin, a file, a pty, nothing) is chosen by serial_realize()
+ * from --serial (devices/backend/term.c, shared with virtio-console); everything after
+ * serial_create_with_fds() only sees an input fd and an output fd, so unit tests drive the
+ * registers over pipes.
  *
  * Flow control, both ways bounded:
  * - input: at most SERIAL_RX_FIFO_SIZE bytes are read ahead of the guest. When the FIFO is
@@ -36,6 +37,7 @@
 
 #include "bus/bus.h"
 #include "config/config.h"
+#include "devices/backend/term.h"
 #include "devices/legacy/legacy.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -94,8 +96,7 @@
 #define MSR_DCD	  0x80
 
 #define SERIAL_DEFAULT_DIVISOR 0x0c /* 9600 baud */
-#define SERIAL_MAX_OWNED_FDS   3
-#define SERIAL_CLOSE_DRAIN_MS  200 /* how long unrealize waits for a slow output to drain */
+#define SERIAL_CLOSE_DRAIN_MS  200  /* how long unrealize waits for a slow output to drain */
 
 /* An fd registered with the VMM loop. */
 struct serial_watch {
@@ -104,19 +105,10 @@ struct serial_watch {
 	uint32_t armed; /* events currently asked for */
 };
 
-/* Which fds a backend uses; built by serial_realize(), adopted by the device. */
-struct serial_backend {
-	int in_fd;			 /* -1: no input */
-	int out_fd;			 /* -1: output discarded */
-	int owned[SERIAL_MAX_OWNED_FDS]; /* closed at unrealize; -1 = unused */
-	int tty_fd;			 /* >= 0: restore tty_saved on it at unrealize */
-	struct termios tty_saved;
-};
-
 struct serial {
 	pthread_mutex_t lock;
 	struct dev_ctx ctx; /* a copy: the VM's buses, sink and loop outlive its devices */
-	struct serial_backend be;
+	struct term_backend be;
 
 	struct serial_watch in_w;  /* in_fd, and out_fd too when they are the same fd (pty) */
 	struct serial_watch out_w; /* out_fd when distinct and non-blocking */
@@ -139,43 +131,6 @@ struct serial {
 	uint64_t tx_dropped;
 	struct log_ratelimit rl;
 };
-
-static void serial_backend_init(struct serial_backend *be)
-{
-	be->in_fd = -1;
-	be->out_fd = -1;
-	for (unsigned i = 0; i < SERIAL_MAX_OWNED_FDS; i++)
-		be->owned[i] = -1;
-	be->tty_fd = -1;
-}
-
-static void serial_backend_own(struct serial_backend *be, int fd)
-{
-	for (unsigned i = 0; i < SERIAL_MAX_OWNED_FDS; i++) {
-		if (be->owned[i] < 0) {
-			be->owned[i] = fd;
-			return;
-		}
-	}
-	assert(!"serial: more fds than SERIAL_MAX_OWNED_FDS");
-	close(fd);
-}
-
-static void serial_backend_close(struct serial_backend *be)
-{
-	if (be->tty_fd >= 0) {
-		/* TCSANOW: never wait here for a stuck terminal to drain. */
-		(void)tcsetattr(be->tty_fd, TCSANOW, &be->tty_saved);
-		be->tty_fd = -1;
-	}
-	for (unsigned i = 0; i < SERIAL_MAX_OWNED_FDS; i++) {
-		if (be->owned[i] >= 0)
-			close(be->owned[i]);
-		be->owned[i] = -1;
-	}
-	be->in_fd = -1;
-	be->out_fd = -1;
-}
 
 /* ---- register logic (called with s->lock held) ---- */
 
@@ -623,31 +578,31 @@ static void serial_destroy(struct serial *s, bool registered)
 	serial_watch_del(s, &s->out_w);
 	if (s->tx_count && s->be.out_fd >= 0)
 		serial_final_drain(s);
-	serial_backend_close(&s->be);
+	term_backend_close(&s->be);
 	pthread_mutex_unlock(&s->lock);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
 
 /* Takes over @be (its fds and terminal state) whatever the outcome. */
-static int serial_create(const struct dev_ctx *ctx, struct serial_backend *be, void **ret)
+static int serial_create(const struct dev_ctx *ctx, struct term_backend *be, void **ret)
 {
 	struct serial *s;
 	int r, flags;
 
 	if (be->in_fd >= 0 && !ctx->loop) {
-		serial_backend_close(be);
+		term_backend_close(be);
 		return -EINVAL;
 	}
 	s = calloc(1, sizeof(*s));
 	if (!s) {
-		serial_backend_close(be);
+		term_backend_close(be);
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&s->lock, NULL);
 	s->ctx = *ctx;
 	s->be = *be;
-	serial_backend_init(be);
+	term_backend_init(be);
 	s->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(1000000000ULL, 5);
 	s->in_w.fd = s->be.in_fd;
 	s->out_w.fd = s->be.out_fd;
@@ -692,9 +647,9 @@ fail:
 
 int serial_create_with_fds(const struct dev_ctx *ctx, int in_fd, int out_fd, void **ret)
 {
-	struct serial_backend be;
+	struct term_backend be;
 
-	serial_backend_init(&be);
+	term_backend_init(&be);
 	be.in_fd = in_fd;
 	be.out_fd = out_fd;
 	return serial_create(ctx, &be, ret);
@@ -711,148 +666,20 @@ uint64_t serial_tx_dropped(void *dev)
 	return n;
 }
 
-/* ---- backends ---- */
-
-/*
- * Raw input (no line editing, no echo, no signals: Ctrl-C goes to the guest, as in Cloud
- * Hypervisor), but output post-processing is kept: the guest's tty already sends "\r\n", and
- * our own log lines on the same terminal would otherwise lose their carriage returns.
- */
-static int serial_tty_raw(int fd, struct termios *ret_saved)
-{
-	struct termios t;
-
-	if (tcgetattr(fd, ret_saved) < 0)
-		return -errno;
-	t = *ret_saved;
-	cfmakeraw(&t);
-	t.c_oflag = ret_saved->c_oflag;
-	if (tcsetattr(fd, TCSANOW, &t) < 0)
-		return -errno;
-	return 0;
-}
-
-static int serial_backend_tty(struct serial_backend *be)
-{
-	struct stat st;
-	int fd;
-
-	/* Input only from a terminal we are in the foreground of: a background job touching the
-	 * terminal's modes would be stopped by SIGTTOU. */
-	if (isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) == getpgrp() &&
-	    serial_tty_raw(STDIN_FILENO, &be->tty_saved) == 0) {
-		be->tty_fd = STDIN_FILENO;
-		be->in_fd = STDIN_FILENO;
-	}
-
-	if (fstat(STDOUT_FILENO, &st) < 0)
-		return 0; /* no stdout: output discarded */
-	if (S_ISREG(st.st_mode)) {
-		be->out_fd = STDOUT_FILENO; /* never blocks for long, keeps its O_APPEND/offset */
-		return 0;
-	}
-	/* A terminal or pipe: a file description of our own, so that O_NONBLOCK does not leak to
-	 * the shell that shares stdout. */
-	fd = open("/proc/self/fd/1", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (fd >= 0) {
-		serial_backend_own(be, fd);
-		be->out_fd = fd;
-	} else {
-		be->out_fd = STDOUT_FILENO; /* e.g. a socket: blocking writes */
-	}
-	return 0;
-}
-
-static int serial_backend_file(struct serial_backend *be, const char *path, bool append)
-{
-	struct stat st;
-	int fd, flags;
-
-	/* A reboot rebuilds the device: append, so the earlier boots' output stays. */
-	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0600);
-	if (fd < 0) {
-		int r = -errno;
-
-		log_error("--serial: cannot open '%s': %s", path, strerror(errno));
-		return r;
-	}
-	serial_backend_own(be, fd);
-	be->out_fd = fd;
-	/* A FIFO or device could block the vCPU: it is ours, make it non-blocking. */
-	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
-		flags = fcntl(fd, F_GETFL);
-		if (flags >= 0)
-			(void)fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-	}
-	return 0;
-}
-
-static int serial_backend_pty(struct serial_backend *be)
-{
-	char name[64];
-	struct termios t;
-	int master, slave, flags, r;
-
-	master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (master < 0)
-		return -errno;
-	serial_backend_own(be, master);
-	if (grantpt(master) < 0 || unlockpt(master) < 0)
-		return -errno;
-	r = ptsname_r(master, name, sizeof(name));
-	if (r)
-		return -r;
-	/*
-	 * Hold the slave open: with no slave open a master reports EPOLLHUP without end, and
-	 * output written before a user attaches waits in the pty instead of failing.
-	 */
-	slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (slave < 0)
-		return -errno;
-	serial_backend_own(be, slave);
-	if (tcgetattr(slave, &t) < 0)
-		return -errno;
-	cfmakeraw(&t);
-	if (tcsetattr(slave, TCSANOW, &t) < 0)
-		return -errno;
-	flags = fcntl(master, F_GETFL);
-	if (flags < 0 || fcntl(master, F_SETFL, flags | O_NONBLOCK) < 0)
-		return -errno;
-	be->in_fd = master;
-	be->out_fd = master;
-	log_info("serial: pty %s", name);
-	return 0;
-}
-
 static int serial_realize(const struct dev_ctx *ctx, const void *state, void **ret)
 {
 	const struct console_config *con = &ctx->cfg->serial;
-	struct serial_backend be;
+	struct term_backend be;
 	int r = 0;
 
-	serial_backend_init(&be);
-	switch (con->mode) {
-	case CONSOLE_OFF:
+	if (con->mode == CONSOLE_OFF) {
 		*ret = NULL;
 		return 0;
-	case CONSOLE_NULL:
-		break;
-	case CONSOLE_TTY:
-		r = serial_backend_tty(&be);
-		break;
-	case CONSOLE_FILE:
-		if (!con->file)
-			return -EINVAL;
-		r = serial_backend_file(&be, con->file, ctx->rebooted);
-		break;
-	case CONSOLE_PTY:
-		r = serial_backend_pty(&be);
-		break;
-	default:
-		return -EINVAL;
 	}
+	term_backend_init(&be);
+	r = term_backend_open(&be, con, "--serial", ctx->rebooted);
 	if (r < 0) {
-		serial_backend_close(&be);
+		term_backend_close(&be);
 		return r;
 	}
 	return serial_create(ctx, &be, ret);
