@@ -280,6 +280,8 @@ static int vm_build_devices(struct vm *vm, char *err, size_t errlen)
 		.rebooted = vm->reboots > 0,
 		.request = vm_device_request,
 		.request_opaque = vm,
+		.err = err,
+		.errlen = errlen,
 	};
 	if (dev_table_size > VM_MAX_DEVICES) {
 		snprintf(err, errlen, "internal: %u devices, at most %u", dev_table_size,
@@ -287,14 +289,19 @@ static int vm_build_devices(struct vm *vm, char *err, size_t errlen)
 		return -E2BIG;
 	}
 	for (unsigned i = 0; i < dev_table_size; i++) {
+		if (errlen)
+			err[0] = '\0';
 		r = dev_table[i]->realize(&vm->dctx, NULL, &vm->devs[i]);
 		if (r < 0) {
-			snprintf(err, errlen, "%s: cannot create the device: %s",
-				 dev_table[i]->name, strerror(-r));
+			if (errlen && !err[0])
+				snprintf(err, errlen, "%s: cannot create the device: %s",
+					 dev_table[i]->name, strerror(-r));
 			return r;
 		}
 		vm->nr_realized = i + 1;
 	}
+	vm->dctx.err = NULL; /* the caller's buffer: only for realize() */
+	vm->dctx.errlen = 0;
 	return 0;
 }
 

@@ -37,6 +37,13 @@ struct dev_ctx {
 	bool rebooted; /* rebuilt after a guest reboot: keep what the first boot wrote */
 	void (*request)(void *opaque, enum dev_request req);
 	void *request_opaque;
+	/* Where realize() writes the one line a user sees when it fails ("--serial: cannot open
+	 * 'x': ..."); empty on entry. Devices write here instead of logging (STYLE: only the top
+	 * level logs errors); the VM builder falls back to a generic line when it stays empty.
+	 * Valid only during realize(): a device that keeps a copy of the context must not use it
+	 * later. */
+	char *err;
+	size_t errlen;
 };
 
 struct dev_ops {

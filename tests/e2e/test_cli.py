@@ -102,3 +102,21 @@ class TestBuildErrors:
         vm = run_cubicle("--kernel", testguest("hello"), "--initramfs",
                          str(tmp_path / "no-initrd"))
         assert_one_error(vm, "initramfs|no-initrd")
+
+    @pytest.mark.parametrize("option, value, words", [
+        ("--serial", "file={tmp}/no-dir/serial.log", ("--serial", "cannot open")),
+        ("--console", "file={tmp}/no-dir/console.log", ("--console", "cannot open")),
+        ("--rng", "src={tmp}/no-rng", ("--rng", "cannot open")),
+        ("--rng", "src={tmp}", ("--rng", "not a file or device")),
+        ("--rng", "src={tmp}/empty", ("--rng", "empty")),
+    ])
+    def test_device_backend_errors(self, run_cubicle, testguest, tmp_path, option, value,
+                                   words):
+        """A device whose backend cannot be opened: one line naming the option (not a second
+        one from the VM builder), exit 1."""
+        (tmp_path / "empty").write_bytes(b"")
+        args = ["--kernel", testguest("hello"), option, value.format(tmp=tmp_path)]
+        if option != "--console":
+            args += ["--console", "off"]
+        vm = run_cubicle(*args)
+        assert_one_error(vm, *words)

@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "devices/backend/term.h"
 #include "util/log.h"
+#include "util/util.h"
 
 void term_backend_init(struct term_backend *be)
 {
@@ -102,7 +103,7 @@ static int term_backend_tty(struct term_backend *be)
 }
 
 static int term_backend_file(struct term_backend *be, const char *path, const char *option,
-			     bool append)
+			     bool append, char *err, size_t errlen)
 {
 	struct stat st;
 	int fd, flags;
@@ -110,10 +111,8 @@ static int term_backend_file(struct term_backend *be, const char *path, const ch
 	/* A reboot rebuilds the device: append, so the earlier boots' output stays. */
 	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0600);
 	if (fd < 0) {
-		int r = -errno;
-
-		log_error("%s: cannot open '%s': %s", option, path, strerror(errno));
-		return r;
+		return error_set(err, errlen, -errno, "%s: cannot open '%s': %s", option, path,
+				 strerror(errno));
 	}
 	term_backend_own(be, fd);
 	be->out_fd = fd;
@@ -164,8 +163,10 @@ static int term_backend_pty(struct term_backend *be, const char *option)
 }
 
 int term_backend_open(struct term_backend *be, const struct console_config *con, const char *option,
-		      bool append)
+		      bool append, char *err, size_t errlen)
 {
+	int r;
+
 	switch (con->mode) {
 	case CONSOLE_NULL:
 		return 0;
@@ -174,9 +175,13 @@ int term_backend_open(struct term_backend *be, const struct console_config *con,
 	case CONSOLE_FILE:
 		if (!con->file)
 			return -EINVAL;
-		return term_backend_file(be, con->file, option, append);
+		return term_backend_file(be, con->file, option, append, err, errlen);
 	case CONSOLE_PTY:
-		return term_backend_pty(be, option);
+		r = term_backend_pty(be, option);
+		if (r < 0)
+			error_set(err, errlen, r, "%s: cannot create a pty: %s", option,
+				  strerror(-r));
+		return r;
 	case CONSOLE_OFF:
 	default:
 		return -EINVAL;

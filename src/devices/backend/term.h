@@ -34,10 +34,10 @@ void term_backend_close(struct term_backend *be);
  * it is a regular file); file (created, truncated, or appended to when @append: a rebuilt
  * device after a reboot; non-blocking unless a regular file); pty (a new pty, its slave held
  * open; the name is logged). @option ("--serial") names the device in messages. Returns 0, or
- * -errno having logged what failed; -EINVAL for CONSOLE_OFF or a file mode without a path. On
+ * -errno with one line for the user in @err (may be NULL); -EINVAL for CONSOLE_OFF or a file mode without a path. On
  * failure @be holds what was opened so far: close it.
  */
 int term_backend_open(struct term_backend *be, const struct console_config *con, const char *option,
-		      bool append);
+		      bool append, char *err, size_t errlen);
 
 #endif

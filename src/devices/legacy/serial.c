@@ -677,7 +677,7 @@ static int serial_realize(const struct dev_ctx *ctx, const void *state, void **r
 		return 0;
 	}
 	term_backend_init(&be);
-	r = term_backend_open(&be, con, "--serial", ctx->rebooted);
+	r = term_backend_open(&be, con, "--serial", ctx->rebooted, ctx->err, ctx->errlen);
 	if (r < 0) {
 		term_backend_close(&be);
 		return r;

@@ -379,7 +379,7 @@ static int console_realize(const struct dev_ctx *ctx, const void *state, void **
 		return 0;
 	}
 	term_backend_init(&be);
-	r = term_backend_open(&be, con, "--console", ctx->rebooted);
+	r = term_backend_open(&be, con, "--console", ctx->rebooted, ctx->err, ctx->errlen);
 	if (r < 0) {
 		term_backend_close(&be);
 		return r;

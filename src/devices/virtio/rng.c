@@ -149,8 +149,8 @@ static void rng_destroy(struct rng *r)
 	free(r);
 }
 
-/* Opens @src and checks it gives bytes; logs what is wrong, naming --rng. */
-static int rng_open_source(const char *src, bool *ret_regular)
+/* Opens @src and checks it gives bytes; says what is wrong in @err, naming --rng. */
+static int rng_open_source(const char *src, bool *ret_regular, char *err, size_t errlen)
 {
 	struct stat st;
 	uint8_t b;
@@ -160,21 +160,18 @@ static int rng_open_source(const char *src, bool *ret_regular)
 	/* O_NONBLOCK: neither opening a FIFO nor reading a slow device may stall the loop. */
 	fd = open(src, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
-		r = -errno;
-		log_error("--rng: cannot open '%s': %s", src, strerror(errno));
-		return r;
+		return error_set(err, errlen, -errno, "--rng: cannot open '%s': %s", src,
+				 strerror(errno));
 	}
 	if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
-		log_error("--rng: '%s' is not a file or device", src);
 		close(fd);
-		return -EINVAL;
+		return error_set(err, errlen, -EINVAL, "--rng: '%s' is not a file or device", src);
 	}
 	if (S_ISREG(st.st_mode)) {
 		n = pread(fd, &b, 1, 0);
 		if (n == 0) {
-			log_error("--rng: '%s' is empty", src);
 			close(fd);
-			return -EINVAL;
+			return error_set(err, errlen, -EINVAL, "--rng: '%s' is empty", src);
 		}
 	} else {
 		n = read(fd, &b, 1);
@@ -182,9 +179,8 @@ static int rng_open_source(const char *src, bool *ret_regular)
 			n = 1; /* nothing yet, but readable later */
 	}
 	if (n <= 0) {
-		r = n < 0 ? -errno : -EIO;
-		log_error("--rng: cannot read '%s': %s", src,
-			  n < 0 ? strerror(errno) : "end of file");
+		r = error_set(err, errlen, n < 0 ? -errno : -EIO, "--rng: cannot read '%s': %s",
+			      src, n < 0 ? strerror(errno) : "end of file");
 		close(fd);
 		return r;
 	}
@@ -200,7 +196,7 @@ int rng_create(const struct dev_ctx *ctx, const char *src, void **ret)
 
 	if (!ctx->pci || !ctx->mem)
 		return -EINVAL;
-	fd = rng_open_source(src, &regular);
+	fd = rng_open_source(src, &regular, ctx->err, ctx->errlen);
 	if (fd < 0)
 		return fd;
 	r = calloc(1, sizeof(*r));
