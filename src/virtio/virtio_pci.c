@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -438,8 +439,12 @@ int virtio_pci_pop(struct virtio_pci *vp, unsigned q, struct virtq_elem *ret)
 	if (!virtio_pci_queue_ready(vp, q))
 		return 0;
 	r = virtq_pop(&vp->q[q].vq, ret);
-	if (r < 0)
-		vp_needs_reset(vp, q, virtq_err_str(vp->q[q].vq.err));
+	if (r < 0) {
+		char why[160];
+		snprintf(why, sizeof(why), "%s (%s)", virtq_err_str(vp->q[q].vq.err),
+			 vp->q[q].vq.err_detail);
+		vp_needs_reset(vp, q, why);
+	}
 	return r;
 }
 

@@ -105,23 +105,19 @@ static uint64_t le64_get(const uint8_t *p)
 }
 
 /*
- * Marks @q broken for @err and logs why (rate-limited). @fmt details the violation. Returns
+ * Marks @q broken for @err and keeps why in err_detail (@fmt); the transport logs it. Returns
  * -EIO, for `return fail(...)`.
  */
 __attribute__((format(printf, 3, 4))) static int fail(struct virtq *q, enum virtq_err err,
 						      const char *fmt, ...)
 {
-	char detail[160];
 	va_list ap;
 
 	q->broken = true;
 	q->err = err;
-	if (log_ratelimit_ok(&q->rl)) {
-		va_start(ap, fmt);
-		vsnprintf(detail, sizeof(detail), fmt, ap);
-		va_end(ap);
-		log_warn("virtq: %s (%s); queue broken until reset", virtq_err_str(err), detail);
-	}
+	va_start(ap, fmt);
+	vsnprintf(q->err_detail, sizeof(q->err_detail), fmt, ap);
+	va_end(ap);
 	return -EIO;
 }
 

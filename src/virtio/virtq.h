@@ -6,7 +6,8 @@
  * host memory and checked before use; every walk is bounded. A driver that breaks the rules
  * gets -EIO from virtq_pop(): the queue is then "broken", every later pop/push returns -EIO
  * until virtq_reset() or virtq_init(), and the transport is expected to set
- * DEVICE_NEEDS_RESET. The violation is logged, rate-limited, once per burst.
+ * DEVICE_NEEDS_RESET. What was violated is kept in err and err_detail for the transport to
+ * log (once, naming the device and queue); the queue itself does not log it.
  *
  * Guest memory is reached only through guest_mem (checked translation); the iovecs of a popped
  * element point into guest RAM and stay valid as long as that guest_mem does.
@@ -87,6 +88,7 @@ struct virtq {
 	bool notify_on; /* device wants notifications (virtq_set_notify) */
 	bool broken;	/* the driver broke the rules: see err */
 	enum virtq_err err;
+	char err_detail[96];	 /* e.g. "more than 256 descriptors in the queue's table" */
 	uint16_t last_avail_idx; /* next avail entry to pop */
 	uint16_t used_idx;	 /* next used entry to push (what used->idx holds) */
 	uint16_t
