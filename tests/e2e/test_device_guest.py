@@ -62,9 +62,13 @@ def test_virtio_rng(run_cubicle, device_guest, record_property):
 
 @pytest.mark.parametrize("scenario", ["hostile-loop", "hostile-oob", "hostile-overflow",
                                       "hostile-avail-jump", "hostile-nested-indirect",
-                                      "hostile-ro-write"])
+                                      "hostile-ro-write", "hostile-notify-early",
+                                      "hostile-features", "hostile-msix", "hostile-config",
+                                      "hostile-queue-size"])
 def test_hostile_virtqueue(run_cubicle, device_guest, scenario):
-    """A hostile driver: the device must go to NEEDS_RESET or ignore the bad request, cubicle
-    keeps running, and after a reset one good request succeeds."""
+    """A hostile driver (bad rings, early notifications, features never offered, MSI-X table
+    and configuration-space abuse, bad queue sizes and addresses): the device must go to
+    NEEDS_RESET or refuse/ignore the bad access, cubicle keeps running, and after a reset one
+    good request succeeds."""
     vm = run_scenarios(run_cubicle, device_guest, f"{scenario} virtio-rng 1")
     assert_all_passed(vm, 2)

@@ -52,6 +52,11 @@ static const struct scenario scenarios[] = {
 	{ "hostile-avail-jump", false, 0, scenario_hostile_avail_jump },
 	{ "hostile-nested-indirect", false, 0, scenario_hostile_nested_indirect },
 	{ "hostile-ro-write", false, 0, scenario_hostile_ro_write },
+	{ "hostile-notify-early", false, 0, scenario_hostile_notify_early },
+	{ "hostile-features", false, 0, scenario_hostile_features },
+	{ "hostile-msix", false, 0, scenario_hostile_msix },
+	{ "hostile-config", false, 0, scenario_hostile_config },
+	{ "hostile-queue-size", false, 0, scenario_hostile_queue_size },
 };
 
 uint64_t parse_u64(const char *s, const char **ret_end)

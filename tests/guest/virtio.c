@@ -12,31 +12,10 @@
 #define CAP_LENGTH	      12
 #define CAP_NOTIFY_MULT	      16
 
-#define COMMON_DFSELECT 0
-#define COMMON_DF	4
-#define COMMON_GFSELECT 8
-#define COMMON_GF	12
-#define COMMON_MSIX	16
-#define COMMON_NUMQ	18
-#define COMMON_STATUS	20
-#define COMMON_Q_SELECT 22
-#define COMMON_Q_SIZE	24
-#define COMMON_Q_MSIX	26
-#define COMMON_Q_ENABLE 28
-#define COMMON_Q_NOFF	30
-#define COMMON_Q_DESC	32
-#define COMMON_Q_DRIVER 40
-#define COMMON_Q_DEVICE 48
+#define MSI_ADDR	 0xfee00000u
+#define RESET_TIMEOUT_MS 100
 
-#define MSIX_CTRL	  2
-#define MSIX_TABLE	  4
-#define MSIX_CTRL_ENABLE  0x8000
-#define MSIX_CTRL_MASKALL 0x4000
-#define MSIX_ENTRY_SIZE	  16
-#define MSI_ADDR	  0xfee00000u
-#define RESET_TIMEOUT_MS  100
-
-static bool cap_addr(struct virtio_dev *v, uint8_t cap, uint64_t *ret)
+static bool cap_addr(struct virtio_dev *v, uint8_t cap, uint64_t *ret, uint32_t *ret_len)
 {
 	uint8_t bar = pci_cfg_read8(&v->pci, cap + CAP_BAR);
 	uint32_t off = pci_cfg_read32(&v->pci, cap + CAP_OFFSET);
@@ -45,6 +24,7 @@ static bool cap_addr(struct virtio_dev *v, uint8_t cap, uint64_t *ret)
 	    len > v->pci.bar_size[bar] - off)
 		return false;
 	*ret = v->pci.bar[bar] + off;
+	*ret_len = len;
 	return true;
 }
 
@@ -61,18 +41,24 @@ bool virtio_find(struct virtio_dev *v, uint16_t modern_id, uint16_t transitional
 	for (uint8_t cap = pci_find_cap(&v->pci, PCI_CAP_ID_VENDOR, 0); cap;
 	     cap = pci_find_cap(&v->pci, PCI_CAP_ID_VENDOR, cap)) {
 		uint64_t a;
+		uint32_t len;
 		uint8_t type = pci_cfg_read8(&v->pci, cap + CAP_CFG_TYPE);
-		if (!cap_addr(v, cap, &a))
+		if (!cap_addr(v, cap, &a, &len))
 			continue;
-		if (type == VIRTIO_PCI_CAP_COMMON && !v->common)
+		if (type == VIRTIO_PCI_CAP_COMMON && !v->common) {
 			v->common = a;
-		else if (type == VIRTIO_PCI_CAP_NOTIFY && !v->notify) {
+			v->common_len = len;
+		} else if (type == VIRTIO_PCI_CAP_NOTIFY && !v->notify) {
 			v->notify = a;
+			v->notify_len = len;
 			v->notify_mult = pci_cfg_read32(&v->pci, cap + CAP_NOTIFY_MULT);
-		} else if (type == VIRTIO_PCI_CAP_ISR && !v->isr)
+		} else if (type == VIRTIO_PCI_CAP_ISR && !v->isr) {
 			v->isr = a;
-		else if (type == VIRTIO_PCI_CAP_DEVICE && !v->devcfg)
+			v->isr_len = len;
+		} else if (type == VIRTIO_PCI_CAP_DEVICE && !v->devcfg) {
 			v->devcfg = a;
+			v->devcfg_len = len;
+		}
 	}
 	if (!v->common || !v->notify || !v->isr) {
 		snprintf(why, WHY_MAX,
@@ -113,7 +99,7 @@ uint8_t virtio_status(const struct virtio_dev *v)
 	return mmio_read8(v->common + COMMON_STATUS);
 }
 
-static void status_set(struct virtio_dev *v, uint8_t bits)
+void virtio_status_set(struct virtio_dev *v, uint8_t bits)
 {
 	mmio_write8(v->common + COMMON_STATUS, virtio_status(v) | bits);
 }
@@ -137,8 +123,8 @@ bool virtio_start(struct virtio_dev *v, uint64_t features, char *why)
 {
 	if (!virtio_reset(v, why))
 		return false;
-	status_set(v, VIRTIO_STATUS_ACK);
-	status_set(v, VIRTIO_STATUS_DRIVER);
+	virtio_status_set(v, VIRTIO_STATUS_ACK);
+	virtio_status_set(v, VIRTIO_STATUS_DRIVER);
 	mmio_write32(v->common + COMMON_DFSELECT, 1);
 	uint64_t offered = (uint64_t)mmio_read32(v->common + COMMON_DF) << 32;
 	mmio_write32(v->common + COMMON_DFSELECT, 0);
@@ -152,7 +138,7 @@ bool virtio_start(struct virtio_dev *v, uint64_t features, char *why)
 	mmio_write32(v->common + COMMON_GF, (uint32_t)features);
 	mmio_write32(v->common + COMMON_GFSELECT, 1);
 	mmio_write32(v->common + COMMON_GF, (uint32_t)(features >> 32));
-	status_set(v, VIRTIO_STATUS_FEATURES_OK);
+	virtio_status_set(v, VIRTIO_STATUS_FEATURES_OK);
 	if (!(virtio_status(v) & VIRTIO_STATUS_FEATURES_OK)) {
 		snprintf(why, WHY_MAX, "FEATURES_OK not accepted (status 0x%x)", virtio_status(v));
 		return false;
@@ -165,8 +151,8 @@ bool virtio_start(struct virtio_dev *v, uint64_t features, char *why)
 	return true;
 }
 
-bool virtio_queue_setup(struct virtio_dev *v, uint16_t index, uint16_t size, struct virtq *q,
-			char *why)
+bool virtio_queue_configure(struct virtio_dev *v, uint16_t index, uint16_t size, struct virtq *q,
+			    char *why)
 {
 	memset(q, 0, sizeof(*q));
 	mmio_write16(v->common + COMMON_Q_SELECT, index);
@@ -201,13 +187,21 @@ bool virtio_queue_setup(struct virtio_dev *v, uint16_t index, uint16_t size, str
 	}
 	uint16_t noff = mmio_read16(v->common + COMMON_Q_NOFF);
 	q->notify_addr = v->notify + (uint64_t)noff * v->notify_mult;
+	return true;
+}
+
+bool virtio_queue_setup(struct virtio_dev *v, uint16_t index, uint16_t size, struct virtq *q,
+			char *why)
+{
+	if (!virtio_queue_configure(v, index, size, q, why))
+		return false;
 	mmio_write16(v->common + COMMON_Q_ENABLE, 1);
 	return true;
 }
 
 void virtio_driver_ok(struct virtio_dev *v)
 {
-	status_set(v, VIRTIO_STATUS_DRIVER_OK);
+	virtio_status_set(v, VIRTIO_STATUS_DRIVER_OK);
 }
 
 void virtq_publish(struct virtq *q, uint16_t head)

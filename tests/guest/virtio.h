@@ -24,6 +24,30 @@
 #define VIRTIO_VEC_QUEUE	  (MSIX_VECTOR_FIRST + 1)
 #define VIRTQ_MAX_SIZE		  1024
 
+/* The common configuration structure's registers (offsets from virtio_dev.common). */
+#define COMMON_DFSELECT 0
+#define COMMON_DF	4
+#define COMMON_GFSELECT 8
+#define COMMON_GF	12
+#define COMMON_MSIX	16
+#define COMMON_NUMQ	18
+#define COMMON_STATUS	20
+#define COMMON_Q_SELECT 22
+#define COMMON_Q_SIZE	24
+#define COMMON_Q_MSIX	26
+#define COMMON_Q_ENABLE 28
+#define COMMON_Q_NOFF	30
+#define COMMON_Q_DESC	32
+#define COMMON_Q_DRIVER 40
+#define COMMON_Q_DEVICE 48
+
+/* The MSI-X capability's registers and the table's entries. */
+#define MSIX_CTRL	  2
+#define MSIX_TABLE	  4
+#define MSIX_CTRL_ENABLE  0x8000
+#define MSIX_CTRL_MASKALL 0x4000
+#define MSIX_ENTRY_SIZE	  16
+
 struct virtq_desc {
 	uint64_t addr;
 	uint32_t len;
@@ -53,6 +77,7 @@ struct virtq {
 struct virtio_dev {
 	struct pci_dev pci;
 	uint64_t common, notify, isr, devcfg;
+	uint32_t common_len, notify_len, isr_len, devcfg_len;
 	uint32_t notify_mult;
 	uint64_t msix_table;
 	uint16_t msix_entries;
@@ -65,11 +90,17 @@ bool virtio_find(struct virtio_dev *v, uint16_t modern_id, uint16_t transitional
 bool virtio_reset(struct virtio_dev *v, char *why);
 /* Reset, ACKNOWLEDGE, DRIVER, offers @features (must include VERSION_1), FEATURES_OK. */
 bool virtio_start(struct virtio_dev *v, uint64_t features, char *why);
-/* Sets up queue @index with min(@size, queue_size_max) entries and MSI-X entry 1. */
+/* Selects queue @index, allocates rings of min(@size, queue_size_max) entries and writes
+ * its size, addresses and MSI-X entry 1, without enabling it. */
+bool virtio_queue_configure(struct virtio_dev *v, uint16_t index, uint16_t size, struct virtq *q,
+			    char *why);
+/* virtio_queue_configure(), then queue_enable = 1. */
 bool virtio_queue_setup(struct virtio_dev *v, uint16_t index, uint16_t size, struct virtq *q,
 			char *why);
 void virtio_driver_ok(struct virtio_dev *v);
 uint8_t virtio_status(const struct virtio_dev *v);
+/* Writes the status with @bits added to what it reads now. */
+void virtio_status_set(struct virtio_dev *v, uint8_t bits);
 
 /* Publishes descriptor chain @head in the avail ring (does not notify). */
 void virtq_publish(struct virtq *q, uint16_t head);

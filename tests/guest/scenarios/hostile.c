@@ -1,29 +1,16 @@
 /*
- * The hostile-* scenarios: a driver that breaks the virtqueue rules on purpose (DESIGN.md
+ * The hostile virtqueue scenarios: a driver that breaks the virtqueue rules on purpose (DESIGN.md
  * section 4). One file for the six, because they share everything but the bad request.
  * PASS: the device sets DEVICE_NEEDS_RESET or does not use the bad buffer (no used entry
  * with a length > 0, no byte written where it must not write), the VMM keeps running, and
  * after a reset the device serves one good request.
  */
-#include "../virtio.h"
-#include "scenarios.h"
+#include "hostile.h"
 
-#define RNG_DEVICE_MODERN	0x1044
-#define RNG_DEVICE_TRANSITIONAL 0x1005
-#define HOSTILE_QUEUE_SIZE	16
-#define HOSTILE_WAIT_MS		300
-#define RECOVER_WAIT_MS		2000
-#define BUF_SIZE		64
-#define SENTINEL		0xa5
+#define HOSTILE_WAIT_MS 300
+#define RECOVER_WAIT_MS 2000
 
-struct hostile {
-	struct virtio_dev v;
-	struct virtq q;
-	uint8_t *buf;
-	uint64_t *table1, *table2; /* indirect tables (struct virtq_desc[1] each) */
-};
-
-static bool bring_up(struct hostile *h, char *why)
+bool hostile_bring_up(struct hostile *h, char *why)
 {
 	if (!virtio_start(&h->v, VIRTIO_F_VERSION_1, why) ||
 	    !virtio_queue_setup(&h->v, 0, HOSTILE_QUEUE_SIZE, &h->q, why))
@@ -32,8 +19,7 @@ static bool bring_up(struct hostile *h, char *why)
 	return true;
 }
 
-/* One good 64-byte request: true when it comes back with 1..64 bytes. */
-static bool good_request(struct hostile *h, char *why)
+bool hostile_good_request(struct hostile *h, char *why)
 {
 	memset(h->buf, 0, BUF_SIZE);
 	h->q.desc[0] = (struct virtq_desc){ (uint64_t)h->buf, BUF_SIZE, VIRTQ_DESC_F_WRITE, 0 };
@@ -57,6 +43,42 @@ static bool good_request(struct hostile *h, char *why)
 	return true;
 }
 
+bool hostile_init(struct hostile *h, char *why)
+{
+	if (!virtio_find(&h->v, RNG_DEVICE_MODERN, RNG_DEVICE_TRANSITIONAL, why))
+		return false;
+	if (!h->buf) {
+		h->buf = alloc_pages(BUF_SIZE, 64);
+		h->table1 = alloc_pages(sizeof(struct virtq_desc), 16);
+		h->table2 = alloc_pages(sizeof(struct virtq_desc), 16);
+		if (!h->buf || !h->table1 || !h->table2) {
+			snprintf(why, WHY_MAX, "out of guest memory");
+			return false;
+		}
+	}
+	return true;
+}
+
+bool hostile_recover(struct hostile *h, const char *after, char *why)
+{
+	char inner[WHY_MAX] = "";
+	if (hostile_bring_up(h, inner) && hostile_good_request(h, inner))
+		return true;
+	snprintf(why, WHY_MAX, "after %s: %s", after, inner);
+	return false;
+}
+
+bool hostile_wait_needs_reset(struct hostile *h, uint64_t ms)
+{
+	uint64_t deadline = tsc_deadline(ms);
+	do {
+		if (virtio_status(&h->v) & VIRTIO_STATUS_NEEDS_RESET)
+			return true;
+		cpu_relax();
+	} while (!tsc_expired(deadline));
+	return false;
+}
+
 enum kind { LOOP, OOB, OVERFLOW, AVAIL_JUMP, NESTED_INDIRECT, RO_WRITE };
 
 static void craft(struct hostile *h, enum kind k)
@@ -64,9 +86,8 @@ static void craft(struct hostile *h, enum kind k)
 	struct virtq_desc *d = h->q.desc;
 	struct virtq_desc *t1 = (struct virtq_desc *)h->table1,
 			  *t2 = (struct virtq_desc *)h->table2;
-	uint64_t beyond =
-		ALIGN_UP(ram_end() ? ram_end() : (4ull << 30), 1ull << 30) + (16ull << 30);
-	memset(h->buf, SENTINEL, BUF_SIZE);
+	uint64_t beyond = hostile_beyond_ram();
+	memset(h->buf, HOSTILE_SENTINEL, BUF_SIZE);
 	switch (k) {
 	case LOOP: /* 0 -> 1 -> 0 -> ... */
 		d[0] = (struct virtq_desc){ (uint64_t)h->buf, 32,
@@ -102,10 +123,10 @@ static void craft(struct hostile *h, enum kind k)
 	}
 }
 
-static bool buf_intact(const struct hostile *h)
+bool hostile_buf_intact(const struct hostile *h)
 {
 	for (int i = 0; i < BUF_SIZE; i++)
-		if (h->buf[i] != SENTINEL)
+		if (h->buf[i] != HOSTILE_SENTINEL)
 			return false;
 	return true;
 }
@@ -113,18 +134,7 @@ static bool buf_intact(const struct hostile *h)
 static bool hostile_run(enum kind k, char *why)
 {
 	static struct hostile h;
-	if (!virtio_find(&h.v, RNG_DEVICE_MODERN, RNG_DEVICE_TRANSITIONAL, why))
-		return false;
-	if (!h.buf) {
-		h.buf = alloc_pages(BUF_SIZE, 64);
-		h.table1 = alloc_pages(sizeof(struct virtq_desc), 16);
-		h.table2 = alloc_pages(sizeof(struct virtq_desc), 16);
-		if (!h.buf || !h.table1 || !h.table2) {
-			snprintf(why, WHY_MAX, "out of guest memory");
-			return false;
-		}
-	}
-	if (!bring_up(&h, why))
+	if (!hostile_init(&h, why) || !hostile_bring_up(&h, why))
 		return false;
 
 	craft(&h, k);
@@ -153,11 +163,11 @@ static bool hostile_run(enum kind k, char *why)
 		snprintf(why, WHY_MAX, "device consumed %u entries past a bogus avail index", used);
 		return false;
 	}
-	if (k == RO_WRITE && !buf_intact(&h)) {
+	if (k == RO_WRITE && !hostile_buf_intact(&h)) {
 		snprintf(why, WHY_MAX, "device wrote a read-only buffer");
 		return false;
 	}
-	if (!bring_up(&h, why) || !good_request(&h, why))
+	if (!hostile_bring_up(&h, why) || !hostile_good_request(&h, why))
 		return false;
 	virtio_reset(&h.v, why);
 	snprintf(why, WHY_MAX, "%s, recovered after reset", outcome);

@@ -13,5 +13,10 @@ bool scenario_hostile_overflow(uint64_t arg, char *why);
 bool scenario_hostile_avail_jump(uint64_t arg, char *why);
 bool scenario_hostile_nested_indirect(uint64_t arg, char *why);
 bool scenario_hostile_ro_write(uint64_t arg, char *why);
+bool scenario_hostile_notify_early(uint64_t arg, char *why);
+bool scenario_hostile_features(uint64_t arg, char *why);
+bool scenario_hostile_msix(uint64_t arg, char *why);
+bool scenario_hostile_config(uint64_t arg, char *why);
+bool scenario_hostile_queue_size(uint64_t arg, char *why);
 
 #endif
