@@ -11,6 +11,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <time.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -58,7 +60,8 @@ static int teardown(void **state)
 {
 	struct fx *x = *state;
 
-	console_ops.unrealize(x->dev);
+	if (x->dev)
+		console_ops.unrealize(x->dev);
 	close(x->in[0]);
 	close(x->in[1]);
 	close(x->out[0]);
@@ -115,6 +118,54 @@ static void test_tx_backpressure(void **state)
 	for (unsigned i = 0; i < NR_TX; i++)
 		assert_int_equal(vh_used_len(x->h, TXQ, i, QSIZE), 0);
 	assert_int_equal(virtio_pci_status(vp) & VIRTIO_STATUS_NEEDS_RESET, 0);
+}
+
+struct drain_reader {
+	int fd;
+	uint8_t got[NR_TX * TX_LEN];
+	size_t have;
+};
+
+/* Reads whatever arrives for up to 2 s (the pipe is non-blocking). */
+static void *drain_reader_run(void *arg)
+{
+	struct drain_reader *r = arg;
+
+	for (unsigned i = 0; i < 2000 && r->have < sizeof(r->got); i++) {
+		ssize_t n = read(r->fd, r->got + r->have, sizeof(r->got) - r->have);
+		if (n > 0)
+			r->have += (size_t)n;
+		else
+			nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+	}
+	return NULL;
+}
+
+/* The guest's last words: output still waiting for a full pipe when the device is torn down
+ * reaches a reader that keeps reading (bounded by the drain time). */
+static void test_final_drain_at_teardown(void **state)
+{
+	struct fx *x = *state;
+	struct virtio_pci *vp = console_transport(x->dev);
+	struct drain_reader r = { .fd = x->out[0] };
+	pthread_t t;
+
+	for (unsigned i = 0; i < NR_TX * TX_LEN; i++)
+		x->h->ram[TX_BUF + i] = (uint8_t)(i * 13 + 1);
+	for (unsigned i = 0; i < NR_TX; i++) {
+		vh_desc(x->h, TXQ, i, TX_BUF + (uint64_t)i * TX_LEN, TX_LEN, 0, 0);
+		vh_avail(x->h, TXQ, QSIZE, (uint16_t)i);
+	}
+	vh_notify(x->h, TXQ);
+	virtio_pci_run_notify(vp, TXQ);
+	assert_true(vh_used_idx(x->h, TXQ) < NR_TX); /* the pipe is full: output is waiting */
+
+	assert_int_equal(pthread_create(&t, NULL, drain_reader_run, &r), 0);
+	console_ops.unrealize(x->dev);
+	x->dev = NULL; /* teardown must not unrealize it again */
+	pthread_join(t, NULL);
+	assert_int_equal(r.have, sizeof(r.got));
+	assert_memory_equal(r.got, x->h->ram + TX_BUF, sizeof(r.got));
 }
 
 /* An element held when the VM pauses is still completed (no NEEDS_RESET); no new one is taken
@@ -197,6 +248,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_tx_backpressure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_final_drain_at_teardown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tx_held_across_pause, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_paced_by_buffers, setup, teardown),
 	};

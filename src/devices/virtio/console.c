@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -30,10 +31,11 @@
 #include "util/util.h"
 #include "virtio/virtio.h"
 
-#define CONSOLE_RXQ	   0
-#define CONSOLE_TXQ	   1
-#define CONSOLE_CFG_SIZE   12	    /* cols, rows, max_nr_ports, emerg_wr: all 0 (no features) */
-#define PCI_CLASS_COMM_OTH 0x078000 /* simple communication controller, other */
+#define CONSOLE_RXQ	       0
+#define CONSOLE_TXQ	       1
+#define CONSOLE_CLOSE_DRAIN_MS 200 /* how long teardown waits for a slow output, as serial */
+#define CONSOLE_CFG_SIZE       12  /* cols, rows, max_nr_ports, emerg_wr: all 0 (no features) */
+#define PCI_CLASS_COMM_OTH     0x078000 /* simple communication controller, other */
 
 struct console_watch {
 	int fd;
@@ -286,10 +288,34 @@ static const struct virtio_dev_ops console_vops = {
 
 /* ---- life cycle ---- */
 
+/*
+ * Best effort, as the serial port does: what the guest handed over before it stopped (its last
+ * words, "reboot: Power down") reaches the user, bounded in time. The vCPUs are stopped but
+ * guest memory is still mapped when devices are torn down.
+ */
+static void console_final_drain(struct console *c)
+{
+	struct pollfd p = { .fd = c->out_fd, .events = POLLOUT };
+	uint64_t deadline = time_now_ns() + CONSOLE_CLOSE_DRAIN_MS * 1000000ULL;
+
+	virtio_pci_lock(c->vp);
+	for (;;) {
+		console_tx(c);
+		if (!c->tx_held || c->out_broken)
+			break;
+		uint64_t now = time_now_ns();
+		if (now >= deadline || poll(&p, 1, (int)((deadline - now) / 1000000ULL) + 1) <= 0)
+			break;
+	}
+	virtio_pci_unlock(c->vp);
+}
+
 static void console_destroy(struct console *c)
 {
 	if (!c)
 		return;
+	if (c->vp && c->out_fd >= 0)
+		console_final_drain(c);
 	c->vp = virtio_pci_destroy(c->vp);
 	if (c->loop) {
 		console_watch_del(c, &c->in_w);
