@@ -79,6 +79,13 @@ struct dev_loop {
 	int (*mod_fd)(void *loop, int fd, uint32_t events);
 	int (*del_fd)(void *loop, int fd);
 	void *loop;
+	/*
+	 * Optional, NULL when the hypervisor has no ioeventfd: a guest write of @len bytes at MMIO
+	 * address @addr then signals eventfd @fd in the kernel, without a vCPU exit to the VMM
+	 * (@assign), or no longer does. Any thread; returns 0 or -errno. The VM fills it in.
+	 */
+	int (*ioeventfd)(void *ctx, int fd, uint64_t addr, unsigned len, bool assign);
+	void *ioeventfd_ctx;
 };
 
 /*

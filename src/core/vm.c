@@ -164,6 +164,12 @@ static int vm_irq_irqfd(void *opaque, int fd, uint32_t gsi, bool assign)
 	return hv_irqfd(vm->hv, fd, gsi, assign);
 }
 
+static int vm_ioeventfd(void *opaque, int fd, uint64_t addr, unsigned len, bool assign)
+{
+	struct vm *vm = opaque;
+	return hv_ioeventfd(vm->hv, fd, addr, len, assign);
+}
+
 /* From any thread: the first reason wins; the loop thread acts on it. */
 static void vm_note_exit(struct vm *vm, enum vm_exit why)
 {
@@ -288,6 +294,10 @@ static int vm_build_devices(struct vm *vm, char *err, size_t errlen)
 		vm->irq.irqfd = vm_irq_irqfd;
 	}
 	loop_dev_loop(vm->loop, &vm->dloop);
+	if (caps.ioeventfd) {
+		vm->dloop.ioeventfd = vm_ioeventfd;
+		vm->dloop.ioeventfd_ctx = vm;
+	}
 
 	x86_layout_pci(vm->cfg->memory.size, &vm->pci_layout);
 	const struct pci_layout pl = {
