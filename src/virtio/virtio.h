@@ -21,8 +21,9 @@
  * eventfd is also registered at the queue's notify address (16-bit writes, what Linux does)
  * from DRIVER_OK until reset, following the BAR: the kernel then signals it without a vCPU
  * exit, and the MMIO handler only sees the notifies it does not catch. Interrupts are MSI-X
- * only: with MSI-X disabled a used-buffer or config-change notification is dropped (no INTx: Linux always
- * enables MSI-X for virtio-pci when it is offered; a polling driver still sees the rings).
+ * only: with MSI-X disabled a used-buffer or config-change notification is dropped (no INTx:
+ * Linux always enables MSI-X for virtio-pci when it is offered; a polling driver still sees
+ * the rings).
  *
  * Locking: one mutex per transport (struct virtio_pci) guards its registers and queues. Every
  * ops callback is called with it held; a device's own loop callbacks (backend fds) take it
