@@ -53,6 +53,17 @@ void bus_init(struct bus *bus, const char *name);
 struct irq_sink {
 	int (*set_line)(void *opaque, uint32_t gsi, bool level);
 	int (*msi)(void *opaque, uint64_t addr, uint32_t data);
+	/*
+	 * The routed MSI path (hv.h: hv_msi_route*, hv_irqfd): all four set, or all NULL when the
+	 * hypervisor has no irqfd (then msi above is the only path). route_alloc reserves a GSI,
+	 * route_set points it at an MSI (addr, data), route_free releases it, and irqfd binds
+	 * (@assign) or unbinds an eventfd to it: a write to that eventfd then raises the MSI from
+	 * any thread. Errors are -errno; a caller falls back to msi.
+	 */
+	int (*route_alloc)(void *opaque, uint32_t *ret_gsi);
+	int (*route_set)(void *opaque, uint32_t gsi, uint64_t addr, uint32_t data);
+	void (*route_free)(void *opaque, uint32_t gsi);
+	int (*irqfd)(void *opaque, int fd, uint32_t gsi, bool assign);
 	void *opaque;
 };
 
@@ -68,6 +79,13 @@ struct dev_loop {
 	int (*mod_fd)(void *loop, int fd, uint32_t events);
 	int (*del_fd)(void *loop, int fd);
 	void *loop;
+	/*
+	 * Optional, NULL when the hypervisor has no ioeventfd: a guest write of @len bytes at MMIO
+	 * address @addr then signals eventfd @fd in the kernel, without a vCPU exit to the VMM
+	 * (@assign), or no longer does. Any thread; returns 0 or -errno. The VM fills it in.
+	 */
+	int (*ioeventfd)(void *ctx, int fd, uint64_t addr, unsigned len, bool assign);
+	void *ioeventfd_ctx;
 };
 
 /*

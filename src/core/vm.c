@@ -140,6 +140,36 @@ static int vm_irq_msi(void *opaque, uint64_t addr, uint32_t data)
 	return hv_msi(vm->hv, addr, data);
 }
 
+static int vm_irq_route_alloc(void *opaque, uint32_t *ret_gsi)
+{
+	struct vm *vm = opaque;
+	return hv_msi_route_alloc(vm->hv, ret_gsi);
+}
+
+static int vm_irq_route_set(void *opaque, uint32_t gsi, uint64_t addr, uint32_t data)
+{
+	struct vm *vm = opaque;
+	return hv_msi_route(vm->hv, gsi, addr, data);
+}
+
+static void vm_irq_route_free(void *opaque, uint32_t gsi)
+{
+	struct vm *vm = opaque;
+	hv_msi_route_free(vm->hv, gsi);
+}
+
+static int vm_irq_irqfd(void *opaque, int fd, uint32_t gsi, bool assign)
+{
+	struct vm *vm = opaque;
+	return hv_irqfd(vm->hv, fd, gsi, assign);
+}
+
+static int vm_ioeventfd(void *opaque, int fd, uint64_t addr, unsigned len, bool assign)
+{
+	struct vm *vm = opaque;
+	return hv_ioeventfd(vm->hv, fd, addr, len, assign);
+}
+
 /* From any thread: the first reason wins; the loop thread acts on it. */
 static void vm_note_exit(struct vm *vm, enum vm_exit why)
 {
@@ -251,10 +281,23 @@ static int vm_build_memory(struct vm *vm, char *err, size_t errlen)
 
 static int vm_build_devices(struct vm *vm, char *err, size_t errlen)
 {
+	struct hv_caps caps;
+
 	bus_init(&vm->pio, "pio");
 	bus_init(&vm->mmio, "mmio");
+	hv_get_caps(vm->hv, &caps);
 	vm->irq = (struct irq_sink){ .set_line = vm_irq_line, .msi = vm_irq_msi, .opaque = vm };
+	if (caps.irqfd) {
+		vm->irq.route_alloc = vm_irq_route_alloc;
+		vm->irq.route_set = vm_irq_route_set;
+		vm->irq.route_free = vm_irq_route_free;
+		vm->irq.irqfd = vm_irq_irqfd;
+	}
 	loop_dev_loop(vm->loop, &vm->dloop);
+	if (caps.ioeventfd) {
+		vm->dloop.ioeventfd = vm_ioeventfd;
+		vm->dloop.ioeventfd_ctx = vm;
+	}
 
 	x86_layout_pci(vm->cfg->memory.size, &vm->pci_layout);
 	const struct pci_layout pl = {

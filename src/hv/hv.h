@@ -78,6 +78,35 @@ int hv_irq_line(struct hv *hv, uint32_t gsi, bool level);
 /* Sends a message-signalled interrupt. */
 int hv_msi(struct hv *hv, uint64_t addr, uint32_t data);
 
+/*
+ * The routed interrupt path, present when hv_caps.irqfd (otherwise every call returns
+ * -EOPNOTSUPP and the caller keeps using hv_msi()). An MSI route gives an (address, data) pair
+ * a GSI of its own, above the IOAPIC's HV_IOAPIC_PINS; an eventfd bound to a GSI raises it when
+ * written, from any thread, without a VMM call. The backend keeps the whole routing table,
+ * including the legacy lines' routes, so a route change never disturbs hv_irq_line().
+ */
+#define HV_IOAPIC_PINS 24
+
+/* Reserves a GSI for an MSI route (not yet installed). Returns 0 with *@ret_gsi, -ENOSPC when
+ * the routing table is full. */
+int hv_msi_route_alloc(struct hv *hv, uint32_t *ret_gsi);
+/* Installs or replaces the route of a reserved @gsi: raising it sends the MSI (@addr, @data).
+ * Returns 0, -EINVAL for a GSI that hv_msi_route_alloc() did not return, or the kernel's error
+ * (the table is then as before the call). */
+int hv_msi_route(struct hv *hv, uint32_t gsi, uint64_t addr, uint32_t data);
+/* Removes @gsi's route and releases it; unbind its eventfds first. Unknown GSIs are ignored. */
+void hv_msi_route_free(struct hv *hv, uint32_t gsi);
+/* Binds (@assign) or unbinds eventfd @fd to @gsi: each write to @fd raises the GSI once.
+ * Returns 0, -EEXIST when already bound, -ENOENT when unbinding something never bound. */
+int hv_irqfd(struct hv *hv, int fd, uint32_t gsi, bool assign);
+/*
+ * Present when hv_caps.ioeventfd. A guest write of @len bytes (1, 2, 4 or 8) at guest-physical
+ * MMIO address @addr signals eventfd @fd instead of reaching hv_io_ops.mmio; an access of any
+ * other length still exits to the io ops. No data match: the write's value is discarded.
+ * @assign false removes the same (fd, addr, len) binding. Returns 0, -EEXIST, -ENOENT, -EINVAL.
+ */
+int hv_ioeventfd(struct hv *hv, int fd, uint64_t addr, unsigned len, bool assign);
+
 /* x86 register state, our own layout (DESIGN §3): the backend converts. */
 struct hv_regs {
 	uint64_t rax, rbx, rcx, rdx, rsi, rdi, rsp, rbp;

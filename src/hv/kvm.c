@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "hv/hv.h"
+#include "hv/routes.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -100,6 +101,9 @@ struct hv {
 
 	struct kvm_deferred deferred[KVM_MAX_DEFERRED]; /* under slots_lock */
 	unsigned n_deferred;
+
+	pthread_mutex_t routes_lock; /* guards routes and KVM_SET_GSI_ROUTING */
+	struct hv_route_table routes;
 };
 
 struct hv_vcpu {
@@ -143,6 +147,7 @@ struct hv *hv_destroy(struct hv *hv)
 	if (hv->kvm_fd >= 0)
 		close(hv->kvm_fd);
 	pthread_mutex_destroy(&hv->slots_lock);
+	pthread_mutex_destroy(&hv->routes_lock);
 	free(hv);
 	return NULL;
 }
@@ -201,7 +206,8 @@ static int kvm_create_platform(struct hv *hv)
 		}
 	}
 	/* Also installs the default GSI routing: GSIs 0-15 to the PICs and IOAPIC, 16-23 to the
-	 * IOAPIC. MSIs go through KVM_SIGNAL_MSI and need no route. */
+	 * IOAPIC. hv_msi(), KVM_SIGNAL_MSI, needs no route; the first hv_msi_route() replaces
+	 * the table with the same legacy routes plus the MSI ones (routes.c). */
 	r = kvm_ioctl_retry(hv->vm_fd, KVM_CREATE_IRQCHIP, 0);
 	if (r < 0) {
 		log_debug("kvm: KVM_CREATE_IRQCHIP: %s", strerror(-r));
@@ -223,6 +229,7 @@ int hv_create(struct hv **ret)
 	hv->kvm_fd = -1;
 	hv->vm_fd = -1;
 	pthread_mutex_init(&hv->slots_lock, NULL);
+	pthread_mutex_init(&hv->routes_lock, NULL);
 
 	r = kvm_open(hv);
 	if (r < 0)
@@ -239,7 +246,10 @@ int hv_create(struct hv **ret)
 		goto fail;
 
 	hv->caps.irqchip = true;
-	hv->caps.irqfd = kvm_check_extension(hv, KVM_CAP_IRQFD) > 0;
+	/* MSIs through irqfd need a route per vector: both capabilities, and room for the
+	 * table hv_routes_build() writes. */
+	hv->caps.irqfd = kvm_check_extension(hv, KVM_CAP_IRQFD) > 0 &&
+			 kvm_check_extension(hv, KVM_CAP_IRQ_ROUTING) >= HV_ROUTES_MAX;
 	hv->caps.ioeventfd = kvm_check_extension(hv, KVM_CAP_IOEVENTFD) > 0;
 	/* KVM_GET_DIRTY_LOG is part of the base API (version 12); it has no capability of its
 	 * own, but it needs the MMU notifier that KVM_CAP_SYNC_MMU advertises. */
@@ -436,6 +446,146 @@ int hv_msi(struct hv *hv, uint64_t addr, uint32_t data)
 	};
 	/* Returns >0 when delivered, 0 when the guest blocked it: both are fine for a VMM. */
 	int r = kvm_ioctl_retry(hv->vm_fd, KVM_SIGNAL_MSI, (unsigned long)&msi);
+	return r < 0 ? r : 0;
+}
+
+static uint32_t kvm_irqchip_of(enum hv_route_kind kind)
+{
+	if (kind == HV_ROUTE_PIC_MASTER)
+		return KVM_IRQCHIP_PIC_MASTER;
+	if (kind == HV_ROUTE_PIC_SLAVE)
+		return KVM_IRQCHIP_PIC_SLAVE;
+	return KVM_IRQCHIP_IOAPIC;
+}
+
+/* Replaces KVM's routing table with hv->routes. routes_lock held. */
+static int kvm_routes_commit(struct hv *hv)
+{
+	_cleanup_free_ struct hv_route *routes = calloc(HV_ROUTES_MAX, sizeof(*routes));
+	_cleanup_free_ struct kvm_irq_routing *k = NULL;
+	unsigned n;
+	int r;
+
+	k = calloc(1, sizeof(*k) + HV_ROUTES_MAX * sizeof(k->entries[0]));
+	if (!routes || !k)
+		return -ENOMEM;
+	n = hv_routes_build(&hv->routes, routes);
+	for (unsigned i = 0; i < n; i++) {
+		const struct hv_route *rt = &routes[i];
+		struct kvm_irq_routing_entry *e = &k->entries[i];
+
+		e->gsi = rt->gsi;
+		switch (rt->kind) {
+		case HV_ROUTE_MSI:
+			e->type = KVM_IRQ_ROUTING_MSI;
+			e->u.msi.address_lo = (uint32_t)rt->addr;
+			e->u.msi.address_hi = (uint32_t)(rt->addr >> 32);
+			e->u.msi.data = rt->data;
+			break;
+		case HV_ROUTE_IOAPIC:
+		case HV_ROUTE_PIC_MASTER:
+		case HV_ROUTE_PIC_SLAVE:
+			e->type = KVM_IRQ_ROUTING_IRQCHIP;
+			e->u.irqchip.irqchip = kvm_irqchip_of(rt->kind);
+			e->u.irqchip.pin = rt->pin;
+			break;
+		}
+	}
+	k->nr = n;
+	r = kvm_ioctl_retry(hv->vm_fd, KVM_SET_GSI_ROUTING, (unsigned long)k);
+	if (r < 0)
+		log_debug("kvm: KVM_SET_GSI_ROUTING (%u entries): %s", n, strerror(-r));
+	return r < 0 ? r : 0;
+}
+
+int hv_msi_route_alloc(struct hv *hv, uint32_t *ret_gsi)
+{
+	int r;
+
+	if (!hv->caps.irqfd)
+		return -EOPNOTSUPP;
+	pthread_mutex_lock(&hv->routes_lock);
+	r = hv_routes_alloc(&hv->routes, ret_gsi);
+	pthread_mutex_unlock(&hv->routes_lock);
+	return r;
+}
+
+int hv_msi_route(struct hv *hv, uint32_t gsi, uint64_t addr, uint32_t data)
+{
+	struct hv_msi_slot *s, old;
+	int r = -EINVAL;
+
+	if (!hv->caps.irqfd)
+		return -EOPNOTSUPP;
+	pthread_mutex_lock(&hv->routes_lock);
+	s = hv_routes_slot(&hv->routes, gsi);
+	if (s) {
+		old = *s;
+		*s = (struct hv_msi_slot){
+			.used = true, .installed = true, .addr = addr, .data = data
+		};
+		r = kvm_routes_commit(hv);
+		if (r < 0)
+			*s = old;
+	}
+	pthread_mutex_unlock(&hv->routes_lock);
+	return r;
+}
+
+void hv_msi_route_free(struct hv *hv, uint32_t gsi)
+{
+	struct hv_msi_slot *s;
+
+	pthread_mutex_lock(&hv->routes_lock);
+	s = hv_routes_slot(&hv->routes, gsi);
+	if (s) {
+		bool installed = s->installed;
+		*s = (struct hv_msi_slot){ 0 };
+		/* A stale route left in KVM is harmless (nothing is bound to the GSI any more) and
+		 * is dropped by the next commit. */
+		if (installed)
+			(void)kvm_routes_commit(hv);
+	}
+	pthread_mutex_unlock(&hv->routes_lock);
+}
+
+int hv_irqfd(struct hv *hv, int fd, uint32_t gsi, bool assign)
+{
+	struct kvm_irqfd k = {
+		.fd = (uint32_t)fd,
+		.gsi = gsi,
+		.flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN,
+	};
+	int r;
+
+	if (!hv->caps.irqfd)
+		return -EOPNOTSUPP;
+	r = kvm_ioctl_retry(hv->vm_fd, KVM_IRQFD, (unsigned long)&k);
+	if (r < 0)
+		log_debug("kvm: KVM_IRQFD fd %d gsi %u %s: %s", fd, gsi,
+			  assign ? "assign" : "deassign", strerror(-r));
+	return r < 0 ? r : 0;
+}
+
+int hv_ioeventfd(struct hv *hv, int fd, uint64_t addr, unsigned len, bool assign)
+{
+	struct kvm_ioeventfd k = {
+		.addr = addr,
+		.len = len,
+		.fd = fd,
+		.flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN,
+	};
+	int r;
+
+	if (!hv->caps.ioeventfd)
+		return -EOPNOTSUPP;
+	if (len != 1 && len != 2 && len != 4 && len != 8)
+		return -EINVAL;
+	r = kvm_ioctl_retry(hv->vm_fd, KVM_IOEVENTFD, (unsigned long)&k);
+	if (r < 0)
+		log_debug("kvm: KVM_IOEVENTFD fd %d at %#llx/%u %s: %s", fd,
+			  (unsigned long long)addr, len, assign ? "assign" : "deassign",
+			  strerror(-r));
 	return r < 0 ? r : 0;
 }
 

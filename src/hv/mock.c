@@ -13,12 +13,20 @@
 
 #include "hv/hv.h"
 #include "hv/mock.h"
+#include "hv/routes.h"
 #include "util/util.h"
 
 #define MOCK_MAX_RAM_SLOTS 32
 #define MOCK_MAX_VCPUS	   1024
 #define MOCK_MAX_GSI	   24
 #define MOCK_PAGE_SIZE	   4096ULL
+#define MOCK_MAX_BINDINGS  256
+
+struct mock_binding {
+	int fd;
+	uint64_t key; /* GSI (irqfd) or address (ioeventfd) */
+	unsigned len;
+};
 
 struct mock_ram {
 	uint64_t gpa;
@@ -42,6 +50,12 @@ struct hv {
 	unsigned msi_count;
 	uint64_t msi_last_addr;
 	uint32_t msi_last_data;
+
+	struct hv_route_table routes;
+	struct mock_binding irqfds[MOCK_MAX_BINDINGS];
+	unsigned n_irqfds;
+	struct mock_binding ioeventfds[MOCK_MAX_BINDINGS];
+	unsigned n_ioeventfds;
 };
 
 struct hv_vcpu {
@@ -192,6 +206,76 @@ int hv_irq_line(struct hv *hv, uint32_t gsi, bool level)
 	hv->irq_last_level = level;
 	hv->irq_levels[gsi] = level;
 	return 0;
+}
+
+int hv_msi_route_alloc(struct hv *hv, uint32_t *ret_gsi)
+{
+	return hv_routes_alloc(&hv->routes, ret_gsi);
+}
+
+int hv_msi_route(struct hv *hv, uint32_t gsi, uint64_t addr, uint32_t data)
+{
+	struct hv_msi_slot *s = hv_routes_slot(&hv->routes, gsi);
+
+	if (!s)
+		return -EINVAL;
+	*s = (struct hv_msi_slot){ .used = true, .installed = true, .addr = addr, .data = data };
+	return 0;
+}
+
+void hv_msi_route_free(struct hv *hv, uint32_t gsi)
+{
+	struct hv_msi_slot *s = hv_routes_slot(&hv->routes, gsi);
+
+	if (s)
+		*s = (struct hv_msi_slot){ 0 };
+}
+
+/* The index of (fd, key, len) in @b, or -1. */
+static int mock_binding_find(const struct mock_binding *b, unsigned n, int fd, uint64_t key,
+			     unsigned len)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (b[i].fd == fd && b[i].key == key && b[i].len == len)
+			return (int)i;
+	}
+	return -1;
+}
+
+static int mock_bind(struct mock_binding *b, unsigned *n, int fd, uint64_t key, unsigned len,
+		     bool assign)
+{
+	int i = mock_binding_find(b, *n, fd, key, len);
+
+	if (assign) {
+		if (i >= 0)
+			return -EEXIST;
+		if (*n == MOCK_MAX_BINDINGS)
+			return -ENOSPC;
+		b[(*n)++] = (struct mock_binding){ .fd = fd, .key = key, .len = len };
+		return 0;
+	}
+	if (i < 0)
+		return -ENOENT;
+	b[i] = b[--*n];
+	return 0;
+}
+
+int hv_irqfd(struct hv *hv, int fd, uint32_t gsi, bool assign)
+{
+	/* KVM binds an eventfd to one GSI at a time. */
+	for (unsigned i = 0; assign && i < hv->n_irqfds; i++) {
+		if (hv->irqfds[i].fd == fd)
+			return -EBUSY;
+	}
+	return mock_bind(hv->irqfds, &hv->n_irqfds, fd, gsi, 0, assign);
+}
+
+int hv_ioeventfd(struct hv *hv, int fd, uint64_t addr, unsigned len, bool assign)
+{
+	if (len != 1 && len != 2 && len != 4 && len != 8)
+		return -EINVAL;
+	return mock_bind(hv->ioeventfds, &hv->n_ioeventfds, fd, addr, len, assign);
 }
 
 int hv_msi(struct hv *hv, uint64_t addr, uint32_t data)
@@ -471,4 +555,58 @@ void hv_mock_mmio(struct hv *hv, uint64_t addr, bool is_write, uint8_t *data, un
 		hv->ops.mmio(hv->opaque, addr, is_write, data, len);
 	else if (!is_write)
 		memset(data, 0xff, len);
+}
+
+unsigned hv_mock_routes(struct hv *hv, struct hv_route *ret)
+{
+	return hv_routes_build(&hv->routes, ret);
+}
+
+bool hv_mock_msi_route(struct hv *hv, uint32_t gsi, uint64_t *ret_addr, uint32_t *ret_data)
+{
+	const struct hv_msi_slot *s = hv_routes_slot(&hv->routes, gsi);
+
+	if (!s || !s->installed)
+		return false;
+	if (ret_addr)
+		*ret_addr = s->addr;
+	if (ret_data)
+		*ret_data = s->data;
+	return true;
+}
+
+unsigned hv_mock_irqfd_count(struct hv *hv)
+{
+	return hv->n_irqfds;
+}
+
+bool hv_mock_irqfd(struct hv *hv, int fd, uint32_t *ret_gsi)
+{
+	for (unsigned i = 0; i < hv->n_irqfds; i++) {
+		if (hv->irqfds[i].fd == fd) {
+			if (ret_gsi)
+				*ret_gsi = (uint32_t)hv->irqfds[i].key;
+			return true;
+		}
+	}
+	return false;
+}
+
+unsigned hv_mock_ioeventfd_count(struct hv *hv)
+{
+	return hv->n_ioeventfds;
+}
+
+bool hv_mock_ioeventfd(struct hv *hv, uint64_t addr, int *ret_fd, unsigned *ret_len)
+{
+	for (unsigned i = 0; i < hv->n_ioeventfds; i++) {
+		if (hv->ioeventfds[i].key == addr) {
+			if (ret_fd)
+				*ret_fd = hv->ioeventfds[i].fd;
+			if (ret_len)
+				*ret_len = hv->ioeventfds[i].len;
+			return true;
+		}
+	}
+	return false;
 }

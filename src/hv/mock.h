@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "hv/hv.h"
+#include "hv/routes.h"
 
 /* Distinct MSR indices remembered per vCPU (a later write to the same index overwrites). */
 #define HV_MOCK_MAX_MSRS 256
@@ -24,6 +25,20 @@ bool hv_mock_irq_level(struct hv *hv, uint32_t gsi);
 /* hv_msi() calls, and the arguments of the last one. */
 unsigned hv_mock_msi_count(struct hv *hv);
 bool hv_mock_msi_last(struct hv *hv, uint64_t *ret_addr, uint32_t *ret_data);
+
+/* The routing table as the KVM backend would install it: the legacy irqchip routes, then the
+ * installed MSI routes. @ret needs room for HV_ROUTES_MAX entries; returns the count. */
+unsigned hv_mock_routes(struct hv *hv, struct hv_route *ret);
+/* The installed MSI route of @gsi; false when none. */
+bool hv_mock_msi_route(struct hv *hv, uint32_t gsi, uint64_t *ret_addr, uint32_t *ret_data);
+
+/* irqfd bindings now in place, and the GSI eventfd @fd is bound to (false when unbound). */
+unsigned hv_mock_irqfd_count(struct hv *hv);
+bool hv_mock_irqfd(struct hv *hv, int fd, uint32_t *ret_gsi);
+
+/* ioeventfd bindings now in place, and the one at @addr (false when none). */
+unsigned hv_mock_ioeventfd_count(struct hv *hv);
+bool hv_mock_ioeventfd(struct hv *hv, uint64_t addr, int *ret_fd, unsigned *ret_len);
 
 /* The registers as last set (or the x86 reset state before any set). Writable: a test may
  * also prepare what hv_vcpu_get_regs() returns. */

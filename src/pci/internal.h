@@ -25,8 +25,19 @@ struct pci_bar {
 	uint64_t mapped;   /* where its range sits on the MMIO bus, or PCI_BAR_UNMAPPED */
 };
 
+/* A vector on the routed path (irq_sink.route_*): its GSI and the eventfd bound to it. */
+struct msix_route {
+	int efd;      /* -1 until the vector is first opened */
+	uint32_t gsi; /* valid when has_gsi */
+	bool has_gsi;
+	bool bound;    /* efd is bound to gsi and gsi routes to (addr, data) */
+	uint64_t addr; /* the route as installed */
+	uint32_t data;
+};
+
 struct msix {
 	unsigned nr;
+	struct msix_route *routes; /* nr entries, or NULL without the routed path */
 	unsigned cap_offset;
 	unsigned table_bar, pba_bar;
 	uint64_t table_off, table_len, pba_off, pba_len;

@@ -3,8 +3,16 @@
  * MSI-X (PCI Local Bus 3.0 §6.8.2): the capability (message control with the table size,
  * function mask and enable bits; table and PBA offset/BIR), the table (16 bytes per vector:
  * message address low/high, data, vector control) and the pending bit array, in the device's
- * BARs. Delivery goes through irq->msi (KVM_SIGNAL_MSI underneath: no blocking, no routing
- * table). Later: KVM GSI routes + irqfd so a device thread can signal without a VMM exit.
+ * BARs.
+ *
+ * Delivery. Without the routed path (irq->route_alloc NULL: no irqfd in the hypervisor) every
+ * message goes through irq->msi (KVM_SIGNAL_MSI underneath). With it, a vector gets a GSI route
+ * to its (address, data) and an eventfd bound to that GSI (irqfd) the first time it is open
+ * (MSI-X enabled, function and vector unmasked); msix_notify() then only writes the eventfd.
+ * The route follows the guest's rewrites of the entry: at once while the vector is open, at the
+ * next open otherwise (a closed vector is never signalled, only marked pending). Disabling
+ * MSI-X unbinds the eventfds; the function's removal also frees the GSIs. A vector whose route
+ * cannot be set up (routing table full) falls back to irq->msi.
  *
  * The table and PBA accept 4-byte accesses on 4-byte boundaries and 8-byte ones on 8-byte
  * boundaries; other accesses read all ones and write nothing. The PBA is read-only.
@@ -12,6 +20,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "bus/bus.h"
 #include "pci/internal.h"
@@ -36,6 +46,11 @@ static uint16_t msix_control(const struct pci_function *fn)
 	return (uint16_t)(c[0] | c[1] << 8);
 }
 
+static bool irq_routed(const struct irq_sink *irq)
+{
+	return irq && irq->route_alloc && irq->route_set && irq->route_free && irq->irqfd;
+}
+
 /* Whether @v would be delivered now. Lock held. */
 static bool vector_open(const struct pci_function *fn, unsigned v)
 {
@@ -45,15 +60,88 @@ static bool vector_open(const struct pci_function *fn, unsigned v)
 	       !(fn->msix->table[4 * v + MSIX_CTRL] & PCI_MSIX_ENTRY_MASKED);
 }
 
+static uint64_t vector_addr(const struct msix *m, unsigned v)
+{
+	return (uint64_t)m->table[4 * v + MSIX_ADDR_HI] << 32 | m->table[4 * v + MSIX_ADDR_LO];
+}
+
+static void route_unbind(struct pci_function *fn, struct msix_route *rt)
+{
+	const struct irq_sink *irq = fn->root->irq;
+
+	if (rt->bound)
+		(void)irq->irqfd(irq->opaque, rt->efd, rt->gsi, false);
+	rt->bound = false;
+}
+
+/*
+ * Gives open vector @v a route to its current entry and a bound eventfd (see the top of the
+ * file). On failure the vector is left unbound and irq->msi delivers it. Lock held.
+ */
+static void route_sync(struct pci_function *fn, unsigned v)
+{
+	struct msix *m = fn->msix;
+	const struct irq_sink *irq = fn->root->irq;
+	struct msix_route *rt;
+	uint64_t addr;
+	uint32_t data;
+	int r;
+
+	if (!m->routes || !vector_open(fn, v))
+		return;
+	rt = &m->routes[v];
+	addr = vector_addr(m, v);
+	data = m->table[4 * v + MSIX_DATA];
+	if (rt->bound && rt->addr == addr && rt->data == data)
+		return;
+	if (rt->efd < 0) {
+		rt->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (rt->efd < 0) {
+			r = -errno;
+			goto fail;
+		}
+	}
+	if (!rt->has_gsi) {
+		r = irq->route_alloc(irq->opaque, &rt->gsi);
+		if (r < 0)
+			goto fail;
+		rt->has_gsi = true;
+	}
+	r = irq->route_set(irq->opaque, rt->gsi, addr, data);
+	if (r < 0)
+		goto fail;
+	rt->addr = addr;
+	rt->data = data;
+	if (!rt->bound) {
+		r = irq->irqfd(irq->opaque, rt->efd, rt->gsi, true);
+		if (r < 0)
+			goto fail;
+		rt->bound = true;
+	}
+	return;
+fail:
+	/* An eventfd still bound would raise the old route. */
+	route_unbind(fn, rt);
+	log_ratelimited(&fn->root->rl, LOG_WARN,
+			"pci: %s MSI-X vector %u: no interrupt route (%s); using the slow path",
+			fn->name, v, strerror(-r));
+}
+
 static int vector_send(struct pci_function *fn, unsigned v)
 {
-	const uint32_t *e = &fn->msix->table[4 * v];
+	const struct msix *m = fn->msix;
 	const struct irq_sink *irq = fn->root->irq;
-	uint64_t addr = (uint64_t)e[MSIX_ADDR_HI] << 32 | e[MSIX_ADDR_LO];
+	uint64_t one = 1;
 
+	if (m->routes && m->routes[v].bound) {
+		/* A full counter means the interrupt is already on its way: EAGAIN is fine. */
+		if (write(m->routes[v].efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			return -errno;
+		return 0;
+	}
 	if (!irq || !irq->msi)
 		return -ENODEV;
-	return irq->msi(irq->opaque, addr, e[MSIX_DATA]);
+	return irq->msi(irq->opaque, vector_addr(m, v), m->table[4 * v + MSIX_DATA]);
 }
 
 static bool pending(const struct msix *m, unsigned v)
@@ -75,6 +163,7 @@ static void flush_pending(struct pci_function *fn, unsigned first, unsigned end)
 	struct msix *m = fn->msix;
 
 	for (unsigned v = first; v < end; v++) {
+		route_sync(fn, v);
 		if (pending(m, v) && vector_open(fn, v)) {
 			set_pending(m, v, false);
 			vector_send(fn, v);
@@ -86,9 +175,16 @@ static void flush_pending(struct pci_function *fn, unsigned first, unsigned end)
 static void cap_write(void *opaque, unsigned offset, const uint8_t *data, unsigned len)
 {
 	struct pci_function *fn = opaque;
+	struct msix *m = fn->msix;
 
-	if (offset <= MSIX_CAP_CONTROL + 1 && offset + len > MSIX_CAP_CONTROL)
-		flush_pending(fn, 0, fn->msix->nr);
+	if (offset > MSIX_CAP_CONTROL + 1 || offset + len <= MSIX_CAP_CONTROL)
+		return;
+	/* Disabled: the driver let go of its vectors (unload, reset); bind again on next use. */
+	if (!(msix_control(fn) & PCI_MSIX_CTRL_ENABLE) && m->routes) {
+		for (unsigned v = 0; v < m->nr; v++)
+			route_unbind(fn, &m->routes[v]);
+	}
+	flush_pending(fn, 0, m->nr);
 }
 
 static const struct pci_cap_ops msix_cap_ops = { .write = cap_write };
@@ -106,10 +202,12 @@ static void table_write(struct pci_function *fn, unsigned dword, uint32_t val)
 		m->table[dword] = val & PCI_MSIX_ENTRY_MASKED;
 		if (!(val & PCI_MSIX_ENTRY_MASKED))
 			flush_pending(fn, v, v + 1);
-		break;
+		return;
 	default:
 		m->table[dword] = val;
 	}
+	/* Rewritten while open: the route follows now (no-op when closed or unchanged). */
+	route_sync(fn, v);
 }
 
 bool msix_bar_access(struct pci_function *fn, unsigned bar, uint64_t offset, bool is_write,
@@ -176,12 +274,17 @@ int msix_init(struct pci_function *fn, unsigned nr_vectors, unsigned table_bar, 
 		return -ENOMEM;
 	m->table = calloc(nr_vectors, PCI_MSIX_ENTRY_SIZE);
 	m->pba = calloc(pba_len / 8, sizeof(uint64_t));
-	if (!m->table || !m->pba) {
+	if (irq_routed(fn->root->irq))
+		m->routes = calloc(nr_vectors, sizeof(*m->routes));
+	if (!m->table || !m->pba || (irq_routed(fn->root->irq) && !m->routes)) {
 		free(m->table);
 		free(m->pba);
+		free(m->routes);
 		free(m);
 		return -ENOMEM;
 	}
+	for (unsigned v = 0; m->routes && v < nr_vectors; v++)
+		m->routes[v].efd = -1;
 	m->nr = nr_vectors;
 	m->table_bar = table_bar;
 	m->pba_bar = pba_bar;
@@ -205,6 +308,7 @@ int msix_init(struct pci_function *fn, unsigned nr_vectors, unsigned table_bar, 
 		fn->msix = NULL;
 		free(m->table);
 		free(m->pba);
+		free(m->routes);
 		free(m);
 	}
 	return r;
@@ -212,8 +316,21 @@ int msix_init(struct pci_function *fn, unsigned nr_vectors, unsigned table_bar, 
 
 void msix_free(struct pci_function *fn)
 {
-	if (!fn->msix)
+	struct msix *m = fn->msix;
+	const struct irq_sink *irq = fn->root->irq;
+
+	if (!m)
 		return;
+	for (unsigned v = 0; m->routes && v < m->nr; v++) {
+		struct msix_route *rt = &m->routes[v];
+
+		route_unbind(fn, rt);
+		if (rt->has_gsi)
+			irq->route_free(irq->opaque, rt->gsi);
+		if (rt->efd >= 0)
+			close(rt->efd);
+	}
+	free(m->routes);
 	free(fn->msix->table);
 	free(fn->msix->pba);
 	free(fn->msix);

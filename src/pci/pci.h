@@ -129,7 +129,8 @@ struct pci_function_desc {
 
 /*
  * Creates the root complex: registers 0xcf8-0xcff on @pio and the ECAM window on @mmio, and the
- * host bridge at 00:00.0. @irq delivers MSIs (irq->msi). @layout's windows must be non-empty,
+ * host bridge at 00:00.0. @irq delivers MSIs (irq->msi, or its routed path: see msix.c).
+ * @layout's windows must be non-empty,
  * aligned to 4 KiB and not overlap. Returns 0, -EINVAL, -ENOMEM, or the bus's error (-EEXIST
  * when something already sits at those addresses).
  */
@@ -201,10 +202,11 @@ int msix_init(struct pci_function *fn, unsigned nr_vectors, unsigned table_bar, 
 	      unsigned pba_bar, uint32_t pba_off);
 
 /*
- * Signals @vector from any thread: delivered through irq->msi now when MSI-X is enabled and
- * neither the function nor the vector is masked; left pending when masked (and delivered when
- * the guest unmasks it); dropped when MSI-X is disabled. A vector ≥ the table size is ignored
- * with a rate-limited log. Returns 0, -EINVAL (bad vector, no MSI-X), or irq->msi's error.
+ * Signals @vector from any thread: delivered now when MSI-X is enabled and neither the function
+ * nor the vector is masked (a write to the vector's irqfd eventfd on the routed path, else
+ * irq->msi; neither blocks); left pending when masked (and delivered when the guest unmasks
+ * it); dropped when MSI-X is disabled. A vector ≥ the table size is ignored with a rate-limited
+ * log. Returns 0, -EINVAL (bad vector, no MSI-X), or the delivery's -errno.
  */
 int msix_notify(struct pci_function *fn, unsigned vector);
 

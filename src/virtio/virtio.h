@@ -17,10 +17,13 @@
  *
  * Threads. A notify (a guest write to the notify region) arrives on a vCPU thread; it only
  * writes the queue's eventfd, which the VMM loop (DESIGN §2) watches and which then calls
- * ops->queue_notify on the loop thread. (With KVM ioeventfd the kernel could signal the same
- * eventfd directly; hv.h has no ioeventfd call yet.) Interrupts are MSI-X only: with MSI-X
- * disabled a used-buffer or config-change notification is dropped (no INTx: Linux always
- * enables MSI-X for virtio-pci when it is offered; a polling driver still sees the rings).
+ * ops->queue_notify on the loop thread. When the VM offers dev_loop.ioeventfd, the same
+ * eventfd is also registered at the queue's notify address (16-bit writes, what Linux does)
+ * from DRIVER_OK until reset, following the BAR: the kernel then signals it without a vCPU
+ * exit, and the MMIO handler only sees the notifies it does not catch. Interrupts are MSI-X
+ * only: with MSI-X disabled a used-buffer or config-change notification is dropped (no INTx:
+ * Linux always enables MSI-X for virtio-pci when it is offered; a polling driver still sees
+ * the rings).
  *
  * Locking: one mutex per transport (struct virtio_pci) guards its registers and queues. Every
  * ops callback is called with it held; a device's own loop callbacks (backend fds) take it

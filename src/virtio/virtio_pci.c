@@ -28,6 +28,13 @@
 #define VIRTIO_PCI_TRANSPORT_FEATURES \
 	(BIT64(VIRTIO_F_VERSION_1) | BIT64(VIRTIO_F_EVENT_IDX) | BIT64(VIRTIO_F_INDIRECT_DESC))
 
+/*
+ * The width of the notify write the ioeventfds catch: Linux's virtio-pci (vp_notify) and our
+ * test guest write the queue index with one 16-bit store. A write of another width (legal:
+ * the value is not used) misses the ioeventfd and takes the MMIO handler, which does the same.
+ */
+#define VIRTIO_PCI_NOTIFY_LEN 2
+
 struct virtio_pci_queue {
 	struct virtq vq;
 	struct virtio_pci *vp;
@@ -38,6 +45,8 @@ struct virtio_pci_queue {
 	uint64_t desc, avail, used;
 	int efd; /* notify eventfd, watched by the loop; -1 without a loop */
 	bool efd_registered;
+	bool ioev_on; /* efd is an ioeventfd at ioev_addr (under ioev_lock) */
+	uint64_t ioev_addr;
 	bool pending; /* notified while paused or without a loop */
 };
 
@@ -58,6 +67,13 @@ struct virtio_pci {
 	uint8_t isr;
 	bool paused;
 	struct log_ratelimit rl;
+	/*
+	 * The queues' ioeventfds: innermost lock, taken under vp->lock (status changes) or under
+	 * the PCI root's (bar_remap), never the other way round.
+	 */
+	pthread_mutex_t ioev_lock;
+	uint64_t notify_base; /* where the BAR decodes, or PCI_BAR_UNMAPPED */
+	bool ioev_live;	      /* DRIVER_OK: a notify may bypass vp_notify_write's checks */
 	struct virtio_pci_queue q[];
 };
 
@@ -98,6 +114,67 @@ static void vp_kick(struct virtio_pci_queue *q)
 		q->pending = true;
 }
 
+/* ---- ioeventfds ---- */
+
+/*
+ * Makes each queue's ioeventfd match the state: present at its notify address while the BAR
+ * decodes and the driver is running (DRIVER_OK, so that a notify before it still reaches
+ * vp_notify_write and puts the device in NEEDS_RESET), absent otherwise. A failed registration
+ * only costs speed: the MMIO handler still takes the notify. ioev_lock held.
+ */
+static void vp_ioev_sync(struct virtio_pci *vp)
+{
+	const struct dev_loop *loop = vp->loop;
+
+	for (unsigned i = 0; loop && loop->ioeventfd && i < vp->ops->num_queues; i++) {
+		struct virtio_pci_queue *q = &vp->q[i];
+		uint64_t addr = vp->notify_base + VIRTIO_PCI_NOTIFY_OFF +
+				(uint64_t)i * VIRTIO_PCI_NOTIFY_MULT;
+		bool want = q->efd >= 0 && vp->ioev_live && vp->notify_base != PCI_BAR_UNMAPPED;
+		int r;
+
+		if (q->ioev_on && (!want || q->ioev_addr != addr)) {
+			(void)loop->ioeventfd(loop->ioeventfd_ctx, q->efd, q->ioev_addr,
+					      VIRTIO_PCI_NOTIFY_LEN, false);
+			q->ioev_on = false;
+		}
+		if (want && !q->ioev_on) {
+			r = loop->ioeventfd(loop->ioeventfd_ctx, q->efd, addr,
+					    VIRTIO_PCI_NOTIFY_LEN, true);
+			if (r < 0) {
+				log_debug("%s: queue %u: no ioeventfd at %#llx: %s", vp->ops->name,
+					  i, (unsigned long long)addr, strerror(-r));
+				continue;
+			}
+			q->ioev_on = true;
+			q->ioev_addr = addr;
+		}
+	}
+}
+
+static void vp_ioev_set_live(struct virtio_pci *vp, bool live)
+{
+	pthread_mutex_lock(&vp->ioev_lock);
+	if (vp->ioev_live != live) {
+		vp->ioev_live = live;
+		vp_ioev_sync(vp);
+	}
+	pthread_mutex_unlock(&vp->ioev_lock);
+}
+
+/* pci_function_ops.bar_remap: under the root's lock, so not vp->lock. */
+static void vp_bar_remap(void *opaque, unsigned bar, uint64_t addr)
+{
+	struct virtio_pci *vp = opaque;
+
+	if (bar != VIRTIO_PCI_BAR)
+		return;
+	pthread_mutex_lock(&vp->ioev_lock);
+	vp->notify_base = addr;
+	vp_ioev_sync(vp);
+	pthread_mutex_unlock(&vp->ioev_lock);
+}
+
 /* ---- reset and status (lock held) ---- */
 
 /* Registers and queues back to their power-on values; the device is not told. */
@@ -110,6 +187,7 @@ static void vp_reset_regs(struct virtio_pci *vp)
 	vp->msix_config = VIRTIO_MSI_NO_VECTOR;
 	vp->queue_select = 0;
 	vp->isr = 0;
+	vp_ioev_set_live(vp, false);
 	for (unsigned i = 0; i < vp->ops->num_queues; i++) {
 		struct virtio_pci_queue *q = &vp->q[i];
 
@@ -162,6 +240,7 @@ static void vp_write_status(struct virtio_pci *vp, uint8_t v)
 		return;
 	if (vp->ops->activate)
 		vp->ops->activate(vp->opaque, vp->driver_features);
+	vp_ioev_set_live(vp, true);
 	/* Buffers made available before DRIVER_OK are served now. */
 	for (unsigned i = 0; i < vp->ops->num_queues; i++) {
 		if (vp->q[i].enabled)
@@ -421,7 +500,8 @@ static void vp_bar_rw(void *opaque, unsigned bar, uint64_t offset, bool is_write
 	pthread_mutex_unlock(&vp->lock);
 }
 
-static const struct pci_function_ops vp_pci_ops = { .bar_rw = vp_bar_rw };
+static const struct pci_function_ops vp_pci_ops = { .bar_rw = vp_bar_rw,
+						    .bar_remap = vp_bar_remap };
 
 /* ---- queue operations for devices (lock held) ---- */
 
@@ -600,6 +680,8 @@ int virtio_pci_create(struct pci_root *pci, const struct guest_mem *mem,
 	if (!vp)
 		return -ENOMEM;
 	pthread_mutex_init(&vp->lock, NULL);
+	pthread_mutex_init(&vp->ioev_lock, NULL);
+	vp->notify_base = PCI_BAR_UNMAPPED;
 	vp->ops = ops;
 	vp->opaque = opaque;
 	vp->mem = mem;
@@ -640,6 +722,7 @@ struct virtio_pci *virtio_pci_destroy(struct virtio_pci *vp)
 {
 	if (!vp)
 		return NULL;
+	vp_ioev_set_live(vp, false);
 	pci_unregister(vp->fn);
 	for (unsigned i = 0; i < vp->ops->num_queues; i++) {
 		struct virtio_pci_queue *q = &vp->q[i];
@@ -650,6 +733,7 @@ struct virtio_pci *virtio_pci_destroy(struct virtio_pci *vp)
 			close(q->efd);
 	}
 	pthread_mutex_destroy(&vp->lock);
+	pthread_mutex_destroy(&vp->ioev_lock);
 	free(vp);
 	return NULL;
 }

@@ -10,7 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include "bus/bus.h"
+#include "hv/hv.h"
+#include "hv/mock.h"
+#include "hv/routes.h"
 #include "pci/pci.h"
 #include "util/util.h"
 
@@ -44,7 +50,39 @@ struct harness {
 	} msis[MAX_MSIS];
 	unsigned bar_calls;
 	uint64_t bar_offset;
+	struct hv *hv; /* the routed path's backend (setup_routed) */
+	int last_efd;  /* of the last irqfd assign */
+	uint32_t last_gsi;
 };
+
+static int fake_route_alloc(void *opaque, uint32_t *ret_gsi)
+{
+	struct harness *h = opaque;
+	return hv_msi_route_alloc(h->hv, ret_gsi);
+}
+
+static int fake_route_set(void *opaque, uint32_t gsi, uint64_t addr, uint32_t data)
+{
+	struct harness *h = opaque;
+	return hv_msi_route(h->hv, gsi, addr, data);
+}
+
+static void fake_route_free(void *opaque, uint32_t gsi)
+{
+	struct harness *h = opaque;
+	hv_msi_route_free(h->hv, gsi);
+}
+
+static int fake_irqfd(void *opaque, int fd, uint32_t gsi, bool assign)
+{
+	struct harness *h = opaque;
+
+	if (assign) {
+		h->last_efd = fd;
+		h->last_gsi = gsi;
+	}
+	return hv_irqfd(h->hv, fd, gsi, assign);
+}
 
 static int fake_msi(void *opaque, uint64_t addr, uint32_t data)
 {
@@ -130,7 +168,8 @@ static void unmask(struct harness *h, unsigned v)
 	mmio_write(h, TABLE + 16 * v + 12, 0, 4);
 }
 
-static int setup(void **state)
+/* The function with MSI-X, BAR0 decoded; @routed: with the routed path over the mock hv. */
+static struct harness *harness_new(bool routed)
 {
 	struct harness *h = calloc(1, sizeof(*h));
 	const struct pci_function_desc desc = {
@@ -147,6 +186,14 @@ static int setup(void **state)
 	bus_init(&h->pio, "pio");
 	bus_init(&h->mmio, "mmio");
 	h->irq = (struct irq_sink){ .msi = fake_msi, .opaque = h };
+	h->last_efd = -1;
+	if (routed) {
+		assert_int_equal(hv_create(&h->hv), 0);
+		h->irq.route_alloc = fake_route_alloc;
+		h->irq.route_set = fake_route_set;
+		h->irq.route_free = fake_route_free;
+		h->irq.irqfd = fake_irqfd;
+	}
 	assert_int_equal(pci_root_create(&h->pio, &h->mmio, &h->irq, &layout, &h->root), 0);
 	assert_int_equal(pci_register(h->root, &desc, h, &h->fn), 0);
 	assert_int_equal(pci_bar_address(h->fn, 0), BAR0);
@@ -161,7 +208,18 @@ static int setup(void **state)
 		}
 	}
 	assert_int_not_equal(h->cap, 0);
-	*state = h;
+	return h;
+}
+
+static int setup(void **state)
+{
+	*state = harness_new(false);
+	return 0;
+}
+
+static int setup_routed(void **state)
+{
+	*state = harness_new(true);
 	return 0;
 }
 
@@ -170,6 +228,7 @@ static int teardown(void **state)
 	struct harness *h = *state;
 
 	h->root = pci_root_destroy(h->root);
+	hv_destroy(h->hv);
 	free(h);
 	return 0;
 }
@@ -368,6 +427,98 @@ static void test_init_errors(void **state)
 	root = pci_root_destroy(root);
 }
 
+/* The eventfd's counter (0 when never written), consuming it. */
+static uint64_t efd_take(int efd)
+{
+	uint64_t v = 0;
+
+	if (read(efd, &v, sizeof(v)) < 0)
+		return 0;
+	return v;
+}
+
+static void assert_route(struct harness *h, uint32_t gsi, uint64_t addr, uint32_t data)
+{
+	uint64_t a;
+	uint32_t d;
+
+	assert_true(hv_mock_msi_route(h->hv, gsi, &a, &d));
+	assert_int_equal(a, addr);
+	assert_int_equal(d, data);
+}
+
+static void test_routed_delivery(void **state)
+{
+	struct harness *h = *state;
+	uint32_t gsi;
+	int efd;
+
+	program(h, 1);
+	set_control(h, PCI_MSIX_CTRL_ENABLE);
+	/* masked vectors get nothing yet */
+	assert_int_equal(hv_mock_irqfd_count(h->hv), 0);
+	unmask(h, 1);
+	assert_int_equal(hv_mock_irqfd_count(h->hv), 1);
+	efd = h->last_efd;
+	gsi = h->last_gsi;
+	assert_true(gsi >= HV_IOAPIC_PINS);
+	assert_route(h, gsi, 0xfee01000, 0x4021);
+
+	/* delivery writes the eventfd, never irq->msi */
+	assert_int_equal(msix_notify(h->fn, 1), 0);
+	assert_int_equal(msix_notify(h->fn, 1), 0);
+	assert_int_equal(h->nr_msis, 0);
+	assert_int_equal(efd_take(efd), 2);
+
+	/* rewritten while open: the route follows at once */
+	mmio_write(h, TABLE + 16 + 8, 0x4031, 4);
+	assert_route(h, gsi, 0xfee01000, 0x4031);
+	/* rewritten while masked: at the unmask, before the pending message goes out */
+	mmio_write(h, TABLE + 16 + 12, PCI_MSIX_ENTRY_MASKED, 4);
+	assert_int_equal(msix_notify(h->fn, 1), 0);
+	assert_int_equal(efd_take(efd), 0);
+	assert_int_equal(mmio_read(h, PBA, 8), 1u << 1);
+	mmio_write(h, TABLE + 16, 0xfee02000, 4);
+	assert_route(h, gsi, 0xfee01000, 0x4031);
+	unmask(h, 1);
+	assert_route(h, gsi, 0xfee02000, 0x4031);
+	assert_int_equal(efd_take(efd), 1);
+	assert_int_equal(mmio_read(h, PBA, 8), 0);
+	assert_int_equal(hv_mock_irqfd_count(h->hv), 1); /* the same binding */
+	assert_int_equal(h->nr_msis, 0);
+
+	/* MSI-X disabled: unbound (GSI kept); enabled again: bound again to the same GSI */
+	set_control(h, 0);
+	assert_int_equal(hv_mock_irqfd_count(h->hv), 0);
+	set_control(h, PCI_MSIX_CTRL_ENABLE);
+	assert_int_equal(hv_mock_irqfd_count(h->hv), 1);
+	assert_true(hv_mock_irqfd(h->hv, efd, &gsi));
+	assert_int_equal(gsi, h->last_gsi);
+
+	/* removal unbinds and frees the route */
+	h->root = pci_root_destroy(h->root);
+	assert_int_equal(hv_mock_irqfd_count(h->hv), 0);
+	assert_false(hv_mock_msi_route(h->hv, gsi, NULL, NULL));
+}
+
+static void test_routed_fallback(void **state)
+{
+	struct harness *h = *state;
+	uint32_t gsi;
+
+	/* a full routing table: the vector goes through irq->msi instead */
+	while (hv_msi_route_alloc(h->hv, &gsi) == 0)
+		;
+	program(h, 0);
+	set_control(h, PCI_MSIX_CTRL_ENABLE);
+	unmask(h, 0);
+	assert_int_equal(hv_mock_irqfd_count(h->hv), 0);
+	assert_int_equal(msix_notify(h->fn, 0), 0);
+	assert_int_equal(h->nr_msis, 1);
+	assert_int_equal(h->msis[0].addr, 0xfee00000);
+	assert_int_equal(h->msis[0].data, 0x4020);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -377,6 +528,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_function_mask, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_vector_and_pba, setup, teardown),
 		cmocka_unit_test(test_init_errors),
+		cmocka_unit_test_setup_teardown(test_routed_delivery, setup_routed, teardown),
+		cmocka_unit_test_setup_teardown(test_routed_fallback, setup_routed, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -133,7 +133,9 @@ static int setup(void **state)
 	bus_init(&h->pio, "pio");
 	h->cfg.serial.mode = CONSOLE_NULL;
 	h->irq = (struct irq_sink){ .set_line = fake_set_line, .opaque = h };
-	h->loop = (struct dev_loop){ fake_add_fd, fake_mod_fd, fake_del_fd, h };
+	h->loop = (struct dev_loop){
+		.add_fd = fake_add_fd, .mod_fd = fake_mod_fd, .del_fd = fake_del_fd, .loop = h
+	};
 	h->ctx = (struct dev_ctx){
 		.pio = &h->pio, .irq = &h->irq, .loop = &h->loop, .cfg = &h->cfg
 	};

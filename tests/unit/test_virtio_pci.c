@@ -12,6 +12,8 @@
 
 #include <errno.h>
 
+#include "hv/hv.h"
+#include "hv/mock.h"
 #include "virtio_harness.h"
 
 #define QSIZE 16
@@ -349,6 +351,70 @@ static void test_pause_defers(void **state)
 	assert_int_equal(vh_used_idx(h, 0), 1);
 }
 
+static int mock_ioeventfd(void *ctx, int fd, uint64_t addr, unsigned len, bool assign)
+{
+	return hv_ioeventfd(ctx, fd, addr, len, assign);
+}
+
+/* Queue @q's ioeventfd is at @bar's notify address, 2 bytes wide. */
+static void assert_ioev(struct hv *hv, uint64_t bar, unsigned q)
+{
+	unsigned len;
+	int fd;
+
+	assert_true(hv_mock_ioeventfd(hv, bar + VIRTIO_PCI_NOTIFY_OFF + 4 * q, &fd, &len));
+	assert_true(fd >= 0);
+	assert_int_equal(len, 2);
+}
+
+static void test_ioeventfd(void **state)
+{
+	struct vh *h = vh_create(true);
+	struct fake f = { 0 };
+	uint64_t moved;
+	struct hv *hv;
+
+	(void)state;
+	assert_int_equal(hv_create(&hv), 0);
+	h->loop.ioeventfd = mock_ioeventfd;
+	h->loop.ioeventfd_ctx = hv;
+	assert_int_equal(virtio_pci_create(h->root, &h->mem, &h->loop, &fake_ops, &f, &f.vp), 0);
+	vh_attach(h, virtio_pci_function(f.vp), 3);
+	/* not before DRIVER_OK: an early notify must still reach the handler (NEEDS_RESET) */
+	assert_true(vh_negotiate(h, VH_VERSION_1) & VIRTIO_STATUS_FEATURES_OK);
+	vh_setup_queue(h, 0, QSIZE);
+	assert_int_equal(hv_mock_ioeventfd_count(hv), 0);
+	vh_driver_ok(h);
+	assert_int_equal(hv_mock_ioeventfd_count(hv), 2);
+	assert_ioev(hv, h->bar, 0);
+	assert_ioev(hv, h->bar, 1);
+
+	/* the guest moves the BAR: the ioeventfds follow */
+	moved = h->bar + 0x100000;
+	vh_cfg_write(h, PCI_BAR0, (uint32_t)moved, 4);
+	vh_cfg_write(h, PCI_BAR0 + 4, (uint32_t)(moved >> 32), 4);
+	assert_int_equal(hv_mock_ioeventfd_count(hv), 2);
+	assert_ioev(hv, moved, 0);
+	assert_ioev(hv, moved, 1);
+	/* memory decoding off: none; on again: back */
+	vh_cfg_write(h, PCI_COMMAND, PCI_COMMAND_MASTER, 2);
+	assert_int_equal(hv_mock_ioeventfd_count(hv), 0);
+	vh_cfg_write(h, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, 2);
+	assert_ioev(hv, moved, 1);
+	h->bar = moved;
+
+	/* a device reset removes them, DRIVER_OK brings them back, destroy removes them */
+	vh_wr(h, VIRTIO_PCI_COMMON_STATUS, 0, 1);
+	assert_int_equal(hv_mock_ioeventfd_count(hv), 0);
+	assert_true(vh_negotiate(h, VH_VERSION_1) & VIRTIO_STATUS_FEATURES_OK);
+	vh_driver_ok(h);
+	assert_int_equal(hv_mock_ioeventfd_count(hv), 2);
+	f.vp = virtio_pci_destroy(f.vp);
+	assert_int_equal(hv_mock_ioeventfd_count(hv), 0);
+	vh_destroy(h);
+	hv_destroy(hv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -361,6 +427,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_chain_needs_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notify_before_driver_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pause_defers, setup, teardown),
+		cmocka_unit_test(test_ioeventfd),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -137,7 +137,9 @@ static inline struct vh *vh_create(bool with_loop)
 	guest_mem_init(&h->mem);
 	assert_int_equal(guest_mem_add_region(&h->mem, 0, VH_RAM_SIZE, h->ram), 0);
 	vm_config_init(&h->cfg);
-	h->loop = (struct dev_loop){ vh_add_fd, vh_mod_fd, vh_del_fd, h };
+	h->loop = (struct dev_loop){
+		.add_fd = vh_add_fd, .mod_fd = vh_mod_fd, .del_fd = vh_del_fd, .loop = h
+	};
 	h->ctx = (struct dev_ctx){ .mem = &h->mem,
 				   .pio = &h->pio,
 				   .mmio = &h->mmio,
