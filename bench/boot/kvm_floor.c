@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The floor under "exec -> first guest instruction" that no VMM can go below on this host:
- * the KVM ioctls every VMM must make before a vCPU can run (create the VM and its irqchip,
- * register guest RAM, create a vCPU), timed one by one, without cubicle's code around them.
+ * What every VMM waits for before "exec -> first guest instruction" on this host: the KVM
+ * ioctls it must make before a vCPU can run (create the VM and its irqchip, register guest RAM,
+ * create a vCPU), timed one by one, without cubicle's code around them. (The memslot's SRCU
+ * grace period varies from run to run; cubicle overlaps it with its own set-up.)
  * Prints one JSON object with the median of each, in milliseconds, over --runs N VMs.
  *
  * Usage: kvm-floor [RUNS] [RAM_MIB]
