@@ -208,7 +208,7 @@ static void *acpi_alloc(struct acpi_builder *b, size_t size, uint64_t *ret_gpa)
 	return b->buf + off;
 }
 
-static uint8_t acpi_checksum(const void *p, size_t len)
+uint8_t x86_checksum8(const void *p, size_t len)
 {
 	const uint8_t *b = p;
 	uint8_t sum = 0;
@@ -236,7 +236,7 @@ static void acpi_header_init(struct acpi_header *h, const char sig[4], uint32_t 
 static void acpi_table_seal(struct acpi_header *h)
 {
 	h->checksum = 0;
-	h->checksum = acpi_checksum(h, h->length);
+	h->checksum = x86_checksum8(h, h->length);
 }
 
 static struct acpi_gas gas_io8(uint16_t port)
@@ -507,8 +507,8 @@ int x86_acpi_build_buf(void *buf, size_t cap, uint64_t gpa, unsigned nr_vcpus,
 	rsdp->revision = 2;
 	rsdp->length = sizeof(*rsdp);
 	rsdp->xsdt_address = xsdt_gpa;
-	rsdp->checksum = acpi_checksum(rsdp, offsetof(struct acpi_rsdp, length));
-	rsdp->extended_checksum = acpi_checksum(rsdp, sizeof(*rsdp));
+	rsdp->checksum = x86_checksum8(rsdp, offsetof(struct acpi_rsdp, length));
+	rsdp->extended_checksum = x86_checksum8(rsdp, sizeof(*rsdp));
 
 	*ret_len = b.len;
 	*ret_rsdp = rsdp_gpa;

@@ -87,14 +87,6 @@ _Static_assert(sizeof(struct mp_header) == 44, "MP header");
 _Static_assert(sizeof(struct mp_cpu) == 20, "MP processor entry");
 _Static_assert(sizeof(struct mp_intsrc) == 8, "MP interrupt entry");
 
-static uint8_t mp_checksum(const uint8_t *p, size_t len)
-{
-	uint8_t sum = 0;
-	for (size_t i = 0; i < len; i++)
-		sum += p[i];
-	return (uint8_t)-sum;
-}
-
 size_t x86_mptable_size(unsigned nr_vcpus)
 {
 	return sizeof(struct mp_floating) + sizeof(struct mp_header) +
@@ -183,14 +175,14 @@ int x86_mptable_build_buf(uint8_t *buf, size_t cap, uint64_t gpa, unsigned nr_vc
 	memcpy(h->product, "MICROVM     ", 12);
 	h->entry_count = (uint16_t)entries;
 	h->lapic_addr = (uint32_t)X86_LAPIC_START;
-	h->checksum = mp_checksum((const uint8_t *)h, h->length);
+	h->checksum = x86_checksum8(h, h->length);
 
 	struct mp_floating *f = (struct mp_floating *)buf;
 	memcpy(f->signature, "_MP_", 4);
 	f->physptr = (uint32_t)(gpa + sizeof(*f));
 	f->length = 1;
 	f->spec_rev = MP_SPEC_REV;
-	f->checksum = mp_checksum(buf, sizeof(*f));
+	f->checksum = x86_checksum8(buf, sizeof(*f));
 
 	*ret_len = off;
 	return 0;

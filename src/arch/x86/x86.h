@@ -164,6 +164,9 @@ int x86_vcpu_setup(struct hv *hv, struct hv_vcpu *vcpu, unsigned index, unsigned
  * Return 0, -EINVAL for a vCPU count outside 1..CONFIG_MAX_VCPUS, -ENOSPC when @cap is short,
  * or guest_mem_write's error.
  */
+/* The byte that makes the @len bytes at @p sum to 0 (mod 256): the ACPI and MP checksums. */
+uint8_t x86_checksum8(const void *p, size_t len);
+
 #define X86_MPTABLE_START X86_EBDA_START
 #define X86_MPTABLE_MAX	  (8 * 1024) /* 5.2 KiB for CONFIG_MAX_VCPUS */
 size_t x86_mptable_size(unsigned nr_vcpus);
