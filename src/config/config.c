@@ -5,6 +5,7 @@
  * Cloud Hypervisor) and commits to the config only when the whole argument parsed.
  */
 #include "config/config.h"
+#include "config/kv.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -13,7 +14,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define KV_MAX_ITEMS	32
 #define X86_HUGEPAGE_2M (2ULL << 20)
 #define X86_HUGEPAGE_1G (1ULL << 30)
 
@@ -204,139 +204,6 @@ int vm_config_validate(const struct vm_config *cfg, char *err, size_t errlen)
 		return error_set(err, errlen, -EINVAL,
 				 "Only one of --serial and --console can be tty (the default is "
 				 "--console tty; add --console off)");
-	return 0;
-}
-
-/*
- * Sub-option lists. Items are separated by commas, except inside [..] (Cloud Hypervisor's
- * lists such as affinity=[0@[0-1]]). The buffer @buf is a copy of the argument, cut in place.
- */
-struct kv {
-	char *key;
-	char *value; /* NULL when the item has no '=' */
-};
-
-struct kv_list {
-	char *buf;
-	unsigned n;
-	struct kv items[KV_MAX_ITEMS];
-};
-
-static int kv_split(const char *option, const char *arg, struct kv_list *l, char *err,
-		    size_t errlen)
-{
-	char *p, *item;
-	int depth = 0;
-
-	l->n = 0;
-	l->buf = strdup(arg ? arg : "");
-	if (!l->buf)
-		return -ENOMEM;
-
-	for (p = item = l->buf;; p++) {
-		if (*p == '[') {
-			depth++;
-		} else if (*p == ']') {
-			if (--depth < 0)
-				return error_set(err, errlen, -EINVAL, "%s: unbalanced ']' in '%s'",
-						 option, arg);
-		} else if ((*p == ',' && depth == 0) || *p == '\0') {
-			bool last = *p == '\0';
-
-			if (last && depth > 0)
-				return error_set(err, errlen, -EINVAL, "%s: unbalanced '[' in '%s'",
-						 option, arg);
-			*p = '\0';
-			if (*item) { /* empty items (a trailing comma) are ignored */
-				char *eq = strchr(item, '=');
-
-				if (l->n == KV_MAX_ITEMS)
-					return error_set(err, errlen, -EINVAL, "%s: too many items",
-							 option);
-				if (eq)
-					*eq = '\0';
-				l->items[l->n].key = item;
-				l->items[l->n].value = eq ? eq + 1 : NULL;
-				for (unsigned i = 0; i < l->n; i++) {
-					if (strcmp(l->items[i].key, item) == 0)
-						return error_set(err, errlen, -EINVAL,
-								 "%s: key '%s' given twice", option,
-								 item);
-				}
-				l->n++;
-			}
-			if (last)
-				return 0;
-			item = p + 1;
-		}
-	}
-}
-
-static void kv_free(struct kv_list *l)
-{
-	free(l->buf);
-	l->buf = NULL;
-}
-
-static bool key_in(const char *key, const char *const *list)
-{
-	for (; *list; list++) {
-		if (strcmp(key, *list) == 0)
-			return true;
-	}
-	return false;
-}
-
-static int kv_need_value(const char *option, const struct kv *kv, char *err, size_t errlen)
-{
-	if (!kv->value || !kv->value[0])
-		return error_set(err, errlen, -EINVAL, "%s: '%s' needs a value", option, kv->key);
-	return 0;
-}
-
-static int kv_u64(const char *option, const struct kv *kv, uint64_t max, uint64_t *ret, char *err,
-		  size_t errlen)
-{
-	int r = kv_need_value(option, kv, err, errlen);
-
-	if (r < 0)
-		return r;
-	r = parse_u64(kv->value, max, ret);
-	if (r == -ERANGE)
-		return error_set(err, errlen, -EINVAL, "%s: %s=%s is out of range (at most %llu)",
-				 option, kv->key, kv->value, (unsigned long long)max);
-	if (r < 0)
-		return error_set(err, errlen, -EINVAL, "%s: invalid number '%s' for '%s'", option,
-				 kv->value, kv->key);
-	return 0;
-}
-
-static int kv_bool(const char *option, const struct kv *kv, bool *ret, char *err, size_t errlen)
-{
-	int r = kv_need_value(option, kv, err, errlen);
-
-	if (r < 0)
-		return r;
-	if (parse_bool(kv->value, ret) < 0)
-		return error_set(err, errlen, -EINVAL,
-				 "%s: invalid value '%s' for '%s' (expected on or off)", option,
-				 kv->value, kv->key);
-	return 0;
-}
-
-static int kv_size(const char *option, const struct kv *kv, uint64_t *ret, char *err, size_t errlen)
-{
-	int r = kv_need_value(option, kv, err, errlen);
-
-	if (r < 0)
-		return r;
-	r = parse_size(kv->value, ret);
-	if (r == -ERANGE)
-		return error_set(err, errlen, -EINVAL, "%s: %s=%s is too large", option, kv->key,
-				 kv->value);
-	if (r < 0)
-		return error_set(err, errlen, -EINVAL, "%s: invalid size '%s' for '%s'", option,
-				 kv->value, kv->key);
 	return 0;
 }
 
