@@ -46,6 +46,12 @@ struct dev_ctx {
 	size_t errlen;
 };
 
+/*
+ * One counter of one device instance, for vm.counters (Cloud Hypervisor's
+ * {"_disk0": {"read_bytes": N, ...}}): @id is the instance's id, @name the counter's.
+ */
+typedef void (*dev_counter_fn)(void *opaque, const char *id, const char *name, uint64_t value);
+
 struct dev_ops {
 	const char *name;
 	/*
@@ -61,6 +67,10 @@ struct dev_ops {
 	/* Quiesce / resume device work (pause and snapshot). May be NULL. */
 	void (*pause)(void *dev);
 	void (*resume)(void *dev);
+	/* Reports every counter of every instance this entry realized through @emit, on the loop
+	 * thread. Counters count from realize (rx/tx bytes, frames, requests, drops...). May be
+	 * NULL. */
+	void (*counters)(void *dev, dev_counter_fn emit, void *opaque);
 };
 
 /* The device table: every device cubicle has, in realize order. */
