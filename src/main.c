@@ -149,6 +149,11 @@ int main(int argc, char *argv[])
 		cli_args_free(&args);
 		return 1;
 	}
+	if (vm_config_assign_ids(&args.cfg) < 0) {
+		log_error("out of memory");
+		cli_args_free(&args);
+		return 1;
+	}
 	status = vmm_run(&args.cfg);
 	cli_args_free(&args);
 	log_close_file();

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define X86_HUGEPAGE_2M (2ULL << 20)
 #define X86_HUGEPAGE_1G (1ULL << 30)
@@ -36,10 +37,101 @@ void vm_config_init(struct vm_config *cfg)
 	cfg->console.mode = CONSOLE_TTY;
 }
 
+void disk_config_init(struct disk_config *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->num_queues = CONFIG_DEFAULT_DISK_QUEUES;
+	d->queue_size = CONFIG_DEFAULT_DISK_QUEUE_SIZE;
+}
+
+void disk_config_free(struct disk_config *d)
+{
+	free(d->path);
+	free(d->vhost_socket);
+	free(d->id);
+	free(d->serial);
+	memset(d, 0, sizeof(*d));
+}
+
+void net_config_init(struct net_config *n)
+{
+	memset(n, 0, sizeof(*n));
+	n->num_queues = CONFIG_DEFAULT_NET_QUEUES;
+	n->queue_size = CONFIG_DEFAULT_NET_QUEUE_SIZE;
+}
+
+void net_config_free(struct net_config *n)
+{
+	free(n->tap);
+	free(n->ip);
+	free(n->mask);
+	free(n->mac);
+	free(n->host_mac);
+	free(n->vhost_socket);
+	free(n->id);
+	for (unsigned i = 0; i < n->num_fds; i++)
+		close(n->fds[i]);
+	memset(n, 0, sizeof(*n));
+}
+
+void pmem_config_free(struct pmem_config *p)
+{
+	free(p->file);
+	free(p->id);
+	memset(p, 0, sizeof(*p));
+}
+
+void vsock_config_free(struct vsock_config *v)
+{
+	if (!v)
+		return;
+	free(v->socket);
+	free(v->id);
+	free(v);
+}
+
+/* "_disk0": Cloud Hypervisor's default ids, numbered per kind in config order. */
+static int assign_id(char **id, const char *prefix, unsigned index)
+{
+	if (*id)
+		return 0;
+	if (asprintf(id, "_%s%u", prefix, index) < 0) {
+		*id = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int vm_config_assign_ids(struct vm_config *cfg)
+{
+	int r = 0;
+
+	for (unsigned i = 0; r == 0 && i < cfg->num_disks; i++)
+		r = assign_id(&cfg->disks[i].id, "disk", i);
+	for (unsigned i = 0; r == 0 && i < cfg->num_nets; i++)
+		r = assign_id(&cfg->nets[i].id, "net", i);
+	for (unsigned i = 0; r == 0 && i < cfg->num_pmems; i++)
+		r = assign_id(&cfg->pmems[i].id, "pmem", i);
+	if (r == 0 && cfg->vsock)
+		r = assign_id(&cfg->vsock->id, "vsock", 0);
+	return r;
+}
+
 void vm_config_free(struct vm_config *cfg)
 {
 	if (!cfg)
 		return;
+	for (unsigned i = 0; i < cfg->num_disks; i++)
+		disk_config_free(&cfg->disks[i]);
+	for (unsigned i = 0; i < cfg->num_nets; i++)
+		net_config_free(&cfg->nets[i]);
+	for (unsigned i = 0; i < cfg->num_pmems; i++)
+		pmem_config_free(&cfg->pmems[i]);
+	cfg->num_disks = cfg->num_nets = cfg->num_pmems = 0;
+	vsock_config_free(cfg->vsock);
+	cfg->vsock = NULL;
+	free(cfg->balloon);
+	cfg->balloon = NULL;
 	free(cfg->payload.kernel);
 	free(cfg->payload.initramfs);
 	free(cfg->payload.cmdline);

@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "util/ratelimit.h" /* struct rate_limiter_config (Cloud Hypervisor's RateLimiterConfig) */
+
 #define CONFIG_MAX_VCPUS   254 /* xAPIC ids 0..254, 255 is broadcast */
 #define CONFIG_DEFAULT_MEM (512ULL << 20)
 #define CONFIG_MIN_MEM	   (16ULL << 20) /* below this Linux cannot boot; refused clearly */
@@ -70,6 +72,86 @@ struct rng_config {
 	bool iommu;
 };
 
+/*
+ * Devices that can be given more than once (--disk, --net, --pmem) are arrays in the config;
+ * each element's id defaults to "_disk0", "_net1", ... (Cloud Hypervisor's names) when the user
+ * gives none, assigned by validation so that the CLI and the API agree.
+ */
+#define CONFIG_MAX_DISKS   16
+#define CONFIG_MAX_NETS	   16
+#define CONFIG_MAX_PMEMS   16
+#define CONFIG_MAX_NET_FDS 16 /* TAP fds handed in for one --net (one per queue pair) */
+#define CONFIG_ID_MAX	   64 /* bytes of a device id, with the NUL */
+
+#define CONFIG_DEFAULT_DISK_QUEUES     1
+#define CONFIG_DEFAULT_DISK_QUEUE_SIZE 128
+#define CONFIG_DEFAULT_NET_QUEUES      2
+#define CONFIG_DEFAULT_NET_QUEUE_SIZE  256
+
+/* DiskConfig. Defaults: num_queues 1, queue_size 128. */
+struct disk_config {
+	char *path;
+	bool readonly;
+	bool direct; /* O_DIRECT */
+	bool iommu;
+	uint16_t num_queues;
+	uint16_t queue_size;
+	bool vhost_user; /* accepted for API compatibility; refused by validation for now */
+	char *vhost_socket;
+	struct rate_limiter_config rate_limiter;
+	uint16_t pci_segment;
+	char *id;
+	char *serial; /* VIRTIO_BLK_T_GET_ID; NULL = none */
+};
+
+/* NetConfig. Defaults: ip 192.168.249.1, mask 255.255.255.0 (used only when cubicle creates
+ * the TAP and an address was given), num_queues 2, queue_size 256, random locally administered
+ * guest MAC. Strings as the user wrote them; the net device parses mac/ip/mask (validated). */
+struct net_config {
+	char *tap; /* TAP name; NULL = create one (tapN) */
+	char *ip;  /* host side address of the TAP; NULL = none set */
+	char *mask;
+	char *mac;	/* guest MAC "12:34:56:78:9a:bc"; NULL = random */
+	char *host_mac; /* TAP's MAC; NULL = the kernel's */
+	uint16_t mtu;	/* 0 = the TAP's */
+	bool iommu;
+	uint16_t num_queues; /* total queues: 2 per pair */
+	uint16_t queue_size;
+	bool vhost_user; /* refused for now */
+	char *vhost_socket;
+	char *id;
+	uint16_t pci_segment;
+	struct rate_limiter_config rate_limiter;
+	int fds[CONFIG_MAX_NET_FDS]; /* open TAP fds handed in (fd=[a,b], or SCM_RIGHTS) */
+	unsigned num_fds;	     /* the config owns them: vm_config_free closes them */
+};
+
+/* VsockConfig (hybrid vsock over a Unix socket). */
+struct vsock_config {
+	uint64_t cid; /* ≥ 3 */
+	char *socket;
+	bool iommu;
+	uint16_t pci_segment;
+	char *id;
+};
+
+/* PmemConfig. size 0 = the file's size. */
+struct pmem_config {
+	char *file;
+	uint64_t size;
+	bool iommu;
+	bool discard_writes;
+	uint16_t pci_segment;
+	char *id;
+};
+
+/* BalloonConfig. */
+struct balloon_config {
+	uint64_t size; /* bytes the balloon starts inflated to */
+	bool deflate_on_oom;
+	bool free_page_reporting;
+};
+
 struct vm_config {
 	struct cpus_config cpus;
 	struct memory_config memory;
@@ -77,7 +159,29 @@ struct vm_config {
 	struct console_config serial;  /* default Null (Cloud Hypervisor) */
 	struct console_config console; /* default Tty (virtio-console) */
 	struct rng_config rng;	       /* default src=/dev/urandom; virtio-rng is always present */
+	struct disk_config disks[CONFIG_MAX_DISKS];
+	unsigned num_disks;
+	struct net_config nets[CONFIG_MAX_NETS];
+	unsigned num_nets;
+	struct pmem_config pmems[CONFIG_MAX_PMEMS];
+	unsigned num_pmems;
+	struct vsock_config *vsock;	/* NULL = none (at most one, as in Cloud Hypervisor) */
+	struct balloon_config *balloon; /* NULL = none */
 };
+
+/* Per-device defaults and destructors (the destructors free the strings, close a net's fds,
+ * and leave the element zeroed; vsock_config_free also frees the struct and accepts NULL). */
+void disk_config_init(struct disk_config *d);
+void disk_config_free(struct disk_config *d);
+void net_config_init(struct net_config *n);
+void net_config_free(struct net_config *n);
+void pmem_config_free(struct pmem_config *p);
+void vsock_config_free(struct vsock_config *v);
+
+/* Gives every disk, net, pmem and vsock without an id Cloud Hypervisor's default one ("_disk0",
+ * "_net1", ...: the index among its kind). Returns 0 or -ENOMEM. Call once the config is
+ * complete, before vm_create (the CLI and the API both do). */
+int vm_config_assign_ids(struct vm_config *cfg);
 
 /* Fills @cfg with Cloud Hypervisor v28's defaults (no kernel). */
 void vm_config_init(struct vm_config *cfg);
