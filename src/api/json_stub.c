@@ -110,13 +110,13 @@ out:
 
 static json_t *console_to_json(const struct console_config *c)
 {
-	return json_pack("{s:s, s:s?, s:b}", "mode", console_mode_name(c->mode), "file", c->file,
+	return json_pack("{s:s, s:s*, s:b}", "mode", console_mode_name(c->mode), "file", c->file,
 			 "iommu", c->iommu);
 }
 
 json_t *vm_config_to_json(const struct vm_config *cfg)
 {
-	return json_pack("{s:{s:i, s:i}, s:{s:I, s:b, s:b}, s:{s:s?, s:s?, s:s?}, s:o, s:o, "
+	return json_pack("{s:{s:i, s:i}, s:{s:I, s:b, s:b}, s:{s:s*, s:s*, s:s*}, s:o, s:o, "
 			 "s:{s:s, s:b}}",
 			 "cpus", "boot_vcpus", (int)cfg->cpus.boot_vcpus, "max_vcpus",
 			 (int)cfg->cpus.max_vcpus, "memory", "size", (json_int_t)cfg->memory.size,

@@ -8,6 +8,7 @@
 #include "api/internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -204,11 +205,17 @@ unsigned vmm_cmd_boot(struct vmm *vmm, struct api_cmd *cmd)
 	return api_cmd_reply(cmd, 204, NULL);
 }
 
-static void tree_emit(void *opaque, const char *id)
+/* Cloud Hypervisor's DeviceNode; pci_bdf only for PCI devices ("0000:00:03.0"). */
+static void tree_emit(void *opaque, const char *id, int pci_slot)
 {
-	json_object_set_new(
-		opaque, id,
-		json_pack("{s:s, s:[], s:[], s:n}", "id", id, "resources", "children", "pci_bdf"));
+	char bdf[24];
+	json_t *node = json_pack("{s:s, s:[], s:[]}", "id", id, "resources", "children");
+	if (node && pci_slot >= 0) {
+		snprintf(bdf, sizeof(bdf), "0000:00:%02x.0", pci_slot);
+		json_object_set_new(node, "pci_bdf", json_string(bdf));
+	}
+	if (node)
+		json_object_set_new(opaque, id, node);
 }
 
 unsigned vmm_cmd_info(struct vmm *vmm, struct api_cmd *cmd)

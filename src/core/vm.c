@@ -592,22 +592,12 @@ void vm_counters(struct vm *vm,
 			dev_table[i]->counters(vm->devs[i], emit, opaque);
 }
 
-void vm_devices(struct vm *vm, void (*emit)(void *opaque, const char *id), void *opaque)
+void vm_devices(struct vm *vm, void (*emit)(void *opaque, const char *id, int pci_slot),
+		void *opaque)
 {
-	static const struct {
-		const char *dev, *id;
-	} ids[] = {
-		{ "serial", "__serial" },
-		{ "virtio-console", "__console" },
-		{ "virtio-rng", "__rng" },
-	};
-	for (unsigned i = 0; i < vm->nr_realized; i++) {
-		if (!vm->devs[i])
-			continue;
-		for (unsigned j = 0; j < ARRAY_SIZE(ids); j++)
-			if (strcmp(dev_table[i]->name, ids[j].dev) == 0)
-				emit(opaque, ids[j].id);
-	}
+	for (unsigned i = 0; i < vm->nr_realized; i++)
+		if (vm->devs[i] && dev_table[i]->nodes)
+			dev_table[i]->nodes(vm->devs[i], emit, opaque);
 }
 
 int vm_power_button(struct vm *vm)

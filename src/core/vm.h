@@ -60,9 +60,9 @@ struct vm *vm_destroy(struct vm *vm);
 void vm_counters(struct vm *vm,
 		 void (*emit)(void *opaque, const char *id, const char *name, uint64_t value),
 		 void *opaque);
-/* vm.info's device tree: the id of every realized device that Cloud Hypervisor names
- * ("__serial", "__console", "__rng"). */
-void vm_devices(struct vm *vm, void (*emit)(void *opaque, const char *id), void *opaque);
+/* vm.info's device tree: every realized device's dev_ops.nodes (id, PCI slot on bus 0 or -1). */
+void vm_devices(struct vm *vm, void (*emit)(void *opaque, const char *id, int pci_slot),
+		void *opaque);
 /* vm.power-button: presses the ACPI power button (Running only: -EBUSY). -ENOTSUP when the
  * VM has no way to signal it. */
 int vm_power_button(struct vm *vm);
