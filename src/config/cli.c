@@ -20,6 +20,8 @@ enum cli_opt_id {
 	OPT_SERIAL,
 	OPT_CONSOLE,
 	OPT_RNG,
+	OPT_API_SOCKET,
+	OPT_EVENT_MONITOR,
 	OPT_LOG_FILE,
 	OPT_VERBOSE,
 	OPT_VERSION,
@@ -56,6 +58,10 @@ static const struct cli_opt cli_opts[] = {
 	{ OPT_RNG, "rng", 0, true,
 	  "Random number generator parameters \"src=<entropy_source_path>,iommu=on|off\" "
 	  "[default: src=/dev/urandom]" },
+	{ OPT_API_SOCKET, "api-socket", 0, true,
+	  "HTTP API socket (UNIX domain socket): path=</path/to/a/file> or fd=<fd>" },
+	{ OPT_EVENT_MONITOR, "event-monitor", 0, true,
+	  "File to report events on: path=</path/to/a/file> or fd=<fd>" },
 	{ OPT_LOG_FILE, "log-file", 0, true, "Log file. Standard error is used if not specified" },
 	{ OPT_VERBOSE, NULL, 'v', false, "Sets the level of debugging output (repeat for more)" },
 	{ OPT_VERSION, "version", 'V', false, "Print version information" },
@@ -64,10 +70,9 @@ static const struct cli_opt cli_opts[] = {
 
 /* Cloud Hypervisor v28 options that cubicle refuses for now. */
 static const char *const cli_unsupported[] = {
-	"platform",   "memory-zone",   "firmware",    "disk",	 "net",	    "balloon", "fs",
-	"pmem",	      "device",	       "user-device", "vdpa",	 "vsock",   "numa",    "watchdog",
-	"api-socket", "event-monitor", "restore",     "seccomp", "sgx-epc", "gdb",     "tdx",
-	NULL,
+	"platform", "memory-zone", "firmware",	  "disk", "net",   "balloon", "fs",
+	"pmem",	    "device",	   "user-device", "vdpa", "vsock", "numa",    "watchdog",
+	"restore",  "seccomp",	   "sgx-epc",	  "gdb",  "tdx",   NULL,
 };
 
 static const struct cli_opt *find_long(const char *name, size_t len)
@@ -119,6 +124,10 @@ static int apply(struct cli_args *a, const struct cli_opt *o, const char *option
 		return set_string(&cfg->payload.cmdline, value);
 	case OPT_LOG_FILE:
 		return set_string(&a->log_file, value);
+	case OPT_API_SOCKET:
+		return set_string(&a->api_socket, value);
+	case OPT_EVENT_MONITOR:
+		return set_string(&a->event_monitor, value);
 	case OPT_CPUS:
 		return config_parse_cpus(cfg, value, err, errlen);
 	case OPT_MEMORY:
@@ -238,7 +247,9 @@ void cli_args_free(struct cli_args *args)
 		return;
 	vm_config_free(&args->cfg);
 	free(args->log_file);
-	args->log_file = NULL;
+	free(args->api_socket);
+	free(args->event_monitor);
+	args->log_file = args->api_socket = args->event_monitor = NULL;
 }
 
 void cli_print_help(FILE *f)

@@ -583,6 +583,30 @@ struct vm *vm_destroy(struct vm *vm)
 	return NULL;
 }
 
+void vm_counters(struct vm *vm,
+		 void (*emit)(void *opaque, const char *id, const char *name, uint64_t value),
+		 void *opaque)
+{
+	for (unsigned i = 0; i < vm->nr_realized; i++)
+		if (vm->devs[i] && dev_table[i]->counters)
+			dev_table[i]->counters(vm->devs[i], emit, opaque);
+}
+
+void vm_devices(struct vm *vm, void (*emit)(void *opaque, const char *id, int pci_slot),
+		void *opaque)
+{
+	for (unsigned i = 0; i < vm->nr_realized; i++)
+		if (vm->devs[i] && dev_table[i]->nodes)
+			dev_table[i]->nodes(vm->devs[i], emit, opaque);
+}
+
+int vm_power_button(struct vm *vm)
+{
+	if (vm->state != VM_RUNNING)
+		return -EBUSY;
+	return -ENOTSUP;
+}
+
 enum vm_state vm_get_state(const struct vm *vm)
 {
 	return vm->state;
