@@ -49,8 +49,9 @@ int vm_config_from_json(const json_t *obj, struct vm_config *ret, char *err, siz
 
 /*
  * The VmConfig object for vm.info (new reference), or NULL on ENOMEM. As Cloud Hypervisor
- * serialises it: every field, null for what is not set, defaults written out (max_phys_bits 46,
- * rng src /dev/urandom, net ip/mask 192.168.249.1/255.255.255.0...).
+ * serialises it, defaults written out (max_phys_bits 46, rng src /dev/urandom, net ip/mask
+ * 192.168.249.1/255.255.255.0...), except that what v28 writes as null (an Option that is None)
+ * is left out, as the OpenAPI schema has no nulls. Parsing it back gives the same config.
  */
 json_t *vm_config_to_json(const struct vm_config *cfg);
 

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * struct vm_config to VmConfig JSON for vm.info (config/json.h), field for field as Cloud
- * Hypervisor v28 serialises it: every field, null for an Option that is None.
+ * Hypervisor v28 serialises it, except that where v28 writes null for an Option that is None
+ * the field is left out: the OpenAPI schema (which clients generate their code from) types
+ * those fields without null, and a missing field reads back as the same default.
  */
 #include "config/json.h"
 
@@ -36,7 +38,32 @@ static json_t *rate_limiter_to_json(const struct rate_limiter_config *rl)
 			 token_bucket_to_json(&rl->ops));
 }
 
-json_t *disk_config_to_json(const struct disk_config *d)
+/* Removes the null members of every object in @j (our own construction: depth ≤ 4). */
+static json_t *strip_nulls(json_t *j)
+{
+	const char *key;
+	json_t *v;
+	void *tmp;
+	size_t i;
+
+	if (json_is_object(j)) {
+		json_object_foreach_safe(j, tmp, key, v)
+		{
+			if (json_is_null(v))
+				json_object_del(j, key);
+			else
+				strip_nulls(v);
+		}
+	} else if (json_is_array(j)) {
+		json_array_foreach(j, i, v)
+		{
+			strip_nulls(v);
+		}
+	}
+	return j;
+}
+
+static json_t *disk_json(const struct disk_config *d)
 {
 	json_t *o =
 		json_pack("{s:s?, s:b, s:b, s:b, s:i, s:i, s:b, s:s?, s:o, s:s?, s:b, s:i}", "path",
@@ -70,7 +97,12 @@ static json_t *net_fds_to_json(const struct net_config *n)
 	return a;
 }
 
-json_t *net_config_to_json(const struct net_config *n)
+json_t *disk_config_to_json(const struct disk_config *d)
+{
+	return strip_nulls(disk_json(d));
+}
+
+static json_t *net_json(const struct net_config *n)
 {
 	json_t *mtu = n->mtu ? json_integer(n->mtu) : json_null();
 
@@ -85,6 +117,11 @@ json_t *net_config_to_json(const struct net_config *n)
 			 rate_limiter_to_json(&n->rate_limiter), "pci_segment", n->pci_segment);
 }
 
+json_t *net_config_to_json(const struct net_config *n)
+{
+	return strip_nulls(net_json(n));
+}
+
 json_t *pmem_config_to_json(const struct pmem_config *p)
 {
 	json_t *size = p->size ? json_integer(jint(p->size)) : json_null();
@@ -96,8 +133,9 @@ json_t *pmem_config_to_json(const struct pmem_config *p)
 
 json_t *vsock_config_to_json(const struct vsock_config *v)
 {
-	return json_pack("{s:I, s:s?, s:b, s:s?, s:i}", "cid", jint(v->cid), "socket", v->socket,
-			 "iommu", v->iommu, "id", v->id, "pci_segment", v->pci_segment);
+	return strip_nulls(json_pack("{s:I, s:s?, s:b, s:s?, s:i}", "cid", jint(v->cid), "socket",
+				     v->socket, "iommu", v->iommu, "id", v->id, "pci_segment",
+				     v->pci_segment));
 }
 
 static json_t *cpus_to_json(const struct cpus_config *c)
@@ -162,12 +200,12 @@ static json_t *devices_to_json(const void *base, size_t stride, unsigned n,
 
 static json_t *disk_one(const void *d)
 {
-	return disk_config_to_json(d);
+	return disk_json(d);
 }
 
 static json_t *net_one(const void *n)
 {
-	return net_config_to_json(n);
+	return net_json(n);
 }
 
 static json_t *pmem_one(const void *p)
@@ -188,7 +226,7 @@ json_t *vm_config_to_json(const struct vm_config *cfg)
 	json_t *rng = json_pack("{s:s, s:b}", "src", config_rng_src(cfg), "iommu", cfg->rng.iommu);
 
 	/* json_pack's "o" takes each reference, also when it fails (a NULL among them). */
-	return json_pack(
+	return strip_nulls(json_pack(
 		"{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:n, s:o, s:o, s:o, s:n, s:n, s:n, s:o, s:b, "
 		"s:n, s:n, s:b, s:n, s:n}",
 		"cpus", cpus_to_json(&cfg->cpus), "memory", memory_to_json(&cfg->memory), "payload",
@@ -200,5 +238,5 @@ json_t *vm_config_to_json(const struct vm_config *cfg)
 		"serial", console_to_json(&cfg->serial), "console", console_to_json(&cfg->console),
 		"devices", "user_devices", "vdpa", "vsock",
 		cfg->vsock ? vsock_config_to_json(cfg->vsock) : json_null(), "iommu", 0, "sgx_epc",
-		"numa", "watchdog", 0, "platform", "tpm");
+		"numa", "watchdog", 0, "platform", "tpm"));
 }

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -48,7 +49,35 @@ static void expect_error(const char *text, const char *msg)
 		fail_msg("for %s:\n  expected '%s'\n  got      '%s'", text, msg, err);
 }
 
-/* to_json(from_json(@in)) must equal @out. */
+/* Drops null members (Cloud Hypervisor's None) from @j; true if any was there. */
+static bool strip_nulls(json_t *j)
+{
+	bool found = false;
+	const char *key;
+	json_t *v;
+	void *tmp;
+	size_t i;
+
+	if (json_is_object(j)) {
+		json_object_foreach_safe(j, tmp, key, v)
+		{
+			if (json_is_null(v)) {
+				json_object_del(j, key);
+				found = true;
+			} else {
+				found |= strip_nulls(v);
+			}
+		}
+	} else if (json_is_array(j)) {
+		json_array_foreach(j, i, v)
+		{
+			found |= strip_nulls(v);
+		}
+	}
+	return found;
+}
+
+/* to_json(from_json(@in)) must equal @out, where to_json leaves out what @out has as null. */
 static void expect_round_trip(const char *in, const char *out)
 {
 	struct vm_config cfg;
@@ -58,6 +87,9 @@ static void expect_round_trip(const char *in, const char *out)
 	expect_config(in, &cfg);
 	got = vm_config_to_json(&cfg);
 	assert_non_null(got);
+	strip_nulls(want);
+	if (strip_nulls(got))
+		fail_msg("vm_config_to_json wrote a null (the OpenAPI schema has none)");
 	if (!json_equal(got, want)) {
 		dump = json_dumps(got, JSON_SORT_KEYS);
 		fail_msg("round trip of %s\n gave %s", in, dump);
