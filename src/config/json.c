@@ -612,6 +612,15 @@ static int read_vm_config(const struct json_reader *top, struct vm_config *cfg)
 	return rc;
 }
 
+/* Messages quote what the client sent: keep them one printable line. */
+static void error_one_line(char *err, size_t errlen)
+{
+	for (size_t i = 0; err && i < errlen && err[i]; i++) {
+		if ((unsigned char)err[i] < 0x20 || err[i] == 0x7f)
+			err[i] = '?';
+	}
+}
+
 int vm_config_from_json(const json_t *obj, struct vm_config *ret, char *err, size_t errlen)
 {
 	struct json_reader top;
@@ -634,6 +643,7 @@ int vm_config_from_json(const json_t *obj, struct vm_config *ret, char *err, siz
 	if (rc == 0)
 		rc = vm_config_assign_ids(&cfg);
 	if (rc < 0) {
+		error_one_line(err, errlen);
 		vm_config_free(&cfg);
 		return rc;
 	}

@@ -20,6 +20,11 @@ int json_field_error(const struct json_reader *r, const char *key, const char *f
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* Messages quote what the client sent: keep them one printable line. */
+	for (char *c = msg; *c; c++) {
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	}
 	if (!key)
 		return error_set(r->err, r->errlen, -EINVAL, "%s: %s",
 				 r->path[0] ? r->path : "body", msg);
