@@ -217,10 +217,11 @@ static int create_body(const char *option, int argc, char *const argv[], struct 
 	if (argc > 1)
 		return error_set(err, errlen, -EINVAL, "%s: unexpected argument '%s'", option,
 				 argv[1]);
+	/* Duplicate keys are an error, as for Cloud Hypervisor's serde and cubicle's server. */
 	if (strcmp(path, "-") == 0)
-		obj = json_loadf(stdin, 0, &je);
+		obj = json_loadf(stdin, JSON_REJECT_DUPLICATES, &je);
 	else
-		obj = json_load_file(path, 0, &je);
+		obj = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
 	if (!obj)
 		return error_set(err, errlen, -EINVAL, "%s: %s: %s (line %d)", option,
 				 strcmp(path, "-") == 0 ? "standard input" : path, je.text,

@@ -203,6 +203,8 @@ def test_create_refuses_bad_json_locally(remote_bin, stub, tmp_path):
     assert r.stderr.startswith(f"cubicle-remote: create: {f}: ")
     r = run(remote_bin, stub.path, "create", str(tmp_path / "missing.json"))
     assert r.returncode == 1 and "missing.json" in r.stderr
+    r = run(remote_bin, stub.path, "create", stdin='{"memory": {}, "memory": {}}')
+    assert r.returncode == 1 and "duplicate object key" in r.stderr, r.stderr
     r = run(remote_bin, stub.path, "create", stdin="[1, 2]")
     assert r.returncode == 1 and "not a JSON object" in r.stderr
     assert stub.requests == []
