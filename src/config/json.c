@@ -4,6 +4,7 @@
  * field by field in the order of Cloud Hypervisor v28's vm_config.rs.
  */
 #include "config/json.h"
+#include "config/ids.h"
 #include "config/json_read.h"
 
 #include <arpa/inet.h>
@@ -98,7 +99,10 @@ static int read_memory(const struct json_reader *top, struct memory_config *m)
 		rc = json_read_bool(&r, "hugepages", JSON_DEFAULT, &m->hugepages);
 	if (rc == 0)
 		rc = json_read_u64(&r, "hugepage_size", JSON_OPTIONAL, JSON_MAX_U64,
-				   &m->hugepage_size, NULL);
+				   &m->hugepage_size, &given);
+	/* 0 stands for "not given" in struct memory_config; Cloud Hypervisor refuses Some(0). */
+	if (rc == 0 && given && m->hugepage_size == 0)
+		rc = json_field_error(&r, "hugepage_size", "must be 2M or 1G");
 	if (rc == 0)
 		rc = json_read_bool(&r, "prefault", JSON_DEFAULT, &m->prefault);
 	if (rc == 0)
@@ -642,6 +646,8 @@ int vm_config_from_json(const json_t *obj, struct vm_config *ret, char *err, siz
 	}
 	if (rc == 0)
 		rc = vm_config_assign_ids(&cfg);
+	if (rc == 0)
+		rc = vm_config_validate_ids(&cfg, err, errlen);
 	if (rc < 0) {
 		error_one_line(err, errlen);
 		vm_config_free(&cfg);

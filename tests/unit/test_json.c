@@ -379,6 +379,29 @@ static void test_validation(void **state)
 	expect_error("{\"payload\": {\"kernel\": \"/k\", \"firmware\": \"/fw\"}}",
 		     "payload.firmware: not supported yet");
 	expect_error("{\"payload\": {\"kernel\": \"\"}}", "payload.kernel: required");
+	expect_error("{\"payload\": {\"kernel\": \"/k\"}, \"memory\": {\"size\": 33554432,"
+		     " \"hugepages\": true, \"hugepage_size\": 0}}",
+		     "memory.hugepage_size: must be 2M or 1G");
+}
+
+/* Cloud Hypervisor's identifier rules, across device kinds and with the default ids. */
+static void test_ids(void **state)
+{
+	(void)state;
+	expect_error("{\"payload\": {\"kernel\": \"/k\"}, \"disks\": [{\"path\": \"/a\","
+		     " \"id\": \"__rng\"}]}",
+		     "device id '__rng' is reserved (ids starting with __ are the VMM's)");
+	expect_error("{\"payload\": {\"kernel\": \"/k\"}, \"disks\": [{\"path\": \"/a\","
+		     " \"id\": \"x\"}], \"pmem\": [{\"file\": \"/p\", \"id\": \"x\"}]}",
+		     "device id 'x' is used by more than one device");
+	/* A user id equal to another device's default one. */
+	expect_error("{\"payload\": {\"kernel\": \"/k\"}, \"disks\": [{\"path\": \"/a\"},"
+		     " {\"path\": \"/b\", \"id\": \"_disk0\"}]}",
+		     "device id '_disk0' is used by more than one device");
+	expect_error("{\"payload\": {\"kernel\": \"/k\"}, \"vsock\": {\"cid\": 3,"
+		     " \"socket\": \"/s\", \"id\": \"0123456789012345678901234567890123456789"
+		     "012345678901234567890123\"}}",
+		     "device id '01234567890123456789...' is longer than 63 bytes");
 }
 
 static void test_not_supported(void **state)
@@ -585,6 +608,7 @@ int main(void)
 		cmocka_unit_test(test_type_errors),
 		cmocka_unit_test(test_missing_fields),
 		cmocka_unit_test(test_validation),
+		cmocka_unit_test(test_ids),
 		cmocka_unit_test(test_not_supported),
 		cmocka_unit_test(test_array_limits),
 		cmocka_unit_test(test_device_bodies),
