@@ -150,15 +150,19 @@ static int read_token_bucket(const struct json_reader *parent, const char *key,
 	return rc;
 }
 
+/* The one struct of Cloud Hypervisor v28's bodies with deny_unknown_fields. */
 static int read_rate_limiter(const struct json_reader *dev, struct rate_limiter_config *rl)
 {
+	static const char *const known[] = { "bandwidth", "ops", NULL };
 	struct json_reader r;
 	bool given;
 	int rc = json_reader_child(dev, "rate_limiter_config", JSON_OPTIONAL, &r, &given);
 
 	if (rc < 0 || !given)
 		return rc;
-	rc = read_token_bucket(&r, "bandwidth", &rl->bandwidth);
+	rc = json_refuse_unknown(&r, known);
+	if (rc == 0)
+		rc = read_token_bucket(&r, "bandwidth", &rl->bandwidth);
 	if (rc == 0)
 		rc = read_token_bucket(&r, "ops", &rl->ops);
 	return rc;

@@ -4,7 +4,9 @@
  * and from the same structs the command line fills.
  *
  * What Cloud Hypervisor v28 does, and these parsers do too (its serde structs, vm_config.rs):
- * - unknown fields are ignored (no deny_unknown_fields anywhere);
+ * - unknown fields are ignored, except in rate_limiter_config (the one struct with
+ *   deny_unknown_fields: "disks[0].rate_limiter_config.bw: unknown field (expected bandwidth
+ *   or ops)");
  * - a field of the wrong JSON type, or an integer out of its Rust type's range, is an error;
  *   null stands for "not given" in fields that are Option<..> in Cloud Hypervisor and is a type
  *   error elsewhere;

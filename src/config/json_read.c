@@ -221,3 +221,27 @@ int json_refuse_unless_empty(const struct json_reader *r, const char *key)
 		return 0;
 	return json_field_error(r, key, "not supported yet");
 }
+
+int json_refuse_unknown(const struct json_reader *r, const char *const *known)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)r->obj, key, v)
+	{
+		char expected[128] = "";
+		size_t used = 0;
+		unsigned i;
+
+		for (i = 0; known[i] && strcmp(known[i], key) != 0; i++)
+			;
+		if (known[i])
+			continue;
+		for (i = 0; known[i] && used < sizeof(expected); i++)
+			used += (size_t)snprintf(expected + used, sizeof(expected) - used, "%s%s",
+						 i == 0 ? "" : (known[i + 1] ? ", " : " or "),
+						 known[i]);
+		return json_field_error(r, key, "unknown field (expected %s)", expected);
+	}
+	return 0;
+}

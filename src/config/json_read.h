@@ -63,6 +63,10 @@ int json_read_enum(const struct json_reader *r, const char *key, enum json_prese
 int json_read_array(const struct json_reader *r, const char *key, enum json_presence p, size_t max,
 		    const json_t **ret);
 
+/* For Cloud Hypervisor's structs with deny_unknown_fields: "<key>: unknown field (expected
+ * a or b)" for the first member of the object not in the NULL-terminated @known. */
+int json_refuse_unknown(const struct json_reader *r, const char *const *known);
+
 /*
  * Refuses a field cubicle cannot honour yet: "<key>: not supported yet" unless it is missing,
  * null, false, 0, or an empty array or object.

@@ -255,6 +255,16 @@ static void test_unknown_fields_ignored(void **state)
 		      &cfg);
 	assert_int_equal(cfg.memory.size, 32 << 20);
 	vm_config_free(&cfg);
+	/* ... but RateLimiterConfig has deny_unknown_fields (its token buckets do not). */
+	expect_error(
+		"{\"payload\": {\"kernel\": \"/k\"}, \"net\": [{\"rate_limiter_config\":"
+		" {\"bandwith\": {\"size\": 1, \"refill_time\": 1}}}]}",
+		"net[0].rate_limiter_config.bandwith: unknown field (expected bandwidth or ops)");
+	expect_config("{\"payload\": {\"kernel\": \"/k\"}, \"disks\": [{\"path\": \"/a\","
+		      " \"rate_limiter_config\": {\"ops\": {\"size\": 1, \"refill_time\": 1,"
+		      " \"x\": 0}}}]}",
+		      &cfg);
+	vm_config_free(&cfg);
 }
 
 /* null: "not given" for Cloud Hypervisor's Option fields. */
