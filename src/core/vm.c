@@ -170,12 +170,15 @@ static int vm_ioeventfd(void *opaque, int fd, uint64_t addr, unsigned len, bool 
 	return hv_ioeventfd(vm->hv, fd, addr, len, assign);
 }
 
-/* From any thread: the first reason wins; the loop thread acts on it. */
+/* From any thread: the first reason wins; the vCPUs stop at once (a guest that asked for a
+ * reset or power-off must not run on), and the loop thread acts on it. */
 static void vm_note_exit(struct vm *vm, enum vm_exit why)
 {
 	int expected = EXIT_NONE;
 	if (atomic_compare_exchange_strong(&vm->pending, &expected, (int)why)) {
 		uint64_t one = 1;
+		if (vm->vcpus)
+			vcpu_group_halt(&vm->group, vm->vcpus, vm->nr_vcpus);
 		(void)!write(vm->eventfd, &one, sizeof(one));
 	}
 }
