@@ -269,13 +269,14 @@ static int build_request(const struct subcommand *cmd, int argc, char *const arg
 	return -EINVAL;
 }
 
-/* The server's error message on one line: its JSON compacted, or its text with newlines
- * folded. */
+/* The server's error message on one line: the "error" string of cubicle's JSON answer, other
+ * JSON compacted, or the text with newlines folded (Cloud Hypervisor answers plain text). */
 static void print_error_body(const struct http_response *resp)
 {
 	json_t *j = json_loadb(resp->body, resp->len, 0, NULL);
-	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	const char *s = text ? text : resp->body;
+	const char *msg = json_string_value(json_object_get(j, "error"));
+	char *text = j && !msg ? json_dumps(j, JSON_COMPACT) : NULL;
+	const char *s = msg ? msg : text ? text : resp->body;
 
 	for (; s && *s; s++)
 		fputc(*s == '\n' || *s == '\r' ? ' ' : *s, stderr);

@@ -262,7 +262,10 @@ def test_http_errors(remote_bin, stub):
     assert r.returncode == 1
     assert r.stdout == ""
     assert r.stderr == ('cubicle-remote: boot: the server answered 400: '
-                        '{"error":"memory.size: must be a multiple of 4 KiB"}\n')
+                        'memory.size: must be a multiple of 4 KiB\n')
+    stub.reply = (409, b'{"code": 7}')
+    r = run(remote_bin, stub.path, "boot")
+    assert r.stderr == 'cubicle-remote: boot: the server answered 409: {"code":7}\n'
     stub.reply = (500, b"VM is not\ncreated")
     r = run(remote_bin, stub.path, "pause")
     assert r.returncode == 1
