@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "api/json_stub.h"
+#include "config/json.h"
 #include "core/loop.h"
 #include "core/vm.h"
 #include "util/log.h"

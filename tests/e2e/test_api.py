@@ -351,7 +351,7 @@ def test_fds_with_other_routes_are_closed(vmm):
 
 def test_concurrent_clients_with_pause_resume(vmm, testguest):
     api = vmm.api
-    assert api.put("vm.create", idle_config(testguest, cpus={"boot_vcpus": 2})).status == 204
+    assert api.put("vm.create", idle_config(testguest, cpus={"boot_vcpus": 2, "max_vcpus": 2})).status == 204
     assert api.put("vm.boot").status == 204
     errors = []
     stop = threading.Event()
