@@ -346,14 +346,34 @@ unsigned vmm_cmd_power_button(struct vmm *vmm, struct api_cmd *cmd)
 
 unsigned vmm_cmd_add_net(struct vmm *vmm, struct api_cmd *cmd)
 {
-	/* The fds came (SCM_RIGHTS) and are closed with the command: no net device yet. */
+	char err[CONFIG_ERR_MAX] = "";
+	struct net_config net;
+
+	int r = net_config_from_json(cmd->body, &net, err, sizeof(err));
+	if (r < 0)
+		return api_cmd_error(cmd, r == -ENOMEM ? 500 : 400, "vm.add-net: %s", err);
+	/* The TAP fds (SCM_RIGHTS) belong to the net config from here, as they will when the net
+	 * device lands; until then it is freed at once, which closes them. */
+	unsigned nfds = 0;
+	for (unsigned i = 0; i < cmd->nr_fds && nfds < CONFIG_MAX_NET_FDS; i++) {
+		net.fds[nfds++] = cmd->fds[i];
+		cmd->fds[i] = -1;
+	}
+	net.num_fds = nfds;
+	net_config_free(&net);
 	return api_cmd_error(cmd, 501,
 			     "vm.add-net: not supported by cubicle yet (no virtio-net device; "
 			     "%u fd(s) received and closed)",
-			     cmd->nr_fds);
+			     nfds);
 }
 
 unsigned vmm_cmd_unsupported(struct vmm *vmm, struct api_cmd *cmd)
 {
+	char err[CONFIG_ERR_MAX] = "";
+
+	int r = api_body_check(cmd->route->name, cmd->body, err, sizeof(err));
+	if (r < 0)
+		return api_cmd_error(cmd, r == -ENOMEM ? 500 : 400, "%s: %s", cmd->route->name,
+				     err);
 	return api_cmd_error(cmd, 501, "%s: not supported by cubicle yet", cmd->route->name);
 }

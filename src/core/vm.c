@@ -607,7 +607,11 @@ int vm_power_button(struct vm *vm)
 {
 	if (vm->state != VM_RUNNING)
 		return -EBUSY;
-	return -ENOTSUP;
+	/* An edge on the GED's line: the guest runs \_SB_.GED_._EVT (arch/x86/acpi.c). */
+	int r = hv_irq_line(vm->hv, X86_GED_IRQ, true);
+	if (r == 0)
+		r = hv_irq_line(vm->hv, X86_GED_IRQ, false);
+	return r;
 }
 
 enum vm_state vm_get_state(const struct vm *vm)

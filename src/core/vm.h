@@ -63,8 +63,8 @@ void vm_counters(struct vm *vm,
 /* vm.info's device tree: every realized device's dev_ops.nodes (id, PCI slot on bus 0 or -1). */
 void vm_devices(struct vm *vm, void (*emit)(void *opaque, const char *id, int pci_slot),
 		void *opaque);
-/* vm.power-button: presses the ACPI power button (Running only: -EBUSY). -ENOTSUP when the
- * VM has no way to signal it. */
+/* vm.power-button: presses the ACPI power button (a Generic Event Device interrupt; Running
+ * only: -EBUSY). Returns 0 or the hypervisor's -errno. */
 int vm_power_button(struct vm *vm);
 
 enum vm_state vm_get_state(const struct vm *vm);
