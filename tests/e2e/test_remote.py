@@ -85,6 +85,14 @@ class StubServer:
                     conn.sendall(reply)
 
     def close(self):
+        # shutdown() wakes the thread blocked in accept(); a bare close() would leave it
+        # blocked there, and a later test's socket could reuse the fd under it.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.thread.join(5)
+        assert not self.thread.is_alive(), "the stub server thread did not end"
         self.sock.close()
 
 
