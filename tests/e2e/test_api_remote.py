@@ -82,8 +82,15 @@ def test_remote_lifecycle(vm_factory, testguest, remote_bin, tmp_path):  # noqa:
         assert ok(remote(remote_bin, sock, "resume")) is None
         assert ok(remote(remote_bin, sock, "info"))["state"] == "Running"
 
-    # Capabilities cubicle does not have: refused, never a silent success.
+    # Capabilities cubicle does not have: refused, never a silent success. The body is parsed
+    # first, as Cloud Hypervisor does: a bad one gets the field's error.
     assert "the server answered" in failed(remote(remote_bin, sock, "resize", "--cpus", "1"))
+    msg = failed(remote(remote_bin, sock, "add-disk", "readonly=on"))
+    assert "the server answered 400" in msg and "path: missing" in msg, msg
+    msg = failed(remote(remote_bin, sock, "add-pmem", "file=/p,pci_segment=2"))
+    assert "pci_segment: must be 0" in msg, msg
+    msg = failed(remote(remote_bin, sock, "add-vsock", "cid=3,socket=/s"))
+    assert "the server answered" in msg and "vsock" in msg, msg
 
     assert remote(remote_bin, sock, "shutdown-vmm").returncode == 0
     assert vmm.wait(timeout=30) == 0, vmm.describe()
