@@ -75,6 +75,7 @@ test: format-check fuzz-smoke test-unit test-e2e test-e2e-asan
 bench: guest
 	./bench/boot/run $(BUILD)
 	./bench/devices/run $(BUILD)
+	./bench/api/run $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

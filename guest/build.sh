@@ -22,7 +22,7 @@ kdir=$("$here/build-kernel.sh")
 	{ echo "guest/build.sh: $busybox must be a 64-bit static busybox" >&2; exit 1; }
 key=$( {
 	sha256sum <"$busybox"
-	cat "$here/init" "$here/mkinitramfs.py" "$here/build.sh"
+	cat "$here/init" "$here/mkinitramfs.py" "$here/build.sh" "$here/pwrbtn.c"
 	(cd "$here/rootfs" && find . -type f | LC_ALL=C sort | while read -r f; do
 		echo "$f"
 		cat "$f"
@@ -33,7 +33,10 @@ initramfs="$idir/initramfs.cpio"
 if [ ! -f "$initramfs" ]; then
 	echo "guest/build.sh: building the initramfs in $idir" >&2
 	mkdir -p "$idir"
-	python3 "$here/mkinitramfs.py" "$initramfs" "$busybox" "$here/init" "$here/rootfs"
+	# pwrbtn: the ACPI power button handler (vm.power-button), a static helper init starts.
+	${CC:-cc} -static -Os -s -o "$idir/pwrbtn" "$here/pwrbtn.c"
+	python3 "$here/mkinitramfs.py" "$initramfs" "$busybox" "$here/init" "$here/rootfs" \
+		"bin/pwrbtn=$idir/pwrbtn"
 fi
 
 # The tiny test guests are default targets of the meson build; make sure they are current.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes cubicle's default initramfs: a cpio "newc" archive built without privileges.
 
-Usage: mkinitramfs.py OUTPUT BUSYBOX INIT ROOTFS_DIR
+Usage: mkinitramfs.py OUTPUT BUSYBOX INIT ROOTFS_DIR [bin/NAME=PATH...]
 
 The archive holds /init, /bin/busybox with the few applet links the guest uses, the files under
 ROOTFS_DIR (e.g. etc/fstab), empty /proc /sys /tmp and /dev with the /dev/console character
@@ -43,9 +43,10 @@ class Newc:
 
 
 def main():
-    if len(sys.argv) != 5:
-        sys.exit("usage: mkinitramfs.py OUTPUT BUSYBOX INIT ROOTFS_DIR")
-    output, busybox, init, rootfs = sys.argv[1:]
+    if len(sys.argv) < 5:
+        sys.exit("usage: mkinitramfs.py OUTPUT BUSYBOX INIT ROOTFS_DIR [bin/NAME=PATH...]")
+    output, busybox, init, rootfs = sys.argv[1:5]
+    extra = [arg.split("=", 1) for arg in sys.argv[5:]]
     with open(busybox, "rb") as f:
         busybox_data = f.read()
     with open(init, "rb") as f:
@@ -61,6 +62,9 @@ def main():
         for applet in APPLETS:
             a.entry("bin/" + applet, stat.S_IFLNK | 0o777, b"busybox")
         a.entry("init", stat.S_IFREG | 0o755, init_data)
+        for name, path in extra:
+            with open(path, "rb") as f:
+                a.entry(name, stat.S_IFREG | 0o755, f.read())
         for top, dirs, files in os.walk(rootfs):
             dirs.sort()
             rel = os.path.relpath(top, rootfs)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cubicle: argv → config → VM → event loop. Every error that a user, a file or the guest can
+ * cubicle: argv → config → VMM (VM, API server) → event loop. Every error that a user, a file or the guest can
  * cause ends here as one line on stderr and exit status 1.
  */
 #include <errno.h>
@@ -9,48 +9,26 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <time.h>
+#include <malloc.h>
 #include <unistd.h>
 
+#include "api/api.h"
 #include "config/config.h"
 #include "core/loop.h"
-#include "core/vm.h"
 #include "security/seccomp.h"
 #include "util/log.h"
 #include "util/util.h"
 #include "version.h"
 
-struct vmm {
+struct cli_vmm {
 	struct loop *loop;
-	struct vm *vm;
 	int sigfd;
 };
 
-static void vmm_on_vm_exit(void *opaque, enum vm_exit why)
-{
-	struct vmm *vmm = opaque;
-	char err[CONFIG_ERR_MAX];
-
-	switch (why) {
-	case VM_EXIT_POWEROFF:
-		log_info("vm: guest powered off");
-		loop_stop(vmm->loop, 0);
-		return;
-	case VM_EXIT_RESET:
-		log_info("vm: guest reset, rebooting");
-		if (vm_reboot(vmm->vm, err, sizeof(err)) < 0) {
-			log_error("reboot failed: %s", err);
-			loop_stop(vmm->loop, 1);
-		}
-		return;
-	case VM_EXIT_ERROR:
-		loop_stop(vmm->loop, 1);
-		return;
-	}
-}
-
 static void vmm_on_signal(void *opaque, uint32_t events)
 {
-	struct vmm *vmm = opaque;
+	struct cli_vmm *vmm = opaque;
 	struct signalfd_siginfo si;
 
 	if (read(vmm->sigfd, &si, sizeof(si)) != sizeof(si))
@@ -75,47 +53,80 @@ static int vmm_signals(sigset_t *set)
 	return fd < 0 ? -errno : fd;
 }
 
-static int vmm_run(const struct vm_config *cfg)
+/* The VM from the command line (if a kernel was given), the API (if --api-socket), the loop. */
+static int vmm_start(struct cli_args *args, struct vmm *vmm, struct loop *loop,
+		     struct api_server **ret_api)
 {
-	struct vmm vmm = { .sigfd = -1 };
+	char err[CONFIG_ERR_MAX] = "";
+	/* Read before the config moves into the VMM (vmm_create_and_boot zeroes the caller's). */
+	enum seccomp_mode seccomp = args->cfg.seccomp;
+	int r;
+
+	vmm_set_seccomp(vmm, seccomp);
+	if (args->cfg.payload.kernel) {
+		r = vmm_create_and_boot(vmm, &args->cfg, err, sizeof(err));
+		if (r < 0) {
+			log_error("%s", err);
+			return r;
+		}
+	}
+	if (args->api_socket) {
+		r = api_server_start(vmm, loop, args->api_socket, ret_api, err, sizeof(err));
+		if (r < 0) {
+			log_error("%s", err);
+			return r;
+		}
+	}
+	/* Last: the vCPU and API threads exist and confine themselves; what this thread does
+	 * from now on is the loop's work. */
+	r = seccomp_apply(SECCOMP_THREAD_VMM, seccomp, "vmm");
+	if (r < 0) {
+		log_error("cannot install the seccomp filter of the VMM thread: %s", strerror(-r));
+		return r;
+	}
+	seccomp_selftest(SECCOMP_THREAD_VMM);
+	return 0;
+}
+
+static int vmm_run(struct cli_args *args)
+{
+	struct cli_vmm cv = { .sigfd = -1 };
+	struct vmm *vmm = NULL;
+	struct api_server *api = NULL;
 	char err[CONFIG_ERR_MAX] = "";
 	sigset_t set;
 	int r;
 
-	vmm.sigfd = vmm_signals(&set);
-	if (vmm.sigfd < 0) {
-		log_error("cannot set up signal handling: %s", strerror(-vmm.sigfd));
+	cv.sigfd = vmm_signals(&set);
+	if (cv.sigfd < 0) {
+		log_error("cannot set up signal handling: %s", strerror(-cv.sigfd));
 		return 1;
 	}
-	r = loop_create(&vmm.loop);
+	r = loop_create(&cv.loop);
 	if (r >= 0)
-		r = loop_add_fd(vmm.loop, vmm.sigfd, EPOLLIN, vmm_on_signal, &vmm);
+		r = loop_add_fd(cv.loop, cv.sigfd, EPOLLIN, vmm_on_signal, &cv);
 	if (r < 0) {
 		log_error("cannot create the event loop: %s", strerror(-r));
-		close(vmm.sigfd);
-		loop_destroy(vmm.loop);
+		close(cv.sigfd);
+		loop_destroy(cv.loop);
 		return 1;
 	}
 
 	int status = 1;
-	r = vm_create(cfg, vmm.loop, vmm_on_vm_exit, &vmm, &vmm.vm, err, sizeof(err));
+	r = vmm_create(cv.loop, args->event_monitor, &vmm, err, sizeof(err));
 	if (r < 0) {
 		log_error("%s", err);
-	} else if ((r = vm_boot(vmm.vm)) < 0) {
-		log_error("cannot boot the VM: %s", strerror(-r));
-	} else if ((r = seccomp_apply(SECCOMP_THREAD_VMM, cfg->seccomp, "vmm")) < 0) {
-		log_error("cannot install the seccomp filter of the VMM thread: %s", strerror(-r));
-	} else {
-		seccomp_selftest(SECCOMP_THREAD_VMM);
-		status = loop_run(vmm.loop);
+	} else if (vmm_start(args, vmm, cv.loop, &api) == 0) {
+		status = loop_run(cv.loop);
 		if (status < 0) {
 			log_error("event loop failed: %s", strerror(-status));
 			status = 1;
 		}
 	}
-	vm_destroy(vmm.vm);
-	loop_destroy(vmm.loop);
-	close(vmm.sigfd);
+	api_server_stop(api);
+	vmm_destroy(vmm);
+	loop_destroy(cv.loop);
+	close(cv.sigfd);
 	return status;
 }
 
@@ -125,6 +136,14 @@ int main(int argc, char *argv[])
 	char err[CONFIG_ERR_MAX] = "";
 	int status;
 
+	/* glibc loads the time zone on the first time conversion of the process (an open() of
+	 * /etc/localtime), whichever thread does it; libmicrohttpd's Date header would do it on
+	 * the API thread, under a filter that forbids open(). Load it now. */
+	tzset();
+	/* One malloc arena for every thread: each extra arena is address space and free memory of
+	 * its own (density), and shrinking one reads /proc/sys/vm/overcommit_memory, an open() that
+	 * the API and vCPU filters forbid. No thread of cubicle allocates on a hot path. */
+	mallopt(M_ARENA_MAX, 1);
 	if (cli_parse(argc, argv, &args, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		return 1;
@@ -148,7 +167,9 @@ int main(int argc, char *argv[])
 			return 1;
 		}
 	}
-	if (vm_config_validate(&args.cfg, err, sizeof(err)) < 0) {
+	/* With only --api-socket, the VMM waits for vm.create (as Kata Containers starts it). */
+	bool api_only = args.api_socket && !args.cfg.payload.kernel;
+	if (!api_only && vm_config_validate(&args.cfg, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		cli_args_free(&args);
 		return 1;
@@ -158,7 +179,7 @@ int main(int argc, char *argv[])
 		cli_args_free(&args);
 		return 1;
 	}
-	status = vmm_run(&args.cfg);
+	status = vmm_run(&args);
 	cli_args_free(&args);
 	log_close_file();
 	return status;

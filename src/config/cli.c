@@ -20,6 +20,8 @@ enum cli_opt_id {
 	OPT_SERIAL,
 	OPT_CONSOLE,
 	OPT_RNG,
+	OPT_API_SOCKET,
+	OPT_EVENT_MONITOR,
 	OPT_LOG_FILE,
 	OPT_SECCOMP,
 	OPT_VERBOSE,
@@ -57,6 +59,10 @@ static const struct cli_opt cli_opts[] = {
 	{ OPT_RNG, "rng", 0, true,
 	  "Random number generator parameters \"src=<entropy_source_path>,iommu=on|off\" "
 	  "[default: src=/dev/urandom]" },
+	{ OPT_API_SOCKET, "api-socket", 0, true,
+	  "HTTP API socket (UNIX domain socket): path=</path/to/a/file> or fd=<fd>" },
+	{ OPT_EVENT_MONITOR, "event-monitor", 0, true,
+	  "File to report events on: path=</path/to/a/file> or fd=<fd>" },
 	{ OPT_LOG_FILE, "log-file", 0, true, "Log file. Standard error is used if not specified" },
 	{ OPT_SECCOMP, "seccomp", 0, true,
 	  "Disable or enable seccomp filters: true|false|log [default: true]" },
@@ -67,9 +73,9 @@ static const struct cli_opt cli_opts[] = {
 
 /* Cloud Hypervisor v28 options that cubicle refuses for now. */
 static const char *const cli_unsupported[] = {
-	"platform",   "memory-zone",   "firmware",    "disk",	 "net",	  "balloon", "fs",
-	"pmem",	      "device",	       "user-device", "vdpa",	 "vsock", "numa",    "watchdog",
-	"api-socket", "event-monitor", "restore",     "sgx-epc", "gdb",	  "tdx",     NULL,
+	"platform", "memory-zone", "firmware",	  "disk", "net",   "balloon", "fs",
+	"pmem",	    "device",	   "user-device", "vdpa", "vsock", "numa",    "watchdog",
+	"restore",  "sgx-epc",	   "gdb",	  "tdx",  NULL,
 };
 
 static const struct cli_opt *find_long(const char *name, size_t len)
@@ -121,6 +127,10 @@ static int apply(struct cli_args *a, const struct cli_opt *o, const char *option
 		return set_string(&cfg->payload.cmdline, value);
 	case OPT_LOG_FILE:
 		return set_string(&a->log_file, value);
+	case OPT_API_SOCKET:
+		return set_string(&a->api_socket, value);
+	case OPT_EVENT_MONITOR:
+		return set_string(&a->event_monitor, value);
 	case OPT_CPUS:
 		return config_parse_cpus(cfg, value, err, errlen);
 	case OPT_MEMORY:
@@ -242,7 +252,9 @@ void cli_args_free(struct cli_args *args)
 		return;
 	vm_config_free(&args->cfg);
 	free(args->log_file);
-	args->log_file = NULL;
+	free(args->api_socket);
+	free(args->event_monitor);
+	args->log_file = args->api_socket = args->event_monitor = NULL;
 }
 
 void cli_print_help(FILE *f)

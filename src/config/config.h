@@ -232,14 +232,17 @@ const char *console_mode_name(enum console_mode mode);
 
 struct cli_args {
 	struct vm_config cfg;
-	char *log_file;	    /* --log-file */
-	unsigned verbosity; /* number of -v */
+	char *log_file;	     /* --log-file */
+	char *api_socket;    /* --api-socket, as given (the api module parses it) */
+	char *event_monitor; /* --event-monitor, as given */
+	unsigned verbosity;  /* number of -v */
 	bool help, version;
 };
 
 /*
  * Parses argv (Cloud Hypervisor v28 syntax): --kernel PATH, --initramfs PATH, --cmdline STR,
- * --cpus .., --memory .., --serial .., --console .., --rng .., --log-file PATH, -v (repeatable),
+ * --cpus .., --memory .., --serial .., --console .., --rng .., --api-socket ..,
+ * --event-monitor .., --log-file PATH, -v (repeatable),
  * --version/-V, --help/-h. Both "--opt value" and "--opt=value". Returns 0, or -EINVAL with one
  * line in @err naming the option and the problem ("unknown option '--foo'", "--kernel: missing
  * value", "--cpus: ..."), or -ENOMEM. @ret is set only on success. Options Cloud Hypervisor has

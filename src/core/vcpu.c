@@ -217,6 +217,21 @@ void vcpu_group_resume(struct vcpu_group *g)
 	pthread_mutex_unlock(&g->lock);
 }
 
+void vcpu_group_halt(struct vcpu_group *g, struct vcpu *vcpus, unsigned n)
+{
+	pthread_mutex_lock(&g->lock);
+	/* Under the lock: vcpu_group_stop sets stop before it joins, so no thread kicked here has
+	 * been joined. */
+	if (!atomic_load(&g->stop)) {
+		atomic_store(&g->stop, true);
+		pthread_cond_broadcast(&g->cond);
+		for (unsigned i = 0; i < n; i++)
+			if (vcpus[i].started)
+				hv_vcpu_kick(vcpus[i].hv);
+	}
+	pthread_mutex_unlock(&g->lock);
+}
+
 void vcpu_group_stop(struct vcpu_group *g, struct vcpu *vcpus, unsigned n)
 {
 	pthread_mutex_lock(&g->lock);

@@ -55,6 +55,10 @@ int vcpu_start(struct vcpu *v);
 /* Parks every started vCPU of @vcpus and waits until they are parked. */
 void vcpu_group_pause(struct vcpu_group *g, struct vcpu *vcpus, unsigned n);
 void vcpu_group_resume(struct vcpu_group *g);
+/* From any thread, a vCPU's included: every vCPU leaves the guest at once and its thread ends
+ * (vcpu_group_stop still joins them). What a guest power-off or reset asks for: the guest must
+ * not run on past the request. */
+void vcpu_group_halt(struct vcpu_group *g, struct vcpu *vcpus, unsigned n);
 /* Ends and joins every started thread. */
 void vcpu_group_stop(struct vcpu_group *g, struct vcpu *vcpus, unsigned n);
 

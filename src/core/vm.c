@@ -170,21 +170,15 @@ static int vm_ioeventfd(void *opaque, int fd, uint64_t addr, unsigned len, bool 
 	return hv_ioeventfd(vm->hv, fd, addr, len, assign);
 }
 
-/*
- * From any thread: the first reason wins; the loop thread acts on it. Like a real reset or
- * power-off, it takes effect at once: no vCPU enters the guest again (the one whose write asked
- * for it sees the stop flag on its way back; the others are kicked), so the guest cannot run
- * past its own reset while the loop catches up.
- */
+/* From any thread: the first reason wins; the vCPUs stop at once (a guest that asked for a
+ * reset or power-off must not run on), and the loop thread acts on it. */
 static void vm_note_exit(struct vm *vm, enum vm_exit why)
 {
 	int expected = EXIT_NONE;
 	if (atomic_compare_exchange_strong(&vm->pending, &expected, (int)why)) {
 		uint64_t one = 1;
-		atomic_store(&vm->group.stop, true);
-		for (unsigned i = 0; i < vm->nr_vcpus; i++)
-			if (vm->vcpus[i].started)
-				hv_vcpu_kick(vm->vcpus[i].hv);
+		if (vm->vcpus)
+			vcpu_group_halt(&vm->group, vm->vcpus, vm->nr_vcpus);
 		(void)!write(vm->eventfd, &one, sizeof(one));
 	}
 }
@@ -591,6 +585,34 @@ struct vm *vm_destroy(struct vm *vm)
 	vcpu_group_destroy(&vm->group);
 	free(vm);
 	return NULL;
+}
+
+void vm_counters(struct vm *vm,
+		 void (*emit)(void *opaque, const char *id, const char *name, uint64_t value),
+		 void *opaque)
+{
+	for (unsigned i = 0; i < vm->nr_realized; i++)
+		if (vm->devs[i] && dev_table[i]->counters)
+			dev_table[i]->counters(vm->devs[i], emit, opaque);
+}
+
+void vm_devices(struct vm *vm, void (*emit)(void *opaque, const char *id, int pci_slot),
+		void *opaque)
+{
+	for (unsigned i = 0; i < vm->nr_realized; i++)
+		if (vm->devs[i] && dev_table[i]->nodes)
+			dev_table[i]->nodes(vm->devs[i], emit, opaque);
+}
+
+int vm_power_button(struct vm *vm)
+{
+	if (vm->state != VM_RUNNING)
+		return -EBUSY;
+	/* An edge on the GED's line: the guest runs \_SB_.GED_._EVT (arch/x86/acpi.c). */
+	int r = hv_irq_line(vm->hv, X86_GED_IRQ, true);
+	if (r == 0)
+		r = hv_irq_line(vm->hv, X86_GED_IRQ, false);
+	return r;
 }
 
 enum vm_state vm_get_state(const struct vm *vm)

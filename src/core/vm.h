@@ -10,6 +10,7 @@
 #define CUBICLE_CORE_VM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config/config.h"
 
@@ -53,6 +54,18 @@ int vm_shutdown(struct vm *vm);
 int vm_reboot(struct vm *vm, char *err, size_t errlen);
 /* Stops everything and frees. Accepts NULL; returns NULL. */
 struct vm *vm_destroy(struct vm *vm);
+
+/* vm.counters: every realized device's dev_ops.counters, through @emit (device id, counter
+ * name, value). */
+void vm_counters(struct vm *vm,
+		 void (*emit)(void *opaque, const char *id, const char *name, uint64_t value),
+		 void *opaque);
+/* vm.info's device tree: every realized device's dev_ops.nodes (id, PCI slot on bus 0 or -1). */
+void vm_devices(struct vm *vm, void (*emit)(void *opaque, const char *id, int pci_slot),
+		void *opaque);
+/* vm.power-button: presses the ACPI power button (a Generic Event Device interrupt; Running
+ * only: -EBUSY). Returns 0 or the hypervisor's -errno. */
+int vm_power_button(struct vm *vm);
 
 enum vm_state vm_get_state(const struct vm *vm);
 /* "Created", "Running", "Paused", "Shutdown" as Cloud Hypervisor's vm.info says it. */

@@ -52,6 +52,12 @@ struct dev_ctx {
  */
 typedef void (*dev_counter_fn)(void *opaque, const char *id, const char *name, uint64_t value);
 
+/*
+ * One node of vm.info's device tree: an instance's id as Cloud Hypervisor names it ("__rng",
+ * "__console", "__serial", "_disk0"...) and its PCI slot on bus 0 (-1: not a PCI device).
+ */
+typedef void (*dev_node_fn)(void *opaque, const char *id, int pci_slot);
+
 struct dev_ops {
 	const char *name;
 	/*
@@ -71,6 +77,9 @@ struct dev_ops {
 	 * thread. Counters count from realize (rx/tx bytes, frames, requests, drops...). May be
 	 * NULL. */
 	void (*counters)(void *dev, dev_counter_fn emit, void *opaque);
+	/* Reports every instance this entry realized through @emit, on the loop thread. May be
+	 * NULL (not listed in the device tree). */
+	void (*nodes)(void *dev, dev_node_fn emit, void *opaque);
 };
 
 /* The device table: every device cubicle has, in realize order. */

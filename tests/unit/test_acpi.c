@@ -248,6 +248,20 @@ static void check_pci0(const uint8_t *aml, size_t aml_len)
 	assert_non_null(find_bytes(pci0, left, crs, sizeof(crs)));
 }
 
+/* \_SB_.PWRB (PNP0C0C) and the GED (ACPI0013) whose _EVT notifies it on X86_GED_IRQ. */
+static void check_power_button(const uint8_t *aml, size_t len)
+{
+	static const uint8_t notify[] = { 0x86, '\\', 0x2e, '_', 'S',  'B', '_',
+					  'P',	'W',  'R',  'B', 0x0a, 0x80 };
+	static const uint8_t irq[] = { 0x22, 1u << X86_GED_IRQ, 0 };
+
+	assert_non_null(find_bytes(aml, len, "PWRB", 4));
+	assert_non_null(find_bytes(aml, len, "ACPI0013", 8));
+	assert_non_null(find_bytes(aml, len, "_EVT", 4));
+	assert_non_null(find_bytes(aml, len, notify, sizeof(notify)));
+	assert_non_null(find_bytes(aml, len, irq, sizeof(irq)));
+}
+
 static void check_tables(unsigned nr_vcpus, const struct x86_pci_layout *pci)
 {
 	struct vm_ram v;
@@ -276,6 +290,7 @@ static void check_tables(unsigned nr_vcpus, const struct x86_pci_layout *pci)
 	const uint8_t *dsdt = table_at(&v, rd64(fadt + 140), "DSDT");
 	const uint8_t *aml = dsdt + HDR_LEN;
 	size_t aml_len = rd32(dsdt + 4) - HDR_LEN;
+	check_power_button(aml, aml_len);
 	if (pci) {
 		check_mcfg(table_at(&v, rd64(xsdt + HDR_LEN + 16), "MCFG"));
 		check_pci0(aml, aml_len);

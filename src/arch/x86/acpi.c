@@ -11,6 +11,11 @@
  *   0x601  X86_PORT_ACPI_PM + 1  SLEEP_STATUS_REG: reads 0 (WAK_STS, bit 7, is never set).
  *   0x604  X86_PORT_ACPI_PM + 4  RESET_REG: writing RESET_VALUE (1) resets the VM.
  *
+ * The power button (hardware-reduced: no fixed button, FADT PWR_BUTTON) is a control method
+ * device, \_SB_.PWRB (PNP0C0C), signalled through a Generic Event Device (ACPI 6.1 §5.6.9,
+ * \_SB_.GED_, ACPI0013) on ISA IRQ X86_GED_IRQ: the VMM pulses the line (vm.power-button), the
+ * guest's GED driver runs _EVT, which does Notify (PWRB, 0x80), "button pressed".
+ *
  * With PCI, the MCFG table gives the ECAM window of segment 0 and the DSDT's \_SB_.PCI0 (a
  * PCI Express host bridge) the bus range, the 0xcf8 ports and the windows the PCI root assigns
  * BARs from: Linux then keeps those assignments instead of reallocating.
@@ -294,6 +299,31 @@ static void dsdt_pci_host(struct aml *a, const struct x86_pci_layout *pci)
 	aml_end(a);
 }
 
+/* The power button and the Generic Event Device that signals it. */
+static void dsdt_power_button(struct aml *a)
+{
+	aml_device_begin(a, "PWRB");
+	aml_name(a, "_HID");
+	aml_eisaid(a, "PNP0C0C");
+	aml_name(a, "_UID");
+	aml_integer(a, 0);
+	aml_end(a);
+
+	aml_device_begin(a, "GED_");
+	aml_name(a, "_HID");
+	aml_string(a, "ACPI0013");
+	aml_name(a, "_UID");
+	aml_integer(a, 0);
+	aml_name(a, "_CRS");
+	aml_resource_begin(a);
+	aml_res_irq(a, X86_GED_IRQ);
+	aml_end(a);
+	aml_method_begin(a, "_EVT", 1, true);
+	aml_notify(a, "\\_SB_.PWRB", 0x80); /* 0x80: button pressed */
+	aml_end(a);
+	aml_end(a);
+}
+
 static void dsdt_body(struct aml *a, const struct acpi_ctx *ctx)
 {
 	/* \_S5_: SLP_TYPa, SLP_TYPb, reserved, reserved. SLP_TYP 5 is what acpi_pm decodes. */
@@ -310,6 +340,7 @@ static void dsdt_body(struct aml *a, const struct acpi_ctx *ctx)
 	dsdt_isa_device(a, "RTC_", "PNP0B00", 0, ISA_PORT_RTC, 2, ISA_IRQ_RTC);
 	/* Motherboard resources: keeps the PM registers out of what the OS hands to devices. */
 	dsdt_isa_device(a, "PMRS", "PNP0C02", 0, X86_PORT_ACPI_PM, X86_PORT_ACPI_PM_SIZE, -1);
+	dsdt_power_button(a);
 	if (ctx->pci)
 		dsdt_pci_host(a, ctx->pci);
 	aml_end(a);

@@ -217,6 +217,13 @@ void aml_return(struct aml *a)
 	aml_byte(a, AML_RETURN_OP);
 }
 
+void aml_notify(struct aml *a, const char *target, uint8_t value)
+{
+	aml_byte(a, AML_NOTIFY_OP);
+	aml_name_string(a, target);
+	aml_integer(a, value);
+}
+
 static void aml_open(struct aml *a, enum aml_frame_kind kind)
 {
 	if (a->err)

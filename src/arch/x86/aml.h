@@ -41,6 +41,7 @@
 #define AML_ROOT_CHAR	      0x5c
 #define AML_PARENT_PREFIX     0x5e
 #define AML_RETURN_OP	      0xa4
+#define AML_NOTIFY_OP	      0x86
 
 enum aml_frame_kind {
 	AML_FRAME_PKG,	    /* PkgLength only */
@@ -96,6 +97,8 @@ void aml_name(struct aml *a, const char *path);
 
 /* Return(...): the caller emits the operand that follows. */
 void aml_return(struct aml *a);
+/* Notify (@target, @value): inside a method body. */
+void aml_notify(struct aml *a, const char *target, uint8_t value);
 
 /* Scope(@path) { ... } / Device(@path) { ... }, closed with aml_end(). */
 void aml_scope_begin(struct aml *a, const char *path);

@@ -52,6 +52,8 @@
 #define X86_PORT_ACPI_PM      0x600 /* sleep control/status and reset register, 0x600-0x60f */
 #define X86_PORT_ACPI_PM_SIZE 0x10
 #define X86_UART_COM1_IRQ     4
+/* The Generic Event Device's interrupt (ISA IRQ, edge, active high): the ACPI power button. */
+#define X86_GED_IRQ 5
 
 struct x86_ram_range {
 	uint64_t gpa, size;

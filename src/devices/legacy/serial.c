@@ -723,6 +723,11 @@ static void serial_resume(void *dev)
 	serial_set_paused(dev, false);
 }
 
+static void serial_nodes(void *dev, dev_node_fn emit, void *opaque)
+{
+	emit(opaque, "__serial", -1);
+}
+
 const struct dev_ops serial_ops = {
 	.name = "serial",
 	.realize = serial_realize,
@@ -730,4 +735,5 @@ const struct dev_ops serial_ops = {
 	.reset = serial_reset,
 	.pause = serial_pause,
 	.resume = serial_resume,
+	.nodes = serial_nodes,
 };

@@ -27,6 +27,7 @@
 #include "config/config.h"
 #include "devices/backend/term.h"
 #include "devices/virtio/virtio_devices.h"
+#include "pci/pci.h"
 #include "util/log.h"
 #include "util/util.h"
 #include "virtio/virtio.h"
@@ -54,8 +55,8 @@ struct console {
 	bool out_broken;
 	bool rx_starved; /* no receive buffer: EPOLLIN off until the driver notifies queue 0 */
 	bool rx_held, tx_held;
-	size_t tx_off; /* bytes of tx already written */
-	uint64_t tx_bytes;
+	size_t tx_off;		     /* bytes of tx already written */
+	uint64_t tx_bytes, rx_bytes; /* vm.counters */
 	struct virtq_elem rx, tx;
 	uint8_t rxbuf[CONSOLE_RX_CHUNK];
 };
@@ -202,6 +203,7 @@ static void console_rx(struct console *c)
 		return;
 	}
 	c->rx_held = false;
+	c->rx_bytes += (uint64_t)n;
 	(void)virtio_pci_push(c->vp, CONSOLE_RXQ, &c->rx,
 			      (uint32_t)virtq_elem_write(&c->rx, 0, c->rxbuf, (size_t)n));
 	virtio_pci_notify(c->vp, CONSOLE_RXQ);
@@ -433,6 +435,23 @@ static void console_resume(void *dev)
 	virtio_pci_resume(console_transport(dev));
 }
 
+static void console_counters(void *dev, dev_counter_fn emit, void *opaque)
+{
+	struct console *c = dev;
+
+	virtio_pci_lock(c->vp);
+	uint64_t tx = c->tx_bytes, rx = c->rx_bytes;
+	virtio_pci_unlock(c->vp);
+	emit(opaque, "__console", "tx_bytes", tx);
+	emit(opaque, "__console", "rx_bytes", rx);
+}
+
+static void console_nodes(void *dev, dev_node_fn emit, void *opaque)
+{
+	emit(opaque, "__console",
+	     (int)pci_function_slot(virtio_pci_function(console_transport(dev))));
+}
+
 const struct dev_ops console_ops = {
 	.name = "virtio-console",
 	.realize = console_realize,
@@ -440,4 +459,6 @@ const struct dev_ops console_ops = {
 	.reset = console_reset,
 	.pause = console_pause,
 	.resume = console_resume,
+	.counters = console_counters,
+	.nodes = console_nodes,
 };

@@ -19,6 +19,7 @@
 
 #include "config/config.h"
 #include "devices/virtio/virtio_devices.h"
+#include "pci/pci.h"
 #include "util/log.h"
 #include "util/util.h"
 #include "virtio/virtio.h"
@@ -34,6 +35,7 @@ struct rng {
 	bool waiting;	 /* EPOLLIN armed: the held element waits for the source */
 	bool have_elem;	 /* elem popped, not yet pushed */
 	struct log_ratelimit rl;
+	uint64_t requests, bytes; /* vm.counters */
 	struct virtq_elem elem;
 	uint8_t buf[RNG_MAX_REQUEST];
 };
@@ -94,6 +96,8 @@ static void rng_process(struct rng *r)
 			written = (uint32_t)virtq_elem_write(&r->elem, 0, r->buf, (size_t)n);
 		}
 		r->have_elem = false;
+		r->requests++;
+		r->bytes += written;
 		if (virtio_pci_push(r->vp, 0, &r->elem, written) < 0)
 			break;
 		served++;
@@ -255,6 +259,22 @@ static void rng_resume(void *dev)
 	virtio_pci_resume(rng_transport(dev));
 }
 
+static void rng_counters(void *dev, dev_counter_fn emit, void *opaque)
+{
+	struct rng *r = dev;
+
+	virtio_pci_lock(r->vp);
+	uint64_t requests = r->requests, bytes = r->bytes;
+	virtio_pci_unlock(r->vp);
+	emit(opaque, "__rng", "requests", requests);
+	emit(opaque, "__rng", "bytes", bytes);
+}
+
+static void rng_nodes(void *dev, dev_node_fn emit, void *opaque)
+{
+	emit(opaque, "__rng", (int)pci_function_slot(virtio_pci_function(rng_transport(dev))));
+}
+
 const struct dev_ops rng_ops = {
 	.name = "virtio-rng",
 	.realize = rng_realize,
@@ -262,4 +282,6 @@ const struct dev_ops rng_ops = {
 	.reset = rng_reset,
 	.pause = rng_pause,
 	.resume = rng_resume,
+	.counters = rng_counters,
+	.nodes = rng_nodes,
 };

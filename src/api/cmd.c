@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Commands: the answer a handler writes on the loop thread, and their shared lifetime. */
+#include "api/internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+unsigned api_cmd_reply(struct api_cmd *cmd, unsigned status, json_t *body)
+{
+	free(cmd->resp);
+	cmd->resp = NULL;
+	if (body) {
+		cmd->resp = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		json_decref(body);
+		if (!cmd->resp)
+			status = 500;
+	} else if (status == 200 && !cmd->stop_vmm) {
+		status = 500; /* a handler that meant a body but could not build it (ENOMEM) */
+	}
+	cmd->status = status;
+	return status;
+}
+
+unsigned api_cmd_error(struct api_cmd *cmd, unsigned status, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return api_cmd_reply(cmd, status, json_pack("{s:s}", "error", msg));
+}
+
+void api_cmd_put(struct api_cmd *cmd)
+{
+	if (!cmd || atomic_fetch_sub(&cmd->refs, 1) != 1)
+		return;
+	json_decref(cmd->body);
+	for (unsigned i = 0; i < cmd->nr_fds; i++)
+		if (cmd->fds[i] >= 0)
+			close(cmd->fds[i]);
+	free(cmd->resp);
+	pthread_mutex_destroy(&cmd->lock);
+	pthread_cond_destroy(&cmd->cond);
+	free(cmd);
+}

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The route table: every route of Cloud Hypervisor v28's API (shared/anchors/
+ * cloud-hypervisor-openapi.yaml) under /api/v1/, with its method, whether it takes a body and
+ * the handler that runs on the VMM loop. Routes whose capability cubicle does not have yet
+ * answer 501 naming the route, never a silent success.
+ */
+#include "api/internal.h"
+
+#include <string.h>
+
+#include "util/util.h"
+
+static const struct api_route api_routes[] = {
+	{ "vmm.ping", "GET", API_BODY_NONE, vmm_cmd_ping },
+	{ "vmm.shutdown", "PUT", API_BODY_NONE, vmm_cmd_shutdown_vmm },
+	{ "vm.info", "GET", API_BODY_NONE, vmm_cmd_info },
+	{ "vm.counters", "GET", API_BODY_NONE, vmm_cmd_counters },
+	{ "vm.create", "PUT", API_BODY_REQUIRED, vmm_cmd_create },
+	{ "vm.delete", "PUT", API_BODY_NONE, vmm_cmd_delete },
+	{ "vm.boot", "PUT", API_BODY_NONE, vmm_cmd_boot },
+	{ "vm.pause", "PUT", API_BODY_NONE, vmm_cmd_pause },
+	{ "vm.resume", "PUT", API_BODY_NONE, vmm_cmd_resume },
+	{ "vm.shutdown", "PUT", API_BODY_NONE, vmm_cmd_shutdown },
+	{ "vm.reboot", "PUT", API_BODY_NONE, vmm_cmd_reboot },
+	{ "vm.power-button", "PUT", API_BODY_NONE, vmm_cmd_power_button },
+	{ "vm.add-net", "PUT", API_BODY_REQUIRED, vmm_cmd_add_net },
+	/* Not yet: hotplug, resize, snapshot/restore (issue 7), migration, coredump. */
+	{ "vm.resize", "PUT", API_BODY_REQUIRED, vmm_cmd_unsupported },
+	{ "vm.resize-zone", "PUT", API_BODY_REQUIRED, vmm_cmd_unsupported },
+	{ "vm.add-device", "PUT", API_BODY_REQUIRED, vmm_cmd_unsupported },
+	{ "vm.remove-device", "PUT", API_BODY_REQUIRED, vmm_cmd_unsupported },
+	{ "vm.add-disk", "PUT", API_BODY_REQUIRED, vmm_cmd_unsupported },
+	{ "vm.add-fs", "PUT", API_BODY_REQUIRED, vmm_cmd_unsupported },
+	{ "vm.add-pmem", "PUT", API_BODY_REQUIRED, vmm_cmd_unsupported },
+	{ "vm.add-vsock", "PUT", API_BODY_REQUIRED, vmm_cmd_unsupported },
+	{ "vm.add-vdpa", "PUT", API_BODY_REQUIRED, vmm_cmd_unsupported },
+	{ "vm.snapshot", "PUT", API_BODY_REQUIRED, vmm_cmd_unsupported },
+	{ "vm.coredump", "PUT", API_BODY_REQUIRED, vmm_cmd_unsupported },
+	{ "vm.restore", "PUT", API_BODY_REQUIRED, vmm_cmd_unsupported },
+	{ "vm.receive-migration", "PUT", API_BODY_REQUIRED, vmm_cmd_unsupported },
+	{ "vm.send-migration", "PUT", API_BODY_REQUIRED, vmm_cmd_unsupported },
+};
+
+const struct api_route *api_route_find(const char *name)
+{
+	for (unsigned i = 0; i < ARRAY_SIZE(api_routes); i++)
+		if (strcmp(api_routes[i].name, name) == 0)
+			return &api_routes[i];
+	return NULL;
+}

@@ -1,0 +1,391 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The VMM: what the API commands act on, on the loop thread. As in Cloud Hypervisor, vm.create
+ * only stores the config; vm.boot builds the VM from it and starts it; vm.shutdown destroys the
+ * VM and keeps the config (the VM is "Created" again and can be booted again); vm.delete drops
+ * both. A guest power-off ends the VMM (Cloud Hypervisor exits), a guest reset reboots.
+ */
+#include "api/internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config/json.h"
+#include "core/loop.h"
+#include "core/vm.h"
+#include "util/log.h"
+#include "util/util.h"
+#include "version.h"
+
+/* What vmm.ping reports as Cloud Hypervisor's version: the API cubicle speaks. */
+#define VMM_API_VERSION "v28.0"
+
+struct vmm {
+	struct loop *loop;
+	struct event_monitor *events;
+	struct vm_config cfg;
+	bool have_cfg;
+	struct vm *vm;		   /* between vm.boot and vm.shutdown */
+	enum seccomp_mode seccomp; /* --seccomp: every VM this VMM creates, and the API thread */
+};
+
+static void vmm_on_vm_exit(void *opaque, enum vm_exit why)
+{
+	struct vmm *vmm = opaque;
+	char err[CONFIG_ERR_MAX];
+
+	switch (why) {
+	case VM_EXIT_POWEROFF:
+		log_info("vm: guest powered off");
+		event_emit(vmm->events, "vm", "shutdown", NULL, NULL);
+		loop_stop(vmm->loop, 0);
+		return;
+	case VM_EXIT_RESET:
+		log_info("vm: guest reset, rebooting");
+		event_emit(vmm->events, "vm", "rebooting", NULL, NULL);
+		if (vm_reboot(vmm->vm, err, sizeof(err)) < 0) {
+			log_error("reboot failed: %s", err);
+			loop_stop(vmm->loop, 1);
+			return;
+		}
+		event_emit(vmm->events, "vm", "rebooted", NULL, NULL);
+		return;
+	case VM_EXIT_ERROR:
+		loop_stop(vmm->loop, 1);
+		return;
+	}
+}
+
+int vmm_create(struct loop *loop, const char *event_monitor, struct vmm **ret, char *err,
+	       size_t errlen)
+{
+	struct vmm *vmm = calloc(1, sizeof(*vmm));
+	if (!vmm)
+		return error_set(err, errlen, -ENOMEM, "out of memory");
+	vmm->loop = loop;
+	vm_config_init(&vmm->cfg);
+	if (event_monitor) {
+		int r = event_monitor_open(loop, event_monitor, &vmm->events, err, errlen);
+		if (r < 0) {
+			vm_config_free(&vmm->cfg);
+			free(vmm);
+			return r;
+		}
+	}
+	event_emit(vmm->events, "vmm", "starting", NULL, NULL);
+	*ret = vmm;
+	return 0;
+}
+
+struct vmm *vmm_destroy(struct vmm *vmm)
+{
+	if (!vmm)
+		return NULL;
+	vmm->vm = vm_destroy(vmm->vm);
+	vm_config_free(&vmm->cfg);
+	vmm->events = event_monitor_close(vmm->events);
+	free(vmm);
+	return NULL;
+}
+
+/* Builds and starts the VM from the stored config. */
+static int vmm_boot(struct vmm *vmm, char *err, size_t errlen)
+{
+	event_emit(vmm->events, "vm", "booting", NULL, NULL);
+	int r = vm_create(&vmm->cfg, vmm->loop, vmm_on_vm_exit, vmm, &vmm->vm, err, errlen);
+	if (r < 0)
+		return r;
+	r = vm_boot(vmm->vm);
+	if (r < 0) {
+		vmm->vm = vm_destroy(vmm->vm);
+		return error_set(err, errlen, r, "cannot start the vCPUs: %s", strerror(-r));
+	}
+	event_emit(vmm->events, "vm", "booted", NULL, NULL);
+	return 0;
+}
+
+int vmm_create_and_boot(struct vmm *vmm, struct vm_config *cfg, char *err, size_t errlen)
+{
+	if (vmm->have_cfg)
+		return error_set(err, errlen, -EEXIST, "a VM is already created");
+	vmm->cfg = *cfg;
+	vmm->have_cfg = true;
+	int r = vmm_boot(vmm, err, errlen);
+	if (r < 0) {
+		*cfg = vmm->cfg; /* back to the caller */
+		vm_config_init(&vmm->cfg);
+		vmm->have_cfg = false;
+		return r;
+	}
+	vm_config_init(cfg);
+	return 0;
+}
+
+/* Cloud Hypervisor's state names; NULL when no VM is created. */
+static const char *vmm_state(const struct vmm *vmm)
+{
+	if (!vmm->have_cfg)
+		return NULL;
+	return vmm->vm ? vm_state_name(vm_get_state(vmm->vm)) : vm_state_name(VM_CREATED);
+}
+
+static bool vmm_in(const struct vmm *vmm, enum vm_state state)
+{
+	if (!vmm->vm)
+		return state == VM_CREATED && vmm->have_cfg;
+	return vm_get_state(vmm->vm) == state;
+}
+
+/* 409 naming the command and the state it met. */
+static unsigned vmm_wrong_state(struct vmm *vmm, struct api_cmd *cmd, const char *need)
+{
+	const char *state = vmm_state(vmm);
+	if (!state)
+		return api_cmd_error(cmd, 409, "%s: no VM is created (vm.create first)",
+				     cmd->route->name);
+	return api_cmd_error(cmd, 409, "%s: the VM is %s; it must be %s", cmd->route->name, state,
+			     need);
+}
+
+unsigned vmm_cmd_ping(struct vmm *vmm, struct api_cmd *cmd)
+{
+	json_t *body =
+		json_pack("{s:s, s:s, s:i, s:[]}", "build_version", "cubicle-" CUBICLE_VERSION,
+			  "version", VMM_API_VERSION, "pid", (int)getpid(), "features");
+	return api_cmd_reply(cmd, 200, body);
+}
+
+unsigned vmm_cmd_shutdown_vmm(struct vmm *vmm, struct api_cmd *cmd)
+{
+	if (vmm->vm) {
+		vmm->vm = vm_destroy(vmm->vm);
+		event_emit(vmm->events, "vm", "shutdown", NULL, NULL);
+	}
+	event_emit(vmm->events, "vmm", "shutdown", NULL, NULL);
+	cmd->stop_vmm = true;
+	return api_cmd_reply(cmd, 200, NULL);
+}
+
+void vmm_set_seccomp(struct vmm *vmm, enum seccomp_mode mode)
+{
+	vmm->seccomp = mode;
+}
+
+enum seccomp_mode vmm_seccomp(const struct vmm *vmm)
+{
+	return vmm->seccomp;
+}
+
+unsigned vmm_cmd_create(struct vmm *vmm, struct api_cmd *cmd)
+{
+	char err[CONFIG_ERR_MAX] = "";
+	struct vm_config cfg;
+
+	if (vmm->have_cfg)
+		return api_cmd_error(cmd, 409, "vm.create: a VM is already created (%s)",
+				     vmm_state(vmm));
+	int r = vm_config_from_json(cmd->body, &cfg, err, sizeof(err));
+	if (r == -ENOMEM)
+		return api_cmd_error(cmd, 500, "vm.create: out of memory");
+	if (r < 0)
+		return api_cmd_error(cmd, 400, "vm.create: %s", err);
+	r = vm_config_validate(&cfg, err, sizeof(err));
+	if (r == 0 && vm_config_assign_ids(&cfg) < 0)
+		r = error_set(err, sizeof(err), -ENOMEM, "out of memory");
+	if (r < 0) {
+		vm_config_free(&cfg);
+		return api_cmd_error(cmd, r == -ENOMEM ? 500 : 400, "vm.create: %s", err);
+	}
+	cfg.seccomp = vmm->seccomp; /* a process-wide option, not part of VmConfig */
+	vmm->cfg = cfg;
+	vmm->have_cfg = true;
+	return api_cmd_reply(cmd, 204, NULL);
+}
+
+unsigned vmm_cmd_boot(struct vmm *vmm, struct api_cmd *cmd)
+{
+	char err[CONFIG_ERR_MAX] = "";
+
+	if (!vmm_in(vmm, VM_CREATED))
+		return vmm_wrong_state(vmm, cmd, "Created");
+	int r = vmm_boot(vmm, err, sizeof(err));
+	if (r < 0)
+		return api_cmd_error(cmd, 500, "vm.boot: %s", err);
+	return api_cmd_reply(cmd, 204, NULL);
+}
+
+/* Cloud Hypervisor's DeviceNode; pci_bdf only for PCI devices ("0000:00:03.0"). */
+static void tree_emit(void *opaque, const char *id, int pci_slot)
+{
+	char bdf[24];
+	json_t *node = json_pack("{s:s, s:[], s:[]}", "id", id, "resources", "children");
+	if (node && pci_slot >= 0) {
+		snprintf(bdf, sizeof(bdf), "0000:00:%02x.0", pci_slot);
+		json_object_set_new(node, "pci_bdf", json_string(bdf));
+	}
+	if (node)
+		json_object_set_new(opaque, id, node);
+}
+
+unsigned vmm_cmd_info(struct vmm *vmm, struct api_cmd *cmd)
+{
+	if (!vmm->have_cfg)
+		return vmm_wrong_state(vmm, cmd, NULL);
+	json_t *config = vm_config_to_json(&vmm->cfg);
+	json_t *tree = json_object();
+	if (vmm->vm && tree)
+		vm_devices(vmm->vm, tree_emit, tree);
+	json_t *body = json_pack("{s:o, s:s, s:I, s:o}", "config", config, "state", vmm_state(vmm),
+				 "memory_actual_size", (json_int_t)vmm->cfg.memory.size,
+				 "device_tree", tree);
+	return api_cmd_reply(cmd, 200, body);
+}
+
+struct counters_ctx {
+	json_t *all;
+	bool oom;
+};
+
+static void counters_emit(void *opaque, const char *id, const char *name, uint64_t value)
+{
+	struct counters_ctx *c = opaque;
+	json_t *dev = json_object_get(c->all, id);
+	if (!dev) {
+		dev = json_object();
+		if (!dev || json_object_set_new(c->all, id, dev) < 0) {
+			c->oom = true;
+			return;
+		}
+	}
+	if (json_object_set_new(dev, name, json_integer((json_int_t)value)) < 0)
+		c->oom = true;
+}
+
+unsigned vmm_cmd_counters(struct vmm *vmm, struct api_cmd *cmd)
+{
+	if (!vmm->vm)
+		return vmm_wrong_state(vmm, cmd, "Running or Paused");
+	struct counters_ctx c = { .all = json_object() };
+	if (!c.all)
+		return api_cmd_error(cmd, 500, "vm.counters: out of memory");
+	vm_counters(vmm->vm, counters_emit, &c);
+	if (c.oom) {
+		json_decref(c.all);
+		return api_cmd_error(cmd, 500, "vm.counters: out of memory");
+	}
+	return api_cmd_reply(cmd, 200, c.all);
+}
+
+unsigned vmm_cmd_pause(struct vmm *vmm, struct api_cmd *cmd)
+{
+	if (!vmm_in(vmm, VM_RUNNING))
+		return vmm_wrong_state(vmm, cmd, "Running");
+	event_emit(vmm->events, "vm", "pausing", NULL, NULL);
+	int r = vm_pause(vmm->vm);
+	if (r < 0)
+		return api_cmd_error(cmd, 500, "vm.pause: %s", strerror(-r));
+	event_emit(vmm->events, "vm", "paused", NULL, NULL);
+	return api_cmd_reply(cmd, 204, NULL);
+}
+
+unsigned vmm_cmd_resume(struct vmm *vmm, struct api_cmd *cmd)
+{
+	if (!vmm_in(vmm, VM_PAUSED))
+		return vmm_wrong_state(vmm, cmd, "Paused");
+	event_emit(vmm->events, "vm", "resuming", NULL, NULL);
+	int r = vm_resume(vmm->vm);
+	if (r < 0)
+		return api_cmd_error(cmd, 500, "vm.resume: %s", strerror(-r));
+	event_emit(vmm->events, "vm", "resumed", NULL, NULL);
+	return api_cmd_reply(cmd, 204, NULL);
+}
+
+unsigned vmm_cmd_shutdown(struct vmm *vmm, struct api_cmd *cmd)
+{
+	if (!vmm->vm)
+		return vmm_wrong_state(vmm, cmd, "Running or Paused");
+	vmm->vm = vm_destroy(vmm->vm);
+	event_emit(vmm->events, "vm", "shutdown", NULL, NULL);
+	return api_cmd_reply(cmd, 204, NULL);
+}
+
+unsigned vmm_cmd_reboot(struct vmm *vmm, struct api_cmd *cmd)
+{
+	char err[CONFIG_ERR_MAX] = "";
+
+	if (!vmm->vm)
+		return vmm_wrong_state(vmm, cmd, "Running or Paused");
+	event_emit(vmm->events, "vm", "rebooting", NULL, NULL);
+	int r = vm_reboot(vmm->vm, err, sizeof(err));
+	if (r < 0) {
+		vmm->vm = vm_destroy(vmm->vm);
+		return api_cmd_error(cmd, 500, "vm.reboot: %s", err);
+	}
+	event_emit(vmm->events, "vm", "rebooted", NULL, NULL);
+	return api_cmd_reply(cmd, 204, NULL);
+}
+
+unsigned vmm_cmd_delete(struct vmm *vmm, struct api_cmd *cmd)
+{
+	if (vmm->vm) {
+		vmm->vm = vm_destroy(vmm->vm);
+		event_emit(vmm->events, "vm", "shutdown", NULL, NULL);
+	}
+	if (vmm->have_cfg) {
+		vm_config_free(&vmm->cfg);
+		vm_config_init(&vmm->cfg);
+		vmm->have_cfg = false;
+	}
+	event_emit(vmm->events, "vm", "deleted", NULL, NULL);
+	return api_cmd_reply(cmd, 204, NULL);
+}
+
+unsigned vmm_cmd_power_button(struct vmm *vmm, struct api_cmd *cmd)
+{
+	if (!vmm_in(vmm, VM_RUNNING))
+		return vmm_wrong_state(vmm, cmd, "Running");
+	int r = vm_power_button(vmm->vm);
+	if (r == -ENOTSUP)
+		return api_cmd_error(cmd, 501, "vm.power-button: not supported by cubicle yet");
+	if (r < 0)
+		return api_cmd_error(cmd, 500, "vm.power-button: %s", strerror(-r));
+	event_emit(vmm->events, "vm", "power-button", NULL, NULL);
+	return api_cmd_reply(cmd, 204, NULL);
+}
+
+unsigned vmm_cmd_add_net(struct vmm *vmm, struct api_cmd *cmd)
+{
+	char err[CONFIG_ERR_MAX] = "";
+	struct net_config net;
+
+	int r = net_config_from_json(cmd->body, &net, err, sizeof(err));
+	if (r < 0)
+		return api_cmd_error(cmd, r == -ENOMEM ? 500 : 400, "vm.add-net: %s", err);
+	/* The TAP fds (SCM_RIGHTS) belong to the net config from here, as they will when the net
+	 * device lands; until then it is freed at once, which closes them. */
+	unsigned nfds = 0;
+	for (unsigned i = 0; i < cmd->nr_fds && nfds < CONFIG_MAX_NET_FDS; i++) {
+		net.fds[nfds++] = cmd->fds[i];
+		cmd->fds[i] = -1;
+	}
+	net.num_fds = nfds;
+	net_config_free(&net);
+	return api_cmd_error(cmd, 501,
+			     "vm.add-net: not supported by cubicle yet (no virtio-net device; "
+			     "%u fd(s) received and closed)",
+			     nfds);
+}
+
+unsigned vmm_cmd_unsupported(struct vmm *vmm, struct api_cmd *cmd)
+{
+	char err[CONFIG_ERR_MAX] = "";
+
+	int r = api_body_check(cmd->route->name, cmd->body, err, sizeof(err));
+	if (r < 0)
+		return api_cmd_error(cmd, r == -ENOMEM ? 500 : 400, "%s: %s", cmd->route->name,
+				     err);
+	return api_cmd_error(cmd, 501, "%s: not supported by cubicle yet", cmd->route->name);
+}
