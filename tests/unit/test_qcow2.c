@@ -324,6 +324,33 @@ static void test_lock_readonly_snapshots(void **state)
 	assert_int_equal(open_err(f->img, true, err, sizeof(err)), 0);
 }
 
+/* A freed cluster is not handed out again before the next flush (a write to it may still be
+ * in flight), and is after it. */
+static void test_reuse_after_flush(void **state)
+{
+	struct fixture *f = *state;
+	NEED_QEMU(f);
+	assert_int_equal(run("qemu-img create -f qcow2 -o cluster_size=4k %s 1M", f->img), 0);
+	struct disk_image *img = open_img(f->img, false, false);
+	struct disk_extent a, b, c;
+	assert_int_equal(disk_image_map(img, 0, 4096, true, &a), 0);
+	assert_int_equal(disk_image_discard(img, 0, 4096), 0);
+	assert_int_equal(disk_image_map(img, 8192, 4096, true, &b), 0);
+	assert_int_not_equal(b.file_off, a.file_off);
+	assert_int_equal(disk_image_flush(img), 0);
+	assert_int_equal(disk_image_map(img, 16384, 4096, true, &c), 0);
+	assert_int_equal(c.file_off, a.file_off);
+	/* Fully covered writes of several clusters get one extent. */
+	assert_int_equal(disk_image_map(img, 64 * KiB, 64 * KiB, true, &c), 0);
+	assert_int_equal(c.len, 64 * KiB);
+	assert_int_equal(disk_image_map(img, 64 * KiB, 64 * KiB, false, &c), 0);
+	assert_int_equal(c.kind, DISK_EXTENT_DATA);
+	assert_int_equal(c.len, 64 * KiB);
+	assert_int_equal(disk_image_flush(img), 0);
+	disk_image_close(img);
+	assert_int_equal(run("qemu-img check %s", f->img), 0);
+}
+
 /* Header fields, for the corruption tests. */
 static uint64_t get_be(int fd, off_t off, int bytes)
 {
@@ -520,6 +547,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_grow_reftable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock_readonly_snapshots, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reuse_after_flush, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_runtime_eio, setup, teardown),
 	};

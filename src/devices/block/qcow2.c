@@ -327,6 +327,7 @@ static int qcow2_alloc_state(struct disk_image *img, uint32_t cluster_bits)
 	q->cluster_bits = cluster_bits;
 	q->cluster_size = 1ULL << cluster_bits;
 	q->l2_entries = q->cluster_size / 8;
+	q->qlo = UINT64_MAX;
 	int r = qcow2_cache_init(&q->l2c, QCOW2_L2_CACHE_BYTES, q->cluster_size);
 	if (r == 0)
 		r = qcow2_cache_init(&q->rbc, QCOW2_REFCOUNT_CACHE_BYTES, q->cluster_size);

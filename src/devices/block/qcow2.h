@@ -75,6 +75,10 @@ struct qcow2 {
 	uint64_t rc_max;
 	uint64_t nb_snapshots;
 	uint64_t free_hint; /* no free cluster below this index */
+	/* Clusters freed since the last flush lie in [qlo, qhi] (empty when qlo > qhi): not
+	 * reused before the flush, since a guest write submitted before the free may still be
+	 * in flight to them (the device flushes only once such writes are done). */
+	uint64_t qlo, qhi;
 	struct qcow2_cache l2c;
 	struct qcow2_cache rbc;
 	struct disk_image *backing;

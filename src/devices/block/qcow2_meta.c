@@ -236,6 +236,8 @@ int qcow2_refcount_update(struct disk_image *img, uint64_t cluster, int delta, b
 		return r;
 	if (cluster < q->free_hint)
 		q->free_hint = cluster;
+	q->qlo = MIN(q->qlo, cluster);
+	q->qhi = MAX(q->qhi, cluster);
 	q->dbuf_entry = 0;
 	/* Give the space back (best effort) when the data is garbage anyway. Not for clusters a
 	 * copy-on-write replaced: until the next flush the old L2 entry on disk still points
@@ -366,6 +368,11 @@ static int find_free(struct disk_image *img, uint64_t n, uint64_t *ret)
 	uint64_t end = img->file_size >> q->cluster_bits, run = 0;
 	for (uint64_t c = q->free_hint; c < end; c++) {
 		uint64_t v;
+		if (c >= q->qlo && c <= q->qhi) {
+			c = q->qhi;
+			run = 0;
+			continue;
+		}
 		int r = qcow2_refcount_get(img, c, &v);
 		if (r < 0)
 			return r;
@@ -454,6 +461,8 @@ int qcow2_meta_flush(struct disk_image *img)
 			return r;
 		wrote = true;
 	}
+	q->qlo = UINT64_MAX;
+	q->qhi = 0;
 	if (!q->l1_dirty)
 		return 0;
 	if (wrote && fdatasync(img->mfd) < 0)
