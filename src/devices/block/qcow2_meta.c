@@ -348,6 +348,8 @@ static int ensure_block(struct disk_image *img, uint64_t c, bool *used)
 		return 0;
 	uint64_t off = c << q->cluster_bits;
 	int r = write_new_block(img, off, c % q->rb_entries, 1);
+	if (r == 0 && fdatasync(img->mfd) < 0)
+		r = -errno; /* the block is on disk before the table points to it */
 	if (r < 0)
 		return r;
 	uint8_t e[8];
