@@ -197,50 +197,47 @@ static int load_tables(struct disk_image *img, const uint8_t *b, const struct qc
 	return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
+/* One bit per host cluster of the file: which hold metadata, which standard data. */
+struct cluster_map {
+	uint64_t n;
+	uint8_t *meta;
+	uint8_t *data;
+};
+
+static bool bit_test_set(uint8_t *map, uint64_t c)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
+	bool was = map[c / 8] & (1u << (c % 8));
+	map[c / 8] |= (uint8_t)(1u << (c % 8));
+	return was;
 }
 
-static bool in_set(const uint64_t *set, uint64_t n, uint64_t c)
-{
-	return bsearch(&c, set, n, sizeof(*set), cmp_u64) != NULL;
-}
-
-/* The host clusters holding metadata, sorted: header, L1, refcount table and blocks, L2s. */
-static int metadata_set(struct disk_image *img, uint64_t **ret, uint64_t *ret_n)
+/* Marks the clusters of metadata (header, L1, refcount table and blocks, L2 tables).
+ * Returns false when two of them share a cluster. */
+static bool mark_metadata(struct disk_image *img, struct cluster_map *m)
 {
 	struct qcow2 *q = img->q;
 	unsigned cb = q->cluster_bits;
 	uint64_t l1c = (q->l1_size * 8 + q->cluster_size - 1) >> cb;
-	uint64_t max = 1 + l1c + q->rt_clusters + q->rt_entries + q->l1_size, n = 0;
-	uint64_t *s = malloc(max * sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	s[n++] = 0;
+	bool ok = !bit_test_set(m->meta, 0);
 	for (uint64_t i = 0; i < l1c; i++)
-		s[n++] = (q->l1_off >> cb) + i;
+		ok &= !bit_test_set(m->meta, (q->l1_off >> cb) + i);
 	for (uint64_t i = 0; i < q->rt_clusters; i++)
-		s[n++] = (q->rt_off >> cb) + i;
+		ok &= !bit_test_set(m->meta, (q->rt_off >> cb) + i);
 	for (uint64_t i = 0; i < q->rt_entries; i++)
 		if (q->rt[i])
-			s[n++] = q->rt[i] >> cb;
+			ok &= !bit_test_set(m->meta, q->rt[i] >> cb);
 	for (uint64_t i = 0; i < q->l1_size; i++)
 		if (q->l1[i] & QCOW2_OFFSET_MASK)
-			s[n++] = (q->l1[i] & QCOW2_OFFSET_MASK) >> cb;
-	qsort(s, n, sizeof(*s), cmp_u64);
-	*ret = s;
-	*ret_n = n;
-	return 0;
+			ok &= !bit_test_set(m->meta, (q->l1[i] & QCOW2_OFFSET_MASK) >> cb);
+	return ok;
 }
 
 /* A data cluster: inside the file, not metadata, and (writable) counted. */
-static const char *check_data(struct disk_image *img, const uint64_t *set, uint64_t n, uint64_t c)
+static const char *check_data(struct disk_image *img, struct cluster_map *m, uint64_t c)
 {
-	if (c << img->q->cluster_bits >= ALIGN_UP(img->file_size, img->q->cluster_size))
+	if (c >= m->n)
 		return "data cluster outside the file";
-	if (in_set(set, n, c))
+	if (m->meta[c / 8] & (1u << (c % 8)))
 		return "data cluster overlaps metadata";
 	uint64_t rc = 1;
 	if (!img->readonly && qcow2_refcount_get(img, c, &rc) < 0)
@@ -248,8 +245,7 @@ static const char *check_data(struct disk_image *img, const uint64_t *set, uint6
 	return rc ? NULL : "data cluster in use with refcount 0";
 }
 
-static const char *check_l2_entry(struct disk_image *img, const uint64_t *set, uint64_t n,
-				  uint64_t e)
+static const char *check_l2_entry(struct disk_image *img, struct cluster_map *m, uint64_t e)
 {
 	struct qcow2 *q = img->q;
 	if (e & QCOW2_OFLAG_COMPRESSED) {
@@ -262,7 +258,7 @@ static const char *check_l2_entry(struct disk_image *img, const uint64_t *set, u
 		for (uint64_t c = first; c <= last; c++) {
 			if (c > first && c << q->cluster_bits >= img->file_size)
 				break;
-			const char *why = check_data(img, set, n, c);
+			const char *why = check_data(img, m, c);
 			if (why)
 				return why;
 		}
@@ -277,45 +273,62 @@ static const char *check_l2_entry(struct disk_image *img, const uint64_t *set, u
 		return NULL;
 	if (!IS_ALIGNED(off, q->cluster_size))
 		return "data cluster offset not cluster-aligned";
-	return check_data(img, set, n, off >> q->cluster_bits);
+	const char *why = check_data(img, m, off >> q->cluster_bits);
+	/* Only internal snapshots share data clusters; a writable image has none, and a write
+	 * to one of two sharers would change the other. */
+	if (!why && bit_test_set(m->data, off >> q->cluster_bits) && !q->nb_snapshots)
+		why = "data cluster used twice";
+	return why;
 }
 
-static int check_tables(struct disk_image *img, char *err, size_t errlen)
+static int check_l2_tables(struct disk_image *img, struct cluster_map *m, char *err, size_t errlen)
 {
 	struct qcow2 *q = img->q;
-	_cleanup_free_ uint64_t *set = NULL;
-	uint64_t n;
-	int r = metadata_set(img, &set, &n);
-	if (r < 0)
-		return error_set(err, errlen, r, "out of memory");
-	for (uint64_t i = 1; i < n; i++)
-		if (set[i] == set[i - 1])
-			return bad(img, err, errlen, -EINVAL, "metadata tables overlap");
-	for (uint64_t i = 0; !img->readonly && i < n; i++) {
-		uint64_t rc;
-		if (qcow2_refcount_get(img, set[i], &rc) < 0 || rc == 0)
-			return bad(img, err, errlen, -EINVAL, "metadata cluster with refcount 0");
-	}
 	for (uint64_t i = 0; i < q->l1_size; i++) {
 		uint64_t l2off = q->l1[i] & QCOW2_OFFSET_MASK;
 		uint8_t *l2;
 		if (!l2off)
 			continue;
-		r = qcow2_l2_get(img, l2off, &l2);
+		int r = qcow2_l2_get(img, l2off, &l2);
 		if (r < 0)
 			return error_set(err, errlen, r, "'%s': cannot read an L2 table: %s",
 					 img->path, strerror(-r));
+		/* @l2 stays valid: check_data only uses the refcount cache. */
 		for (uint64_t j = 0; j < q->l2_entries; j++) {
-			const char *why = check_l2_entry(img, set, n, qcow2_be64(l2 + 8 * j));
+			const char *why = check_l2_entry(img, m, qcow2_be64(l2 + 8 * j));
 			if (why)
 				return bad(img, err, errlen, -EINVAL, why);
-			/* qcow2_refcount_get may have evicted nothing from the L2 cache, but be
-			 * safe against a future change: reload the table pointer. */
-			if ((r = qcow2_l2_get(img, l2off, &l2)) < 0)
-				return r;
 		}
 	}
 	return 0;
+}
+
+static int check_tables(struct disk_image *img, char *err, size_t errlen)
+{
+	struct qcow2 *q = img->q;
+	struct cluster_map m = { .n = ALIGN_UP(img->file_size, q->cluster_size) >>
+				      q->cluster_bits };
+	if (m.n / 8 + 1 > QCOW2_MAX_CHECK_BITMAP)
+		return bad(img, err, errlen, -ENOTSUP, "too many clusters for the checks at open");
+	m.meta = calloc(1, m.n / 8 + 1);
+	m.data = calloc(1, m.n / 8 + 1);
+	int r = -ENOMEM;
+	if (!m.meta || !m.data) {
+		r = error_set(err, errlen, r, "out of memory");
+		goto out;
+	}
+	const char *why = mark_metadata(img, &m) ? NULL : "metadata tables overlap";
+	for (uint64_t c = 0; !why && !img->readonly && c < m.n; c++) {
+		uint64_t rc;
+		if ((m.meta[c / 8] & (1u << (c % 8))) &&
+		    (qcow2_refcount_get(img, c, &rc) < 0 || rc == 0))
+			why = "metadata cluster with refcount 0";
+	}
+	r = why ? bad(img, err, errlen, -EINVAL, why) : check_l2_tables(img, &m, err, errlen);
+out:
+	free(m.meta);
+	free(m.data);
+	return r;
 }
 
 static int qcow2_alloc_state(struct disk_image *img, uint32_t cluster_bits)

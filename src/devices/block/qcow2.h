@@ -26,6 +26,12 @@
 #define QCOW2_REFCOUNT_CACHE_BYTES (256 * KiB)
 #define QCOW2_CACHE_MIN_ENTRIES	   4
 #define QCOW2_CACHE_MAX_ENTRIES	   512
+/* The open-time checks keep two bits per cluster of the file: at most this many bytes each
+ * (256 Mi clusters: 128 GiB files with 512-byte clusters, 16 PiB with 64 KiB ones). */
+#define QCOW2_MAX_CHECK_BITMAP (32 * MiB)
+/* How many refcounts a search for several contiguous free clusters reads before it gives up
+ * and grows the file instead. */
+#define QCOW2_MAX_FREE_SCAN 65536
 /* Backing chains deeper than this are refused (each link is opened read-only). */
 #define QCOW2_MAX_BACKING_DEPTH 8
 #define QCOW2_MAX_BACKING_NAME	1023
@@ -74,7 +80,8 @@ struct qcow2 {
 	uint64_t rb_entries; /* refcounts per refcount block */
 	uint64_t rc_max;
 	uint64_t nb_snapshots;
-	uint64_t free_hint; /* no free cluster below this index */
+	uint64_t free_hint; /* no free cluster below this index, but those freed since the
+			     * last flush */
 	/* Clusters freed since the last flush lie in [qlo, qhi] (empty when qlo > qhi): not
 	 * reused before the flush, since a guest write submitted before the free may still be
 	 * in flight to them (the device flushes only once such writes are done). */

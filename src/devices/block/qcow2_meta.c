@@ -234,8 +234,6 @@ int qcow2_refcount_update(struct disk_image *img, uint64_t cluster, int delta, b
 	r = refcount_set(img, cluster, v);
 	if (r < 0 || v)
 		return r;
-	if (cluster < q->free_hint)
-		q->free_hint = cluster;
 	q->qlo = MIN(q->qlo, cluster);
 	q->qhi = MAX(q->qhi, cluster);
 	q->dbuf_entry = 0;
@@ -363,24 +361,27 @@ static int ensure_block(struct disk_image *img, uint64_t c, bool *used)
 	return 0;
 }
 
-/* Looks for @n free clusters below the end of the file, from the hint on. */
+/* Looks for @n free clusters below the end of the file, from the hint on, skipping those
+ * freed since the last flush; runs of several clusters are looked for only so far. */
 static int find_free(struct disk_image *img, uint64_t n, uint64_t *ret)
 {
 	struct qcow2 *q = img->q;
-	uint64_t end = img->file_size >> q->cluster_bits, run = 0;
+	uint64_t end = img->file_size >> q->cluster_bits, run = 0, scanned = 0;
 	for (uint64_t c = q->free_hint; c < end; c++) {
-		uint64_t v;
+		uint64_t v = 1;
+		bool hint = c == q->free_hint;
+		if (n > 1 && ++scanned > QCOW2_MAX_FREE_SCAN)
+			break;
 		if (c >= q->qlo && c <= q->qhi) {
 			c = q->qhi;
-			run = 0;
-			continue;
+		} else {
+			int r = qcow2_refcount_get(img, c, &v);
+			if (r < 0)
+				return r;
 		}
-		int r = qcow2_refcount_get(img, c, &v);
-		if (r < 0)
-			return r;
 		if (v) {
 			run = 0;
-			if (c == q->free_hint)
+			if (hint)
 				q->free_hint = c + 1;
 			continue;
 		}
@@ -463,6 +464,7 @@ int qcow2_meta_flush(struct disk_image *img)
 			return r;
 		wrote = true;
 	}
+	q->free_hint = MIN(q->free_hint, q->qlo);
 	q->qlo = UINT64_MAX;
 	q->qhi = 0;
 	if (!q->l1_dirty)
