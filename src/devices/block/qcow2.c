@@ -347,7 +347,8 @@ static int qcow2_alloc_state(struct disk_image *img, uint32_t cluster_bits)
 	q->cbuf = malloc(2 * q->cluster_size);
 	q->dbuf = malloc(q->cluster_size);
 	q->cow = malloc(q->cluster_size);
-	if (r < 0 || !q->cbuf || !q->dbuf || !q->cow)
+	q->pending = malloc(QCOW2_MAX_PENDING_FREES * sizeof(*q->pending));
+	if (r < 0 || !q->cbuf || !q->dbuf || !q->cow || !q->pending)
 		return -ENOMEM;
 	return 0;
 }

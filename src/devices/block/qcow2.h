@@ -32,6 +32,8 @@
 /* How many refcounts a search for several contiguous free clusters reads before it gives up
  * and grows the file instead. */
 #define QCOW2_MAX_FREE_SCAN 65536
+/* Releases (refcount decrements) waiting for the next commit; a full list forces one. */
+#define QCOW2_MAX_PENDING_FREES 16384
 /* Backing chains deeper than this are refused (each link is opened read-only). */
 #define QCOW2_MAX_BACKING_DEPTH 8
 #define QCOW2_MAX_BACKING_NAME	1023
@@ -59,6 +61,7 @@ struct qcow2_cache_entry {
 
 struct qcow2_cache {
 	unsigned n;
+	unsigned last; /* the slot of the last hit, looked at first */
 	uint64_t tick;
 	struct qcow2_cache_entry *e;
 };
@@ -75,7 +78,8 @@ struct qcow2 {
 	uint64_t rt_off;
 	uint64_t rt_clusters;
 	uint64_t rt_entries;
-	uint64_t *rt; /* host byte order */
+	uint64_t *rt;  /* host byte order */
+	bool rt_dirty; /* new refcount blocks the table on disk does not point to yet */
 	uint32_t refcount_order;
 	uint64_t rb_entries; /* refcounts per refcount block */
 	uint64_t rc_max;
@@ -86,6 +90,8 @@ struct qcow2 {
 	 * reused before the flush, since a guest write submitted before the free may still be
 	 * in flight to them (the device flushes only once such writes are done). */
 	uint64_t qlo, qhi;
+	uint64_t *pending; /* deferred releases (qcow2_refcount_release) */
+	uint32_t npending;
 	struct qcow2_cache l2c;
 	struct qcow2_cache rbc;
 	struct disk_image *backing;
@@ -128,9 +134,11 @@ void qcow2_l2_mark_dirty(struct disk_image *img, uint64_t off);
 /* A freshly allocated L2 table: all zeros, dirty, without reading the file. */
 int qcow2_l2_new(struct disk_image *img, uint64_t off, uint8_t **ret);
 int qcow2_refcount_get(struct disk_image *img, uint64_t cluster, uint64_t *ret);
-/* Adds @delta (+1 or -1) to the refcount of host cluster @cluster. A refcount falling to 0
- * frees the cluster; with @punch its space is also punched out of the file where possible. */
-int qcow2_refcount_update(struct disk_image *img, uint64_t cluster, int delta, bool punch);
+/* Drops one reference to host cluster @cluster. The decrement is applied at the next commit,
+ * once the tables on disk no longer point there; a cluster falling to 0 is then free, and
+ * with @punch its space is punched out of the file where possible. -EIO when its refcount is
+ * already 0. */
+int qcow2_refcount_release(struct disk_image *img, uint64_t cluster, bool punch);
 /* Allocates @n contiguous clusters (refcount 1), returns the host offset of the first. */
 int qcow2_alloc_clusters(struct disk_image *img, uint64_t n, uint64_t *ret_off);
 /* Drops the references an L2 entry holds (a standard cluster or the clusters a compressed
@@ -139,7 +147,12 @@ int qcow2_free_entry(struct disk_image *img, uint64_t entry, bool punch);
 /* The host byte range of a compressed L2 entry. */
 void qcow2_compressed_range(const struct qcow2 *q, uint64_t entry, uint64_t *ret_off,
 			    uint64_t *ret_len);
-/* Writes dirty refcount blocks, then (after fdatasync) dirty L2 tables and the L1 table. */
+/* Makes the metadata on disk consistent and current: dirty refcount blocks, fdatasync, dirty
+ * L2 tables, (fdatasync) the L1 table, then, after an fdatasync, applies the deferred
+ * releases in the cache. */
+int qcow2_meta_commit(struct disk_image *img);
+/* qcow2_meta_commit, writes the released refcounts too, and ends the reuse quarantine (the
+ * caller then fdatasyncs). */
 int qcow2_meta_flush(struct disk_image *img);
 int qcow2_flush_refcounts(struct disk_image *img);
 

@@ -463,6 +463,7 @@ static void qcow2_close(struct disk_image *img)
 	free(q->cbuf);
 	free(q->dbuf);
 	free(q->cow);
+	free(q->pending);
 	free(q);
 	img->q = NULL;
 }

@@ -54,6 +54,25 @@ static int cache_write(struct disk_image *img, struct qcow2_cache_entry *e)
 	return 0;
 }
 
+/* The refcount table, after new refcount blocks: the blocks are on disk first. */
+static int write_reftable(struct disk_image *img)
+{
+	struct qcow2 *q = img->q;
+	uint64_t bytes = q->rt_entries * 8;
+	uint8_t *raw = malloc(bytes);
+	if (!raw)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < q->rt_entries; i++)
+		qcow2_put_be64(raw + 8 * i, q->rt[i]);
+	int r = disk_pwrite_full(img->mfd, raw, bytes, q->rt_off);
+	free(raw);
+	if (r == 0 && fdatasync(img->mfd) < 0)
+		r = -errno;
+	if (r == 0)
+		q->rt_dirty = false;
+	return r;
+}
+
 int qcow2_flush_refcounts(struct disk_image *img)
 {
 	struct qcow2_cache *c = &img->q->rbc;
@@ -66,16 +85,21 @@ int qcow2_flush_refcounts(struct disk_image *img)
 			return r;
 		wrote = true;
 	}
-	if (wrote && fdatasync(img->mfd) < 0)
+	if ((wrote || img->q->rt_dirty) && fdatasync(img->mfd) < 0)
 		return -errno;
-	return 0;
+	return img->q->rt_dirty ? write_reftable(img) : 0;
 }
 
 static struct qcow2_cache_entry *cache_find(struct qcow2_cache *c, uint64_t off)
 {
+	if (c->e[c->last].off == off) {
+		c->e[c->last].used = ++c->tick;
+		return &c->e[c->last];
+	}
 	for (unsigned i = 0; i < c->n; i++)
 		if (c->e[i].off == off) {
 			c->e[i].used = ++c->tick;
+			c->last = i;
 			return &c->e[i];
 		}
 	return NULL;
@@ -90,10 +114,17 @@ static int cache_slot(struct disk_image *img, struct qcow2_cache *c, bool l2,
 	for (unsigned i = 1; i < c->n && v->off; i++)
 		if (!c->e[i].off || c->e[i].used < v->used)
 			v = &c->e[i];
-	if (v->dirty) {
-		int r = l2 ? qcow2_flush_refcounts(img) : 0;
-		if (r == 0)
-			r = cache_write(img, v);
+	if (v->dirty && l2) {
+		/* One fdatasync for the refcounts, then every dirty table goes: the next
+		 * evictions are then clean, instead of each paying for an fdatasync. */
+		int r = qcow2_flush_refcounts(img);
+		for (unsigned i = 0; i < c->n && r == 0; i++)
+			if (c->e[i].dirty)
+				r = cache_write(img, &c->e[i]);
+		if (r < 0)
+			return r;
+	} else if (v->dirty) {
+		int r = cache_write(img, v);
 		if (r < 0)
 			return r;
 	}
@@ -221,29 +252,47 @@ static int refcount_set(struct disk_image *img, uint64_t cluster, uint64_t v)
 	return 0;
 }
 
-int qcow2_refcount_update(struct disk_image *img, uint64_t cluster, int delta, bool punch)
+#define PENDING_PUNCH (1ULL << 63)
+
+/*
+ * A reference to @cluster is gone from the tables in memory, but the tables on disk may still
+ * hold it until the next commit: the decrement waits until then (applied earlier, a crash
+ * could leave a table pointing to a cluster with refcount 0, which would be handed out again).
+ */
+int qcow2_refcount_release(struct disk_image *img, uint64_t cluster, bool punch)
 {
 	struct qcow2 *q = img->q;
 	uint64_t v;
 	int r = qcow2_refcount_get(img, cluster, &v);
 	if (r < 0)
 		return r;
-	if ((delta < 0 && v == 0) || (delta > 0 && v >= q->rc_max))
+	if (v == 0)
 		return -EIO; /* an image whose refcounts disagree with its tables */
-	v = delta > 0 ? v + 1 : v - 1;
-	r = refcount_set(img, cluster, v);
-	if (r < 0 || v)
+	if (q->npending == QCOW2_MAX_PENDING_FREES && (r = qcow2_meta_commit(img)) < 0)
 		return r;
+	q->pending[q->npending++] = cluster | (punch ? PENDING_PUNCH : 0);
 	q->qlo = MIN(q->qlo, cluster);
 	q->qhi = MAX(q->qhi, cluster);
-	q->dbuf_entry = 0;
-	/* Give the space back (best effort) when the data is garbage anyway. Not for clusters a
-	 * copy-on-write replaced: until the next flush the old L2 entry on disk still points
-	 * there. Reused clusters are always written whole before the L2 entry points to them. */
-	if (punch)
-		fallocate(img->mfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			  (off_t)(cluster << q->cluster_bits), (off_t)q->cluster_size);
 	return 0;
+}
+
+/* Applies the deferred decrements; a cluster falling to 0 is free (after the next flush, see
+ * qlo/qhi), its space punched out of the file when its data is garbage anyway (discard). */
+static void apply_releases(struct disk_image *img)
+{
+	struct qcow2 *q = img->q;
+	for (uint32_t i = 0; i < q->npending; i++) {
+		uint64_t c = q->pending[i] & ~PENDING_PUNCH, v;
+		if (qcow2_refcount_get(img, c, &v) < 0 || v == 0 || refcount_set(img, c, v - 1) < 0)
+			continue; /* a damaged image leaks rather than fails every flush */
+		if (v > 1)
+			continue;
+		q->dbuf_entry = 0;
+		if (q->pending[i] & PENDING_PUNCH)
+			fallocate(img->mfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				  (off_t)(c << q->cluster_bits), (off_t)q->cluster_size);
+	}
+	q->npending = 0;
 }
 
 /* Writes a zeroed cluster at @off with @ones refcounts set to 1 from its own index @first:
@@ -319,9 +368,10 @@ static int grow_reftable(struct disk_image *img, uint64_t c)
 	q->rt_off = toff;
 	q->rt_clusters = nt;
 	q->rt_entries = nt * per_rt;
+	q->rt_dirty = false; /* the new table has every entry */
 	img->file_size = MAX(img->file_size, (c + nb + nt) << q->cluster_bits);
 	for (uint64_t i = 0; i < old_n && r == 0; i++)
-		r = qcow2_refcount_update(img, old + i, -1, false);
+		r = qcow2_refcount_release(img, old + i, false);
 out:
 	free(rt);
 	free(raw);
@@ -346,15 +396,10 @@ static int ensure_block(struct disk_image *img, uint64_t c, bool *used)
 		return 0;
 	uint64_t off = c << q->cluster_bits;
 	int r = write_new_block(img, off, c % q->rb_entries, 1);
-	if (r == 0 && fdatasync(img->mfd) < 0)
-		r = -errno; /* the block is on disk before the table points to it */
 	if (r < 0)
 		return r;
-	uint8_t e[8];
-	qcow2_put_be64(e, off);
-	r = disk_pwrite_full(img->mfd, e, 8, q->rt_off + 8 * b);
-	if (r < 0)
-		return r;
+	/* The table on disk learns about the block at the next commit, after an fdatasync. */
+	q->rt_dirty = true;
 	q->rt[b] = off;
 	img->file_size = MAX(img->file_size, off + q->cluster_size);
 	*used = true;
@@ -438,7 +483,7 @@ int qcow2_free_entry(struct disk_image *img, uint64_t entry, bool punch)
 		qcow2_compressed_range(q, entry, &off, &len);
 		uint64_t first = off >> q->cluster_bits, last = (off + len - 1) >> q->cluster_bits;
 		for (uint64_t c = first; c <= last; c++) {
-			int r = qcow2_refcount_update(img, c, -1, punch);
+			int r = qcow2_refcount_release(img, c, punch);
 			if (r < 0)
 				return r;
 		}
@@ -447,13 +492,29 @@ int qcow2_free_entry(struct disk_image *img, uint64_t entry, bool punch)
 	uint64_t off = entry & QCOW2_OFFSET_MASK;
 	if (!off)
 		return 0;
-	return qcow2_refcount_update(img, off >> q->cluster_bits, -1, punch);
+	return qcow2_refcount_release(img, off >> q->cluster_bits, punch);
 }
 
-int qcow2_meta_flush(struct disk_image *img)
+static int write_l1(struct disk_image *img)
 {
 	struct qcow2 *q = img->q;
-	int r = qcow2_flush_refcounts(img);
+	uint64_t bytes = q->l1_size * 8;
+	uint8_t *raw = malloc(bytes);
+	if (!raw)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < q->l1_size; i++)
+		qcow2_put_be64(raw + 8 * i, q->l1[i]);
+	int r = disk_pwrite_full(img->mfd, raw, bytes, q->l1_off);
+	free(raw);
+	if (r == 0)
+		q->l1_dirty = false;
+	return r;
+}
+
+int qcow2_meta_commit(struct disk_image *img)
+{
+	struct qcow2 *q = img->q;
+	int r = qcow2_flush_refcounts(img); /* increments first, synced */
 	if (r < 0)
 		return r;
 	bool wrote = false;
@@ -464,22 +525,35 @@ int qcow2_meta_flush(struct disk_image *img)
 			return r;
 		wrote = true;
 	}
+	if (q->l1_dirty) {
+		if (wrote && fdatasync(img->mfd) < 0)
+			return -errno;
+		if ((r = write_l1(img)) < 0)
+			return r;
+		wrote = true;
+	}
+	if (q->npending) {
+		if (wrote && fdatasync(img->mfd) < 0)
+			return -errno;
+		apply_releases(img);
+	}
+	return 0;
+}
+
+int qcow2_meta_flush(struct disk_image *img)
+{
+	struct qcow2 *q = img->q;
+	int r = qcow2_meta_commit(img);
+	if (r < 0)
+		return r;
+	/* The decrements commit just applied (image.c syncs them). */
+	for (unsigned i = 0; i < q->rbc.n && r == 0; i++)
+		if (q->rbc.e[i].dirty)
+			r = cache_write(img, &q->rbc.e[i]);
+	if (r < 0)
+		return r;
 	q->free_hint = MIN(q->free_hint, q->qlo);
 	q->qlo = UINT64_MAX;
 	q->qhi = 0;
-	if (!q->l1_dirty)
-		return 0;
-	if (wrote && fdatasync(img->mfd) < 0)
-		return -errno;
-	uint64_t bytes = q->l1_size * 8;
-	uint8_t *raw = malloc(bytes);
-	if (!raw)
-		return -ENOMEM;
-	for (uint64_t i = 0; i < q->l1_size; i++)
-		qcow2_put_be64(raw + 8 * i, q->l1[i]);
-	r = disk_pwrite_full(img->mfd, raw, bytes, q->l1_off);
-	free(raw);
-	if (r == 0)
-		q->l1_dirty = false;
-	return r;
+	return 0;
 }
