@@ -543,6 +543,10 @@ static void test_corrupt(void **state)
 		int r = open_err(f->img, false, err, sizeof(err));
 		if (r >= 0 || !strstr(err, why[c]))
 			fail_msg("corruption %d: %d '%s', want '%s'", c, r, err, why[c]);
+		/* Reads do not depend on refcounts: those two are fine read-only. */
+		r = open_err(f->img, true, err, sizeof(err));
+		if ((r == 0) != (c == C_DIRTY || c == C_REFCOUNT_ZERO))
+			fail_msg("corruption %d read-only: %d '%s'", c, r, err);
 	}
 }
 

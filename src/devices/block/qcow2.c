@@ -70,7 +70,8 @@ static int parse_header(struct disk_image *img, const uint8_t *b, struct qcow2_h
 		return bad(img, err, errlen, -ENOTSUP, "compression type other than zlib");
 	if (h->incompat & ~KNOWN_INCOMPAT)
 		return bad(img, err, errlen, -ENOTSUP, "unknown incompatible features");
-	if (h->incompat & QCOW2_INCOMPAT_DIRTY)
+	/* Dirty: the refcounts may be stale (lazy refcounts); reads do not need them. */
+	if ((h->incompat & QCOW2_INCOMPAT_DIRTY) && !img->readonly)
 		return bad(img, err, errlen, -ENOTSUP,
 			   "dirty (lazy refcounts not written back): run qemu-img check -r all");
 	if ((h->incompat & QCOW2_INCOMPAT_CORRUPT) && !img->readonly)
