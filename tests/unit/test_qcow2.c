@@ -175,6 +175,73 @@ static void test_compressed(void **state)
 	assert_int_equal(run("qemu-img compare -f qcow2 -F raw %s %s", f->img, f->raw), 0);
 }
 
+/* v3 zero clusters QEMU wrote (kept allocated, and unmapped) read as zeros, and a partial
+ * write into one keeps the rest zero. */
+static void test_zero_clusters(void **state)
+{
+	struct fixture *f = *state;
+	NEED_QEMU(f);
+	assert_int_equal(run("qemu-img create -f qcow2 -o cluster_size=4k %s 1M", f->img), 0);
+	assert_int_equal(run("qemu-io -f qcow2 -c 'write -P 1 0 64k' -c 'write -z 16k 16k' -c "
+			     "'write -z -u 40k 8k' %s",
+			     f->img),
+			 0);
+	struct disk_image *img = open_img(f->img, false, false);
+	struct disk_extent e;
+	expect_bytes(img, 0, 16 * KiB, 1);
+	expect_bytes(img, 16 * KiB, 16 * KiB, 0);
+	expect_bytes(img, 32 * KiB, 8 * KiB, 1);
+	expect_bytes(img, 40 * KiB, 8 * KiB, 0);
+	expect_bytes(img, 48 * KiB, 16 * KiB, 1);
+	assert_int_equal(disk_image_map(img, 16 * KiB, 16 * KiB, false, &e), 0);
+	assert_int_equal(e.kind, DISK_EXTENT_ZERO);
+	assert_int_equal(e.len, 16 * KiB);
+	uint8_t b[512];
+	memset(b, 2, sizeof(b));
+	assert_int_equal(disk_image_write_sync(img, 20 * KiB + 512, b, sizeof(b)), 0);
+	assert_int_equal(disk_image_write_sync(img, 44 * KiB, b, sizeof(b)), 0);
+	expect_bytes(img, 20 * KiB, 512, 0);
+	expect_bytes(img, 20 * KiB + 512, 512, 2);
+	expect_bytes(img, 20 * KiB + 1024, 3 * KiB, 0);
+	expect_bytes(img, 44 * KiB + 512, 3584, 0);
+	assert_int_equal(disk_image_flush(img), 0);
+	disk_image_close(img);
+	assert_int_equal(run("qemu-img check %s", f->img), 0);
+}
+
+/* direct=on: data extents are on an O_DIRECT fd; the layer's own I/O stays buffered. */
+static void test_direct(void **state)
+{
+	struct fixture *f = *state;
+	NEED_QEMU(f);
+	assert_int_equal(run("qemu-img create -f qcow2 -o cluster_size=64k %s 4M", f->img), 0);
+	struct disk_image_opts o = { .direct = true };
+	struct disk_image *img = NULL;
+	char err[256];
+	assert_int_equal(disk_image_open(f->img, &o, &img, err, sizeof(err)), 0);
+	uint32_t align = disk_image_align(img);
+	assert_true(align >= 512 && align <= 4096);
+	void *buf = NULL;
+	assert_int_equal(posix_memalign(&buf, 4096, 128 * KiB), 0);
+	memset(buf, 0x3c, 128 * KiB);
+	for (uint64_t off = 64 * KiB - 8 * KiB, done = 0; done < 128 * KiB;) {
+		struct disk_extent e;
+		assert_int_equal(disk_image_map(img, off + done, 128 * KiB - done, true, &e), 0);
+		assert_true(fcntl(e.fd, F_GETFL) & O_DIRECT);
+		assert_true(IS_ALIGNED(e.file_off, align) && IS_ALIGNED(e.len, align));
+		assert_int_equal(pwrite(e.fd, (uint8_t *)buf + done, e.len, (off_t)e.file_off),
+				 (ssize_t)e.len);
+		done += e.len;
+	}
+	expect_bytes(img, 0, 56 * KiB, 0);
+	expect_bytes(img, 56 * KiB, 128 * KiB, 0x3c);
+	expect_bytes(img, 184 * KiB, 8 * KiB, 0);
+	assert_int_equal(disk_image_flush(img), 0);
+	disk_image_close(img);
+	free(buf);
+	assert_int_equal(run("qemu-img check %s", f->img), 0);
+}
+
 /* A pseudo-random workload, mirrored into a raw shadow file, then checked by QEMU. */
 static void workload(struct fixture *f, const char *opts, uint64_t size, unsigned rounds,
 		     unsigned seed)
@@ -582,6 +649,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_read_qemu_written, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compressed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_zero_clusters, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_direct, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_workloads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_grow_reftable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backing, setup, teardown),
