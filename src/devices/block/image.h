@@ -49,8 +49,10 @@ struct disk_image *disk_image_close(struct disk_image *img);
 uint64_t disk_image_size(const struct disk_image *img);
 
 /* The alignment data I/O on the fds handed out by disk_image_map needs: 1 without O_DIRECT,
- * otherwise the logical block size of the file system or device (512 or 4096). Extents from a
- * qcow2 image are aligned to min(cluster size, 512) at least; see docs/disk-images.md. */
+ * otherwise the logical block size of the file system or device (512 or 4096). A qcow2
+ * extent's file_off is as aligned as the guest offset within its cluster (clusters are at
+ * least 512 bytes): a caller mapping 4096-aligned ranges of 4 KiB-or-larger-cluster images
+ * gets 4096-aligned extents; anything else may need a bounce buffer. */
 uint32_t disk_image_align(const struct disk_image *img);
 
 /* True when the map is the identity on one fd (raw): every DATA extent is the whole range. */
@@ -117,7 +119,7 @@ int disk_image_discard(struct disk_image *img, uint64_t off, uint64_t len);
  * Makes [@off, @off + @len) read as zeros. @unmap allows freeing the space. Raw:
  * fallocate(ZERO_RANGE), or PUNCH_HOLE when @unmap, falling back to writing zeros. qcow2:
  * whole clusters become zero clusters (v3) or unallocated (v2 without backing); partial
- * clusters are written with zeros. Returns 0, -EINVAL, -EROFS, -EIO, -ENOSPC, -ENOMEM.
+ * clusters, and whole ones of v2 images with a backing file, are written with zeros. Returns 0, -EINVAL, -EROFS, -EIO, -ENOSPC, -ENOMEM.
  */
 int disk_image_write_zeroes(struct disk_image *img, uint64_t off, uint64_t len, bool unmap);
 
