@@ -418,7 +418,13 @@ static int zero_range(struct disk_image *img, uint64_t off, uint64_t len, enum z
 	}
 	if (m != ZM_DISCARD && off < first && (r = write_zeros_slow(img, off, first - off)) < 0)
 		return r;
+	uint64_t per_l2 = q->l2_entries << q->cluster_bits;
 	for (uint64_t c = first; c < last; c += cs) {
+		uint64_t l1i = (c >> q->cluster_bits) / q->l2_entries;
+		if (!q->backing && !(q->l1[l1i] & QCOW2_OFFSET_MASK)) {
+			c = (l1i + 1) * per_l2 - cs; /* no table: all of it reads zeros already */
+			continue;
+		}
 		r = zero_cluster(img, c >> q->cluster_bits, m);
 		if (r == 1)
 			r = write_zeros_slow(img, c, MIN(cs, end - c));
