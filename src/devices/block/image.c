@@ -186,6 +186,7 @@ int disk_image_open_depth(const char *path, const struct disk_image_opts *o, uns
 	r = image_setup(img, err, errlen);
 	if (r < 0)
 		goto fail;
+	img->opened = true;
 	*ret = img;
 	return 0;
 fail:
@@ -197,6 +198,10 @@ struct disk_image *disk_image_close(struct disk_image *img)
 {
 	if (!img)
 		return NULL;
+	/* As QEMU does: what the guest wrote without asking for a flush still gets consistent
+	 * metadata on an orderly exit (best effort: nobody is left to tell). */
+	if (img->opened && !img->readonly)
+		disk_image_flush(img);
 	if (img->ops && img->ops->close)
 		img->ops->close(img);
 	if (img->fd >= 0 && img->fd != img->mfd)

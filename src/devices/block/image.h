@@ -40,8 +40,9 @@ struct disk_image_opts {
 int disk_image_open(const char *path, const struct disk_image_opts *o, struct disk_image **ret,
 		    char *err, size_t errlen);
 
-/* Flushes nothing (call disk_image_flush first when that matters), drops the lock, closes the
- * files and frees everything. Accepts NULL; returns NULL. */
+/* Flushes a writable image (as disk_image_flush, errors ignored: call that first when they
+ * matter), drops the lock, closes the files and frees everything. No data I/O on the image's
+ * fds may be in flight. Accepts NULL; returns NULL. */
 struct disk_image *disk_image_close(struct disk_image *img);
 
 /* The size the guest sees, in bytes (for qcow2 the virtual size; for raw the file or block

@@ -42,6 +42,7 @@ struct disk_image {
 	bool direct;
 	bool allow_backing;
 	bool block_dev;
+	bool opened;	 /* open succeeded: close flushes */
 	unsigned depth;	 /* 0, or how deep in a backing chain */
 	struct qcow2 *q; /* qcow2 state, NULL for raw */
 	char path[256];	 /* for messages; truncated */
