@@ -24,7 +24,7 @@ static int parse(struct cli_args *a, char *err, int argc, char *const argv[])
 
 #define PARSE(a, err, ...) parse(a, err, ARGC(__VA_ARGS__), ARGV(__VA_ARGS__))
 
-static void parse_err(const char *msg, const char *arg)
+static void parse_err(const char *msg, char *arg)
 {
 	struct cli_args a;
 	char err[CONFIG_ERR_MAX] = "";
@@ -34,7 +34,7 @@ static void parse_err(const char *msg, const char *arg)
 }
 
 /* Parses and validates; returns validate's result with its message in @err. */
-static int check(const char *arg, char *err)
+static int check(char *arg, char *err)
 {
 	struct cli_args a;
 	int r;
