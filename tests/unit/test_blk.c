@@ -11,6 +11,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -74,20 +76,17 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* The disk on the fixture's image with @opts applied, queues up, DRIVER_OK. */
-static void start_with(struct fx *x, bool readonly, uint16_t nq, const char *serial)
+/* The disk on the fixture's image, queues up, DRIVER_OK; @d's path, queues and engine are set
+ * here. */
+static void start_cfg(struct fx *x, struct disk_config *d)
 {
-	struct disk_config d;
+	uint16_t nq = d->num_queues;
 
-	disk_config_init(&d);
-	d.path = x->path;
-	d.readonly = readonly;
-	d.num_queues = nq;
-	d.queue_size = QSIZE;
-	d.id = "_disk0";
-	d.serial = (char *)serial;
-	d.disable_io_uring = use_pool;
-	assert_int_equal(blk_create(&x->h->ctx, &d, &x->dev), 0);
+	d->path = x->path;
+	d->queue_size = QSIZE;
+	d->id = "_disk0";
+	d->disable_io_uring = use_pool;
+	assert_int_equal(blk_create(&x->h->ctx, d, &x->dev), 0);
 	assert_string_equal(blk_engine(x->dev), use_pool ? "thread-pool" : "io_uring");
 	vh_attach(x->h, virtio_pci_function(blk_transport(x->dev)), nq + 1);
 	assert_true(vh_negotiate(x->h, VH_VERSION_1 | (1ULL << VIRTIO_BLK_F_MQ)) &
@@ -96,6 +95,17 @@ static void start_with(struct fx *x, bool readonly, uint16_t nq, const char *ser
 		vh_setup_queue(x->h, q, QSIZE);
 	vh_driver_ok(x->h);
 	x->nq = nq;
+}
+
+static void start_with(struct fx *x, bool readonly, uint16_t nq, const char *serial)
+{
+	struct disk_config d;
+
+	disk_config_init(&d);
+	d.readonly = readonly;
+	d.num_queues = nq;
+	d.serial = (char *)serial;
+	start_cfg(x, &d);
 }
 
 static void start(struct fx *x)
@@ -516,6 +526,88 @@ static void test_reset_with_requests(void **state)
 	assert_int_equal(vh_status(x->h), 0);
 }
 
+/* direct=on: O_DIRECT, and guest buffers that are not aligned go through a bounce buffer. */
+static void test_direct_bounce(void **state)
+{
+	struct fx *x = *state;
+	struct disk_config d;
+	uint8_t back[1024];
+
+	disk_config_init(&d);
+	d.direct = true;
+	d.num_queues = 1;
+	start_cfg(x, &d);
+	put_hdr(x, VIRTIO_BLK_T_IN, 2);
+	vh_desc(x->h, 0, 0, HDR, BLK_HDR_SIZE, VIRTQ_DESC_F_NEXT, 1);
+	vh_desc(x->h, 0, 1, DATA + 3, 1024, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 2);
+	vh_desc(x->h, 0, 2, STATUS, 1, VIRTQ_DESC_F_WRITE, 0);
+	assert_int_equal(serve(x), 1025);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	for (unsigned i = 0; i < 1024; i++)
+		assert_int_equal(x->h->ram[DATA + 3 + i], pattern(2 * 512 + i));
+	assert_canary(x, DATA + 3 + 1024, 64);
+	assert_int_equal(x->h->ram[DATA + 2], CANARY);
+
+	for (unsigned i = 0; i < 1024; i++)
+		x->h->ram[DATA + 5 + i] = (uint8_t)(i * 3);
+	put_hdr(x, VIRTIO_BLK_T_OUT, 40);
+	vh_desc(x->h, 0, 1, DATA + 5, 1024, VIRTQ_DESC_F_NEXT, 2);
+	assert_int_equal(serve(x), 1);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	assert_int_equal(pread(x->fd, back, sizeof(back), 40 * 512), sizeof(back));
+	assert_memory_equal(back, x->h->ram + DATA + 5, sizeof(back));
+}
+
+/* The fake loop's entry for the rate limiter's timerfd. */
+static struct vh_fd *timer_entry(struct fx *x)
+{
+	for (unsigned i = 0; i < VH_MAX_FDS; i++) {
+		char link[64], target[64] = "";
+
+		if (!x->h->fds[i].used)
+			continue;
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", x->h->fds[i].fd);
+		if (readlink(link, target, sizeof(target) - 1) > 0 && strstr(target, "timerfd"))
+			return &x->h->fds[i];
+	}
+	return NULL;
+}
+
+/* ops_size=1: the second request waits for the limiter's timer, then goes. */
+static void test_rate_limited(void **state)
+{
+	struct fx *x = *state;
+	struct disk_config d;
+	struct vh_fd *t;
+	struct pollfd p;
+
+	x->h->ctx.loop = &x->h->loop;
+	disk_config_init(&d);
+	d.num_queues = 1;
+	d.rate_limiter.ops = (struct token_bucket_config){ .size = 1, .refill_time = 20 };
+	start_cfg(x, &d);
+	t = timer_entry(x);
+	assert_non_null(t);
+	for (unsigned k = 0; k < 2; k++) {
+		uint64_t hdr = HDR + 32ULL * k;
+
+		memset(x->h->ram + hdr, 0, BLK_HDR_SIZE);
+		vh_desc(x->h, 0, 2 * k, hdr, BLK_HDR_SIZE, VIRTQ_DESC_F_NEXT, 2 * k + 1);
+		vh_desc(x->h, 0, 2 * k + 1, DATA + 1024ULL * k, 512 + 1, VIRTQ_DESC_F_WRITE, 0);
+		vh_avail(x->h, 0, QSIZE, (uint16_t)(2 * k));
+	}
+	vh_notify(x->h, 0);
+	virtio_pci_run_notify(blk_transport(x->dev), 0);
+	blk_drain(x->dev);
+	assert_int_equal(vh_used_idx(x->h, 0), 1);
+	p = (struct pollfd){ .fd = t->fd, .events = POLLIN };
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	t->cb(t->opaque, EPOLLIN);
+	blk_drain(x->dev);
+	assert_int_equal(vh_used_idx(x->h, 0), 2);
+	assert_int_equal(x->h->ram[DATA + 1024 + 512], VIRTIO_BLK_S_OK);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -534,6 +626,8 @@ int main(void)
 		T(test_many_in_flight),
 		T(test_counters_and_realize),
 		T(test_reset_with_requests),
+		T(test_direct_bounce),
+		T(test_rate_limited),
 	};
 	int r;
 
