@@ -448,13 +448,12 @@ static void test_many_in_flight(void **state)
 
 	start(x);
 	for (unsigned k = 0; k < n; k++) {
-		uint64_t hdr = HDR + 32ULL * k, data = DATA + 4096ULL * k, st = STATUS + k;
+		uint64_t hdr = HDR + 32ULL * k, data = DATA + 8192ULL * k;
 
 		memset(x->h->ram + hdr, 0, BLK_HDR_SIZE);
 		x->h->ram[hdr + 8] = (uint8_t)(8 * k); /* sector */
 		vh_desc(x->h, 0, 2 * k, hdr, BLK_HDR_SIZE, VIRTQ_DESC_F_NEXT, 2 * k + 1);
 		vh_desc(x->h, 0, 2 * k + 1, data, 4096 + 1, VIRTQ_DESC_F_WRITE, 0);
-		(void)st;
 		vh_avail(x->h, 0, QSIZE, (uint16_t)(2 * k));
 	}
 	vh_notify(x->h, 0);
@@ -463,8 +462,8 @@ static void test_many_in_flight(void **state)
 	used = vh_used_idx(x->h, 0);
 	assert_int_equal(used, n);
 	for (unsigned k = 0; k < n; k++) {
-		assert_int_equal(x->h->ram[DATA + 4096ULL * k + 4096], VIRTIO_BLK_S_OK);
-		assert_int_equal(x->h->ram[DATA + 4096ULL * k + 100], pattern(4096ULL * k + 100));
+		assert_int_equal(x->h->ram[DATA + 8192ULL * k + 4096], VIRTIO_BLK_S_OK);
+		assert_int_equal(x->h->ram[DATA + 8192ULL * k + 100], pattern(4096ULL * k + 100));
 	}
 }
 
