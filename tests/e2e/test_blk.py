@@ -60,7 +60,7 @@ def test_raw_read_write_flush_zeroes_discard_id(run_cubicle, device_guest, raw_i
         opts += ",_disable_io_uring=on"
     vm = run_guest(run_cubicle, device_guest, "virtio-blk", opts)
     assert_all_passed(vm, 1)
-    assert f"PASS virtio-blk capacity={IMAGE_SIZE // SECTOR} serial=e2e-serial-42 ro=0" \
+    assert f"PASS virtio-blk capacity={IMAGE_SIZE // SECTOR} serial=e2e-serial-42 ro=0 queue=0" \
         in vm.stdout, vm.describe()
     check_guest_writes(raw_image.read_bytes())
 
@@ -108,12 +108,15 @@ def test_hostile_virtqueue_blk(run_cubicle, device_guest, raw_image):  # noqa: F
 
 
 def test_two_disks_and_queues(run_cubicle, device_guest, raw_image, tmp_path):  # noqa: F811
-    """Two disks (one with two queues): the scenario uses the first one; both are realized."""
+    """Two disks, the first with two queues: the scenario runs on its second queue; both disks
+    are on the bus. Asking for a queue the disk lacks fails."""
     other = tmp_path / "other.raw"
     other.write_bytes(bytes(IMAGE_SIZE))
-    vm = run_guest(run_cubicle, device_guest, "pci-enum virtio-blk",
+    vm = run_guest(run_cubicle, device_guest, "pci-enum virtio-blk blk-queue=1",
                    f"path={raw_image},num_queues=2", f"path={other},id=second")
     assert_all_passed(vm, 2)
+    assert "ro=0 queue=1" in vm.stdout, vm.describe()
+    check_guest_writes(raw_image.read_bytes())
     assert len(set(re.findall(r"pci (\S+) 1af4:1042", vm.stdout))) == 2, vm.describe()
 
 

@@ -159,6 +159,12 @@ static int image_setup(struct disk_image *img, char *err, size_t errlen)
 int disk_image_open(const char *path, const struct disk_image_opts *o, struct disk_image **ret,
 		    char *err, size_t errlen)
 {
+	return disk_image_open_depth(path, o, 0, ret, err, errlen);
+}
+
+int disk_image_open_depth(const char *path, const struct disk_image_opts *o, unsigned depth,
+			  struct disk_image **ret, char *err, size_t errlen)
+{
 	struct disk_image *img = calloc(1, sizeof(*img));
 	if (!img)
 		return error_set(err, errlen, -ENOMEM, "out of memory");
@@ -167,6 +173,7 @@ int disk_image_open(const char *path, const struct disk_image_opts *o, struct di
 	img->readonly = o->readonly;
 	img->direct = o->direct;
 	img->allow_backing = o->allow_backing;
+	img->depth = depth;
 	snprintf(img->path, sizeof(img->path), "%s", path);
 	img->mfd = open(path, (o->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	int r;

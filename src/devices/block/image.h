@@ -123,7 +123,10 @@ int disk_image_write_zeroes(struct disk_image *img, uint64_t off, uint64_t len, 
 
 /*
  * Writes cached metadata (qcow2 L2 tables and refcount blocks) to the file, then fdatasync:
- * what VIRTIO_BLK_T_FLUSH needs. Returns 0 or -EIO (and keeps returning -EIO for the metadata
+ * what VIRTIO_BLK_T_FLUSH needs. Call it only once the data writes submitted before it have
+ * completed: qcow2 clusters freed by discard, write-zeroes or copy-on-write are not handed
+ * out again until the next flush, so that a write still in flight to a freed cluster can
+ * never land in a cluster that has meanwhile become an L2 table or another guest range. Returns 0 or -EIO (and keeps returning -EIO for the metadata
  * that could not be written until a later flush succeeds). A no-op returning 0 on read-only
  * images.
  */

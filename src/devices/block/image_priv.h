@@ -42,9 +42,14 @@ struct disk_image {
 	bool direct;
 	bool allow_backing;
 	bool block_dev;
+	unsigned depth;	 /* 0, or how deep in a backing chain */
 	struct qcow2 *q; /* qcow2 state, NULL for raw */
 	char path[256];	 /* for messages; truncated */
 };
+
+/* disk_image_open for a backing file @depth links down a chain. */
+int disk_image_open_depth(const char *path, const struct disk_image_opts *o, unsigned depth,
+			  struct disk_image **ret, char *err, size_t errlen);
 
 extern const struct disk_format_ops disk_raw_ops;
 extern const struct disk_format_ops disk_qcow2_ops;

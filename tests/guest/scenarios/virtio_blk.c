@@ -6,7 +6,8 @@
  *   fail with IOERR. On a writable disk: writes sectors 16-23 with blk_guest_pattern (flush,
  *   read back), write-zeroes sectors 32-39 and discards sectors 64-71 (when offered), reads
  *   32-39 back as zeros; the test then checks the image on the host. On a read-only disk
- *   (VIRTIO_BLK_F_RO): a write must fail with IOERR. PASS detail: capacity, serial, ro.
+ *   (VIRTIO_BLK_F_RO): a write must fail with IOERR. PASS detail: capacity, serial, ro, queue.
+ *   blk-queue=N uses request queue N (negotiating VIRTIO_BLK_F_MQ; the device must have N + 1).
  * blk-bench N: N requests with the queue kept full (blk-qd=, default 32, in flight), of
  *   blk-bs= bytes (default 4096), blk-mode=randread (default), read or write (sequential);
  *   times with the TSC. PASS detail: requests, bytes, ms, IOPS, MB/s.
@@ -29,6 +30,7 @@
 #define S_IOERR	       1
 
 #define F_RO	       (1ull << 5)
+#define F_MQ	       (1ull << 12)
 #define F_BLK_SIZE     (1ull << 6)
 #define F_FLUSH	       (1ull << 9)
 #define F_DISCARD      (1ull << 13)
@@ -113,9 +115,15 @@ static bool blk_open(struct virtio_dev *v, struct virtq *q, uint64_t *ret_featur
 {
 	if (!virtio_find(v, BLK_DEVICE_MODERN, BLK_DEVICE_TRANSITIONAL, why))
 		return false;
-	uint64_t f = blk_offered(v) & (F_RO | F_BLK_SIZE | F_FLUSH | F_DISCARD | F_WRITE_ZEROES);
+	uint16_t qi = (uint16_t)cmdline_u64("blk-queue", 0);
+	uint64_t f = blk_offered(v) &
+		     (F_RO | F_BLK_SIZE | F_FLUSH | F_DISCARD | F_WRITE_ZEROES | (qi ? F_MQ : 0));
+	if (qi && !(f & F_MQ)) {
+		snprintf(why, WHY_MAX, "blk-queue=%u: the device does not offer MQ", qi);
+		return false;
+	}
 	if (!virtio_start(v, VIRTIO_F_VERSION_1 | f, why) ||
-	    !virtio_queue_setup(v, 0, BLK_QUEUE_SIZE, q, why))
+	    !virtio_queue_setup(v, qi, BLK_QUEUE_SIZE, q, why))
 		return false;
 	virtio_driver_ok(v);
 	if (!v->devcfg || v->devcfg_len < 8) {
@@ -202,7 +210,8 @@ bool scenario_virtio_blk(uint64_t arg, char *why)
 		return false;
 	}
 	virtio_reset(&v, why);
-	snprintf(why, WHY_MAX, "capacity=%lu serial=%s ro=%d", sectors, serial, !!(f & F_RO));
+	snprintf(why, WHY_MAX, "capacity=%lu serial=%s ro=%d queue=%u", sectors, serial,
+		 !!(f & F_RO), q.index);
 	return true;
 }
 
