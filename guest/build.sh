@@ -3,6 +3,7 @@
 # to BUILD_DIR/guest.env:
 #   CUBICLE_VMLINUX, CUBICLE_BZIMAGE    the kernel (guest/build-kernel.sh, cached per machine)
 #   CUBICLE_INITRAMFS                   busybox + guest/init (cached, keyed by its inputs)
+#   CUBICLE_ROOTFS                      the same userland as an ext4 image, for root=/dev/vda
 #   CUBICLE_TESTGUEST_DIR               the tiny PVH test guests (meson builds them)
 # Progress goes to stderr. Usage: guest/build.sh BUILD_DIR
 set -eu
@@ -22,7 +23,7 @@ kdir=$("$here/build-kernel.sh")
 	{ echo "guest/build.sh: $busybox must be a 64-bit static busybox" >&2; exit 1; }
 key=$( {
 	sha256sum <"$busybox"
-	cat "$here/init" "$here/mkinitramfs.py" "$here/build.sh"
+	cat "$here/init" "$here/mkinitramfs.py" "$here/mkrootfs.sh" "$here/build.sh"
 	(cd "$here/rootfs" && find . -type f | LC_ALL=C sort | while read -r f; do
 		echo "$f"
 		cat "$f"
@@ -34,6 +35,12 @@ if [ ! -f "$initramfs" ]; then
 	echo "guest/build.sh: building the initramfs in $idir" >&2
 	mkdir -p "$idir"
 	python3 "$here/mkinitramfs.py" "$initramfs" "$busybox" "$here/init" "$here/rootfs"
+fi
+rootfs="$idir/rootfs.ext4"
+if [ ! -f "$rootfs" ]; then
+	echo "guest/build.sh: building the ext4 root filesystem in $idir" >&2
+	mkdir -p "$idir"
+	"$here/mkrootfs.sh" "$rootfs" "$busybox" "$here/init" "$here/rootfs"
 fi
 
 # The tiny test guests are default targets of the meson build; make sure they are current.
@@ -52,4 +59,5 @@ done
 echo "CUBICLE_VMLINUX=$kdir/vmlinux"
 echo "CUBICLE_BZIMAGE=$kdir/bzImage"
 echo "CUBICLE_INITRAMFS=$initramfs"
+echo "CUBICLE_ROOTFS=$rootfs"
 echo "CUBICLE_TESTGUEST_DIR=$build/guest/testguest"
