@@ -467,6 +467,35 @@ static void test_many_in_flight(void **state)
 	}
 }
 
+/* Writes and a flush made available together: the flush is used after every write. */
+static void test_flush_after_writes(void **state)
+{
+	struct fx *x = *state;
+	const unsigned n = 4;
+	uint64_t used_ring = VH_USED + 4;
+
+	start(x);
+	for (unsigned k = 0; k <= n; k++) {
+		uint64_t hdr = HDR + 32ULL * k, data = DATA + 8192ULL * k;
+
+		memset(x->h->ram + hdr, 0, BLK_HDR_SIZE);
+		x->h->ram[hdr] = k < n ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_FLUSH;
+		x->h->ram[hdr + 8] = (uint8_t)(16 * k); /* sector */
+		vh_desc(x->h, 0, 3 * k, hdr, BLK_HDR_SIZE, VIRTQ_DESC_F_NEXT,
+			k < n ? 3 * k + 1 : 3 * k + 2);
+		vh_desc(x->h, 0, 3 * k + 1, data, 4096, VIRTQ_DESC_F_NEXT, 3 * k + 2);
+		vh_desc(x->h, 0, 3 * k + 2, STATUS + k, 1, VIRTQ_DESC_F_WRITE, 0);
+		vh_avail(x->h, 0, QSIZE, (uint16_t)(3 * k));
+	}
+	vh_notify(x->h, 0);
+	virtio_pci_run_notify(blk_transport(x->dev), 0);
+	blk_drain(x->dev);
+	assert_int_equal(vh_used_idx(x->h, 0), n + 1);
+	assert_int_equal(vh_get32(x->h, used_ring + 8ULL * n), 3 * n); /* the flush, last */
+	for (unsigned k = 0; k <= n; k++)
+		assert_int_equal(x->h->ram[STATUS + k], VIRTIO_BLK_S_OK);
+}
+
 static void test_counters_cb(void *opaque, const char *id, const char *name, uint64_t value)
 {
 	uint64_t *v = opaque;
@@ -623,6 +652,7 @@ int main(void)
 		T(test_readonly),
 		T(test_second_queue),
 		T(test_many_in_flight),
+		T(test_flush_after_writes),
 		T(test_counters_and_realize),
 		T(test_reset_with_requests),
 		T(test_direct_bounce),

@@ -59,7 +59,9 @@ static int64_t pool_run(const struct pool_op *o)
 	ssize_t n;
 
 	do {
-		if (o->op == BLK_IO_READ)
+		if (o->op == BLK_IO_FDATASYNC)
+			n = fdatasync(o->fd);
+		else if (o->op == BLK_IO_READ)
 			n = preadv(o->fd, o->iov, (int)o->iovcnt, (off_t)o->off);
 		else
 			n = pwritev(o->fd, o->iov, (int)o->iovcnt, (off_t)o->off);
@@ -240,7 +242,9 @@ int blk_io_submit(struct blk_io *io, enum blk_io_op op, int fd, const struct iov
 			if (!sqe)
 				return -EAGAIN;
 		}
-		if (op == BLK_IO_READ)
+		if (op == BLK_IO_FDATASYNC)
+			io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+		else if (op == BLK_IO_READ)
 			io_uring_prep_readv(sqe, fd, iov, iovcnt, off);
 		else
 			io_uring_prep_writev(sqe, fd, iov, iovcnt, off);

@@ -27,6 +27,7 @@
 enum blk_io_op {
 	BLK_IO_READ,
 	BLK_IO_WRITE,
+	BLK_IO_FDATASYNC, /* iov and offset unused; res 0 or -errno */
 };
 
 struct blk_io_cqe {
@@ -54,7 +55,7 @@ int blk_io_fd(const struct blk_io *io);
 
 /*
  * Queues one operation: @iov (@iovcnt ≥ 1 entries, which must stay valid until its completion)
- * at @off of @fd. Returns 0, or -EAGAIN when @depth operations are already in flight.
+ * at @off of @fd; for BLK_IO_FDATASYNC, @iov may be NULL. Returns 0, or -EAGAIN when @depth operations are already in flight.
  */
 int blk_io_submit(struct blk_io *io, enum blk_io_op op, int fd, const struct iovec *iov,
 		  unsigned iovcnt, uint64_t off, uint64_t user);

@@ -87,6 +87,10 @@ struct blk {
 	uint16_t num_queues, queue_size;
 	struct blk_queue q[CONFIG_MAX_DISK_QUEUES];
 	struct blk_req *ord_head, *ord_tail;
+	int raw_fd;	      /* a raw image's fd: its flushes are an fdatasync on the engine */
+	unsigned flush_batch; /* flushes at the head of the order list the engine's fdatasync
+				 * in flight will complete; 0: none in flight */
+	uint8_t flush_marker; /* its address is the engine's user tag for that fdatasync */
 	uint64_t counters[BLK_NR_COUNTERS];
 	struct log_ratelimit lrl;
 	struct virtio_dev_ops vops;
@@ -196,20 +200,47 @@ static void req_complete(struct blk_req *r, uint8_t status, uint32_t written)
 	req_free(r);
 }
 
-/* Every flush with no write before it on the order list: one image flush serves them all. */
-static void run_ready_flushes(struct blk *b)
+/* Completes the first @n flushes of the order list with @status. */
+static void complete_flushes(struct blk *b, unsigned n, uint8_t status)
 {
-	uint8_t status;
-
-	if (!b->ord_head || b->ord_head->type != VIRTIO_BLK_T_FLUSH)
-		return;
-	status = disk_image_flush(b->img) < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
-	while (b->ord_head && b->ord_head->type == VIRTIO_BLK_T_FLUSH) {
+	while (n-- && b->ord_head && b->ord_head->type == VIRTIO_BLK_T_FLUSH) {
 		struct blk_req *f = b->ord_head;
 
 		ord_remove(b, f);
 		req_complete(f, status, 0);
 	}
+}
+
+/*
+ * Every flush with no write before it on the order list: one image flush serves them all. A
+ * raw image's is an fdatasync on the engine (the loop does not wait for the disk); a qcow2
+ * image's writes its metadata too, synchronously.
+ */
+static void run_ready_flushes(struct blk *b)
+{
+	unsigned n = 0;
+
+	if (b->flush_batch)
+		return; /* the fdatasync in flight comes back here */
+	for (struct blk_req *f = b->ord_head; f && f->type == VIRTIO_BLK_T_FLUSH; f = f->ord_next)
+		n++;
+	if (n == 0)
+		return;
+	if (b->raw_fd >= 0 && blk_io_submit(b->io, BLK_IO_FDATASYNC, b->raw_fd, NULL, 0, 0,
+					    (uintptr_t)&b->flush_marker) == 0) {
+		b->flush_batch = n;
+		return;
+	}
+	complete_flushes(b, n, disk_image_flush(b->img) < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
+}
+
+static void flush_io_done(struct blk *b, int64_t res)
+{
+	unsigned n = b->flush_batch;
+
+	b->flush_batch = 0;
+	complete_flushes(b, n, res < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
+	run_ready_flushes(b);
 }
 
 /*
@@ -606,8 +637,12 @@ static void blk_reap(struct blk *b)
 
 	do {
 		n = blk_io_reap(b->io, c, ARRAY_SIZE(c));
-		for (unsigned i = 0; i < n; i++)
-			rw_io_done((struct blk_req *)(uintptr_t)c[i].user, c[i].res);
+		for (unsigned i = 0; i < n; i++) {
+			if (c[i].user == (uintptr_t)&b->flush_marker)
+				flush_io_done(b, c[i].res);
+			else
+				rw_io_done((struct blk_req *)(uintptr_t)c[i].user, c[i].res);
+		}
 	} while (n == ARRAY_SIZE(c));
 	blk_io_commit(b->io);
 }
@@ -759,6 +794,7 @@ static int blk_open(struct blk *b, const struct dev_ctx *ctx, const struct disk_
 {
 	struct disk_image_opts o = { .readonly = d->readonly, .direct = d->direct };
 	char msg[CONFIG_ERR_MAX] = "";
+	struct disk_extent ext;
 	int r;
 
 	r = disk_image_open(d->path, &o, &b->img, msg, sizeof(msg));
@@ -766,6 +802,10 @@ static int blk_open(struct blk *b, const struct dev_ctx *ctx, const struct disk_
 		return error_set(ctx->err, ctx->errlen, r, "--disk: %s",
 				 msg[0] ? msg : strerror(-r));
 	b->readonly = d->readonly || disk_image_readonly(b->img);
+	b->raw_fd = -1;
+	if (disk_image_is_raw(b->img) && disk_image_size(b->img) >= BLK_SECTOR &&
+	    disk_image_map(b->img, 0, BLK_SECTOR, false, &ext) == 0 && ext.kind == DISK_EXTENT_DATA)
+		b->raw_fd = ext.fd;
 	b->sectors = disk_image_size(b->img) / BLK_SECTOR;
 	b->align = disk_image_align(b->img);
 	if (b->align > 1 && (b->align & (b->align - 1)))
@@ -805,6 +845,7 @@ int blk_create(const struct dev_ctx *ctx, const struct disk_config *d, void **re
 	if (!b)
 		return -ENOMEM;
 	b->loop = ctx->loop;
+	b->raw_fd = -1;
 	b->num_queues = d->num_queues;
 	b->queue_size = d->queue_size;
 	b->lrl = (struct log_ratelimit)LOG_RATELIMIT_INIT(1000000000ULL, 5);
