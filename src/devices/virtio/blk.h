@@ -11,8 +11,9 @@
  * UNSUPP in its status byte (or, without a writable status byte, with nothing written) and the
  * device goes on serving the others. Data moves only between the image and the request's own
  * buffers. Reads and writes are asynchronous; a flush completes only after every write taken
- * before it has completed and the image has been flushed (fdatasync). Discard, write-zeroes and
- * flush run on the loop thread (synchronously). Each queue is served on its own: a slow request
+ * before it has completed and the image has been flushed (fdatasync: on the I/O engine for a raw
+ * image, synchronously with its metadata for qcow2). Discard and write-zeroes run on the loop
+ * thread (synchronously). Each queue is served on its own: a slow request
  * holds only itself.
  */
 #ifndef CUBICLE_DEVICES_VIRTIO_BLK_H
