@@ -156,7 +156,15 @@ struct balloon_config {
 	bool free_page_reporting;
 };
 
+/* --seccomp true|false|log (Cloud Hypervisor v28): not part of VmConfig's JSON. */
+enum seccomp_mode {
+	SECCOMP_ON, /* default: a forbidden system call ends the process (security/seccomp.h) */
+	SECCOMP_OFF,
+	SECCOMP_LOG, /* allowed and logged by the kernel */
+};
+
 struct vm_config {
+	enum seccomp_mode seccomp;
 	struct cpus_config cpus;
 	struct memory_config memory;
 	struct payload_config payload;
@@ -222,6 +230,8 @@ int config_parse_disk(struct vm_config *cfg, const char *arg, char *err, size_t 
 /* The --disk checks of vm_config_validate: path given, num_queues 1..CONFIG_MAX_DISK_QUEUES,
  * queue_size a power of two ≤ CONFIG_MAX_DISK_QUEUE_SIZE, no vhost_user, ids unique. */
 int config_validate_disks(const struct vm_config *cfg, char *err, size_t errlen);
+/* "true|false|log" (--seccomp). */
+int config_parse_seccomp(struct vm_config *cfg, const char *arg, char *err, size_t errlen);
 /* The rng source to open: cfg->rng.src or the default. */
 const char *config_rng_src(const struct vm_config *cfg);
 

@@ -51,6 +51,7 @@ struct blk;
 struct blk_req {
 	struct blk *b;
 	unsigned q;
+	unsigned gen; /* the device's reset generation when popped */
 	struct blk_req *next_free;
 	struct blk_req *ord_prev, *ord_next; /* the write/flush order list */
 	bool in_ord;
@@ -87,6 +88,7 @@ struct blk {
 	uint16_t num_queues, queue_size;
 	struct blk_queue q[CONFIG_MAX_DISK_QUEUES];
 	struct blk_req *ord_head, *ord_tail;
+	unsigned gen;	      /* bumped by each reset: older requests land but are not pushed */
 	int raw_fd;	      /* a raw image's fd: its flushes are an fdatasync on the engine */
 	unsigned flush_batch; /* flushes at the head of the order list the engine's fdatasync
 				 * in flight will complete; 0: none in flight */
@@ -131,6 +133,7 @@ static struct blk_req *req_alloc(struct blk *b, unsigned q)
 	memset(r, 0, offsetof(struct blk_req, slice));
 	r->b = b;
 	r->q = q;
+	r->gen = b->gen;
 	return r;
 }
 
@@ -178,6 +181,17 @@ static void req_complete(struct blk_req *r, uint8_t status, uint32_t written)
 	struct blk *b = r->b;
 	uint32_t used = 0;
 
+	if (r->gen != b->gen) {
+		/* Taken before a reset: the queue it came from is gone. */
+		if (r->in_ord) {
+			ord_remove(b, r);
+			req_free(r);
+			run_ready_flushes(b);
+			return;
+		}
+		req_free(r);
+		return;
+	}
 	if (r->status) {
 		*(volatile uint8_t *)r->status = status;
 		used = written + 1;
@@ -348,7 +362,7 @@ static void rw_continue(struct blk_req *r)
 {
 	bool write = r->type == VIRTIO_BLK_T_OUT;
 
-	while (r->done < r->len) {
+	while (r->done < r->len && r->gen == r->b->gen) {
 		struct disk_extent ext;
 		unsigned cnt, n;
 		const struct iovec *iov;
@@ -702,8 +716,12 @@ static void blk_vreset(void *opaque)
 {
 	struct blk *b = opaque;
 
-	/* The queues are gone: let the I/O land (its buffers are still guest RAM), push nothing. */
-	blk_drain_locked(b);
+	/*
+	 * The queues are gone. Requests in flight land in their buffers (still guest RAM) and are
+	 * then dropped, not pushed (see req_complete); no waiting here: this may run on a vCPU
+	 * thread, whose seccomp filter has no I/O calls.
+	 */
+	b->gen++;
 	for (unsigned q = 0; q < b->num_queues; q++) {
 		if (b->q[q].held)
 			req_free(b->q[q].held);
