@@ -75,9 +75,9 @@ static const struct cli_opt cli_opts[] = {
 
 /* Cloud Hypervisor v28 options that cubicle refuses for now. */
 static const char *const cli_unsupported[] = {
-	"platform",   "memory-zone",   "firmware",    	 "net",	  "balloon", "fs",
-	"pmem",	      "device",	       "user-device", "vdpa",	 "vsock", "numa",    "watchdog",
-	"api-socket", "event-monitor", "restore",     "sgx-epc", "gdb",	  "tdx",     NULL,
+	"platform",	 "memory-zone", "firmware", "net",   "balloon", "fs",	    "pmem",
+	"device",	 "user-device", "vdpa",	    "vsock", "numa",	"watchdog", "api-socket",
+	"event-monitor", "restore",	"sgx-epc",  "gdb",   "tdx",	NULL,
 };
 
 static const struct cli_opt *find_long(const char *name, size_t len)

@@ -265,10 +265,10 @@ static void test_seccomp(void **state)
 static void test_not_supported(void **state)
 {
 	static const char *const opts[] = {
-			       "net",		"fs",	    "pmem",	"vsock",
-		"api-socket",  "event-monitor", "restore",  "balloon",	"device",
-		"numa",	       "watchdog",	"platform", "firmware", "memory-zone",
-		"user-device", "vdpa",		"sgx-epc",  "gdb",	"tdx",
+		"net",		 "fs",	     "pmem",	 "vsock",	"api-socket",
+		"event-monitor", "restore",  "balloon",	 "device",	"numa",
+		"watchdog",	 "platform", "firmware", "memory-zone", "user-device",
+		"vdpa",		 "sgx-epc",  "gdb",	 "tdx",
 	};
 
 	(void)state;
