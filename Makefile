@@ -76,6 +76,7 @@ bench: guest
 	./bench/boot/run $(BUILD)
 	./bench/devices/run $(BUILD)
 	./bench/api/run $(BUILD)
+	./bench/blk/run $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

@@ -3,6 +3,7 @@
 # to BUILD_DIR/guest.env:
 #   CUBICLE_VMLINUX, CUBICLE_BZIMAGE    the kernel (guest/build-kernel.sh, cached per machine)
 #   CUBICLE_INITRAMFS                   busybox + guest/init (cached, keyed by its inputs)
+#   CUBICLE_ROOTFS                      the same userland as an ext4 image, for root=/dev/vda
 #   CUBICLE_TESTGUEST_DIR               the tiny PVH test guests (meson builds them)
 # Progress goes to stderr. Usage: guest/build.sh BUILD_DIR
 set -eu
@@ -22,7 +23,7 @@ kdir=$("$here/build-kernel.sh")
 	{ echo "guest/build.sh: $busybox must be a 64-bit static busybox" >&2; exit 1; }
 key=$( {
 	sha256sum <"$busybox"
-	cat "$here/init" "$here/mkinitramfs.py" "$here/build.sh" "$here/pwrbtn.c"
+	cat "$here/init" "$here/mkinitramfs.py" "$here/mkrootfs.sh" "$here/build.sh" "$here/pwrbtn.c"
 	(cd "$here/rootfs" && find . -type f | LC_ALL=C sort | while read -r f; do
 		echo "$f"
 		cat "$f"
@@ -30,13 +31,18 @@ key=$( {
 } | sha256sum | cut -c1-16)
 idir="$cache/initramfs-$key"
 initramfs="$idir/initramfs.cpio"
-if [ ! -f "$initramfs" ]; then
-	echo "guest/build.sh: building the initramfs in $idir" >&2
+if [ ! -f "$initramfs" ] || [ ! -f "$idir/rootfs.ext4" ]; then
+	echo "guest/build.sh: building the initramfs and the ext4 root filesystem in $idir" >&2
 	mkdir -p "$idir"
+	# guest/rootfs plus the helpers busybox lacks, for both images.
+	stage=$(mktemp -d "$idir/.rootfs.XXXXXX")
+	cp -R "$here/rootfs/." "$stage/"
+	mkdir -p "$stage/bin"
 	# pwrbtn: the ACPI power button handler (vm.power-button), a static helper init starts.
-	${CC:-cc} -static -Os -s -o "$idir/pwrbtn" "$here/pwrbtn.c"
-	python3 "$here/mkinitramfs.py" "$initramfs" "$busybox" "$here/init" "$here/rootfs" \
-		"bin/pwrbtn=$idir/pwrbtn"
+	${CC:-cc} -static -Os -s -o "$stage/bin/pwrbtn" "$here/pwrbtn.c"
+	python3 "$here/mkinitramfs.py" "$initramfs" "$busybox" "$here/init" "$stage"
+	"$here/mkrootfs.sh" "$idir/rootfs.ext4" "$busybox" "$here/init" "$stage"
+	rm -rf "$stage"
 fi
 
 # The tiny test guests are default targets of the meson build; make sure they are current.
@@ -55,4 +61,5 @@ done
 echo "CUBICLE_VMLINUX=$kdir/vmlinux"
 echo "CUBICLE_BZIMAGE=$kdir/bzImage"
 echo "CUBICLE_INITRAMFS=$initramfs"
+echo "CUBICLE_ROOTFS=$idir/rootfs.ext4"
 echo "CUBICLE_TESTGUEST_DIR=$build/guest/testguest"

@@ -22,6 +22,7 @@ enum cli_opt_id {
 	OPT_RNG,
 	OPT_API_SOCKET,
 	OPT_EVENT_MONITOR,
+	OPT_DISK,
 	OPT_LOG_FILE,
 	OPT_SECCOMP,
 	OPT_VERBOSE,
@@ -63,6 +64,13 @@ static const struct cli_opt cli_opts[] = {
 	  "HTTP API socket (UNIX domain socket): path=</path/to/a/file> or fd=<fd>" },
 	{ OPT_EVENT_MONITOR, "event-monitor", 0, true,
 	  "File to report events on: path=</path/to/a/file> or fd=<fd>" },
+	{ OPT_DISK, "disk", 0, true,
+	  "Disk parameters \"path=<disk_image_path>,readonly=on|off,direct=on|off,iommu=on|off,"
+	  "num_queues=<number_of_queues>,queue_size=<size_of_each_queue>,vhost_user=on|off,"
+	  "socket=<vhost_user_socket_path>,bw_size=<bytes>,bw_one_time_burst=<bytes>,"
+	  "bw_refill_time=<ms>,ops_size=<io_ops>,ops_one_time_burst=<io_ops>,"
+	  "ops_refill_time=<ms>,id=<device_id>,serial=<serial_number>,pci_segment=<segment_id>\" "
+	  "(repeatable)" },
 	{ OPT_LOG_FILE, "log-file", 0, true, "Log file. Standard error is used if not specified" },
 	{ OPT_SECCOMP, "seccomp", 0, true,
 	  "Disable or enable seccomp filters: true|false|log [default: true]" },
@@ -73,9 +81,9 @@ static const struct cli_opt cli_opts[] = {
 
 /* Cloud Hypervisor v28 options that cubicle refuses for now. */
 static const char *const cli_unsupported[] = {
-	"platform", "memory-zone", "firmware",	  "disk", "net",   "balloon", "fs",
-	"pmem",	    "device",	   "user-device", "vdpa", "vsock", "numa",    "watchdog",
-	"restore",  "sgx-epc",	   "gdb",	  "tdx",  NULL,
+	"platform", "memory-zone", "firmware",	  "net",  "balloon", "fs",
+	"pmem",	    "device",	   "user-device", "vdpa", "vsock",   "numa",
+	"watchdog", "restore",	   "sgx-epc",	  "gdb",  "tdx",     NULL,
 };
 
 static const struct cli_opt *find_long(const char *name, size_t len)
@@ -141,6 +149,8 @@ static int apply(struct cli_args *a, const struct cli_opt *o, const char *option
 		return config_parse_console(&cfg->console, option, value, err, errlen);
 	case OPT_RNG:
 		return config_parse_rng(cfg, value, err, errlen);
+	case OPT_DISK:
+		return config_parse_disk(cfg, value, err, errlen);
 	case OPT_SECCOMP:
 		return config_parse_seccomp(cfg, value, err, errlen);
 	case OPT_VERBOSE:
@@ -219,7 +229,7 @@ static int parse_args(int argc, char *const argv[], struct cli_args *a, char *er
 				return error_set(err, errlen, -EINVAL, "%s: missing value", option);
 			value = argv[++i];
 		}
-		if (o->takes_value && seen[o->id]++)
+		if (o->takes_value && o->id != OPT_DISK && seen[o->id]++)
 			return error_set(err, errlen, -EINVAL, "%s: given more than once", option);
 		if (value && !value[0] && o->id != OPT_CMDLINE)
 			return error_set(err, errlen, -EINVAL, "%s: missing value", option);
@@ -227,6 +237,13 @@ static int parse_args(int argc, char *const argv[], struct cli_args *a, char *er
 		r = apply(a, o, option, value, err, errlen);
 		if (r < 0)
 			return r;
+		/* As clap's multiple values: "--disk path=a path=b" is two disks. */
+		while (o->id == OPT_DISK && i + 1 < argc && argv[i + 1][0] != '-' &&
+		       argv[i + 1][0]) {
+			r = apply(a, o, option, argv[++i], err, errlen);
+			if (r < 0)
+				return r;
+		}
 	}
 	return 0;
 }

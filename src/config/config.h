@@ -84,6 +84,9 @@ struct rng_config {
 #define CONFIG_ID_MAX	   64 /* bytes of a device id, with the NUL */
 
 #define CONFIG_DEFAULT_DISK_QUEUES     1
+#define CONFIG_MAX_DISK_QUEUES	       16   /* num_queues of one disk */
+#define CONFIG_MAX_DISK_QUEUE_SIZE     1024 /* queue_size of a disk (Linux's IOV_MAX) */
+#define CONFIG_MAX_DISK_SERIAL	       20   /* bytes of serial: virtio-blk's GET_ID answer */
 #define CONFIG_DEFAULT_DISK_QUEUE_SIZE 128
 #define CONFIG_DEFAULT_NET_QUEUES      2
 #define CONFIG_DEFAULT_NET_QUEUE_SIZE  256
@@ -101,7 +104,8 @@ struct disk_config {
 	struct rate_limiter_config rate_limiter;
 	uint16_t pci_segment;
 	char *id;
-	char *serial; /* VIRTIO_BLK_T_GET_ID; NULL = none */
+	char *serial;	       /* VIRTIO_BLK_T_GET_ID; NULL = none */
+	bool disable_io_uring; /* _disable_io_uring=on: the worker-pool engine (tests, bench) */
 };
 
 /* NetConfig. Defaults: ip 192.168.249.1, mask 255.255.255.0 (used only when cubicle creates
@@ -218,6 +222,14 @@ int config_parse_console(struct console_config *con, const char *option, const c
 			 size_t errlen);
 /* "src=PATH,iommu=on|off" (--rng); src defaults to /dev/urandom. */
 int config_parse_rng(struct vm_config *cfg, const char *arg, char *err, size_t errlen);
+/*
+ * "path=IMG,readonly=on,..." (--disk, repeatable): appends one disk with Cloud Hypervisor v28's
+ * keys and defaults. -EINVAL naming the key, or for a 17th disk.
+ */
+int config_parse_disk(struct vm_config *cfg, const char *arg, char *err, size_t errlen);
+/* The --disk checks of vm_config_validate: path given, num_queues 1..CONFIG_MAX_DISK_QUEUES,
+ * queue_size a power of two ≤ CONFIG_MAX_DISK_QUEUE_SIZE, no vhost_user, ids unique. */
+int config_validate_disks(const struct vm_config *cfg, char *err, size_t errlen);
 /* "true|false|log" (--seccomp). */
 int config_parse_seccomp(struct vm_config *cfg, const char *arg, char *err, size_t errlen);
 /* The rng source to open: cfg->rng.src or the default. */

@@ -5,6 +5,7 @@
  */
 #include "devices/device.h"
 #include "devices/legacy/legacy.h"
+#include "devices/virtio/blk.h"
 #include "devices/virtio/virtio_devices.h"
 #include "util/util.h"
 
@@ -16,6 +17,7 @@ const struct dev_ops *const dev_table[] = {
 	&debug_port_ops, /* boot progress codes, 0x80 */
 	&rng_ops,	 /* virtio-rng on PCI, always present (--rng src=) */
 	&console_ops,	 /* virtio-console on PCI (--console, default tty) */
+	&blk_ops,	 /* virtio-blk on PCI, one per --disk */
 };
 
 const unsigned dev_table_size = ARRAY_SIZE(dev_table);

@@ -118,6 +118,9 @@ static const int vmm_calls[] = {
 	SCMP_SYS(fallocate),
 	SCMP_SYS(fdatasync),
 	SCMP_SYS(fsync),
+	SCMP_SYS(io_uring_setup), /* virtio-blk's engine: set up when a VM is (re)built, */
+	SCMP_SYS(io_uring_register),
+	SCMP_SYS(io_uring_enter), /* then submissions and waits */
 	SCMP_SYS(set_robust_list),
 	SCMP_SYS(rseq),	   /* thread start (vCPUs, set-up threads) */
 	SCMP_SYS(prctl),   /* thread names; no_new_privs */

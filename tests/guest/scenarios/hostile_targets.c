@@ -30,8 +30,47 @@ const struct hostile_target hostile_target_rng = {
 	.good_request = rng_good_request,
 };
 
+/*
+ * virtio-blk: GET_ID in h->buf: header (16 bytes, readable) at 0, the 20-byte id at 16, the
+ * status byte at 48. Comes back with status 0 and a used length of 21.
+ */
+#define BLK_DEVICE_MODERN	0x1042
+#define BLK_DEVICE_TRANSITIONAL 0x1001
+#define BLK_T_GET_ID		8
+
+static bool blk_good_request(struct hostile *h, char *why)
+{
+	memset(h->buf, 0, BUF_SIZE);
+	h->buf[0] = BLK_T_GET_ID;
+	h->buf[48] = 0xff;
+	h->q.desc[0] = (struct virtq_desc){ (uint64_t)h->buf, 16, VIRTQ_DESC_F_NEXT, 1 };
+	h->q.desc[1] = (struct virtq_desc){ (uint64_t)h->buf + 16, 20,
+					    VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 2 };
+	h->q.desc[2] = (struct virtq_desc){ (uint64_t)h->buf + 48, 1, VIRTQ_DESC_F_WRITE, 0 };
+	virtq_publish(&h->q, 0);
+	virtq_notify(&h->q);
+	struct virtq_used_elem e;
+	if (!hostile_wait_used(h, &e, why))
+		return false;
+	if (e.id != 0 || e.len != 21 || h->buf[48] != 0) {
+		snprintf(why, WHY_MAX, "good request: used id %u len %u status %u", e.id, e.len,
+			 h->buf[48]);
+		return false;
+	}
+	return true;
+}
+
+static const struct hostile_target hostile_target_blk = {
+	.name = "blk",
+	.modern_id = BLK_DEVICE_MODERN,
+	.transitional_id = BLK_DEVICE_TRANSITIONAL,
+	.queue = 0,
+	.good_request = blk_good_request,
+};
+
 static const struct hostile_target *const targets[] = {
 	&hostile_target_rng,
+	&hostile_target_blk,
 };
 
 const struct hostile_target *hostile_selected_target(char *why)

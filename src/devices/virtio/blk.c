@@ -1,0 +1,1013 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * virtio-blk (blk.h): the device, its queues and the life of a request.
+ *
+ * A request is popped, checked (blk_parse), charged to the rate limiter, then run: reads and
+ * writes walk the image's extents one at a time (a raw image is one extent), each DATA extent
+ * going to the I/O engine and the next one mapped when it completes; ZERO extents are zero
+ * filled and SYNC ones read synchronously. Writes and flushes are also kept in arrival order
+ * on one list: a flush runs (one disk_image_flush for every flush then ready) once no write
+ * taken before it is still in flight.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "devices/block/image.h"
+#include "devices/block/io.h"
+#include "devices/virtio/blk.h"
+#include "util/log.h"
+#include "util/ratelimit.h"
+#include "util/util.h"
+#include "virtio/virtio.h"
+
+#define PCI_CLASS_STORAGE_SCSI 0x010000
+#define BLK_BIT(n)	       (1ULL << (n))
+#define BLK_REAP_BATCH	       64
+#define BLK_SYNC_CHUNK	       (64 * 1024) /* bytes per disk_image_read_sync of a SYNC extent */
+
+enum blk_counter {
+	BLK_READ_BYTES,
+	BLK_WRITE_BYTES,
+	BLK_READ_OPS,
+	BLK_WRITE_OPS,
+	BLK_NR_COUNTERS,
+};
+
+/* Cloud Hypervisor's names for vm.counters. */
+static const char *const blk_counter_names[BLK_NR_COUNTERS] = {
+	"read_bytes",
+	"write_bytes",
+	"read_ops",
+	"write_ops",
+};
+
+struct blk;
+
+struct blk_req {
+	struct blk *b;
+	unsigned q;
+	unsigned gen; /* the device's reset generation when popped */
+	struct blk_req *next_free;
+	struct blk_req *ord_prev, *ord_next; /* the write/flush order list */
+	bool in_ord;
+	uint32_t type;
+	uint64_t off, len; /* bytes on the disk (IN/OUT) */
+	uint64_t done;	   /* bytes of len done */
+	uint8_t *status;   /* the status byte in guest memory; NULL: none writable */
+	struct iovec *data;
+	unsigned data_cnt;
+	struct iovec bounce_iov;
+	void *bounce; /* O_DIRECT and the guest's buffers are not aligned */
+	struct iovec slice[VIRTQ_MAX_SEGS];
+	struct virtq_elem elem;
+};
+
+struct blk_queue {
+	struct blk_req *free_list;
+	struct blk_req *held; /* popped, waiting for the rate limiter */
+	bool completed;	      /* pushed something since the last notify */
+};
+
+struct blk {
+	struct virtio_pci *vp;
+	const struct dev_loop *loop;
+	struct disk_image *img;
+	struct blk_io *io;
+	bool io_watched, rl_watched;
+	struct rate_limiter rl;
+	char id[CONFIG_ID_MAX];
+	char serial[BLK_ID_BYTES];
+	bool readonly;
+	uint64_t sectors;
+	uint32_t align;
+	uint16_t num_queues, queue_size;
+	struct blk_queue q[CONFIG_MAX_DISK_QUEUES];
+	struct blk_req *ord_head, *ord_tail;
+	unsigned gen;	      /* bumped by each reset: older requests land but are not pushed */
+	int raw_fd;	      /* a raw image's fd: its flushes are an fdatasync on the engine */
+	unsigned flush_batch; /* flushes at the head of the order list the engine's fdatasync
+				 * in flight will complete; 0: none in flight */
+	uint8_t flush_marker; /* its address is the engine's user tag for that fdatasync */
+	uint64_t counters[BLK_NR_COUNTERS];
+	struct log_ratelimit lrl;
+	struct virtio_dev_ops vops;
+	uint8_t config[BLK_CONFIG_SIZE];
+};
+
+static void put_le(uint8_t *p, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+/*
+ * Request bookkeeping
+ */
+
+static struct blk_req *req_alloc(struct blk *b, unsigned q)
+{
+	struct blk_queue *bq = &b->q[q];
+	struct blk_req *r = bq->free_list;
+
+	if (r) {
+		bq->free_list = r->next_free;
+	} else {
+		r = malloc(sizeof(*r));
+		if (!r)
+			return NULL;
+	}
+	memset(r, 0, offsetof(struct blk_req, slice));
+	r->b = b;
+	r->q = q;
+	r->gen = b->gen;
+	return r;
+}
+
+static void req_free(struct blk_req *r)
+{
+	struct blk_queue *bq = &r->b->q[r->q];
+
+	free(r->bounce);
+	r->bounce = NULL;
+	r->next_free = bq->free_list;
+	bq->free_list = r;
+}
+
+static void ord_append(struct blk *b, struct blk_req *r)
+{
+	r->ord_prev = b->ord_tail;
+	r->ord_next = NULL;
+	if (b->ord_tail)
+		b->ord_tail->ord_next = r;
+	else
+		b->ord_head = r;
+	b->ord_tail = r;
+	r->in_ord = true;
+}
+
+static void ord_remove(struct blk *b, struct blk_req *r)
+{
+	if (r->ord_prev)
+		r->ord_prev->ord_next = r->ord_next;
+	else
+		b->ord_head = r->ord_next;
+	if (r->ord_next)
+		r->ord_next->ord_prev = r->ord_prev;
+	else
+		b->ord_tail = r->ord_prev;
+	r->in_ord = false;
+}
+
+static void run_ready_flushes(struct blk *b);
+
+/* Writes the status, pushes the element and recycles @r. @written counts data bytes the device
+ * wrote into the driver's buffers (reads, GET_ID), without the status byte. */
+static void req_complete(struct blk_req *r, uint8_t status, uint32_t written)
+{
+	struct blk *b = r->b;
+	uint32_t used = 0;
+
+	if (r->gen != b->gen) {
+		/* Taken before a reset: the queue it came from is gone. */
+		if (r->in_ord) {
+			ord_remove(b, r);
+			req_free(r);
+			run_ready_flushes(b);
+			return;
+		}
+		req_free(r);
+		return;
+	}
+	if (r->status) {
+		*(volatile uint8_t *)r->status = status;
+		used = written + 1;
+	}
+	if (status == VIRTIO_BLK_S_OK && r->type == VIRTIO_BLK_T_IN) {
+		b->counters[BLK_READ_BYTES] += r->len;
+		b->counters[BLK_READ_OPS]++;
+	} else if (status == VIRTIO_BLK_S_OK && r->type == VIRTIO_BLK_T_OUT) {
+		b->counters[BLK_WRITE_BYTES] += r->len;
+		b->counters[BLK_WRITE_OPS]++;
+	}
+	(void)virtio_pci_push(b->vp, r->q, &r->elem, used);
+	b->q[r->q].completed = true;
+	if (r->in_ord) {
+		ord_remove(b, r);
+		req_free(r);
+		run_ready_flushes(b);
+		return;
+	}
+	req_free(r);
+}
+
+/* Completes the first @n flushes of the order list with @status. */
+static void complete_flushes(struct blk *b, unsigned n, uint8_t status)
+{
+	while (n-- && b->ord_head && b->ord_head->type == VIRTIO_BLK_T_FLUSH) {
+		struct blk_req *f = b->ord_head;
+
+		ord_remove(b, f);
+		req_complete(f, status, 0);
+	}
+}
+
+/*
+ * Every flush with no write before it on the order list: one image flush serves them all. A
+ * raw image's is an fdatasync on the engine (the loop does not wait for the disk); a qcow2
+ * image's writes its metadata too, synchronously.
+ */
+static void run_ready_flushes(struct blk *b)
+{
+	unsigned n = 0;
+
+	if (b->flush_batch)
+		return; /* the fdatasync in flight comes back here */
+	for (struct blk_req *f = b->ord_head; f && f->type == VIRTIO_BLK_T_FLUSH; f = f->ord_next)
+		n++;
+	if (n == 0)
+		return;
+	if (b->raw_fd >= 0 && blk_io_submit(b->io, BLK_IO_FDATASYNC, b->raw_fd, NULL, 0, 0,
+					    (uintptr_t)&b->flush_marker) == 0) {
+		b->flush_batch = n;
+		return;
+	}
+	complete_flushes(b, n, disk_image_flush(b->img) < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
+}
+
+static void flush_io_done(struct blk *b, int64_t res)
+{
+	unsigned n = b->flush_batch;
+
+	b->flush_batch = 0;
+	complete_flushes(b, n, res < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
+	run_ready_flushes(b);
+}
+
+/*
+ * Reads and writes
+ */
+
+/* The part [@off, @off + @len) of @src (@cnt entries) into @dst; returns the entry count. */
+static unsigned iov_slice(const struct iovec *src, unsigned cnt, uint64_t off, uint64_t len,
+			  struct iovec *dst)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < cnt && len; i++) {
+		uint64_t l = src[i].iov_len;
+
+		if (off >= l) {
+			off -= l;
+			continue;
+		}
+		dst[n].iov_base = (uint8_t *)src[i].iov_base + off;
+		dst[n].iov_len = MIN(l - off, len);
+		len -= dst[n].iov_len;
+		off = 0;
+		n++;
+	}
+	return n;
+}
+
+/* Copies between a flat buffer and the request's data iovecs at data offset @off. */
+static void data_copy(struct blk_req *r, uint64_t off, void *buf, uint64_t len, bool to_guest)
+{
+	unsigned n = iov_slice(r->data, r->data_cnt, off, len, r->slice);
+	uint8_t *p = buf;
+
+	for (unsigned i = 0; i < n; i++) {
+		if (to_guest)
+			memcpy(r->slice[i].iov_base, p, r->slice[i].iov_len);
+		else
+			memcpy(p, r->slice[i].iov_base, r->slice[i].iov_len);
+		p += r->slice[i].iov_len;
+	}
+}
+
+/* The iovecs the disk I/O of a request goes through: the guest's, or the bounce buffer. */
+static const struct iovec *rw_iov(struct blk_req *r, unsigned *ret_cnt)
+{
+	if (r->bounce) {
+		*ret_cnt = 1;
+		return &r->bounce_iov;
+	}
+	*ret_cnt = r->data_cnt;
+	return r->data;
+}
+
+/* Fills [@off, @off + @len) of the request's buffers with zeros. */
+static void rw_zero(struct blk_req *r, uint64_t off, uint64_t len)
+{
+	unsigned cnt, n;
+	const struct iovec *iov = rw_iov(r, &cnt);
+
+	n = iov_slice(iov, cnt, off, len, r->slice);
+	for (unsigned i = 0; i < n; i++)
+		memset(r->slice[i].iov_base, 0, r->slice[i].iov_len);
+}
+
+/* A read that cannot use the engine's fd directly (SYNC extent): through a bounce chunk. */
+static int rw_read_sync(struct blk_req *r, uint64_t off, uint64_t len)
+{
+	uint8_t *chunk = malloc(BLK_SYNC_CHUNK);
+	unsigned cnt;
+	const struct iovec *iov = rw_iov(r, &cnt);
+	int err = 0;
+
+	if (!chunk)
+		return -ENOMEM;
+	for (uint64_t done = 0; err == 0 && done < len; done += BLK_SYNC_CHUNK) {
+		uint64_t l = MIN(len - done, (uint64_t)BLK_SYNC_CHUNK);
+
+		err = disk_image_read_sync(r->b->img, r->off + off + done, chunk, l);
+		if (err == 0) {
+			unsigned n = iov_slice(iov, cnt, off + done, l, r->slice);
+			uint8_t *p = chunk;
+
+			for (unsigned i = 0; i < n; i++) {
+				memcpy(r->slice[i].iov_base, p, r->slice[i].iov_len);
+				p += r->slice[i].iov_len;
+			}
+		}
+	}
+	free(chunk);
+	return err;
+}
+
+static void rw_finish(struct blk_req *r, uint8_t status)
+{
+	if (status == VIRTIO_BLK_S_OK && r->bounce && r->type == VIRTIO_BLK_T_IN)
+		data_copy(r, 0, r->bounce, r->len, true);
+	req_complete(r, status,
+		     status == VIRTIO_BLK_S_OK && r->type == VIRTIO_BLK_T_IN ? (uint32_t)r->len
+									     : 0);
+}
+
+/* Runs the request on from r->done: ZERO and SYNC extents at once, a DATA one submitted. */
+static void rw_continue(struct blk_req *r)
+{
+	bool write = r->type == VIRTIO_BLK_T_OUT;
+
+	while (r->done < r->len && r->gen == r->b->gen) {
+		struct disk_extent ext;
+		unsigned cnt, n;
+		const struct iovec *iov;
+		uint64_t left = r->len - r->done;
+
+		if (disk_image_map(r->b->img, r->off + r->done, left, write, &ext) < 0 ||
+		    ext.len == 0 || ext.len > left)
+			break;
+		if (ext.kind == DISK_EXTENT_ZERO && !write) {
+			rw_zero(r, r->done, ext.len);
+		} else if (ext.kind == DISK_EXTENT_SYNC && !write) {
+			if (rw_read_sync(r, r->done, ext.len) < 0)
+				break;
+		} else if (ext.kind == DISK_EXTENT_DATA) {
+			iov = rw_iov(r, &cnt);
+			n = iov_slice(iov, cnt, r->done, ext.len, r->slice);
+			if (blk_io_submit(r->b->io, write ? BLK_IO_WRITE : BLK_IO_READ, ext.fd,
+					  r->slice, n, ext.file_off, (uintptr_t)r) < 0)
+				break;
+			return;
+		} else {
+			break; /* the image layer broke its contract */
+		}
+		r->done += ext.len;
+	}
+	rw_finish(r, r->done == r->len ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR);
+}
+
+/* The engine finished the DATA extent @r was waiting for. */
+static void rw_io_done(struct blk_req *r, int64_t res)
+{
+	if (res <= 0) {
+		rw_finish(r, VIRTIO_BLK_S_IOERR);
+		return;
+	}
+	r->done += (uint64_t)res; /* a short transfer goes on from where it stopped */
+	rw_continue(r);
+}
+
+static bool iov_aligned(const struct iovec *iov, unsigned cnt, uint32_t align)
+{
+	for (unsigned i = 0; i < cnt; i++) {
+		if (((uintptr_t)iov[i].iov_base | iov[i].iov_len) & (align - 1))
+			return false;
+	}
+	return true;
+}
+
+static void rw_start(struct blk_req *r)
+{
+	struct blk *b = r->b;
+
+	if (b->align > 1 && ((r->off | r->len) & (b->align - 1))) {
+		/* Not aligned for O_DIRECT: reads go the synchronous (bouncing) way. */
+		if (r->type == VIRTIO_BLK_T_OUT || rw_read_sync(r, 0, r->len) < 0)
+			rw_finish(r, VIRTIO_BLK_S_IOERR);
+		else
+			rw_finish(r, VIRTIO_BLK_S_OK);
+		return;
+	}
+	if (b->align > 1 && !iov_aligned(r->data, r->data_cnt, b->align)) {
+		if (r->len > BLK_MAX_BOUNCE || posix_memalign(&r->bounce, b->align, r->len) != 0) {
+			r->bounce = NULL;
+			rw_finish(r, VIRTIO_BLK_S_IOERR);
+			return;
+		}
+		r->bounce_iov = (struct iovec){ r->bounce, r->len };
+		if (r->type == VIRTIO_BLK_T_OUT)
+			data_copy(r, 0, r->bounce, r->len, false);
+	}
+	if (r->type == VIRTIO_BLK_T_OUT)
+		ord_append(b, r);
+	rw_continue(r);
+}
+
+/*
+ * The other request types
+ */
+
+static void get_id(struct blk_req *r)
+{
+	uint32_t n = (uint32_t)MIN(r->len, (uint64_t)BLK_ID_BYTES);
+
+	data_copy(r, 0, r->b->serial, n, true);
+	req_complete(r, VIRTIO_BLK_S_OK, n);
+}
+
+/* Checks and runs the segments of a discard or write-zeroes request. */
+static uint8_t discard_wz(struct blk_req *r)
+{
+	struct blk *b = r->b;
+	bool wz = r->type == VIRTIO_BLK_T_WRITE_ZEROES;
+	uint8_t segs[BLK_MAX_DWZ_SEGS * BLK_SEG_SIZE];
+	unsigned n;
+
+	if (r->len == 0 || r->len % BLK_SEG_SIZE || r->len > sizeof(segs))
+		return VIRTIO_BLK_S_IOERR;
+	n = (unsigned)(r->len / BLK_SEG_SIZE);
+	data_copy(r, 0, segs, r->len, false); /* read once: the driver may change them */
+	for (unsigned i = 0; i < n; i++) {
+		const uint8_t *s = segs + i * BLK_SEG_SIZE;
+		uint64_t sector = get_le(s, 8);
+		uint32_t num = (uint32_t)get_le(s + 8, 4), flags = (uint32_t)get_le(s + 12, 4);
+
+		if ((flags & ~(uint32_t)VIRTIO_BLK_WZ_F_UNMAP) || (!wz && flags))
+			return VIRTIO_BLK_S_UNSUPP;
+		if (num > BLK_MAX_DWZ_SECTORS || sector > b->sectors || num > b->sectors - sector)
+			return VIRTIO_BLK_S_IOERR;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		const uint8_t *s = segs + i * BLK_SEG_SIZE;
+		uint64_t off = get_le(s, 8) * BLK_SECTOR;
+		uint64_t len = get_le(s + 8, 4) * BLK_SECTOR;
+		int err;
+
+		if (len == 0)
+			continue;
+		if (wz)
+			err = disk_image_write_zeroes(b->img, off, len,
+						      get_le(s + 12, 4) & VIRTIO_BLK_WZ_F_UNMAP);
+		else
+			err = disk_image_discard(b->img, off, len);
+		if (err < 0)
+			return VIRTIO_BLK_S_IOERR;
+	}
+	return VIRTIO_BLK_S_OK;
+}
+
+/*
+ * Parsing: what the element holds, checked. Returns VIRTIO_BLK_S_OK with r->type, off, len,
+ * data and status set, or the status to complete the request with.
+ */
+static uint8_t blk_parse(struct blk_req *r)
+{
+	struct virtq_elem *e = &r->elem;
+	struct blk *b = r->b;
+	uint8_t hdr[BLK_HDR_SIZE];
+	struct iovec *in = virtq_elem_in(e), *last;
+	uint64_t sector;
+
+	/* The status byte: the last byte of the writable part. */
+	if (e->in_num == 0)
+		return VIRTIO_BLK_S_IOERR; /* nowhere to say so: completed with nothing written */
+	last = &in[e->in_num - 1];
+	r->status = (uint8_t *)last->iov_base + last->iov_len - 1;
+	if (virtq_elem_read(e, 0, hdr, sizeof(hdr)) != sizeof(hdr))
+		return VIRTIO_BLK_S_IOERR;
+	r->type = (uint32_t)get_le(hdr, 4);
+	sector = get_le(hdr + 8, 8);
+
+	switch (r->type) {
+	case VIRTIO_BLK_T_IN:
+	case VIRTIO_BLK_T_GET_ID:
+		if (e->out_len != BLK_HDR_SIZE)
+			return VIRTIO_BLK_S_IOERR; /* data in the wrong direction */
+		last->iov_len--;
+		r->data = in;
+		r->data_cnt = e->in_num - (last->iov_len == 0);
+		r->len = e->in_len - 1;
+		break;
+	case VIRTIO_BLK_T_OUT:
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES: {
+		unsigned i = 0;
+		size_t skip = BLK_HDR_SIZE;
+
+		if (e->in_len != 1)
+			return VIRTIO_BLK_S_IOERR;
+		if (b->readonly)
+			return VIRTIO_BLK_S_IOERR;
+		while (i < e->out_num && e->iov[i].iov_len <= skip)
+			skip -= e->iov[i++].iov_len;
+		if (i < e->out_num) {
+			e->iov[i].iov_base = (uint8_t *)e->iov[i].iov_base + skip;
+			e->iov[i].iov_len -= skip;
+		}
+		r->data = e->iov + i;
+		r->data_cnt = e->out_num - i;
+		r->len = e->out_len - BLK_HDR_SIZE;
+		break;
+	}
+	case VIRTIO_BLK_T_FLUSH:
+		return VIRTIO_BLK_S_OK;
+	default:
+		return VIRTIO_BLK_S_UNSUPP;
+	}
+	if (r->type == VIRTIO_BLK_T_IN || r->type == VIRTIO_BLK_T_OUT) {
+		if (r->len % BLK_SECTOR || sector > b->sectors ||
+		    r->len / BLK_SECTOR > b->sectors - sector)
+			return VIRTIO_BLK_S_IOERR;
+		r->off = sector * BLK_SECTOR;
+	}
+	return VIRTIO_BLK_S_OK;
+}
+
+/* Starts a parsed request; it completes now or when its I/O does. */
+static void blk_start(struct blk_req *r)
+{
+	switch (r->type) {
+	case VIRTIO_BLK_T_IN:
+	case VIRTIO_BLK_T_OUT:
+		if (r->len == 0) {
+			req_complete(r, VIRTIO_BLK_S_OK, 0);
+			return;
+		}
+		rw_start(r);
+		return;
+	case VIRTIO_BLK_T_FLUSH:
+		ord_append(r->b, r);
+		run_ready_flushes(r->b);
+		return;
+	case VIRTIO_BLK_T_GET_ID:
+		get_id(r);
+		return;
+	default:
+		req_complete(r, discard_wz(r), 0);
+		return;
+	}
+}
+
+/*
+ * Queues
+ */
+
+static void blk_process_queue(struct blk *b, unsigned q)
+{
+	struct blk_queue *bq = &b->q[q];
+	unsigned served = 0, budget = b->queue_size;
+
+	while (served < budget && virtio_pci_queue_ready(b->vp, q)) {
+		struct blk_req *r = bq->held;
+		uint8_t st;
+
+		if (r) {
+			bq->held = NULL;
+		} else {
+			r = req_alloc(b, q);
+			if (!r)
+				break;
+			if (virtio_pci_pop(b->vp, q, &r->elem) <= 0) {
+				req_free(r);
+				break;
+			}
+			st = blk_parse(r);
+			if (st != VIRTIO_BLK_S_OK) {
+				req_complete(r, st, 0);
+				served++;
+				continue;
+			}
+		}
+		if (rate_limiter_enabled(&b->rl) &&
+		    !rate_limiter_consume(
+			    &b->rl,
+			    r->type == VIRTIO_BLK_T_IN || r->type == VIRTIO_BLK_T_OUT ? r->len : 0,
+			    1)) {
+			bq->held = r; /* the limiter's timer brings us back */
+			break;
+		}
+		blk_start(r);
+		served++;
+	}
+	if (served == budget)
+		virtio_pci_kick(b->vp, q);
+	blk_io_commit(b->io);
+	if (bq->completed) {
+		bq->completed = false;
+		virtio_pci_notify(b->vp, q);
+	}
+}
+
+static void blk_notify_completed(struct blk *b)
+{
+	for (unsigned q = 0; q < b->num_queues; q++) {
+		if (b->q[q].completed) {
+			b->q[q].completed = false;
+			virtio_pci_notify(b->vp, q);
+		}
+	}
+}
+
+/* Completes what the engine finished (transport lock held). */
+static void blk_reap(struct blk *b)
+{
+	struct blk_io_cqe c[BLK_REAP_BATCH];
+	unsigned n;
+
+	do {
+		n = blk_io_reap(b->io, c, ARRAY_SIZE(c));
+		for (unsigned i = 0; i < n; i++) {
+			if (c[i].user == (uintptr_t)&b->flush_marker)
+				flush_io_done(b, c[i].res);
+			else
+				rw_io_done((struct blk_req *)(uintptr_t)c[i].user, c[i].res);
+		}
+	} while (n == ARRAY_SIZE(c));
+	blk_io_commit(b->io);
+}
+
+static void blk_io_cb(void *opaque, uint32_t events)
+{
+	struct blk *b = opaque;
+	uint64_t v;
+
+	while (read(blk_io_fd(b->io), &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+	virtio_pci_lock(b->vp);
+	blk_reap(b);
+	blk_notify_completed(b);
+	virtio_pci_unlock(b->vp);
+}
+
+static void blk_rl_cb(void *opaque, uint32_t events)
+{
+	struct blk *b = opaque;
+
+	virtio_pci_lock(b->vp);
+	rate_limiter_timer_event(&b->rl);
+	for (unsigned q = 0; q < b->num_queues; q++)
+		blk_process_queue(b, q);
+	virtio_pci_unlock(b->vp);
+}
+
+/* Every read and write in flight, completed (transport lock held). */
+static void blk_drain_locked(struct blk *b)
+{
+	while (blk_io_inflight(b->io) > 0) {
+		blk_io_wait(b->io);
+		blk_reap(b);
+	}
+}
+
+void blk_drain(void *dev)
+{
+	struct blk *b = dev;
+
+	virtio_pci_lock(b->vp);
+	blk_drain_locked(b);
+	blk_notify_completed(b);
+	virtio_pci_unlock(b->vp);
+}
+
+static void blk_queue_notify(void *opaque, unsigned q)
+{
+	struct blk *b = opaque;
+
+	if (q < b->num_queues)
+		blk_process_queue(b, q);
+}
+
+static void blk_vreset(void *opaque)
+{
+	struct blk *b = opaque;
+
+	/*
+	 * The queues are gone. Requests in flight land in their buffers (still guest RAM) and are
+	 * then dropped, not pushed (see req_complete); no waiting here: this may run on a vCPU
+	 * thread, whose seccomp filter has no I/O calls.
+	 */
+	b->gen++;
+	for (unsigned q = 0; q < b->num_queues; q++) {
+		if (b->q[q].held)
+			req_free(b->q[q].held);
+		b->q[q].held = NULL;
+		b->q[q].completed = false;
+	}
+}
+
+static void blk_config_read(void *opaque, uint32_t offset, uint8_t *data, unsigned len)
+{
+	struct blk *b = opaque;
+
+	memcpy(data, b->config + offset, len);
+}
+
+/*
+ * Creation
+ */
+
+static void blk_fill_config(struct blk *b, uint16_t queue_size)
+{
+	uint32_t blk_size = MAX(b->align, (uint32_t)BLK_SECTOR);
+	uint8_t *c = b->config;
+	unsigned exp = 0;
+
+	while (((uint32_t)BLK_SECTOR << exp) < blk_size)
+		exp++;
+	put_le(c + 0, b->sectors, 8);
+	put_le(c + 8, BLK_SIZE_MAX, 4);
+	put_le(c + 12, MIN(queue_size - 2U, VIRTQ_MAX_SEGS - 2U), 4); /* seg_max */
+	put_le(c + 20, blk_size, 4);
+	c[24] = (uint8_t)exp; /* physical_block_exp */
+	put_le(c + 26, 1, 2); /* min_io_size, in logical blocks */
+	put_le(c + 34, b->num_queues, 2);
+	put_le(c + 36, BLK_MAX_DWZ_SECTORS, 4);
+	put_le(c + 40, BLK_MAX_DWZ_SEGS, 4);
+	put_le(c + 44, MAX(blk_size, 4096U) / BLK_SECTOR, 4); /* discard_sector_alignment */
+	put_le(c + 48, BLK_MAX_DWZ_SECTORS, 4);
+	put_le(c + 52, BLK_MAX_DWZ_SEGS, 4);
+	c[56] = 1; /* write_zeroes_may_unmap */
+}
+
+static uint64_t blk_features(const struct blk *b)
+{
+	uint64_t f = BLK_BIT(VIRTIO_BLK_F_SIZE_MAX) | BLK_BIT(VIRTIO_BLK_F_SEG_MAX) |
+		     BLK_BIT(VIRTIO_BLK_F_BLK_SIZE) | BLK_BIT(VIRTIO_BLK_F_FLUSH) |
+		     BLK_BIT(VIRTIO_BLK_F_TOPOLOGY) | BLK_BIT(VIRTIO_BLK_F_MQ);
+
+	if (b->readonly)
+		f |= BLK_BIT(VIRTIO_BLK_F_RO);
+	else
+		f |= BLK_BIT(VIRTIO_BLK_F_DISCARD) | BLK_BIT(VIRTIO_BLK_F_WRITE_ZEROES);
+	return f;
+}
+
+void blk_destroy(void *dev)
+{
+	struct blk *b = dev;
+
+	if (!b)
+		return;
+	if (b->vp && b->io) {
+		virtio_pci_lock(b->vp);
+		blk_drain_locked(b);
+		virtio_pci_unlock(b->vp);
+	}
+	b->vp = virtio_pci_destroy(b->vp);
+	if (b->io_watched)
+		(void)b->loop->del_fd(b->loop->loop, blk_io_fd(b->io));
+	if (b->rl_watched)
+		(void)b->loop->del_fd(b->loop->loop, rate_limiter_fd(&b->rl));
+	b->io = blk_io_destroy(b->io);
+	rate_limiter_destroy(&b->rl);
+	for (unsigned q = 0; q < CONFIG_MAX_DISK_QUEUES; q++) {
+		struct blk_req *r = b->q[q].held;
+
+		free(r);
+		while ((r = b->q[q].free_list)) {
+			b->q[q].free_list = r->next_free;
+			free(r);
+		}
+	}
+	b->img = disk_image_close(b->img);
+	free(b);
+}
+
+static int blk_open(struct blk *b, const struct dev_ctx *ctx, const struct disk_config *d)
+{
+	struct disk_image_opts o = { .readonly = d->readonly, .direct = d->direct };
+	char msg[CONFIG_ERR_MAX] = "";
+	struct disk_extent ext;
+	int r;
+
+	r = disk_image_open(d->path, &o, &b->img, msg, sizeof(msg));
+	if (r < 0)
+		return error_set(ctx->err, ctx->errlen, r, "--disk: %s",
+				 msg[0] ? msg : strerror(-r));
+	b->readonly = d->readonly || disk_image_readonly(b->img);
+	b->raw_fd = -1;
+	if (disk_image_is_raw(b->img) && disk_image_size(b->img) >= BLK_SECTOR &&
+	    disk_image_map(b->img, 0, BLK_SECTOR, false, &ext) == 0 && ext.kind == DISK_EXTENT_DATA)
+		b->raw_fd = ext.fd;
+	b->sectors = disk_image_size(b->img) / BLK_SECTOR;
+	b->align = disk_image_align(b->img);
+	if (b->align > 1 && (b->align & (b->align - 1)))
+		return error_set(ctx->err, ctx->errlen, -EINVAL,
+				 "--disk: '%s': odd O_DIRECT alignment %u", d->path, b->align);
+	return 0;
+}
+
+static int blk_watch(struct blk *b, const struct dev_ctx *ctx)
+{
+	int r;
+
+	if (!b->loop)
+		return 0;
+	r = b->loop->add_fd(b->loop->loop, blk_io_fd(b->io), EPOLLIN, blk_io_cb, b);
+	if (r < 0)
+		return r;
+	b->io_watched = true;
+	if (rate_limiter_fd(&b->rl) >= 0) {
+		r = b->loop->add_fd(b->loop->loop, rate_limiter_fd(&b->rl), EPOLLIN, blk_rl_cb, b);
+		if (r < 0)
+			return r;
+		b->rl_watched = true;
+	}
+	return 0;
+}
+
+int blk_create(const struct dev_ctx *ctx, const struct disk_config *d, void **ret)
+{
+	struct blk *b;
+	int r;
+
+	if (!ctx->pci || !ctx->mem || !d->path || d->num_queues < 1 ||
+	    d->num_queues > CONFIG_MAX_DISK_QUEUES)
+		return -EINVAL;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->loop = ctx->loop;
+	b->raw_fd = -1;
+	b->num_queues = d->num_queues;
+	b->queue_size = d->queue_size;
+	b->lrl = (struct log_ratelimit)LOG_RATELIMIT_INIT(1000000000ULL, 5);
+	snprintf(b->id, sizeof(b->id), "%s", d->id ? d->id : "");
+	if (d->serial)
+		memcpy(b->serial, d->serial, MIN(strlen(d->serial), sizeof(b->serial)));
+	r = blk_open(b, ctx, d);
+	if (r < 0)
+		goto fail;
+	r = rate_limiter_init(&b->rl, &d->rate_limiter);
+	if (r < 0)
+		goto fail;
+	r = blk_io_create((unsigned)d->num_queues * d->queue_size, !d->disable_io_uring, &b->io);
+	if (r < 0)
+		goto fail;
+	r = blk_watch(b, ctx);
+	if (r < 0)
+		goto fail;
+	blk_fill_config(b, d->queue_size);
+	b->vops = (struct virtio_dev_ops){
+		.name = "virtio-blk",
+		.device_id = VIRTIO_ID_BLOCK,
+		.class_code = PCI_CLASS_STORAGE_SCSI,
+		.features = blk_features(b),
+		.num_queues = d->num_queues,
+		.max_queue_size = d->queue_size,
+		.config_size = BLK_CONFIG_SIZE,
+		.config_read = blk_config_read,
+		.queue_notify = blk_queue_notify,
+		.reset = blk_vreset,
+	};
+	r = virtio_pci_create(ctx->pci, ctx->mem, ctx->loop, &b->vops, b, &b->vp);
+	if (r < 0)
+		goto fail;
+	*ret = b;
+	return 0;
+fail:
+	blk_destroy(b);
+	return r;
+}
+
+struct virtio_pci *blk_transport(void *dev)
+{
+	return ((struct blk *)dev)->vp;
+}
+
+const char *blk_engine(void *dev)
+{
+	return blk_io_kind(((struct blk *)dev)->io);
+}
+
+/*
+ * The dev_table entry: every --disk, in order.
+ */
+
+struct blk_set {
+	unsigned n;
+	struct blk *disks[CONFIG_MAX_DISKS];
+};
+
+static void blk_set_unrealize(void *dev)
+{
+	struct blk_set *s = dev;
+
+	if (!s)
+		return;
+	while (s->n > 0)
+		blk_destroy(s->disks[--s->n]);
+	free(s);
+}
+
+static int blk_set_realize(const struct dev_ctx *ctx, const void *state, void **ret)
+{
+	struct blk_set *s;
+	int r;
+
+	if (ctx->cfg->num_disks == 0) {
+		*ret = NULL;
+		return 0;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	for (unsigned i = 0; i < ctx->cfg->num_disks && i < CONFIG_MAX_DISKS; i++) {
+		void *d;
+
+		r = blk_create(ctx, &ctx->cfg->disks[i], &d);
+		if (r < 0) {
+			blk_set_unrealize(s);
+			return r;
+		}
+		s->disks[s->n++] = d;
+	}
+	*ret = s;
+	return 0;
+}
+
+static void blk_set_reset(void *dev)
+{
+	struct blk_set *s = dev;
+
+	for (unsigned i = 0; i < s->n; i++)
+		virtio_pci_reset(s->disks[i]->vp);
+}
+
+static void blk_set_pause(void *dev)
+{
+	struct blk_set *s = dev;
+
+	/* No new requests; the ones in flight land before pause returns (a quiesced device). */
+	for (unsigned i = 0; i < s->n; i++) {
+		virtio_pci_pause(s->disks[i]->vp);
+		blk_drain(s->disks[i]);
+	}
+}
+
+static void blk_set_resume(void *dev)
+{
+	struct blk_set *s = dev;
+
+	for (unsigned i = 0; i < s->n; i++)
+		virtio_pci_resume(s->disks[i]->vp);
+}
+
+static void blk_set_counters(void *dev, dev_counter_fn emit, void *opaque)
+{
+	struct blk_set *s = dev;
+
+	for (unsigned i = 0; i < s->n; i++) {
+		struct blk *b = s->disks[i];
+
+		virtio_pci_lock(b->vp);
+		for (unsigned c = 0; c < BLK_NR_COUNTERS; c++)
+			emit(opaque, b->id, blk_counter_names[c], b->counters[c]);
+		virtio_pci_unlock(b->vp);
+	}
+}
+
+const struct dev_ops blk_ops = {
+	.name = "virtio-blk",
+	.realize = blk_set_realize,
+	.unrealize = blk_set_unrealize,
+	.reset = blk_set_reset,
+	.pause = blk_set_pause,
+	.resume = blk_set_resume,
+	.counters = blk_set_counters,
+};

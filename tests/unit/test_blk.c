@@ -1,0 +1,679 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * virtio-blk (src/devices/virtio/blk.c) against fake guest memory and a real raw image: every
+ * request type, every bad request, the config space, both I/O engines.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "devices/virtio/blk.h"
+#include "virtio_harness.h"
+
+#define QSIZE	  16
+#define HDR	  0x10000
+#define DATA	  0x20000
+#define STATUS	  0x70000
+#define IMG_SECTS 256 /* 128 KiB image */
+#define CANARY	  0xa5
+
+struct fx {
+	struct vh *h;
+	void *dev;
+	char path[64];
+	int fd; /* the image, for checks */
+	uint16_t nq;
+};
+
+static bool use_pool;
+
+static uint8_t pattern(uint64_t off)
+{
+	return (uint8_t)(off * 7 + (off >> 9));
+}
+
+static int setup(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	uint8_t buf[BLK_SECTOR];
+
+	assert_non_null(x);
+	x->h = vh_create(false);
+	snprintf(x->path, sizeof(x->path), "/tmp/cubicle-test-blk-XXXXXX");
+	x->fd = mkstemp(x->path);
+	assert_true(x->fd >= 0);
+	for (unsigned s = 0; s < IMG_SECTS; s++) {
+		for (unsigned i = 0; i < BLK_SECTOR; i++)
+			buf[i] = pattern((uint64_t)s * BLK_SECTOR + i);
+		assert_int_equal(pwrite(x->fd, buf, sizeof(buf), (off_t)s * BLK_SECTOR),
+				 BLK_SECTOR);
+	}
+	memset(x->h->ram + HDR, CANARY, VH_RAM_SIZE - HDR);
+	*state = x;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *x = *state;
+
+	if (x->dev)
+		blk_destroy(x->dev);
+	close(x->fd);
+	unlink(x->path);
+	vh_destroy(x->h);
+	free(x);
+	return 0;
+}
+
+/* The disk on the fixture's image, queues up, DRIVER_OK; @d's path, queues and engine are set
+ * here. */
+static void start_cfg(struct fx *x, struct disk_config *d)
+{
+	uint16_t nq = d->num_queues;
+
+	d->path = x->path;
+	d->queue_size = QSIZE;
+	d->id = "_disk0";
+	d->disable_io_uring = use_pool;
+	assert_int_equal(blk_create(&x->h->ctx, d, &x->dev), 0);
+	assert_string_equal(blk_engine(x->dev), use_pool ? "thread-pool" : "io_uring");
+	vh_attach(x->h, virtio_pci_function(blk_transport(x->dev)), nq + 1);
+	assert_true(vh_negotiate(x->h, VH_VERSION_1 | (1ULL << VIRTIO_BLK_F_MQ)) &
+		    VIRTIO_STATUS_FEATURES_OK);
+	for (unsigned q = 0; q < nq; q++)
+		vh_setup_queue(x->h, q, QSIZE);
+	vh_driver_ok(x->h);
+	x->nq = nq;
+}
+
+static void start_with(struct fx *x, bool readonly, uint16_t nq, const char *serial)
+{
+	struct disk_config d;
+
+	disk_config_init(&d);
+	d.readonly = readonly;
+	d.num_queues = nq;
+	d.serial = (char *)serial;
+	start_cfg(x, &d);
+}
+
+static void start(struct fx *x)
+{
+	start_with(x, false, 1, "SERIAL-0123456789abcdef");
+}
+
+static void put_hdr(struct fx *x, uint32_t type, uint64_t sector)
+{
+	memset(x->h->ram + HDR, 0, BLK_HDR_SIZE);
+	for (unsigned i = 0; i < 4; i++)
+		x->h->ram[HDR + i] = (uint8_t)(type >> (8 * i));
+	for (unsigned i = 0; i < 8; i++)
+		x->h->ram[HDR + 8 + i] = (uint8_t)(sector >> (8 * i));
+}
+
+/* The usual chain on queue @q: header (readable), data (@dflags) unless @dlen is 0, status. */
+static void chain(struct fx *x, unsigned q, uint32_t hdr_len, uint32_t dlen, uint16_t dflags)
+{
+	unsigned i = 0;
+
+	vh_desc(x->h, q, i, HDR, hdr_len, VIRTQ_DESC_F_NEXT, i + 1);
+	i++;
+	if (dlen) {
+		vh_desc(x->h, q, i, DATA, dlen, dflags | VIRTQ_DESC_F_NEXT, i + 1);
+		i++;
+	}
+	vh_desc(x->h, q, i, STATUS, 1, VIRTQ_DESC_F_WRITE, 0);
+	x->h->ram[STATUS] = CANARY;
+}
+
+/* Posts chain 0 on @q, serves it to completion, returns the used length. */
+static uint32_t serve_q(struct fx *x, unsigned q)
+{
+	uint16_t used = vh_used_idx(x->h, q);
+
+	vh_avail(x->h, q, QSIZE, 0);
+	vh_notify(x->h, q);
+	virtio_pci_run_notify(blk_transport(x->dev), q);
+	blk_drain(x->dev);
+	assert_int_equal(vh_used_idx(x->h, q), (uint16_t)(used + 1));
+	return vh_used_len(x->h, q, used, QSIZE);
+}
+
+static uint32_t serve(struct fx *x)
+{
+	return serve_q(x, 0);
+}
+
+static uint8_t status(struct fx *x)
+{
+	return x->h->ram[STATUS];
+}
+
+static void assert_canary(struct fx *x, uint64_t gpa, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (x->h->ram[gpa + i] != CANARY)
+			fail_msg("guest byte %#llx changed", (unsigned long long)(gpa + i));
+	}
+}
+
+static void test_config_space(void **state)
+{
+	struct fx *x = *state;
+	uint64_t f;
+
+	start_with(x, true, 2, NULL);
+	assert_int_equal(vh_rd(x->h, VIRTIO_PCI_DEVCFG_OFF, 8), IMG_SECTS);
+	assert_int_equal(vh_rd(x->h, VIRTIO_PCI_DEVCFG_OFF + 12, 4), QSIZE - 2); /* seg_max */
+	assert_int_equal(vh_rd(x->h, VIRTIO_PCI_DEVCFG_OFF + 20, 4), 512);	 /* blk_size */
+	assert_int_equal(vh_rd(x->h, VIRTIO_PCI_DEVCFG_OFF + 34, 2), 2);	 /* num_queues */
+	vh_wr(x->h, VIRTIO_PCI_COMMON_DFSELECT, 0, 4);
+	f = vh_rd(x->h, VIRTIO_PCI_COMMON_DF, 4);
+	assert_true(f & (1U << VIRTIO_BLK_F_RO));
+	assert_true(f & (1U << VIRTIO_BLK_F_FLUSH));
+	assert_true(f & (1U << VIRTIO_BLK_F_MQ));
+	assert_false(f & (1U << VIRTIO_BLK_F_DISCARD)); /* not on a read-only disk */
+	assert_int_equal(vh_rd(x->h, VIRTIO_PCI_COMMON_NUMQ, 2), 2);
+}
+
+static void test_read(void **state)
+{
+	struct fx *x = *state;
+
+	start(x);
+	put_hdr(x, VIRTIO_BLK_T_IN, 3);
+	chain(x, 0, BLK_HDR_SIZE, 4096, VIRTQ_DESC_F_WRITE);
+	assert_int_equal(serve(x), 4097);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	for (unsigned i = 0; i < 4096; i++)
+		assert_int_equal(x->h->ram[DATA + i], pattern(3 * 512 + i));
+	assert_canary(x, DATA + 4096, 64);
+}
+
+/* Data and status in one descriptor, header split in two: framing is free (virtio 1.2 §2.6.4). */
+static void test_read_odd_framing(void **state)
+{
+	struct fx *x = *state;
+
+	start(x);
+	put_hdr(x, VIRTIO_BLK_T_IN, 1);
+	vh_desc(x->h, 0, 0, HDR, 5, VIRTQ_DESC_F_NEXT, 1);
+	vh_desc(x->h, 0, 1, HDR + 5, 11, VIRTQ_DESC_F_NEXT, 2);
+	vh_desc(x->h, 0, 2, DATA, 1024 + 1, VIRTQ_DESC_F_WRITE, 0);
+	assert_int_equal(serve(x), 1025);
+	assert_int_equal(x->h->ram[DATA + 1024], VIRTIO_BLK_S_OK);
+	for (unsigned i = 0; i < 1024; i++)
+		assert_int_equal(x->h->ram[DATA + i], pattern(512 + i));
+}
+
+static void test_write_flush(void **state)
+{
+	struct fx *x = *state;
+	uint8_t back[2048];
+
+	start(x);
+	for (unsigned i = 0; i < 2048; i++)
+		x->h->ram[DATA + i] = (uint8_t)(i ^ 0x3c);
+	put_hdr(x, VIRTIO_BLK_T_OUT, 10);
+	chain(x, 0, BLK_HDR_SIZE, 2048, 0);
+	assert_int_equal(serve(x), 1);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	assert_int_equal(pread(x->fd, back, sizeof(back), 10 * 512), sizeof(back));
+	assert_memory_equal(back, x->h->ram + DATA, sizeof(back));
+
+	put_hdr(x, VIRTIO_BLK_T_FLUSH, 0);
+	chain(x, 0, BLK_HDR_SIZE, 0, 0);
+	assert_int_equal(serve(x), 1);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+}
+
+/* Header and data in one readable descriptor. */
+static void test_write_one_descriptor(void **state)
+{
+	struct fx *x = *state;
+	uint8_t back[512];
+
+	start(x);
+	put_hdr(x, VIRTIO_BLK_T_OUT, 0);
+	memset(x->h->ram + HDR + BLK_HDR_SIZE, 0x77, 512);
+	vh_desc(x->h, 0, 0, HDR, BLK_HDR_SIZE + 512, VIRTQ_DESC_F_NEXT, 1);
+	vh_desc(x->h, 0, 1, STATUS, 1, VIRTQ_DESC_F_WRITE, 0);
+	assert_int_equal(serve(x), 1);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	assert_int_equal(pread(x->fd, back, sizeof(back), 0), sizeof(back));
+	for (unsigned i = 0; i < 512; i++)
+		assert_int_equal(back[i], 0x77);
+}
+
+static void test_get_id(void **state)
+{
+	struct fx *x = *state;
+
+	start(x);
+	put_hdr(x, VIRTIO_BLK_T_GET_ID, 0);
+	chain(x, 0, BLK_HDR_SIZE, BLK_ID_BYTES, VIRTQ_DESC_F_WRITE);
+	assert_int_equal(serve(x), BLK_ID_BYTES + 1);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	assert_memory_equal(x->h->ram + DATA, "SERIAL-0123456789abc", BLK_ID_BYTES);
+	assert_canary(x, DATA + BLK_ID_BYTES, 16);
+}
+
+static void put_seg(struct fx *x, unsigned i, uint64_t sector, uint32_t num, uint32_t flags)
+{
+	uint8_t *s = x->h->ram + DATA + 16 * i;
+
+	for (unsigned b = 0; b < 8; b++)
+		s[b] = (uint8_t)(sector >> (8 * b));
+	for (unsigned b = 0; b < 4; b++) {
+		s[8 + b] = (uint8_t)(num >> (8 * b));
+		s[12 + b] = (uint8_t)(flags >> (8 * b));
+	}
+}
+
+static void test_write_zeroes_discard(void **state)
+{
+	struct fx *x = *state;
+	uint8_t back[1024];
+
+	start(x);
+	put_hdr(x, VIRTIO_BLK_T_WRITE_ZEROES, 0);
+	put_seg(x, 0, 4, 2, 0);
+	put_seg(x, 1, 20, 8, VIRTIO_BLK_WZ_F_UNMAP);
+	chain(x, 0, BLK_HDR_SIZE, 32, 0);
+	assert_int_equal(serve(x), 1);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	assert_int_equal(pread(x->fd, back, sizeof(back), 4 * 512), sizeof(back));
+	for (unsigned i = 0; i < sizeof(back); i++)
+		assert_int_equal(back[i], 0);
+	assert_int_equal(pread(x->fd, back, 512, 6 * 512), 512);
+	assert_int_equal(back[1], pattern(6 * 512 + 1)); /* just past the range: untouched */
+
+	put_hdr(x, VIRTIO_BLK_T_DISCARD, 0);
+	put_seg(x, 0, 64, 64, 0);
+	chain(x, 0, BLK_HDR_SIZE, 16, 0);
+	assert_int_equal(serve(x), 1);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+
+	/* discard with UNMAP, or reserved flags: UNSUPP */
+	put_seg(x, 0, 64, 8, VIRTIO_BLK_WZ_F_UNMAP);
+	chain(x, 0, BLK_HDR_SIZE, 16, 0);
+	serve(x);
+	assert_int_equal(status(x), VIRTIO_BLK_S_UNSUPP);
+	put_hdr(x, VIRTIO_BLK_T_WRITE_ZEROES, 0);
+	put_seg(x, 0, 64, 8, 0x10);
+	serve(x);
+	assert_int_equal(status(x), VIRTIO_BLK_S_UNSUPP);
+	/* past the end, too many sectors, too many segments, a partial segment: IOERR */
+	put_seg(x, 0, IMG_SECTS - 1, 2, 0);
+	serve(x);
+	assert_int_equal(status(x), VIRTIO_BLK_S_IOERR);
+	put_seg(x, 0, UINT64_MAX, 1, 0);
+	serve(x);
+	assert_int_equal(status(x), VIRTIO_BLK_S_IOERR);
+	chain(x, 0, BLK_HDR_SIZE, 16 * (BLK_MAX_DWZ_SEGS + 1), 0);
+	for (unsigned i = 0; i <= BLK_MAX_DWZ_SEGS; i++)
+		put_seg(x, i, 0, 1, 0);
+	serve(x);
+	assert_int_equal(status(x), VIRTIO_BLK_S_IOERR);
+	chain(x, 0, BLK_HDR_SIZE, 24, 0);
+	serve(x);
+	assert_int_equal(status(x), VIRTIO_BLK_S_IOERR);
+	chain(x, 0, BLK_HDR_SIZE, 0, 0); /* no segment at all */
+	serve(x);
+	assert_int_equal(status(x), VIRTIO_BLK_S_IOERR);
+}
+
+static void test_bad_requests(void **state)
+{
+	struct fx *x = *state;
+
+	start(x);
+	/* short header */
+	put_hdr(x, VIRTIO_BLK_T_IN, 0);
+	chain(x, 0, 8, 512, VIRTQ_DESC_F_WRITE);
+	assert_int_equal(serve(x), 1);
+	assert_int_equal(status(x), VIRTIO_BLK_S_IOERR);
+	assert_canary(x, DATA, 512);
+	/* a read whose data is readable (wrong direction) */
+	chain(x, 0, BLK_HDR_SIZE, 512, 0);
+	serve(x);
+	assert_int_equal(status(x), VIRTIO_BLK_S_IOERR);
+	assert_canary(x, DATA, 512);
+	/* a write whose data is writable */
+	put_hdr(x, VIRTIO_BLK_T_OUT, 0);
+	chain(x, 0, BLK_HDR_SIZE, 512, VIRTQ_DESC_F_WRITE);
+	serve(x);
+	assert_int_equal(status(x), VIRTIO_BLK_S_IOERR);
+	assert_canary(x, DATA, 512);
+	/* sector past the end, range crossing the end, huge sector */
+	put_hdr(x, VIRTIO_BLK_T_IN, IMG_SECTS);
+	chain(x, 0, BLK_HDR_SIZE, 512, VIRTQ_DESC_F_WRITE);
+	serve(x);
+	assert_int_equal(status(x), VIRTIO_BLK_S_IOERR);
+	put_hdr(x, VIRTIO_BLK_T_IN, IMG_SECTS - 1);
+	chain(x, 0, BLK_HDR_SIZE, 1024, VIRTQ_DESC_F_WRITE);
+	serve(x);
+	assert_int_equal(status(x), VIRTIO_BLK_S_IOERR);
+	put_hdr(x, VIRTIO_BLK_T_IN, UINT64_MAX / 256);
+	serve(x);
+	assert_int_equal(status(x), VIRTIO_BLK_S_IOERR);
+	assert_canary(x, DATA, 1024);
+	/* not a multiple of 512 */
+	put_hdr(x, VIRTIO_BLK_T_IN, 0);
+	chain(x, 0, BLK_HDR_SIZE, 100, VIRTQ_DESC_F_WRITE);
+	serve(x);
+	assert_int_equal(status(x), VIRTIO_BLK_S_IOERR);
+	assert_canary(x, DATA, 100);
+	/* unknown type */
+	put_hdr(x, 99, 0);
+	chain(x, 0, BLK_HDR_SIZE, 0, 0);
+	assert_int_equal(serve(x), 1);
+	assert_int_equal(status(x), VIRTIO_BLK_S_UNSUPP);
+	/* no writable status byte: completed with nothing written */
+	put_hdr(x, VIRTIO_BLK_T_IN, 0);
+	vh_desc(x->h, 0, 0, HDR, BLK_HDR_SIZE, VIRTQ_DESC_F_NEXT, 1);
+	vh_desc(x->h, 0, 1, DATA, 512, 0, 0);
+	assert_int_equal(serve(x), 0);
+	assert_canary(x, DATA, 512);
+	/* still serving */
+	put_hdr(x, VIRTIO_BLK_T_IN, 0);
+	chain(x, 0, BLK_HDR_SIZE, 512, VIRTQ_DESC_F_WRITE);
+	assert_int_equal(serve(x), 513);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	assert_int_equal(virtio_pci_status(blk_transport(x->dev)) & VIRTIO_STATUS_NEEDS_RESET, 0);
+}
+
+static void test_readonly(void **state)
+{
+	struct fx *x = *state;
+	uint8_t back[512];
+
+	start_with(x, true, 1, NULL);
+	memset(x->h->ram + DATA, 0, 512);
+	put_hdr(x, VIRTIO_BLK_T_OUT, 0);
+	chain(x, 0, BLK_HDR_SIZE, 512, 0);
+	serve(x);
+	assert_int_equal(status(x), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(pread(x->fd, back, sizeof(back), 0), sizeof(back));
+	assert_int_equal(back[5], pattern(5));
+	put_hdr(x, VIRTIO_BLK_T_WRITE_ZEROES, 0);
+	put_seg(x, 0, 0, 1, 0);
+	chain(x, 0, BLK_HDR_SIZE, 16, 0);
+	serve(x);
+	assert_int_equal(status(x), VIRTIO_BLK_S_IOERR);
+	/* GET_ID without a serial: zeros */
+	put_hdr(x, VIRTIO_BLK_T_GET_ID, 0);
+	chain(x, 0, BLK_HDR_SIZE, BLK_ID_BYTES, VIRTQ_DESC_F_WRITE);
+	serve(x);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	assert_int_equal(x->h->ram[DATA], 0);
+	/* reads work */
+	put_hdr(x, VIRTIO_BLK_T_IN, 0);
+	chain(x, 0, BLK_HDR_SIZE, 512, VIRTQ_DESC_F_WRITE);
+	serve(x);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	assert_int_equal(x->h->ram[DATA + 5], pattern(5));
+}
+
+static void test_second_queue(void **state)
+{
+	struct fx *x = *state;
+
+	start_with(x, false, 2, NULL);
+	put_hdr(x, VIRTIO_BLK_T_IN, 7);
+	chain(x, 1, BLK_HDR_SIZE, 512, VIRTQ_DESC_F_WRITE);
+	assert_int_equal(serve_q(x, 1), 513);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	assert_int_equal(x->h->ram[DATA + 9], pattern(7 * 512 + 9));
+	assert_int_equal(vh_used_idx(x->h, 0), 0);
+}
+
+/* Many requests in flight at once, completed in any order, each into its own buffer. */
+static void test_many_in_flight(void **state)
+{
+	struct fx *x = *state;
+	const unsigned n = QSIZE / 2;
+	uint16_t used = 0;
+
+	start(x);
+	for (unsigned k = 0; k < n; k++) {
+		uint64_t hdr = HDR + 32ULL * k, data = DATA + 8192ULL * k;
+
+		memset(x->h->ram + hdr, 0, BLK_HDR_SIZE);
+		x->h->ram[hdr + 8] = (uint8_t)(8 * k); /* sector */
+		vh_desc(x->h, 0, 2 * k, hdr, BLK_HDR_SIZE, VIRTQ_DESC_F_NEXT, 2 * k + 1);
+		vh_desc(x->h, 0, 2 * k + 1, data, 4096 + 1, VIRTQ_DESC_F_WRITE, 0);
+		vh_avail(x->h, 0, QSIZE, (uint16_t)(2 * k));
+	}
+	vh_notify(x->h, 0);
+	virtio_pci_run_notify(blk_transport(x->dev), 0);
+	blk_drain(x->dev);
+	used = vh_used_idx(x->h, 0);
+	assert_int_equal(used, n);
+	for (unsigned k = 0; k < n; k++) {
+		assert_int_equal(x->h->ram[DATA + 8192ULL * k + 4096], VIRTIO_BLK_S_OK);
+		assert_int_equal(x->h->ram[DATA + 8192ULL * k + 100], pattern(4096ULL * k + 100));
+	}
+}
+
+/* Writes and a flush made available together: the flush is used after every write. */
+static void test_flush_after_writes(void **state)
+{
+	struct fx *x = *state;
+	const unsigned n = 4;
+	uint64_t used_ring = VH_USED + 4;
+
+	start(x);
+	for (unsigned k = 0; k <= n; k++) {
+		uint64_t hdr = HDR + 32ULL * k, data = DATA + 8192ULL * k;
+
+		memset(x->h->ram + hdr, 0, BLK_HDR_SIZE);
+		x->h->ram[hdr] = k < n ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_FLUSH;
+		x->h->ram[hdr + 8] = (uint8_t)(16 * k); /* sector */
+		vh_desc(x->h, 0, 3 * k, hdr, BLK_HDR_SIZE, VIRTQ_DESC_F_NEXT,
+			k < n ? 3 * k + 1 : 3 * k + 2);
+		vh_desc(x->h, 0, 3 * k + 1, data, 4096, VIRTQ_DESC_F_NEXT, 3 * k + 2);
+		vh_desc(x->h, 0, 3 * k + 2, STATUS + k, 1, VIRTQ_DESC_F_WRITE, 0);
+		vh_avail(x->h, 0, QSIZE, (uint16_t)(3 * k));
+	}
+	vh_notify(x->h, 0);
+	virtio_pci_run_notify(blk_transport(x->dev), 0);
+	blk_drain(x->dev);
+	assert_int_equal(vh_used_idx(x->h, 0), n + 1);
+	assert_int_equal(vh_get32(x->h, used_ring + 8ULL * n), 3 * n); /* the flush, last */
+	for (unsigned k = 0; k <= n; k++)
+		assert_int_equal(x->h->ram[STATUS + k], VIRTIO_BLK_S_OK);
+}
+
+static void test_counters_cb(void *opaque, const char *id, const char *name, uint64_t value)
+{
+	uint64_t *v = opaque;
+
+	assert_string_equal(id, "_disk0");
+	if (strcmp(name, "read_bytes") == 0)
+		v[0] = value;
+	else if (strcmp(name, "write_ops") == 0)
+		v[1] = value;
+}
+
+static void test_counters_and_realize(void **state)
+{
+	struct fx *x = *state;
+	uint64_t v[2] = { 0, 0 };
+	void *set = NULL;
+	char err[256] = "";
+
+	x->h->cfg.num_disks = 1;
+	disk_config_init(&x->h->cfg.disks[0]);
+	x->h->cfg.disks[0].path = strdup(x->path);
+	x->h->cfg.disks[0].id = strdup("_disk0");
+	x->h->cfg.disks[0].disable_io_uring = use_pool;
+	x->h->ctx.err = err;
+	x->h->ctx.errlen = sizeof(err);
+	assert_int_equal(blk_ops.realize(&x->h->ctx, NULL, &set), 0);
+	assert_non_null(set);
+	blk_ops.counters(set, test_counters_cb, v);
+	assert_int_equal(v[0], 0);
+	blk_ops.pause(set);
+	blk_ops.resume(set);
+	blk_ops.unrealize(set);
+
+	/* a missing image: one line naming --disk */
+	free(x->h->cfg.disks[0].path);
+	x->h->cfg.disks[0].path = strdup("/nonexistent/disk.img");
+	set = NULL;
+	assert_true(blk_ops.realize(&x->h->ctx, NULL, &set) < 0);
+	assert_null(set);
+	assert_non_null(strstr(err, "--disk: "));
+	assert_non_null(strstr(err, "/nonexistent/disk.img"));
+}
+
+static void test_reset_with_requests(void **state)
+{
+	struct fx *x = *state;
+
+	start(x);
+	put_hdr(x, VIRTIO_BLK_T_IN, 0);
+	chain(x, 0, BLK_HDR_SIZE, 512, VIRTQ_DESC_F_WRITE);
+	vh_avail(x->h, 0, QSIZE, 0);
+	vh_notify(x->h, 0);
+	virtio_pci_run_notify(blk_transport(x->dev), 0);
+	vh_wr(x->h, VIRTIO_PCI_COMMON_STATUS, 0, 1); /* reset with the read in flight */
+	/* The driver sets the queue up again at once: the old read must not show up in it. */
+	memset(x->h->ram + VH_USED, 0, 64);
+	x->h->avail_idx[0] = 0;
+	vh_put16(x->h, VH_AVAIL + 2, 0);
+	assert_true(vh_negotiate(x->h, VH_VERSION_1) & VIRTIO_STATUS_FEATURES_OK);
+	vh_setup_queue(x->h, 0, QSIZE);
+	vh_driver_ok(x->h);
+	blk_drain(x->dev);
+	assert_int_equal(vh_used_idx(x->h, 0), 0);
+	put_hdr(x, VIRTIO_BLK_T_IN, 1);
+	assert_int_equal(serve(x), 513);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	assert_int_equal(x->h->ram[DATA + 7], pattern(512 + 7));
+}
+
+/* direct=on: O_DIRECT, and guest buffers that are not aligned go through a bounce buffer. */
+static void test_direct_bounce(void **state)
+{
+	struct fx *x = *state;
+	struct disk_config d;
+	uint8_t back[1024];
+
+	disk_config_init(&d);
+	d.direct = true;
+	d.num_queues = 1;
+	start_cfg(x, &d);
+	put_hdr(x, VIRTIO_BLK_T_IN, 2);
+	vh_desc(x->h, 0, 0, HDR, BLK_HDR_SIZE, VIRTQ_DESC_F_NEXT, 1);
+	vh_desc(x->h, 0, 1, DATA + 3, 1024, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 2);
+	vh_desc(x->h, 0, 2, STATUS, 1, VIRTQ_DESC_F_WRITE, 0);
+	assert_int_equal(serve(x), 1025);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	for (unsigned i = 0; i < 1024; i++)
+		assert_int_equal(x->h->ram[DATA + 3 + i], pattern(2 * 512 + i));
+	assert_canary(x, DATA + 3 + 1024, 64);
+	assert_int_equal(x->h->ram[DATA + 2], CANARY);
+
+	for (unsigned i = 0; i < 1024; i++)
+		x->h->ram[DATA + 5 + i] = (uint8_t)(i * 3);
+	put_hdr(x, VIRTIO_BLK_T_OUT, 40);
+	vh_desc(x->h, 0, 1, DATA + 5, 1024, VIRTQ_DESC_F_NEXT, 2);
+	assert_int_equal(serve(x), 1);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	assert_int_equal(pread(x->fd, back, sizeof(back), 40 * 512), sizeof(back));
+	assert_memory_equal(back, x->h->ram + DATA + 5, sizeof(back));
+}
+
+/* The fake loop's entry for the rate limiter's timerfd. */
+static struct vh_fd *timer_entry(struct fx *x)
+{
+	for (unsigned i = 0; i < VH_MAX_FDS; i++) {
+		char link[64], target[64] = "";
+
+		if (!x->h->fds[i].used)
+			continue;
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", x->h->fds[i].fd);
+		if (readlink(link, target, sizeof(target) - 1) > 0 && strstr(target, "timerfd"))
+			return &x->h->fds[i];
+	}
+	return NULL;
+}
+
+/* ops_size=1: the second request waits for the limiter's timer, then goes. */
+static void test_rate_limited(void **state)
+{
+	struct fx *x = *state;
+	struct disk_config d;
+	struct vh_fd *t;
+	struct pollfd p;
+
+	x->h->ctx.loop = &x->h->loop;
+	disk_config_init(&d);
+	d.num_queues = 1;
+	d.rate_limiter.ops = (struct token_bucket_config){ .size = 1, .refill_time = 20 };
+	start_cfg(x, &d);
+	t = timer_entry(x);
+	assert_non_null(t);
+	for (unsigned k = 0; k < 2; k++) {
+		uint64_t hdr = HDR + 32ULL * k;
+
+		memset(x->h->ram + hdr, 0, BLK_HDR_SIZE);
+		vh_desc(x->h, 0, 2 * k, hdr, BLK_HDR_SIZE, VIRTQ_DESC_F_NEXT, 2 * k + 1);
+		vh_desc(x->h, 0, 2 * k + 1, DATA + 1024ULL * k, 512 + 1, VIRTQ_DESC_F_WRITE, 0);
+		vh_avail(x->h, 0, QSIZE, (uint16_t)(2 * k));
+	}
+	vh_notify(x->h, 0);
+	virtio_pci_run_notify(blk_transport(x->dev), 0);
+	blk_drain(x->dev);
+	assert_int_equal(vh_used_idx(x->h, 0), 1);
+	p = (struct pollfd){ .fd = t->fd, .events = POLLIN };
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	t->cb(t->opaque, EPOLLIN);
+	blk_drain(x->dev);
+	assert_int_equal(vh_used_idx(x->h, 0), 2);
+	assert_int_equal(x->h->ram[DATA + 1024 + 512], VIRTIO_BLK_S_OK);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_config_space),
+		T(test_read),
+		T(test_read_odd_framing),
+		T(test_write_flush),
+		T(test_write_one_descriptor),
+		T(test_get_id),
+		T(test_write_zeroes_discard),
+		T(test_bad_requests),
+		T(test_readonly),
+		T(test_second_queue),
+		T(test_many_in_flight),
+		T(test_flush_after_writes),
+		T(test_counters_and_realize),
+		T(test_reset_with_requests),
+		T(test_direct_bounce),
+		T(test_rate_limited),
+	};
+	int r;
+
+	use_pool = false;
+	r = cmocka_run_group_tests_name("io_uring", tests, NULL, NULL);
+	use_pool = true;
+	r |= cmocka_run_group_tests_name("thread-pool", tests, NULL, NULL);
+	return r;
+}
