@@ -20,6 +20,7 @@ enum cli_opt_id {
 	OPT_SERIAL,
 	OPT_CONSOLE,
 	OPT_RNG,
+	OPT_NET,
 	OPT_LOG_FILE,
 	OPT_VERBOSE,
 	OPT_VERSION,
@@ -56,6 +57,13 @@ static const struct cli_opt cli_opts[] = {
 	{ OPT_RNG, "rng", 0, true,
 	  "Random number generator parameters \"src=<entropy_source_path>,iommu=on|off\" "
 	  "[default: src=/dev/urandom]" },
+	{ OPT_NET, "net", 0, true,
+	  "Network parameters \"tap=<if_name>,ip=<ip_addr>,mask=<net_mask>,mac=<mac_addr>,"
+	  "host_mac=<host_mac_addr>,mtu=<mtu>,fd=<fd1,fd2...>,iommu=on|off,num_queues=<number_of_"
+	  "queues>,queue_size=<size_of_each_queue>,id=<device_id>,vhost_user=<vhost_user_enable>,"
+	  "socket=<vhost_user_socket_path>,vhost_mode=client|server,bw_size=<bytes>,"
+	  "bw_one_time_burst=<bytes>,bw_refill_time=<ms>,ops_size=<io_ops>,ops_one_time_burst=<io_"
+	  "ops>,ops_refill_time=<ms>,pci_segment=<segment_id>\" (repeatable)" },
 	{ OPT_LOG_FILE, "log-file", 0, true, "Log file. Standard error is used if not specified" },
 	{ OPT_VERBOSE, NULL, 'v', false, "Sets the level of debugging output (repeat for more)" },
 	{ OPT_VERSION, "version", 'V', false, "Print version information" },
@@ -64,10 +72,9 @@ static const struct cli_opt cli_opts[] = {
 
 /* Cloud Hypervisor v28 options that cubicle refuses for now. */
 static const char *const cli_unsupported[] = {
-	"platform",   "memory-zone",   "firmware",    "disk",	 "net",	    "balloon", "fs",
-	"pmem",	      "device",	       "user-device", "vdpa",	 "vsock",   "numa",    "watchdog",
-	"api-socket", "event-monitor", "restore",     "seccomp", "sgx-epc", "gdb",     "tdx",
-	NULL,
+	"platform",	 "memory-zone", "firmware", "disk",    "balloon", "fs",	      "pmem",
+	"device",	 "user-device", "vdpa",	    "vsock",   "numa",	  "watchdog", "api-socket",
+	"event-monitor", "restore",	"seccomp",  "sgx-epc", "gdb",	  "tdx",      NULL,
 };
 
 static const struct cli_opt *find_long(const char *name, size_t len)
@@ -129,6 +136,8 @@ static int apply(struct cli_args *a, const struct cli_opt *o, const char *option
 		return config_parse_console(&cfg->console, option, value, err, errlen);
 	case OPT_RNG:
 		return config_parse_rng(cfg, value, err, errlen);
+	case OPT_NET:
+		return config_parse_net(cfg, value, err, errlen);
 	case OPT_VERBOSE:
 		a->verbosity++;
 		return 0;
@@ -205,7 +214,7 @@ static int parse_args(int argc, char *const argv[], struct cli_args *a, char *er
 				return error_set(err, errlen, -EINVAL, "%s: missing value", option);
 			value = argv[++i];
 		}
-		if (o->takes_value && seen[o->id]++)
+		if (o->takes_value && o->id != OPT_NET && seen[o->id]++)
 			return error_set(err, errlen, -EINVAL, "%s: given more than once", option);
 		if (value && !value[0] && o->id != OPT_CMDLINE)
 			return error_set(err, errlen, -EINVAL, "%s: missing value", option);

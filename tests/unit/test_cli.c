@@ -244,10 +244,10 @@ static void test_sub_option_errors(void **state)
 static void test_not_supported(void **state)
 {
 	static const char *const opts[] = {
-		"disk",		 "net",	     "fs",	 "pmem",	"vsock",       "api-socket",
-		"event-monitor", "restore",  "seccomp",	 "balloon",	"device",      "numa",
-		"watchdog",	 "platform", "firmware", "memory-zone", "user-device", "vdpa",
-		"sgx-epc",	 "gdb",	     "tdx",
+		"disk",		 "fs",	     "pmem",	 "vsock",    "api-socket",
+		"event-monitor", "restore",  "seccomp",	 "balloon",  "device",
+		"numa",		 "watchdog", "platform", "firmware", "memory-zone",
+		"user-device",	 "vdpa",     "sgx-epc",	 "gdb",	     "tdx",
 	};
 
 	(void)state;
