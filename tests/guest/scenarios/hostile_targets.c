@@ -32,6 +32,7 @@ const struct hostile_target hostile_target_rng = {
 
 static const struct hostile_target *const targets[] = {
 	&hostile_target_rng,
+	&hostile_target_net,
 };
 
 const struct hostile_target *hostile_selected_target(char *why)
