@@ -41,11 +41,12 @@ struct fx {
 	unsigned ctrlq; /* 2 * pairs */
 };
 
-static void fx_start(struct fx *x, uint64_t features, unsigned pairs)
+static void fx_start_cfg(struct fx *x, uint64_t features, unsigned pairs, bool keep_cfg)
 {
 	int fds[2];
 
-	net_config_init(&x->cfg);
+	if (!keep_cfg)
+		net_config_init(&x->cfg);
 	x->cfg.queue_size = QSIZE;
 	x->cfg.mac = strdup("52:54:00:12:34:56");
 	x->cfg.mtu = 1500;
@@ -60,6 +61,11 @@ static void fx_start(struct fx *x, uint64_t features, unsigned pairs)
 	for (unsigned q = 0; q < 2 * pairs + 1; q++)
 		vh_setup_queue(x->h, q, QSIZE);
 	vh_driver_ok(x->h);
+}
+
+static void fx_start(struct fx *x, uint64_t features, unsigned pairs)
+{
+	fx_start_cfg(x, features, pairs, false);
 }
 
 static int setup(void **state)
@@ -467,6 +473,43 @@ static void test_pause_resume(void **state)
 	assert_int_equal(vh_used_idx(x->h, RXQ), 1);
 }
 
+/* ops bucket of 2 frames per 40 ms: the third frame waits for the limiter's timer, then goes. */
+static void test_tx_rate_limit(void **state)
+{
+	struct fx *x = *state;
+	uint8_t hdr[HDR] = { 0 }, got[256];
+	int tfd = -1;
+	unsigned seen = 0;
+
+	net_config_init(&x->cfg);
+	x->cfg.rate_limiter.ops.size = 2;
+	x->cfg.rate_limiter.ops.refill_time = 40;
+	fx_start_cfg(x, 0, 1, true);
+	for (unsigned i = 0; i < 3; i++)
+		tx_frame(x, 2 * i, hdr, 60, (uint8_t)i);
+	kick(x, TXQ);
+	assert_int_equal(vh_used_idx(x->h, TXQ), 2);
+	assert_int_equal(counters(x).tx_frames, 2);
+	for (unsigned i = 0; i < VH_MAX_FDS; i++) {
+		struct vh_fd *f = &x->h->fds[i];
+
+		/* the TAP fd, the RX limiter's timer, the TX one, then the transport's eventfds */
+		if (f->used && f->fd != x->sp[0] && ++seen == 2)
+			tfd = f->fd;
+	}
+	assert_true(tfd >= 0);
+	kick(x, TXQ); /* a kick does not get past the limiter */
+	assert_int_equal(vh_used_idx(x->h, TXQ), 2);
+	usleep(60 * 1000);
+	vh_fire(x->h, tfd, EPOLLIN);
+	assert_int_equal(vh_used_idx(x->h, TXQ), 3);
+	assert_int_equal(counters(x).tx_frames, 3);
+	for (unsigned i = 0; i < 3; i++) {
+		assert_int_equal(read(x->sp[1], got, sizeof(got)), HDR + 60);
+		assert_int_equal(got[HDR], i);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -480,6 +523,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rx_bad_buffers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ctrl_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tx_rate_limit, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
