@@ -174,6 +174,8 @@ static void test_tx_frames(void **state)
 	tx_frame(x, 2, hdr, 3000, 2);
 	kick(x, TXQ);
 	assert_int_equal(vh_used_idx(x->h, TXQ), 2);
+	/* kicks were off while the device worked, and are on again now that the ring is empty */
+	assert_int_equal(vh_get16(x->h, VH_USED + TXQ * VH_RING_STEP), 0);
 	n = read(x->sp[1], got, sizeof(got));
 	assert_int_equal(n, HDR + 60);
 	assert_int_equal(got[0], 0);
@@ -261,6 +263,8 @@ static void test_tx_eagain(void **state)
 	kick(x, TXQ);
 	assert_true(vh_used_idx(x->h, TXQ) < sent);
 	assert_true(events_of(x) & EPOLLOUT);
+	/* waiting for EPOLLOUT: no kicks wanted meanwhile */
+	assert_int_equal(vh_get16(x->h, VH_USED + TXQ * VH_RING_STEP), VIRTQ_USED_F_NO_NOTIFY);
 	while (recvd < sent) {
 		ssize_t n = read(x->sp[1], got, sizeof(got));
 

@@ -339,12 +339,25 @@ void net_tx(struct net_pair *p)
 	unsigned q = net_txq(p->index), done = 0;
 	int r;
 
+	bool rearmed = false;
+
 	if (!n->active || n->paused || p->index >= n->active_pairs)
 		return;
+	/* No kicks while we are at it (QEMU does the same): the loop below comes back for
+	 * more by itself, and asks again for kicks only once the ring is empty. */
+	virtio_pci_set_notify(n->vp, q, false);
 	while (done < NET_TX_BATCH) {
 		if (!p->tx_held) {
-			if (virtio_pci_pop(n->vp, q, p->tx) <= 0)
+			r = virtio_pci_pop(n->vp, q, p->tx);
+			if (r < 0 || (r == 0 && rearmed))
 				break;
+			if (r == 0) {
+				/* Kicks on, then look once more: a frame added before the driver
+				 * saw the change would otherwise wait for the next kick. */
+				virtio_pci_set_notify(n->vp, q, true);
+				rearmed = true;
+				continue;
+			}
 			p->tx_held = true;
 			p->tx_charged = false;
 		}
