@@ -1,8 +1,9 @@
 """virtio-net with the real Linux guest, one boot (a boot takes a minute or more on kvm_pvm
 hosts): two NICs on TAPs that cubicle creates inside a network namespace the test creates, the
-first with num_queues=4 (two pairs) and both with a MAC the user chose. The guest pings the
-host on each, receives 10 MiB over TCP from the host, prints its SHA-256 and sends the bytes
-back; the host checks both digests (net_tcp_peer.py)."""
+first with num_queues=4 (two pairs) and mtu=9000 (VIRTIO_NET_F_MTU; fewer frames for the
+emulated guest kernel to handle), both with a MAC the user chose. The guest pings the host on
+each and receives 10 MiB of random bytes over TCP from the host; the host prints the SHA-256
+of what it sent, the guest of what it received, and they must agree (net_tcp_peer.py)."""
 import os
 import re
 import subprocess
@@ -17,7 +18,7 @@ from conftest import default_cmdline
 pytestmark = pytest.mark.usefixtures("kvm")
 
 HERE = Path(__file__).resolve().parent
-TIMEOUT = int(os.environ.get("CUBICLE_E2E_BOOT_TIMEOUT", "900"))
+TIMEOUT = int(os.environ.get("CUBICLE_E2E_NET_TIMEOUT", "1800"))
 SIZE = 10 * 1024 * 1024
 MAC0, MAC1 = "52:54:00:c0:ff:01", "52:54:00:c0:ff:02"
 # The kernel passes /init at most 32 words: the command line brings eth0 up and fetches the
@@ -30,9 +31,9 @@ cat /sys/class/net/eth0/address /sys/class/net/eth1/address
 grep -o 'virtio[0-9]*-[a-z]*put[.][0-9]*' /proc/interrupts
 ping -c 2 10.78.0.1
 ping -c 2 10.79.0.1
+cat /sys/class/net/eth0/mtu
 nc -l -p 5001 >/tmp/f
 sha256sum /tmp/f
-nc 10.78.0.1 5002 </tmp/f
 echo net-done
 """
 
@@ -52,11 +53,11 @@ def boot(cubicle_bin, guest_env):
                 "--cmdline", f"{default_cmdline()} -- {GUEST_CMD}",
                 "--serial", f"file={serial}", "--console", "off",
                 "--net", f"tap=cla{tag},ip=10.78.0.1,mask=255.255.255.0,mac={MAC0},"
-                         "num_queues=4",
+                         "num_queues=4,mtu=9000",
                 "--net", f"tap=clb{tag},ip=10.79.0.1,mask=255.255.255.0,mac={MAC1}"]
         peer = subprocess.Popen(["ip", "netns", "exec", ns, "/usr/bin/python3",
                                  str(HERE / "net_tcp_peer.py"), str(SIZE), "10.78.0.2", "5001",
-                                 "10.78.0.1", "5002", str(script)],
+                                 "10.78.0.1", "0", str(script)],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         t0 = time.monotonic()
         with open(stderr, "wb") as err:
@@ -107,9 +108,11 @@ def test_ping_both_nics(boot):
 
 def test_tcp_10mib_checksums(boot):
     host = re.search(r"host-sha256 ([0-9a-f]{64})", boot["peer"])
-    back = re.search(r"returned-sha256 ([0-9a-f]{64})", boot["peer"])
     guest = re.search(r"^([0-9a-f]{64})\s+/tmp/f", boot["out"], re.MULTILINE)
-    assert host and guest and back, boot["info"]
+    assert host and guest, boot["info"]
     assert guest.group(1) == host.group(1), boot["info"]
-    assert back.group(1) == host.group(1), boot["info"]
-    assert f"received {SIZE} bytes" in boot["peer"], boot["info"]
+    assert f"sent {SIZE} bytes" in boot["peer"], boot["info"]
+
+
+def test_mtu_offered(boot):
+    assert re.search(r"^9000\r?$", boot["out"], re.MULTILINE), boot["info"]
