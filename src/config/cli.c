@@ -22,6 +22,7 @@ enum cli_opt_id {
 	OPT_RNG,
 	OPT_NET,
 	OPT_LOG_FILE,
+	OPT_SECCOMP,
 	OPT_VERBOSE,
 	OPT_VERSION,
 	OPT_HELP,
@@ -65,6 +66,8 @@ static const struct cli_opt cli_opts[] = {
 	  "bw_one_time_burst=<bytes>,bw_refill_time=<ms>,ops_size=<io_ops>,ops_one_time_burst=<io_"
 	  "ops>,ops_refill_time=<ms>,pci_segment=<segment_id>\" (repeatable)" },
 	{ OPT_LOG_FILE, "log-file", 0, true, "Log file. Standard error is used if not specified" },
+	{ OPT_SECCOMP, "seccomp", 0, true,
+	  "Disable or enable seccomp filters: true|false|log [default: true]" },
 	{ OPT_VERBOSE, NULL, 'v', false, "Sets the level of debugging output (repeat for more)" },
 	{ OPT_VERSION, "version", 'V', false, "Print version information" },
 	{ OPT_HELP, "help", 'h', false, "Print help information" },
@@ -72,9 +75,9 @@ static const struct cli_opt cli_opts[] = {
 
 /* Cloud Hypervisor v28 options that cubicle refuses for now. */
 static const char *const cli_unsupported[] = {
-	"platform",	 "memory-zone", "firmware", "disk",    "balloon", "fs",	      "pmem",
-	"device",	 "user-device", "vdpa",	    "vsock",   "numa",	  "watchdog", "api-socket",
-	"event-monitor", "restore",	"seccomp",  "sgx-epc", "gdb",	  "tdx",      NULL,
+	"platform",	 "memory-zone", "firmware", "disk",  "balloon", "fs",	    "pmem",
+	"device",	 "user-device", "vdpa",	    "vsock", "numa",	"watchdog", "api-socket",
+	"event-monitor", "restore",	"sgx-epc",  "gdb",   "tdx",	NULL,
 };
 
 static const struct cli_opt *find_long(const char *name, size_t len)
@@ -138,6 +141,8 @@ static int apply(struct cli_args *a, const struct cli_opt *o, const char *option
 		return config_parse_rng(cfg, value, err, errlen);
 	case OPT_NET:
 		return config_parse_net(cfg, value, err, errlen);
+	case OPT_SECCOMP:
+		return config_parse_seccomp(cfg, value, err, errlen);
 	case OPT_VERBOSE:
 		a->verbosity++;
 		return 0;

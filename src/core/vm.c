@@ -429,6 +429,7 @@ static int vm_build(struct vm *vm, char *err, size_t errlen)
 	vm->group.parked = 0;
 	vm->group.start_ns = vm->start_ns;
 	vm->group.mem = &vm->mem;
+	vm->group.seccomp = vm->cfg->seccomp;
 	vm->group.event = vm_vcpu_event;
 	vm->group.opaque = vm;
 
