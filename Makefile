@@ -77,6 +77,7 @@ bench: guest
 	./bench/devices/run $(BUILD)
 	./bench/api/run $(BUILD)
 	./bench/blk/run $(BUILD)
+	./bench/net/run $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

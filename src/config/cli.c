@@ -23,6 +23,7 @@ enum cli_opt_id {
 	OPT_API_SOCKET,
 	OPT_EVENT_MONITOR,
 	OPT_DISK,
+	OPT_NET,
 	OPT_LOG_FILE,
 	OPT_SECCOMP,
 	OPT_VERBOSE,
@@ -71,6 +72,13 @@ static const struct cli_opt cli_opts[] = {
 	  "bw_refill_time=<ms>,ops_size=<io_ops>,ops_one_time_burst=<io_ops>,"
 	  "ops_refill_time=<ms>,id=<device_id>,serial=<serial_number>,pci_segment=<segment_id>\" "
 	  "(repeatable)" },
+	{ OPT_NET, "net", 0, true,
+	  "Network parameters \"tap=<if_name>,ip=<ip_addr>,mask=<net_mask>,mac=<mac_addr>,"
+	  "host_mac=<host_mac_addr>,mtu=<mtu>,fd=<fd1,fd2...>,iommu=on|off,num_queues=<number_of_"
+	  "queues>,queue_size=<size_of_each_queue>,id=<device_id>,vhost_user=<vhost_user_enable>,"
+	  "socket=<vhost_user_socket_path>,vhost_mode=client|server,bw_size=<bytes>,"
+	  "bw_one_time_burst=<bytes>,bw_refill_time=<ms>,ops_size=<io_ops>,ops_one_time_burst=<io_"
+	  "ops>,ops_refill_time=<ms>,pci_segment=<segment_id>\" (repeatable)" },
 	{ OPT_LOG_FILE, "log-file", 0, true, "Log file. Standard error is used if not specified" },
 	{ OPT_SECCOMP, "seccomp", 0, true,
 	  "Disable or enable seccomp filters: true|false|log [default: true]" },
@@ -81,9 +89,9 @@ static const struct cli_opt cli_opts[] = {
 
 /* Cloud Hypervisor v28 options that cubicle refuses for now. */
 static const char *const cli_unsupported[] = {
-	"platform", "memory-zone", "firmware",	  "net",  "balloon", "fs",
-	"pmem",	    "device",	   "user-device", "vdpa", "vsock",   "numa",
-	"watchdog", "restore",	   "sgx-epc",	  "gdb",  "tdx",     NULL,
+	"platform", "memory-zone", "firmware", "balloon", "fs",	  "pmem",
+	"device",   "user-device", "vdpa",     "vsock",	  "numa", "watchdog",
+	"restore",  "sgx-epc",	   "gdb",      "tdx",	  NULL,
 };
 
 static const struct cli_opt *find_long(const char *name, size_t len)
@@ -151,6 +159,8 @@ static int apply(struct cli_args *a, const struct cli_opt *o, const char *option
 		return config_parse_rng(cfg, value, err, errlen);
 	case OPT_DISK:
 		return config_parse_disk(cfg, value, err, errlen);
+	case OPT_NET:
+		return config_parse_net(cfg, value, err, errlen);
 	case OPT_SECCOMP:
 		return config_parse_seccomp(cfg, value, err, errlen);
 	case OPT_VERBOSE:
@@ -230,7 +240,9 @@ static int parse_args(int argc, char *const argv[], struct cli_args *a, char *er
 			value = argv[++i];
 		}
 		if (o->takes_value && o->id != OPT_DISK && seen[o->id]++)
-			return error_set(err, errlen, -EINVAL, "%s: given more than once", option);
+			if (o->takes_value && o->id != OPT_NET && seen[o->id]++)
+				return error_set(err, errlen, -EINVAL, "%s: given more than once",
+						 option);
 		if (value && !value[0] && o->id != OPT_CMDLINE)
 			return error_set(err, errlen, -EINVAL, "%s: missing value", option);
 

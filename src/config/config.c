@@ -289,6 +289,8 @@ int vm_config_validate(const struct vm_config *cfg, char *err, size_t errlen)
 	if (r < 0)
 		return r;
 	r = config_validate_disks(cfg, err, errlen);
+	if (r == 0)
+		r = config_validate_nets(cfg, err, errlen);
 	if (r < 0)
 		return r;
 	/*

@@ -90,6 +90,11 @@ struct rng_config {
 #define CONFIG_DEFAULT_DISK_QUEUE_SIZE 128
 #define CONFIG_DEFAULT_NET_QUEUES      2
 #define CONFIG_DEFAULT_NET_QUEUE_SIZE  256
+#define CONFIG_MAX_NET_QUEUES	       (2 * CONFIG_MAX_NET_FDS) /* RX + TX per pair */
+#define CONFIG_MAX_NET_QUEUE_SIZE      32768			/* the split ring's maximum */
+#define CONFIG_MIN_NET_MTU	       68			/* IPv4's minimum */
+#define CONFIG_MAX_NET_MTU	       65535
+#define CONFIG_NET_IFNAMSIZ	       16 /* Linux's IFNAMSIZ, with the NUL */
 
 /* DiskConfig. Defaults: num_queues 1, queue_size 128. */
 struct disk_config {
@@ -220,6 +225,26 @@ int config_parse_cpus(struct vm_config *cfg, const char *arg, char *err, size_t 
 int config_parse_memory(struct vm_config *cfg, const char *arg, char *err, size_t errlen);
 int config_parse_console(struct console_config *con, const char *option, const char *arg, char *err,
 			 size_t errlen);
+/*
+ * "tap=..,ip=..,mask=..,mac=..,host_mac=..,mtu=..,num_queues=..,queue_size=..,id=..,fd=[a,b],
+ * iommu=..,vhost_user=..,socket=..,vhost_mode=..,pci_segment=.." and the rate limiter keys
+ * (--net, repeatable): appends one NIC. fd= without num_queues means one pair per fd. The fds
+ * become the config's only when the parse succeeds.
+ */
+int config_parse_net(struct vm_config *cfg, const char *arg, char *err, size_t errlen);
+/* One NIC's checks (the ones vm_config_validate runs for each), naming --net in @err:
+ * -EINVAL for a bad MAC, ip or mask, num_queues not even in 2..CONFIG_MAX_NET_QUEUES, a
+ * queue_size not a power of two, fds not one per queue pair, vhost_user (not supported yet). */
+int net_config_validate(const struct net_config *n, char *err, size_t errlen);
+/* Every NIC, then ids and TAP names unique among them. */
+int config_validate_nets(const struct vm_config *cfg, char *err, size_t errlen);
+/* "12:34:56:78:9a:bc" → 6 bytes. Returns 0 or -EINVAL (then @ret is untouched). */
+int config_parse_mac(const char *s, uint8_t ret[6]);
+/* A dotted IPv4 address → network byte order. Returns 0 or -EINVAL. */
+int config_parse_ipv4(const char *s, uint32_t *ret);
+/* Whether @be_mask (network order) is ones then zeros. */
+bool config_netmask_valid(uint32_t be_mask);
+
 /* "src=PATH,iommu=on|off" (--rng); src defaults to /dev/urandom. */
 int config_parse_rng(struct vm_config *cfg, const char *arg, char *err, size_t errlen);
 /*

@@ -18,6 +18,7 @@ const struct dev_ops *const dev_table[] = {
 	&rng_ops,	 /* virtio-rng on PCI, always present (--rng src=) */
 	&console_ops,	 /* virtio-console on PCI (--console, default tty) */
 	&blk_ops,	 /* virtio-blk on PCI, one per --disk */
+	&net_ops,	 /* virtio-net on TAP, one per --net */
 };
 
 const unsigned dev_table_size = ARRAY_SIZE(dev_table);

@@ -8,7 +8,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_tun.h>
 #include <linux/sched.h>
+#include <linux/sockios.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -176,6 +178,15 @@ static const unsigned long term_ioctls[] = {
 	TCGETS, TCSETS, TCSETSW, TCSETSF, TIOCGWINSZ, TIOCGPTN, TIOCSPTLCK, FIONBIO, FIONREAD,
 };
 
+/* virtio-net's TAP backend: a reboot re-opens and configures the TAP on the loop thread
+ * (devices/backend/tap.c); offloads and queue attachment follow the driver, also from the
+ * vCPU thread that writes DRIVER_OK or a reset. */
+static const unsigned long tap_ioctls[] = {
+	TUNSETIFF,	TUNGETIFF,     TUNSETVNETHDRSZ, TUNSETOFFLOAD, TUNSETQUEUE,  SIOCSIFADDR,
+	SIOCSIFNETMASK, SIOCSIFHWADDR, SIOCSIFMTU,	SIOCGIFFLAGS,  SIOCSIFFLAGS,
+};
+static const unsigned long tap_vcpu_ioctls[] = { TUNSETOFFLOAD, TUNSETQUEUE };
+
 #define SECCOMP_MAX_NR 512 /* above every x86_64 system call number */
 
 struct filter_builder {
@@ -274,6 +285,7 @@ static void build(struct filter_builder *b, enum seccomp_thread kind)
 		hv_n = hv_seccomp_ioctls(true, &hv_reqs);
 		allow_ioctls(b, hv_reqs, hv_n);
 		allow_ioctls(b, term_ioctls, ARRAY_SIZE(term_ioctls));
+		allow_ioctls(b, tap_vcpu_ioctls, ARRAY_SIZE(tap_vcpu_ioctls));
 		break;
 	case SECCOMP_THREAD_VMM:
 		allow_list(b, vmm_calls, ARRAY_SIZE(vmm_calls));
@@ -285,6 +297,7 @@ static void build(struct filter_builder *b, enum seccomp_thread kind)
 		hv_n = hv_seccomp_ioctls(true, &hv_reqs);
 		allow_ioctls(b, hv_reqs, hv_n);
 		allow_ioctls(b, term_ioctls, ARRAY_SIZE(term_ioctls));
+		allow_ioctls(b, tap_ioctls, ARRAY_SIZE(tap_ioctls));
 		allow_threads(b);
 		allow_sockets(b, true);
 		break;

@@ -58,6 +58,7 @@ struct pci_function;
 /* Virtio device ids (§5). */
 #define VIRTIO_ID_CONSOLE 3
 #define VIRTIO_ID_RNG	  4
+#define VIRTIO_ID_NET	  1
 
 /* Device status bits (§2.1). */
 #define VIRTIO_STATUS_ACKNOWLEDGE 0x01
@@ -177,6 +178,10 @@ int virtio_pci_pop(struct virtio_pci *vp, unsigned q, struct virtq_elem *ret);
  */
 int virtio_pci_push(struct virtio_pci *vp, unsigned q, const struct virtq_elem *e,
 		    uint32_t written);
+/* virtq_push_batch() on @q: @n elements published with one used->idx store. Same returns as
+ * virtio_pci_push(). */
+int virtio_pci_push_batch(struct virtio_pci *vp, unsigned q, const struct virtq_used_item *items,
+			  unsigned n);
 /* After a batch of pushes: interrupts the driver if it wants it (virtq_needs_notify). */
 void virtio_pci_notify(struct virtio_pci *vp, unsigned q);
 /* Asks for (or suppresses) the driver's kicks on @q (virtq_set_notify). */

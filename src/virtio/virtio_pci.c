@@ -542,6 +542,19 @@ int virtio_pci_push(struct virtio_pci *vp, unsigned q, const struct virtq_elem *
 	return r;
 }
 
+int virtio_pci_push_batch(struct virtio_pci *vp, unsigned q, const struct virtq_used_item *items,
+			  unsigned n)
+{
+	int r;
+
+	if (q >= vp->ops->num_queues || !vp->q[q].vq.ready)
+		return -EINVAL;
+	r = virtq_push_batch(&vp->q[q].vq, items, n);
+	if (r == -EIO)
+		vp_needs_reset(vp, q, "used ring update on a broken queue");
+	return r;
+}
+
 void virtio_pci_notify(struct virtio_pci *vp, unsigned q)
 {
 	struct virtio_pci_queue *vq;

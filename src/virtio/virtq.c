@@ -411,6 +411,41 @@ int virtq_push(struct virtq *q, const struct virtq_elem *e, uint32_t written)
 	return 0;
 }
 
+int virtq_push_batch(struct virtq *q, const struct virtq_used_item *items, unsigned n)
+{
+	if (!q->ready)
+		return -EINVAL;
+	if (q->broken)
+		return -EIO;
+	if (n > (uint16_t)(q->last_avail_idx - q->used_idx)) {
+		q->device_bugs++;
+		log_ratelimited(&q->rl, LOG_WARN, "virtq: push of %u elements with %u in flight", n,
+				(uint16_t)(q->last_avail_idx - q->used_idx));
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if (items[i].head >= q->size) {
+			q->device_bugs++;
+			return -EINVAL;
+		}
+	}
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t *slot = q->used + USED_RING((uint16_t)(q->used_idx + i) & (q->size - 1));
+		uint32_t written = items[i].written;
+
+		if (written > items[i].in_len) {
+			q->device_bugs++;
+			written = items[i].in_len;
+		}
+		ring_store32(slot, items[i].head);
+		ring_store32(slot + 4, written);
+	}
+	q->used_idx = (uint16_t)(q->used_idx + n);
+	/* Release, once: the driver sees all n entries or none of them. */
+	ring_store16(q->used + USED_IDX, q->used_idx, __ATOMIC_RELEASE);
+	return 0;
+}
+
 /* True when moving the used index from @old to @new_idx passes @event (all modulo 2^16). */
 static bool need_event(uint16_t event, uint16_t new_idx, uint16_t old)
 {

@@ -173,6 +173,22 @@ int virtq_pop(struct virtq *q, struct virtq_elem *ret);
  */
 int virtq_push(struct virtq *q, const struct virtq_elem *e, uint32_t written);
 
+/* One used-ring entry for virtq_push_batch(): a popped element's head and in_len, and the bytes
+ * written into it. */
+struct virtq_used_item {
+	uint16_t head;
+	uint32_t in_len;
+	uint32_t written;
+};
+
+/*
+ * Pushes @n popped elements with one used->idx update, so the driver sees them all or none
+ * (virtio-net's mergeable receive buffers: a frame's buffers must appear together). Same
+ * checks as virtq_push() (written clamped to in_len); nothing is written when @n exceeds the
+ * elements in flight or a head is out of range. Returns 0, -EIO (broken) or -EINVAL.
+ */
+int virtq_push_batch(struct virtq *q, const struct virtq_used_item *items, unsigned n);
+
 /*
  * Call after a batch of pushes: whether the driver wants an interrupt for them. Without
  * EVENT_IDX: something was pushed since the last call and avail->flags lacks NO_INTERRUPT.

@@ -97,11 +97,12 @@ def no_core_dump(returncode):
 class Vm:
     """A cubicle process whose stdout and stderr are collected as they stream."""
 
-    def __init__(self, argv, env=None):
+    def __init__(self, argv, env=None, pass_fds=()):
         self.argv = argv
         self.started = time.monotonic()
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=env, start_new_session=True)
+                                     stderr=subprocess.PIPE, env=env, start_new_session=True,
+                                     pass_fds=pass_fds)
         self._out = bytearray()
         self._err = bytearray()
         self._cond = threading.Condition()

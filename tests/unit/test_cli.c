@@ -265,9 +265,9 @@ static void test_seccomp(void **state)
 static void test_not_supported(void **state)
 {
 	static const char *const opts[] = {
-		"net",	       "fs",   "pmem",	   "vsock",    "restore",  "balloon",
-		"device",      "numa", "watchdog", "platform", "firmware", "memory-zone",
-		"user-device", "vdpa", "sgx-epc",  "gdb",      "tdx",
+		"fs",	"pmem",	    "vsock",	"restore",  "balloon",	   "device",
+		"numa", "watchdog", "platform", "firmware", "memory-zone", "user-device",
+		"vdpa", "sgx-epc",  "gdb",	"tdx",
 	};
 
 	(void)state;

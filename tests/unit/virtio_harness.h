@@ -51,7 +51,7 @@ struct vh {
 	struct pci_function *fn;
 	unsigned devfn;
 	uint64_t bar;
-	uint16_t avail_idx[4];
+	uint16_t avail_idx[8];
 };
 
 static inline int vh_msi(void *opaque, uint64_t addr, uint32_t data)

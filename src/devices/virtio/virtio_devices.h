@@ -14,6 +14,7 @@ struct virtio_pci;
 
 extern const struct dev_ops rng_ops;
 extern const struct dev_ops console_ops;
+extern const struct dev_ops net_ops;
 
 /* virtio-rng (virtio id 4): one queue. */
 #define RNG_QUEUE_SIZE	256
@@ -39,5 +40,37 @@ struct virtio_pci *rng_transport(void *dev);
  */
 int console_create_with_fds(const struct dev_ctx *ctx, int in_fd, int out_fd, void **ret);
 struct virtio_pci *console_transport(void *dev);
+
+/*
+ * virtio-net (virtio id 1) on TAP queues: receiveq 2i / transmitq 2i+1 for pair i, then the
+ * control queue. net_ops realizes every --net of the config.
+ */
+#define NET_MAX_FRAME (65535 + 14 + 4) /* bytes after the vnet header: a GSO frame, VLAN */
+#define NET_RX_BATCH  64	       /* frames per wake-up of a queue pair, each way */
+#define NET_TX_BATCH  64
+#define NET_MIN_FRAME 14 /* an Ethernet header */
+
+struct net_config;
+
+/*
+ * One NIC from @n whose TAP queues are @fds (@pairs of them, used as is: no TAP ioctl is
+ * required to succeed, so a test or fuzzer may pass SOCK_SEQPACKET sockets). The fds stay the
+ * caller's. Returns 0 with *@ret, -EINVAL or -ENOMEM.
+ */
+int net_create_with_fds(const struct dev_ctx *ctx, const struct net_config *n, const int *fds,
+			unsigned pairs, void **ret);
+/* Frees a NIC from net_create_with_fds. Accepts NULL. */
+void net_destroy(void *dev);
+struct virtio_pci *net_transport(void *dev);
+/* The counters of one NIC, as net_ops.counters reports them. */
+struct net_counters {
+	uint64_t rx_bytes, rx_frames, rx_dropped;
+	uint64_t tx_bytes, tx_frames, tx_dropped;
+};
+void net_get_counters(void *dev, struct net_counters *ret);
+/* The TAP offload flags (TAP_OFFLOAD_*) last requested for the guest. */
+unsigned net_tap_offloads(void *dev);
+/* Queue pairs the driver enabled (VQ_PAIRS_SET; 1 after reset). */
+unsigned net_active_pairs(void *dev);
 
 #endif

@@ -36,6 +36,7 @@ struct hostile_target {
 };
 
 extern const struct hostile_target hostile_target_rng;
+extern const struct hostile_target hostile_target_net; /* virtio_net.c */
 /* The target the command line names (hostile-target=NAME), or NULL with @why if unknown. */
 const struct hostile_target *hostile_selected_target(char *why);
 

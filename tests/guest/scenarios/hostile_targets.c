@@ -71,6 +71,7 @@ static const struct hostile_target hostile_target_blk = {
 static const struct hostile_target *const targets[] = {
 	&hostile_target_rng,
 	&hostile_target_blk,
+	&hostile_target_net,
 };
 
 const struct hostile_target *hostile_selected_target(char *why)
