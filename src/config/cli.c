@@ -20,6 +20,7 @@ enum cli_opt_id {
 	OPT_SERIAL,
 	OPT_CONSOLE,
 	OPT_RNG,
+	OPT_VSOCK,
 	OPT_LOG_FILE,
 	OPT_VERBOSE,
 	OPT_VERSION,
@@ -56,6 +57,9 @@ static const struct cli_opt cli_opts[] = {
 	{ OPT_RNG, "rng", 0, true,
 	  "Random number generator parameters \"src=<entropy_source_path>,iommu=on|off\" "
 	  "[default: src=/dev/urandom]" },
+	{ OPT_VSOCK, "vsock", 0, true,
+	  "Virtio VSOCK parameters \"cid=<context_id>,socket=<socket_path>,iommu=on|off,"
+	  "id=<device_id>,pci_segment=<segment_id>\"" },
 	{ OPT_LOG_FILE, "log-file", 0, true, "Log file. Standard error is used if not specified" },
 	{ OPT_VERBOSE, NULL, 'v', false, "Sets the level of debugging output (repeat for more)" },
 	{ OPT_VERSION, "version", 'V', false, "Print version information" },
@@ -64,10 +68,9 @@ static const struct cli_opt cli_opts[] = {
 
 /* Cloud Hypervisor v28 options that cubicle refuses for now. */
 static const char *const cli_unsupported[] = {
-	"platform",   "memory-zone",   "firmware",    "disk",	 "net",	    "balloon", "fs",
-	"pmem",	      "device",	       "user-device", "vdpa",	 "vsock",   "numa",    "watchdog",
-	"api-socket", "event-monitor", "restore",     "seccomp", "sgx-epc", "gdb",     "tdx",
-	NULL,
+	"platform",	 "memory-zone", "firmware",    "disk",	  "net",  "balloon",  "fs",
+	"pmem",		 "device",	"user-device", "vdpa",	  "numa", "watchdog", "api-socket",
+	"event-monitor", "restore",	"seccomp",     "sgx-epc", "gdb",  "tdx",      NULL,
 };
 
 static const struct cli_opt *find_long(const char *name, size_t len)
@@ -129,6 +132,8 @@ static int apply(struct cli_args *a, const struct cli_opt *o, const char *option
 		return config_parse_console(&cfg->console, option, value, err, errlen);
 	case OPT_RNG:
 		return config_parse_rng(cfg, value, err, errlen);
+	case OPT_VSOCK:
+		return config_parse_vsock(cfg, value, err, errlen);
 	case OPT_VERBOSE:
 		a->verbosity++;
 		return 0;
