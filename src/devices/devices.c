@@ -16,6 +16,7 @@ const struct dev_ops *const dev_table[] = {
 	&debug_port_ops, /* boot progress codes, 0x80 */
 	&rng_ops,	 /* virtio-rng on PCI, always present (--rng src=) */
 	&console_ops,	 /* virtio-console on PCI (--console, default tty) */
+	&vsock_ops,	 /* virtio-vsock on PCI (--vsock), host side over Unix sockets */
 };
 
 const unsigned dev_table_size = ARRAY_SIZE(dev_table);

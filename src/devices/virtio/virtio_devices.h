@@ -14,6 +14,7 @@ struct virtio_pci;
 
 extern const struct dev_ops rng_ops;
 extern const struct dev_ops console_ops;
+extern const struct dev_ops vsock_ops;
 
 /* virtio-rng (virtio id 4): one queue. */
 #define RNG_QUEUE_SIZE	256
@@ -39,5 +40,22 @@ struct virtio_pci *rng_transport(void *dev);
  */
 int console_create_with_fds(const struct dev_ctx *ctx, int in_fd, int out_fd, void **ret);
 struct virtio_pci *console_transport(void *dev);
+
+/* virtio-vsock (virtio id 19): receiveq 0, transmitq 1, eventq 2; host side over Unix
+ * sockets (vsock.h). */
+#define VSOCK_QUEUE_SIZE 256
+
+struct vsock_config;
+
+/*
+ * The tail of vsock_ops.realize, and a test hook: listens on @cfg->socket (a stale socket
+ * there is replaced) for a guest with @cfg->cid. Returns 0 with *@ret, -EINVAL without a PCI
+ * root or memory, the listen -errno (with ctx->err naming --vsock) or -ENOMEM. ctx->loop may be
+ * NULL (tests): then vsock_accept_now() accepts and virtio_pci_run_notify() drives the queues.
+ */
+int vsock_create(const struct dev_ctx *ctx, const struct vsock_config *cfg, void **ret);
+struct virtio_pci *vsock_transport(void *dev);
+/* Tests: what the listener's EPOLLIN does (accept host connections, send what is owed). */
+void vsock_accept_now(void *dev);
 
 #endif
