@@ -165,29 +165,31 @@ static void vsock_rx_send(struct vsock *vs, uint32_t host_port, uint32_t guest_p
 	(void)virtio_pci_push(vs->vp, VSOCK_RXQ, &vs->rx, (uint32_t)n);
 }
 
-/* Host bytes for the guest, as much as the buffer and the guest's credit take. */
-static void vsock_rx_data(struct vsock *vs, struct vsock_conn *c)
+/* Host bytes for the guest, as much as the buffer and the guest's credit take. Returns false
+ * when @c was closed (its socket failed). */
+static bool vsock_rx_data(struct vsock *vs, struct vsock_conn *c)
 {
 	uint32_t room = MIN(vs->rx.in_len - VSOCK_HDR_SIZE, vsock_conn_peer_free(c));
 	long n = vsock_conn_read(c, vs->pkt + VSOCK_HDR_SIZE, MIN(room, VSOCK_RX_CHUNK));
 
 	if (n == -EAGAIN) {
 		c->host_readable = false; /* EPOLLIN again */
-		return;
+		return true;
 	}
 	if (n < 0) {
 		vsock_conn_close(c, true);
-		return;
+		return false;
 	}
 	if (n == 0) {
 		c->host_eof = true; /* the host shut its side: tell the guest */
 		c->pend &= ~VSOCK_PEND_CREDIT_REQUEST;
 		vsock_rx_send(vs, c->host_port, c->guest_port, VSOCK_OP_SHUTDOWN,
 			      VSOCK_SHUTDOWN_SEND, 0, c);
-		return;
+		return true;
 	}
 	c->rx_cnt += (uint32_t)n;
 	vsock_rx_send(vs, c->host_port, c->guest_port, VSOCK_OP_RW, 0, (uint32_t)n, c);
+	return true;
 }
 
 /* One packet @c owes the guest into the held buffer, if any; @c may be closed after. */
@@ -206,9 +208,10 @@ static void vsock_rx_conn(struct vsock *vs, struct vsock_conn *c)
 	}
 	if (c->state == VSOCK_CONN_ESTABLISHED && !c->host_eof && !c->guest_shut_rcv &&
 	    c->host_readable && vsock_conn_peer_free(c) > 0) {
-		vsock_rx_data(vs, c);
+		if (!vsock_rx_data(vs, c))
+			return; /* closed, its RST queued */
 		if (!vs->rx_held)
-			goto out; /* sent (or c is gone) */
+			goto out;
 	}
 	if (c->pend & VSOCK_PEND_CREDIT_UPDATE) {
 		vsock_rx_send(vs, c->host_port, c->guest_port, VSOCK_OP_CREDIT_UPDATE, 0, 0, c);
@@ -217,13 +220,7 @@ static void vsock_rx_conn(struct vsock *vs, struct vsock_conn *c)
 		vsock_rx_send(vs, c->host_port, c->guest_port, VSOCK_OP_CREDIT_REQUEST, 0, 0, c);
 	}
 out:
-	/* vsock_rx_data may have closed c: only touch it if it is still in the table. */
-	for (unsigned i = 0; i < vs->nr_conns; i++) {
-		if (vs->conns[i] == c) {
-			vsock_conn_refresh(c);
-			break;
-		}
-	}
+	vsock_conn_refresh(c);
 }
 
 void vsock_rx_pump(struct vsock *vs)
@@ -358,7 +355,8 @@ static void vsock_tx_packet(struct vsock *vs, struct virtq_elem *e)
 		return vsock_conn_guest_connect(vs, h.dst_port, h.src_port, &h);
 	if (h.op == VSOCK_OP_RST)
 		return; /* the connection is gone already: nothing to answer */
-	vsock_drop(vs, VSOCK_CNT_DROP_UNKNOWN_CONN, "no such connection");
+	/* Not logged: a packet racing the RST that closed its connection is normal. */
+	vs->cnt[VSOCK_CNT_DROP_UNKNOWN_CONN]++;
 	vsock_queue_rst(vs, h.dst_port, h.src_port);
 }
 
