@@ -62,6 +62,7 @@ test: format-check fuzz-smoke test-unit test-e2e
 bench: guest
 	./bench/boot/run $(BUILD)
 	./bench/devices/run $(BUILD)
+	./bench/vsock/run $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
