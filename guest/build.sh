@@ -22,7 +22,7 @@ kdir=$("$here/build-kernel.sh")
 	{ echo "guest/build.sh: $busybox must be a 64-bit static busybox" >&2; exit 1; }
 key=$( {
 	sha256sum <"$busybox"
-	cat "$here/init" "$here/mkinitramfs.py" "$here/build.sh"
+	cat "$here/init" "$here/mkinitramfs.py" "$here/build.sh" "$here"/tools/*.c
 	(cd "$here/rootfs" && find . -type f | LC_ALL=C sort | while read -r f; do
 		echo "$f"
 		cat "$f"
@@ -33,7 +33,17 @@ initramfs="$idir/initramfs.cpio"
 if [ ! -f "$initramfs" ]; then
 	echo "guest/build.sh: building the initramfs in $idir" >&2
 	mkdir -p "$idir"
-	python3 "$here/mkinitramfs.py" "$initramfs" "$busybox" "$here/init" "$here/rootfs"
+	# guest/rootfs plus the tools busybox lacks (tools/*.c: libc-free, a few KiB each).
+	stage=$(mktemp -d "$idir/.rootfs.XXXXXX")
+	cp -R "$here/rootfs/." "$stage/"
+	mkdir -p "$stage/bin"
+	for src in "$here"/tools/*.c; do
+		gcc -static -nostdlib -ffreestanding -fno-tree-loop-distribute-patterns -Os \
+			-fno-stack-protector -fno-asynchronous-unwind-tables -fno-pie -no-pie -s \
+			-o "$stage/bin/$(basename "$src" .c)" "$src"
+	done
+	python3 "$here/mkinitramfs.py" "$initramfs" "$busybox" "$here/init" "$stage"
+	rm -rf "$stage"
 fi
 
 # The tiny test guests are default targets of the meson build; make sure they are current.
