@@ -240,8 +240,8 @@ struct cli_args {
 
 /*
  * Parses argv (Cloud Hypervisor v28 syntax): --kernel PATH, --initramfs PATH, --cmdline STR,
- * --cpus .., --memory .., --serial .., --console .., --rng .., --log-file PATH, -v (repeatable),
- * --version/-V, --help/-h. Both "--opt value" and "--opt=value". Returns 0, or -EINVAL with one
+ * --cpus .., --memory .., --serial .., --console .., --rng .., --vsock .., --log-file PATH,
+ * -v (repeatable), --version/-V, --help/-h. Both "--opt value" and "--opt=value". Returns 0, or -EINVAL with one
  * line in @err naming the option and the problem ("unknown option '--foo'", "--kernel: missing
  * value", "--cpus: ..."), or -ENOMEM. @ret is set only on success. Options Cloud Hypervisor has
  * and cubicle does not yet (--disk, --net, ...) give "--disk: not supported yet". Does not
