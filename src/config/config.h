@@ -241,11 +241,12 @@ struct cli_args {
 /*
  * Parses argv (Cloud Hypervisor v28 syntax): --kernel PATH, --initramfs PATH, --cmdline STR,
  * --cpus .., --memory .., --serial .., --console .., --rng .., --vsock .., --log-file PATH,
- * -v (repeatable), --version/-V, --help/-h. Both "--opt value" and "--opt=value". Returns 0, or -EINVAL with one
- * line in @err naming the option and the problem ("unknown option '--foo'", "--kernel: missing
- * value", "--cpus: ..."), or -ENOMEM. @ret is set only on success. Options Cloud Hypervisor has
- * and cubicle does not yet (--disk, --net, ...) give "--disk: not supported yet". Does not
- * validate the whole config (vm_config_validate does) and does not open files.
+ * -v (repeatable), --version/-V, --help/-h. Both "--opt value" and "--opt=value". Returns 0,
+ * or -EINVAL with one line in @err naming the option and the problem ("unknown option
+ * '--foo'", "--kernel: missing value", "--cpus: ..."), or -ENOMEM. @ret is set only on
+ * success. Options Cloud Hypervisor has and cubicle does not yet (--disk, --net, ...) give
+ * "--disk: not supported yet". Does not validate the whole config (vm_config_validate does)
+ * and does not open files.
  */
 int cli_parse(int argc, char *const argv[], struct cli_args *ret, char *err, size_t errlen);
 /* Frees what cli_parse() allocated. Accepts NULL. */
