@@ -93,3 +93,16 @@ def test_hostile_vsock_tx_queue(run_cubicle, device_guest, vsock_dir):
     for s in HOSTILE_RING:
         assert re.search(rf"PASS {s} vsock: ", vm.stdout), vm.describe()
     assert_all_passed(vm, len(HOSTILE_RING))
+
+
+@pytest.mark.parametrize("value,message", [
+    ("cid=2,socket={d}/v.sock", "--vsock: cid 2 is out of range (3 to 4294967294; 0-2 are reserved)"),
+    ("cid=3", "--vsock: 'socket' is required"),
+    ("cid=3,socket={d}/no/such/dir/v.sock", "--vsock: cannot listen on '{d}/no/such/dir/v.sock': "
+     "No such file or directory"),
+])
+def test_vsock_option_errors(run_cubicle, device_guest, vsock_dir, value, message):
+    vm = run_cubicle("--kernel", device_guest, "--serial", "tty", "--console", "off",
+                     "--vsock", value.format(d=vsock_dir))
+    assert vm.proc.returncode == 1, vm.describe()
+    assert f"cubicle: error: {message.format(d=vsock_dir)}" in vm.stderr, vm.describe()
