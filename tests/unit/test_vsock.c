@@ -808,6 +808,40 @@ static void test_device_reset(void **state)
 	close(fd);
 }
 
+/* A guest that never answers a REQUEST, and a host client that never sends its CONNECT line,
+ * are given up on after VSOCK_SETUP_TIMEOUT_NS; an open connection is not. */
+static void test_setup_timeouts(void **state)
+{
+	struct fx *x = *state;
+	uint32_t hp;
+	struct pkt p;
+	int open_fd = host_open(x, 81, &hp);
+	int silent = host_connect(x->path), unanswered = host_connect(x->path);
+
+	assert_int_equal(write(unanswered, "CONNECT 80\n", 11), 11);
+	pump(x);
+	expect_pkt(x, VSOCK_OP_REQUEST, &p);
+	assert_int_equal(counter(x, "connections_active"), 3);
+	vsock_expire_at(x->dev, time_now_ns()); /* not yet */
+	assert_int_equal(counter(x, "connections_active"), 3);
+	vsock_expire_at(x->dev, time_now_ns() + VSOCK_SETUP_TIMEOUT_NS + 1);
+	pump(x);
+	assert_true(host_eof(silent));
+	assert_true(host_eof(unanswered));
+	expect_pkt(x, VSOCK_OP_RST, &p); /* the guest hears that its late answer is moot */
+	assert_int_equal(p.h.dst_port, 80);
+	expect_none(x);
+	assert_int_equal(counter(x, "setup_timeouts"), 2);
+	assert_int_equal(counter(x, "connections_active"), 1);
+	/* the open one still works */
+	gsend(x, VSOCK_OP_RW, 81, hp, "ok", 2, 0);
+	char buf[2];
+	host_read(open_fd, buf, 2);
+	close(silent);
+	close(unanswered);
+	close(open_fd);
+}
+
 static void test_pause_resume(void **state)
 {
 	struct fx *x = *state;
@@ -850,6 +884,7 @@ int main(void)
 		T(test_connection_limit),
 		T(test_device_reset),
 		T(test_pause_resume),
+		T(test_setup_timeouts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,5 +57,7 @@ int vsock_create(const struct dev_ctx *ctx, const struct vsock_config *cfg, void
 struct virtio_pci *vsock_transport(void *dev);
 /* Tests: what the listener's EPOLLIN does (accept host connections, send what is owed). */
 void vsock_accept_now(void *dev);
+/* Tests: what the set-up timer does at monotonic time @now_ns (time_now_ns()). */
+void vsock_expire_at(void *dev, uint64_t now_ns);
 
 #endif

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -47,6 +48,7 @@ static const char *const vsock_counter_names[VSOCK_CNT_COUNT] = {
 	[VSOCK_CNT_RST_SENT] = "rst_sent",
 	[VSOCK_CNT_RST_DROPPED] = "rst_dropped",
 	[VSOCK_CNT_BAD_RX_BUFFERS] = "bad_rx_buffers",
+	[VSOCK_CNT_SETUP_TIMEOUTS] = "setup_timeouts",
 };
 
 /* ---- the header ---- */
@@ -436,6 +438,21 @@ static void vsock_listen_cb(void *opaque, uint32_t events)
 	virtio_pci_unlock(vs->vp);
 }
 
+static void vsock_timer_cb(void *opaque, uint32_t events)
+{
+	struct vsock *vs = opaque;
+	uint64_t ticks;
+
+	(void)events;
+	(void)!read(vs->timer_fd, &ticks, sizeof(ticks));
+	virtio_pci_lock(vs->vp);
+	if (!vs->paused) {
+		vsock_expire(vs, time_now_ns());
+		vsock_rx_pump(vs);
+	}
+	virtio_pci_unlock(vs->vp);
+}
+
 /* ---- life cycle ---- */
 
 static void vsock_destroy(struct vsock *vs)
@@ -450,6 +467,10 @@ static void vsock_destroy(struct vsock *vs)
 		close(vs->listen_fd);
 		(void)unlink(vs->path);
 	}
+	if (vs->timer_watched)
+		(void)vs->loop->del_fd(vs->loop->loop, vs->timer_fd);
+	if (vs->timer_fd >= 0)
+		close(vs->timer_fd);
 	free(vs->path);
 	free(vs->id);
 	free(vs);
@@ -466,6 +487,7 @@ int vsock_create(const struct dev_ctx *ctx, const struct vsock_config *cfg, void
 	if (!vs)
 		return -ENOMEM;
 	vs->listen_fd = -1;
+	vs->timer_fd = -1;
 	vs->loop = ctx->loop;
 	vs->guest_cid = cfg->cid;
 	vs->next_local_port = VSOCK_LOCAL_PORT_BASE;
@@ -488,6 +510,15 @@ int vsock_create(const struct dev_ctx *ctx, const struct vsock_config *cfg, void
 		if (r < 0)
 			goto fail;
 		vs->listen_watched = true;
+		vs->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (vs->timer_fd < 0) {
+			r = -errno;
+			goto fail;
+		}
+		r = vs->loop->add_fd(vs->loop->loop, vs->timer_fd, EPOLLIN, vsock_timer_cb, vs);
+		if (r < 0)
+			goto fail;
+		vs->timer_watched = true;
 	}
 	r = virtio_pci_create(ctx->pci, ctx->mem, ctx->loop, &vsock_vops, vs, &vs->vp);
 	if (r < 0)
@@ -507,6 +538,16 @@ struct virtio_pci *vsock_transport(void *dev)
 void vsock_accept_now(void *dev)
 {
 	vsock_listen_cb(dev, EPOLLIN);
+}
+
+void vsock_expire_at(void *dev, uint64_t now_ns)
+{
+	struct vsock *vs = dev;
+
+	virtio_pci_lock(vs->vp);
+	vsock_expire(vs, now_ns);
+	vsock_rx_pump(vs);
+	virtio_pci_unlock(vs->vp);
 }
 
 static int vsock_realize(const struct dev_ctx *ctx, const void *state, void **ret)

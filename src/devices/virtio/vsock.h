@@ -55,6 +55,10 @@
 #define VSOCK_ACCEPT_BATCH     16	    /* host connections accepted per listener event */
 #define VSOCK_CREDIT_THRESHOLD (VSOCK_CONN_BUF_SIZE / 4) /* fwd_cnt advance worth an update */
 #define VSOCK_LOCAL_PORT_BASE  (1U << 30) /* host-side ports of host-initiated connections */
+/* A host client's CONNECT line, and the guest's answer to a REQUEST, must come within this (the
+ * guest's kernel may be emulated: generous); then the host client is closed without "OK". */
+#define VSOCK_SETUP_TIMEOUT_NS (10ULL * 1000000000ULL)
+#define VSOCK_TIMER_PERIOD_NS  (1000000000ULL) /* how often set-up deadlines are looked at */
 
 struct vsock_hdr {
 	uint64_t src_cid, dst_cid;
@@ -81,6 +85,7 @@ enum vsock_counter {
 	VSOCK_CNT_RST_SENT,
 	VSOCK_CNT_RST_DROPPED, /* no room in the pending RST queue */
 	VSOCK_CNT_BAD_RX_BUFFERS,
+	VSOCK_CNT_SETUP_TIMEOUTS, /* no CONNECT line, or no answer to a REQUEST, in time */
 	VSOCK_CNT_COUNT,
 };
 
@@ -123,6 +128,7 @@ struct vsock_conn {
 	bool host_readable;		       /* EPOLLIN seen and not drained to EAGAIN */
 	bool host_eof;
 	bool credit_requested;
+	uint64_t deadline_ns; /* set-up must be done by then (time_now_ns); 0: none */
 	/* handshake */
 	char line[VSOCK_CONNECT_LINE_MAX];
 };
@@ -139,6 +145,8 @@ struct vsock {
 	char *path; /* the listener's path; PATH_P for guest connections */
 	int listen_fd;
 	bool listen_watched;
+	int timer_fd; /* set-up deadlines; armed while a connection has one */
+	bool timer_watched, timer_armed;
 	bool paused;
 	struct vsock_conn *conns[VSOCK_MAX_CONNS];
 	unsigned nr_conns;
@@ -185,6 +193,10 @@ uint32_t vsock_conn_peer_free(const struct vsock_conn *c);
 bool vsock_conn_wants_rx(const struct vsock_conn *c);
 /* Re-arms every fd (pause and resume). */
 void vsock_arm_all(struct vsock *vs);
+/* Closes the connections whose set-up deadline is before @now_ns (an RST to the guest for a
+ * REQUEST it did not answer; the host client sees EOF without "OK"), then arms or disarms
+ * the timer for what is left. */
+void vsock_expire(struct vsock *vs, uint64_t now_ns);
 
 /* ---- vsock.c ---- */
 

@@ -12,6 +12,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -248,6 +249,48 @@ void vsock_conn_refresh(struct vsock_conn *c)
 	vsock_conn_arm(c);
 }
 
+/* ---- set-up deadlines ---- */
+
+static void vsock_timer_arm(struct vsock *vs)
+{
+	bool want = false;
+	struct itimerspec its = { 0 };
+
+	for (unsigned i = 0; i < vs->nr_conns && !want; i++)
+		want = vs->conns[i]->deadline_ns != 0;
+	if (want == vs->timer_armed || vs->timer_fd < 0)
+		return;
+	if (want) {
+		its.it_value.tv_sec = VSOCK_TIMER_PERIOD_NS / 1000000000ULL;
+		its.it_interval = its.it_value;
+	}
+	if (timerfd_settime(vs->timer_fd, 0, &its, NULL) == 0)
+		vs->timer_armed = want;
+}
+
+static void vsock_conn_deadline(struct vsock_conn *c)
+{
+	c->deadline_ns = time_now_ns() + VSOCK_SETUP_TIMEOUT_NS;
+	vsock_timer_arm(c->vs);
+}
+
+void vsock_expire(struct vsock *vs, uint64_t now_ns)
+{
+	for (unsigned i = vs->nr_conns; i-- > 0;) {
+		struct vsock_conn *c;
+
+		if (i >= vs->nr_conns)
+			continue; /* a close moved the last one here: seen already */
+		c = vs->conns[i];
+		if (!c->deadline_ns || now_ns < c->deadline_ns)
+			continue;
+		vs->cnt[VSOCK_CNT_SETUP_TIMEOUTS]++;
+		vsock_conn_close(c, c->state == VSOCK_CONN_CONNECTING &&
+					    !(c->pend & VSOCK_PEND_REQUEST));
+	}
+	vsock_timer_arm(vs);
+}
+
 void vsock_arm_all(struct vsock *vs)
 {
 	for (unsigned i = 0; i < vs->nr_conns; i++)
@@ -408,6 +451,7 @@ void vsock_conn_established(struct vsock_conn *c)
 		return;
 	}
 	c->state = VSOCK_CONN_ESTABLISHED;
+	c->deadline_ns = 0;
 	vsock_conn_refresh(c);
 }
 
@@ -460,7 +504,8 @@ static void vsock_conn_handshake(struct vsock_conn *c)
 	c->host_port = vsock_local_port(vs);
 	c->state = VSOCK_CONN_CONNECTING;
 	c->pend = VSOCK_PEND_REQUEST;
-	c->peer_buf_alloc = 0; /* until the guest's RESPONSE says */
+	vsock_conn_deadline(c); /* now for the guest's answer */
+	c->peer_buf_alloc = 0;	/* until the guest's RESPONSE says */
 	vsock_conn_refresh(c);
 	return;
 refuse:
@@ -477,8 +522,10 @@ void vsock_accept(struct vsock *vs)
 		if (fd < 0)
 			return; /* EAGAIN, or a client that left already */
 		c = vsock_conn_new(vs, fd, VSOCK_CONN_HANDSHAKE);
-		if (c)
-			vsock_conn_refresh(c);
+		if (!c)
+			continue;
+		vsock_conn_deadline(c);
+		vsock_conn_refresh(c);
 	}
 }
 
