@@ -78,6 +78,7 @@ bench: guest
 	./bench/api/run $(BUILD)
 	./bench/blk/run $(BUILD)
 	./bench/net/run $(BUILD)
+	./bench/vsock/run $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

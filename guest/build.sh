@@ -23,7 +23,8 @@ kdir=$("$here/build-kernel.sh")
 	{ echo "guest/build.sh: $busybox must be a 64-bit static busybox" >&2; exit 1; }
 key=$( {
 	sha256sum <"$busybox"
-	cat "$here/init" "$here/mkinitramfs.py" "$here/mkrootfs.sh" "$here/build.sh" "$here/pwrbtn.c"
+	cat "$here/init" "$here/mkinitramfs.py" "$here/mkrootfs.sh" "$here/build.sh" "$here/pwrbtn.c" \
+		"$here"/tools/*.c
 	(cd "$here/rootfs" && find . -type f | LC_ALL=C sort | while read -r f; do
 		echo "$f"
 		cat "$f"
@@ -40,6 +41,12 @@ if [ ! -f "$initramfs" ] || [ ! -f "$idir/rootfs.ext4" ]; then
 	mkdir -p "$stage/bin"
 	# pwrbtn: the ACPI power button handler (vm.power-button), a static helper init starts.
 	${CC:-cc} -static -Os -s -o "$stage/bin/pwrbtn" "$here/pwrbtn.c"
+	# tools/*.c: libc-free, a few KiB each (vsock-echo, ...).
+	for src in "$here"/tools/*.c; do
+		${CC:-cc} -static -nostdlib -ffreestanding -fno-tree-loop-distribute-patterns -Os \
+			-fno-stack-protector -fno-asynchronous-unwind-tables -fno-pie -no-pie -s \
+			-o "$stage/bin/$(basename "$src" .c)" "$src"
+	done
 	python3 "$here/mkinitramfs.py" "$initramfs" "$busybox" "$here/init" "$stage"
 	"$here/mkrootfs.sh" "$idir/rootfs.ext4" "$busybox" "$here/init" "$stage"
 	rm -rf "$stage"

@@ -24,6 +24,7 @@ enum cli_opt_id {
 	OPT_EVENT_MONITOR,
 	OPT_DISK,
 	OPT_NET,
+	OPT_VSOCK,
 	OPT_LOG_FILE,
 	OPT_SECCOMP,
 	OPT_VERBOSE,
@@ -79,6 +80,9 @@ static const struct cli_opt cli_opts[] = {
 	  "socket=<vhost_user_socket_path>,vhost_mode=client|server,bw_size=<bytes>,"
 	  "bw_one_time_burst=<bytes>,bw_refill_time=<ms>,ops_size=<io_ops>,ops_one_time_burst=<io_"
 	  "ops>,ops_refill_time=<ms>,pci_segment=<segment_id>\" (repeatable)" },
+	{ OPT_VSOCK, "vsock", 0, true,
+	  "Virtio VSOCK parameters \"cid=<context_id>,socket=<socket_path>,iommu=on|off,"
+	  "id=<device_id>,pci_segment=<segment_id>\"" },
 	{ OPT_LOG_FILE, "log-file", 0, true, "Log file. Standard error is used if not specified" },
 	{ OPT_SECCOMP, "seccomp", 0, true,
 	  "Disable or enable seccomp filters: true|false|log [default: true]" },
@@ -89,9 +93,9 @@ static const struct cli_opt cli_opts[] = {
 
 /* Cloud Hypervisor v28 options that cubicle refuses for now. */
 static const char *const cli_unsupported[] = {
-	"platform", "memory-zone", "firmware", "balloon", "fs",	  "pmem",
-	"device",   "user-device", "vdpa",     "vsock",	  "numa", "watchdog",
-	"restore",  "sgx-epc",	   "gdb",      "tdx",	  NULL,
+	"platform", "memory-zone", "firmware", "balloon", "fs",	      "pmem",
+	"device",   "user-device", "vdpa",     "numa",	  "watchdog", "restore",
+	"sgx-epc",  "gdb",	   "tdx",      NULL,
 };
 
 static const struct cli_opt *find_long(const char *name, size_t len)
@@ -163,6 +167,8 @@ static int apply(struct cli_args *a, const struct cli_opt *o, const char *option
 		return config_parse_net(cfg, value, err, errlen);
 	case OPT_SECCOMP:
 		return config_parse_seccomp(cfg, value, err, errlen);
+	case OPT_VSOCK:
+		return config_parse_vsock(cfg, value, err, errlen);
 	case OPT_VERBOSE:
 		a->verbosity++;
 		return 0;

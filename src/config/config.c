@@ -291,6 +291,8 @@ int vm_config_validate(const struct vm_config *cfg, char *err, size_t errlen)
 	r = config_validate_disks(cfg, err, errlen);
 	if (r == 0)
 		r = config_validate_nets(cfg, err, errlen);
+	if (r == 0)
+		r = vsock_config_validate(cfg->vsock, err, errlen);
 	if (r < 0)
 		return r;
 	/*

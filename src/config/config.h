@@ -136,6 +136,10 @@ struct net_config {
 };
 
 /* VsockConfig (hybrid vsock over a Unix socket). */
+#define CONFIG_VSOCK_MIN_CID  3U	  /* 0, 1 reserved, 2 the host */
+#define CONFIG_VSOCK_MAX_CID  0xfffffffeU /* U32_MAX is VMADDR_CID_ANY */
+#define CONFIG_VSOCK_PATH_MAX 96	  /* sun_path (108) less NUL and "_4294967295" */
+
 struct vsock_config {
 	uint64_t cid; /* ≥ 3 */
 	char *socket;
@@ -257,6 +261,13 @@ int config_parse_disk(struct vm_config *cfg, const char *arg, char *err, size_t 
 int config_validate_disks(const struct vm_config *cfg, char *err, size_t errlen);
 /* "true|false|log" (--seccomp). */
 int config_parse_seccomp(struct vm_config *cfg, const char *arg, char *err, size_t errlen);
+/* "cid=N,socket=PATH[,iommu=on|off][,id=ID][,pci_segment=0]" (--vsock): allocates cfg->vsock;
+ * -EINVAL ("--vsock: given more than once") when it is already set, or when cid or socket is
+ * missing. Range checks are vsock_config_validate's. */
+int config_parse_vsock(struct vm_config *cfg, const char *arg, char *err, size_t errlen);
+/* cid in CONFIG_VSOCK_MIN_CID..CONFIG_VSOCK_MAX_CID, a socket path of at most
+ * CONFIG_VSOCK_PATH_MAX bytes, segment 0, no iommu. NULL is valid (no vsock). -EINVAL + @err. */
+int vsock_config_validate(const struct vsock_config *v, char *err, size_t errlen);
 /* The rng source to open: cfg->rng.src or the default. */
 const char *config_rng_src(const struct vm_config *cfg);
 
@@ -285,6 +296,13 @@ struct cli_args {
  * value", "--cpus: ..."), or -ENOMEM. @ret is set only on success. Options Cloud Hypervisor has
  * and cubicle does not yet (--disk, --net, ...) give "--disk: not supported yet". Does not
  * validate the whole config (vm_config_validate does) and does not open files.
+ * --cpus .., --memory .., --serial .., --console .., --rng .., --vsock .., --log-file PATH,
+ * -v (repeatable), --version/-V, --help/-h. Both "--opt value" and "--opt=value". Returns 0,
+ * or -EINVAL with one line in @err naming the option and the problem ("unknown option
+ * '--foo'", "--kernel: missing value", "--cpus: ..."), or -ENOMEM. @ret is set only on
+ * success. Options Cloud Hypervisor has and cubicle does not yet (--disk, --net, ...) give
+ * "--disk: not supported yet". Does not validate the whole config (vm_config_validate does)
+ * and does not open files.
  */
 int cli_parse(int argc, char *const argv[], struct cli_args *ret, char *err, size_t errlen);
 /* Frees what cli_parse() allocated. Accepts NULL. */

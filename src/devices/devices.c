@@ -19,6 +19,7 @@ const struct dev_ops *const dev_table[] = {
 	&console_ops,	 /* virtio-console on PCI (--console, default tty) */
 	&blk_ops,	 /* virtio-blk on PCI, one per --disk */
 	&net_ops,	 /* virtio-net on TAP, one per --net */
+	&vsock_ops,	 /* virtio-vsock on PCI (--vsock), host side over Unix sockets */
 };
 
 const unsigned dev_table_size = ARRAY_SIZE(dev_table);

@@ -59,6 +59,7 @@ struct pci_function;
 #define VIRTIO_ID_CONSOLE 3
 #define VIRTIO_ID_RNG	  4
 #define VIRTIO_ID_NET	  1
+#define VIRTIO_ID_VSOCK	  19
 
 /* Device status bits (§2.1). */
 #define VIRTIO_STATUS_ACKNOWLEDGE 0x01

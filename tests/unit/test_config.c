@@ -122,6 +122,45 @@ static void test_validate_payload(void **state)
 	vm_config_free(&cfg);
 }
 
+static void test_validate_vsock(void **state)
+{
+	struct vm_config cfg;
+	char path[CONFIG_VSOCK_PATH_MAX + 2];
+
+	(void)state;
+	good_config(&cfg);
+	cfg.vsock = calloc(1, sizeof(*cfg.vsock));
+	assert_non_null(cfg.vsock);
+	cfg.vsock->socket = strdup("/run/v.sock");
+	cfg.vsock->cid = 3;
+	expect_valid(&cfg);
+	cfg.vsock->cid = 2;
+	expect_invalid(&cfg, "--vsock: cid 2 is out of range (3 to 4294967294; 0-2 are reserved)");
+	cfg.vsock->cid = 0xffffffffULL;
+	expect_invalid(
+		&cfg,
+		"--vsock: cid 4294967295 is out of range (3 to 4294967294; 0-2 are reserved)");
+	cfg.vsock->cid = 0xfffffffeULL;
+	expect_valid(&cfg);
+
+	memset(path, 'p', sizeof(path) - 1);
+	path[sizeof(path) - 1] = '\0';
+	path[0] = '/';
+	free(cfg.vsock->socket);
+	cfg.vsock->socket = strdup(path);
+	expect_invalid(&cfg, "--vsock: socket path is 97 bytes, longer than the maximum of 96 (a "
+			     "Unix socket path, with room for the _PORT suffix)");
+	cfg.vsock->socket[CONFIG_VSOCK_PATH_MAX] = '\0';
+	expect_valid(&cfg);
+
+	cfg.vsock->pci_segment = 1;
+	expect_invalid(&cfg, "--vsock: pci_segment 1: only segment 0 exists");
+	cfg.vsock->pci_segment = 0;
+	cfg.vsock->iommu = true;
+	expect_invalid(&cfg, "--vsock: iommu=on is not supported yet");
+	vm_config_free(&cfg);
+}
+
 static void test_validate_cpus(void **state)
 {
 	struct vm_config cfg;
@@ -491,7 +530,7 @@ int main(void)
 		cmocka_unit_test(test_validate_memory),	   cmocka_unit_test(test_validate_console),
 		cmocka_unit_test(test_validate_short_err), cmocka_unit_test(test_parse_cpus),
 		cmocka_unit_test(test_parse_cpus_resets),  cmocka_unit_test(test_parse_memory),
-		cmocka_unit_test(test_parse_console),
+		cmocka_unit_test(test_parse_console),	   cmocka_unit_test(test_validate_vsock),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

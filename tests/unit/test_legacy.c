@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -364,7 +366,7 @@ static void test_debug_port(void **state)
 /* Devices that exist only when their option is given (--disk, --net, ...). */
 static bool optional_device(const char *name)
 {
-	static const char *const optional[] = { "virtio-blk", "virtio-net" };
+	static const char *const optional[] = { "virtio-blk", "virtio-net", "virtio-vsock" };
 	for (size_t i = 0; i < ARRAY_SIZE(optional); i++)
 		if (strcmp(name, optional[i]) == 0)
 			return true;
@@ -376,12 +378,20 @@ static void test_dev_table(void **state)
 	struct harness *h = *state;
 	static const char *const expected[] = { "serial",	  "rtc",	"i8042",
 						"acpi-pm",	  "debug-port", "virtio-rng",
-						"virtio-console", "virtio-blk", "virtio-net" };
+						"virtio-console", "virtio-blk", "virtio-net",
+						"virtio-vsock" };
 	void *devs[16] = { 0 };
+	char sock[64];
 	unsigned pio_nr = h->pio.nr, mmio_nr = h->mmio.nr; /* the PCI root's own ranges */
 
 	assert_int_equal(dev_table_size, ARRAY_SIZE(expected));
 	assert_true(dev_table_size <= 16);
+	/* Optional devices configured, so that every entry realizes something. */
+	snprintf(sock, sizeof(sock), "/tmp/test_legacy.%d.vsock", (int)getpid());
+	h->cfg.vsock = calloc(1, sizeof(*h->cfg.vsock));
+	assert_non_null(h->cfg.vsock);
+	h->cfg.vsock->cid = 3;
+	h->cfg.vsock->socket = strdup(sock);
 	for (unsigned i = 0; i < dev_table_size; i++) {
 		assert_string_equal(dev_table[i]->name, expected[i]);
 		/* All of them together on one bus: no overlapping ranges. */
@@ -396,6 +406,9 @@ static void test_dev_table(void **state)
 			dev_table[i]->reset(devs[i]);
 		dev_table[i]->unrealize(devs[i]);
 	}
+	assert_int_equal(access(sock, F_OK), -1); /* the vsock listener is gone with its device */
+	vsock_config_free(h->cfg.vsock);
+	h->cfg.vsock = NULL;
 	assert_int_equal(h->pio.nr, pio_nr);
 	assert_int_equal(h->mmio.nr, mmio_nr);
 }

@@ -20,7 +20,7 @@
 
 #define VH_RAM_SIZE  (1ULL << 20)
 #define VH_MAX_MSIS  64
-#define VH_MAX_FDS   8
+#define VH_MAX_FDS   160    /* vsock's connection table */
 #define VH_DESC	     0x1000 /* queue q's rings at q * VH_RING_STEP from these */
 #define VH_AVAIL     0x2000
 #define VH_USED	     0x3000

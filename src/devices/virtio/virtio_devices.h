@@ -15,6 +15,7 @@ struct virtio_pci;
 extern const struct dev_ops rng_ops;
 extern const struct dev_ops console_ops;
 extern const struct dev_ops net_ops;
+extern const struct dev_ops vsock_ops;
 
 /* virtio-rng (virtio id 4): one queue. */
 #define RNG_QUEUE_SIZE	256
@@ -72,5 +73,23 @@ void net_get_counters(void *dev, struct net_counters *ret);
 unsigned net_tap_offloads(void *dev);
 /* Queue pairs the driver enabled (VQ_PAIRS_SET; 1 after reset). */
 unsigned net_active_pairs(void *dev);
+/* virtio-vsock (virtio id 19): receiveq 0, transmitq 1, eventq 2; host side over Unix
+ * sockets (vsock.h). */
+#define VSOCK_QUEUE_SIZE 256
+
+struct vsock_config;
+
+/*
+ * The tail of vsock_ops.realize, and a test hook: listens on @cfg->socket (a stale socket
+ * there is replaced) for a guest with @cfg->cid. Returns 0 with *@ret, -EINVAL without a PCI
+ * root or memory, the listen -errno (with ctx->err naming --vsock) or -ENOMEM. ctx->loop may be
+ * NULL (tests): then vsock_accept_now() accepts and virtio_pci_run_notify() drives the queues.
+ */
+int vsock_create(const struct dev_ctx *ctx, const struct vsock_config *cfg, void **ret);
+struct virtio_pci *vsock_transport(void *dev);
+/* Tests: what the listener's EPOLLIN does (accept host connections, send what is owed). */
+void vsock_accept_now(void *dev);
+/* Tests: what the set-up timer does at monotonic time @now_ns (time_now_ns()). */
+void vsock_expire_at(void *dev, uint64_t now_ns);
 
 #endif

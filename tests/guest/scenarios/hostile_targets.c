@@ -68,10 +68,56 @@ static const struct hostile_target hostile_target_blk = {
 	.good_request = blk_good_request,
 };
 
+/*
+ * virtio-vsock, transmit queue (1): one packet, an RST from cid VSOCK_GUEST_CID to the host for
+ * a connection that does not exist (the device drops it silently), comes back used with
+ * length 0. The VM runs with --vsock cid=3 (tests/e2e).
+ */
+#define VSOCK_DEVICE_MODERN 0x1053 /* 0x1040 + 19; vsock has no transitional id */
+#define VSOCK_GUEST_CID	    3
+#define VSOCK_HDR_SIZE	    44
+
+static void put_le(uint8_t *b, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+}
+
+static bool vsock_good_request(struct hostile *h, char *why)
+{
+	memset(h->buf, 0, BUF_SIZE);
+	put_le(h->buf, VSOCK_GUEST_CID, 8); /* src_cid */
+	put_le(h->buf + 8, 2, 8);	    /* dst_cid: the host */
+	put_le(h->buf + 16, 1234, 4);	    /* src_port */
+	put_le(h->buf + 20, 5678, 4);	    /* dst_port */
+	put_le(h->buf + 28, 1, 2);	    /* type: stream */
+	put_le(h->buf + 30, 3, 2);	    /* op: RST */
+	h->q.desc[0] = (struct virtq_desc){ (uint64_t)h->buf, VSOCK_HDR_SIZE, 0, 0 };
+	virtq_publish(&h->q, 0);
+	virtq_notify(&h->q);
+	struct virtq_used_elem e;
+	if (!hostile_wait_used(h, &e, why))
+		return false;
+	if (e.id != 0 || e.len != 0) {
+		snprintf(why, WHY_MAX, "good request: used id %u len %u", e.id, e.len);
+		return false;
+	}
+	return true;
+}
+
+static const struct hostile_target hostile_target_vsock = {
+	.name = "vsock",
+	.modern_id = VSOCK_DEVICE_MODERN,
+	.transitional_id = VSOCK_DEVICE_MODERN,
+	.queue = 1,
+	.good_request = vsock_good_request,
+};
+
 static const struct hostile_target *const targets[] = {
 	&hostile_target_rng,
 	&hostile_target_blk,
 	&hostile_target_net,
+	&hostile_target_vsock,
 };
 
 const struct hostile_target *hostile_selected_target(char *why)
