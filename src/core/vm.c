@@ -5,6 +5,7 @@
  * failed build, a reboot and a shutdown all use the same two functions.
  */
 #include "core/vm.h"
+#include "security/seccomp.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -183,6 +184,15 @@ static void vm_note_exit(struct vm *vm, enum vm_exit why)
 	}
 }
 
+static int vm_confine_worker(void *opaque, const char *name)
+{
+	struct vm *vm = opaque;
+	int r = seccomp_apply(SECCOMP_THREAD_WORKER, vm->cfg->seccomp, name);
+	if (r == 0)
+		seccomp_selftest(SECCOMP_THREAD_WORKER);
+	return r;
+}
+
 static void vm_device_request(void *opaque, enum dev_request req)
 {
 	vm_note_exit(opaque, req == DEV_REQUEST_POWEROFF ? VM_EXIT_POWEROFF : VM_EXIT_RESET);
@@ -326,6 +336,8 @@ static int vm_build_devices(struct vm *vm, char *err, size_t errlen)
 		.rebooted = vm->reboots > 0,
 		.request = vm_device_request,
 		.request_opaque = vm,
+		.confine_worker = vm_confine_worker,
+		.confine_opaque = vm,
 		.err = err,
 		.errlen = errlen,
 	};

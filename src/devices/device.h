@@ -37,6 +37,14 @@ struct dev_ctx {
 	bool rebooted; /* rebuilt after a guest reboot: keep what the first boot wrote */
 	void (*request)(void *opaque, enum dev_request req);
 	void *request_opaque;
+	/*
+	 * Confines the calling thread as a device worker (the VMM's seccomp filter for workers,
+	 * --seccomp); a device's worker threads call it before their first request. NULL: nothing
+	 * to do (tests). Returns 0 or -errno: a worker that cannot be confined must not do I/O.
+	 * Safe to keep and call after realize.
+	 */
+	int (*confine_worker)(void *opaque, const char *name);
+	void *confine_opaque;
 	/* Where realize() writes the one line a user sees when it fails ("--serial: cannot open
 	 * 'x': ..."); empty on entry. Devices write here instead of logging (STYLE: only the top
 	 * level logs errors); the VM builder falls back to a generic line when it stays empty.

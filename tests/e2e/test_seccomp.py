@@ -59,3 +59,21 @@ def test_docs_name_every_allowed_call():
     assert len(calls) > 40
     missing = sorted(c for c in calls if f"`{c}`" not in doc)
     assert not missing, f"docs/seccomp.md does not explain: {missing}"
+
+
+def test_api_thread_is_confined(run_cubicle, tmp_path):
+    sock = tmp_path / "api.sock"
+    vm = run_cubicle("--api-socket", f"path={sock}", env={SELFTEST: "api"}, timeout=30)
+    assert vm.proc.returncode == -signal.SIGSYS, vm.describe()
+    assert "thread 'api' made a forbidden system call: setsid (112)" in vm.stderr, vm.describe()
+
+
+def test_disk_worker_threads_are_confined(run_cubicle, testguest, tmp_path):
+    """virtio-blk's worker pool (the engine without io_uring) confines each worker."""
+    img = tmp_path / "disk.raw"
+    img.write_bytes(b"\0" * (1 << 20))
+    vm = run_cubicle(*hello(testguest), "--disk", f"path={img},_disable_io_uring=on",
+                     env={SELFTEST: "worker"}, timeout=30)
+    assert vm.proc.returncode == -signal.SIGSYS, vm.describe()
+    assert "thread 'blk-worker' made a forbidden system call: setsid (112)" in vm.stderr, \
+        vm.describe()

@@ -44,6 +44,8 @@ struct blk_io {
 	bool stop;
 	unsigned nthreads;
 	pthread_t threads[BLK_IO_POOL_THREADS];
+	int (*confine)(void *opaque, const char *name);
+	void *confine_opaque;
 };
 
 static void efd_signal(int efd)
@@ -73,6 +75,10 @@ static void *pool_worker(void *arg)
 {
 	struct blk_io *io = arg;
 
+	pthread_setname_np(pthread_self(), "blk-worker");
+	/* A worker that cannot be confined as the user asked fails its requests instead of
+	 * doing them unconfined. */
+	bool refuse = io->confine && io->confine(io->confine_opaque, "blk-worker") < 0;
 	pthread_mutex_lock(&io->lock);
 	for (;;) {
 		struct pool_op o;
@@ -85,7 +91,7 @@ static void *pool_worker(void *arg)
 		io->todo_head = (io->todo_head + 1) % io->depth;
 		io->todo_n--;
 		pthread_mutex_unlock(&io->lock);
-		o.cqe.res = pool_run(&o);
+		o.cqe.res = refuse ? -EPERM : pool_run(&o);
 		pthread_mutex_lock(&io->lock);
 		io->done[(io->done_head + io->done_n) % io->depth] = o;
 		io->done_n++;
@@ -148,7 +154,8 @@ static bool want_pool_from_env(void)
 	return e && strcmp(e, "pool") == 0;
 }
 
-int blk_io_create(unsigned depth, bool want_uring, struct blk_io **ret)
+int blk_io_create(unsigned depth, bool want_uring, int (*confine)(void *, const char *),
+		  void *confine_opaque, struct blk_io **ret)
 {
 	struct blk_io *io;
 	int r;
@@ -159,6 +166,8 @@ int blk_io_create(unsigned depth, bool want_uring, struct blk_io **ret)
 	if (!io)
 		return -ENOMEM;
 	io->depth = depth;
+	io->confine = confine;
+	io->confine_opaque = confine_opaque;
 	pthread_mutex_init(&io->lock, NULL);
 	pthread_cond_init(&io->work, NULL);
 	pthread_cond_init(&io->done_cv, NULL);
