@@ -34,7 +34,9 @@ if [ ! -f "$initramfs" ]; then
 	echo "guest/build.sh: building the initramfs in $idir" >&2
 	mkdir -p "$idir"
 	# pwrbtn: the ACPI power button handler (vm.power-button), a static helper init starts.
-	${CC:-cc} -static -Os -s -o "$idir/pwrbtn" "$here/pwrbtn.c"
+	${CC:-cc} -static -nostdlib -ffreestanding -fno-stack-protector -fno-pie -no-pie \
+		-mgeneral-regs-only -fno-asynchronous-unwind-tables -Os -s \
+		-o "$idir/pwrbtn" "$here/pwrbtn.c"
 	python3 "$here/mkinitramfs.py" "$initramfs" "$busybox" "$here/init" "$here/rootfs" \
 		"bin/pwrbtn=$idir/pwrbtn"
 fi
