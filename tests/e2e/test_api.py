@@ -498,3 +498,47 @@ def test_api_socket_errors(run_cubicle, tmp_path):
     vm = run_cubicle("--api-socket", str(tmp_path / "s"), "--event-monitor", "fd=77")
     assert vm.proc.returncode == 1 and "--event-monitor: fd 77 is not open" in vm.stderr, \
         vm.describe()
+
+
+def test_event_monitor_never_blocks_the_vmm(cubicle_bin, testguest, tmp_path):
+    """An event monitor nobody reads (a pipe) fills up: cubicle keeps serving, drops events and
+    says so at exit; what the reader gets is whole events."""
+    sock = tmp_path / "api.sock"
+    r, w = os.pipe()
+    proc = subprocess.Popen([cubicle_bin, "--api-socket", str(sock), "--event-monitor",
+                             f"fd={w}"], pass_fds=[w], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    os.close(w)
+    try:
+        api = Api(sock)
+        api.wait_ready()
+        cfg = idle_config(testguest, serial={"mode": "Null"})
+        assert api.put("vm.create", cfg).status == 204
+        assert api.put("vm.boot").status == 204
+        t0 = time.monotonic()
+        for _ in range(1500):  # ~6000 events, ~1 MB: more than the pipe and the buffer
+            assert api.put("vm.pause").status == 204
+            assert api.put("vm.resume").status == 204
+        assert time.monotonic() - t0 < 120
+        assert api.put("vmm.shutdown").status == 200
+        assert proc.wait(20) == 0
+        assert "events dropped" in proc.stderr.read().decode()
+        os.set_blocking(r, False)
+        data = b""
+        while True:
+            try:
+                chunk = os.read(r, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        path = tmp_path / "events.json"
+        path.write_bytes(data)
+        events = read_events(path)  # whole objects only
+        assert events[0]["event"] == "starting" and len(events) > 100
+    finally:
+        os.close(r)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
