@@ -72,3 +72,19 @@ def test_hostile_virtqueue(run_cubicle, device_guest, scenario):
     good request succeeds."""
     vm = run_scenarios(run_cubicle, device_guest, f"{scenario} virtio-rng 1")
     assert_all_passed(vm, 2)
+
+
+# The virtqueue scenarios that take a target device (hostile-target=NAME); device tests run
+# them against their own device with `hostile_ring_scenarios(...)`.
+HOSTILE_RING = ["hostile-loop", "hostile-oob", "hostile-overflow", "hostile-avail-jump",
+                "hostile-nested-indirect", "hostile-ro-write"]
+
+
+def test_hostile_target_selects_device(run_cubicle, device_guest):
+    """hostile-target= names the attacked device; the scenario says which one it attacked, and
+    an unknown name fails instead of silently attacking virtio-rng."""
+    vm = run_scenarios(run_cubicle, device_guest, "hostile-target=rng hostile-loop")
+    assert_all_passed(vm, 1)
+    assert re.search(r"PASS hostile-loop rng: ", vm.stdout), vm.stdout
+    vm = run_scenarios(run_cubicle, device_guest, "hostile-target=nosuch hostile-oob")
+    assert re.search(r"FAIL hostile-oob: unknown hostile-target 'nosuch'", vm.stdout), vm.stdout

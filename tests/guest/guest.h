@@ -147,6 +147,8 @@ bool tsc_expired(uint64_t deadline);
 const char *cmdline(void);
 /* Value of option `key=...` as a number (0x.. hex or decimal), or @def when absent. */
 uint64_t cmdline_u64(const char *key, uint64_t def);
+/* Copies the value of option `key=...` into @buf (truncated to @len - 1); false when absent. */
+bool cmdline_str(const char *key, char *buf, size_t len);
 uint64_t parse_u64(const char *s, const char **ret_end);
 /* Top of guest RAM according to the hvm_start_info memory map (0 if there is none). */
 uint64_t ram_end(void);

@@ -121,6 +121,24 @@ uint64_t cmdline_u64(const char *key, uint64_t def)
 	return def;
 }
 
+bool cmdline_str(const char *key, char *buf, size_t len)
+{
+	const char *p = cmdline_buf;
+	char word[WORD_MAX];
+	size_t klen = strlen(key);
+	while (next_word(&p, word)) {
+		if (memcmp(word, key, klen) == 0 && word[klen] == '=') {
+			size_t n = strlen(word + klen + 1);
+			if (n >= len)
+				n = len - 1;
+			memcpy(buf, word + klen + 1, n);
+			buf[n] = '\0';
+			return true;
+		}
+	}
+	return false;
+}
+
 static void read_start_info(void)
 {
 	const struct hvm_start_info *si = (const void *)start_info_paddr;

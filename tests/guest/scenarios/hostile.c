@@ -8,44 +8,39 @@
 #include "hostile.h"
 
 #define HOSTILE_WAIT_MS 300
-#define RECOVER_WAIT_MS 2000
 
 bool hostile_bring_up(struct hostile *h, char *why)
 {
-	if (!virtio_start(&h->v, VIRTIO_F_VERSION_1, why) ||
-	    !virtio_queue_setup(&h->v, 0, HOSTILE_QUEUE_SIZE, &h->q, why))
+	if (!virtio_start(&h->v, VIRTIO_F_VERSION_1 | h->t->features, why) ||
+	    !virtio_queue_setup(&h->v, h->t->queue, HOSTILE_QUEUE_SIZE, &h->q, why))
 		return false;
 	virtio_driver_ok(&h->v);
 	return true;
 }
 
-bool hostile_good_request(struct hostile *h, char *why)
+bool hostile_wait_used(struct hostile *h, struct virtq_used_elem *ret, char *why)
 {
-	memset(h->buf, 0, BUF_SIZE);
-	h->q.desc[0] = (struct virtq_desc){ (uint64_t)h->buf, BUF_SIZE, VIRTQ_DESC_F_WRITE, 0 };
-	virtq_publish(&h->q, 0);
-	virtq_notify(&h->q);
-	uint64_t deadline = tsc_deadline(RECOVER_WAIT_MS);
-	struct virtq_used_elem e;
-	while (!virtq_get_used(&h->q, &e)) {
+	uint64_t deadline = tsc_deadline(HOSTILE_RECOVER_WAIT_MS);
+	while (!virtq_get_used(&h->q, ret)) {
 		if (tsc_expired(deadline)) {
-			snprintf(why, WHY_MAX,
-				 "no answer to a good request after reset (status 0x%x)",
+			snprintf(why, WHY_MAX, "no answer to a good request (status 0x%x)",
 				 virtio_status(&h->v));
 			return false;
 		}
 		cpu_relax();
 	}
-	if (e.id != 0 || e.len < 1 || e.len > BUF_SIZE) {
-		snprintf(why, WHY_MAX, "good request after reset: used id %u len %u", e.id, e.len);
-		return false;
-	}
 	return true;
 }
 
-bool hostile_init(struct hostile *h, char *why)
+bool hostile_good_request(struct hostile *h, char *why)
 {
-	if (!virtio_find(&h->v, RNG_DEVICE_MODERN, RNG_DEVICE_TRANSITIONAL, why))
+	return h->t->good_request(h, why);
+}
+
+bool hostile_init(struct hostile *h, const struct hostile_target *t, char *why)
+{
+	h->t = t;
+	if (!virtio_find(&h->v, t->modern_id, t->transitional_id, why))
 		return false;
 	if (!h->buf) {
 		h->buf = alloc_pages(BUF_SIZE, 64);
@@ -109,7 +104,7 @@ static void craft(struct hostile *h, enum kind k)
 		t1[0] = (struct virtq_desc){ (uint64_t)t2, sizeof(*t2), VIRTQ_DESC_F_INDIRECT, 0 };
 		d[0] = (struct virtq_desc){ (uint64_t)t1, sizeof(*t1), VIRTQ_DESC_F_INDIRECT, 0 };
 		break;
-	case RO_WRITE: /* a buffer the device may only read: rng must not write it */
+	case RO_WRITE: /* a buffer the device may only read: the device must not write it */
 		d[0] = (struct virtq_desc){ (uint64_t)h->buf, BUF_SIZE, 0, 0 };
 		break;
 	}
@@ -134,7 +129,8 @@ bool hostile_buf_intact(const struct hostile *h)
 static bool hostile_run(enum kind k, char *why)
 {
 	static struct hostile h;
-	if (!hostile_init(&h, why) || !hostile_bring_up(&h, why))
+	const struct hostile_target *t = hostile_selected_target(why);
+	if (!t || !hostile_init(&h, t, why) || !hostile_bring_up(&h, why))
 		return false;
 
 	craft(&h, k);
@@ -170,7 +166,7 @@ static bool hostile_run(enum kind k, char *why)
 	if (!hostile_bring_up(&h, why) || !hostile_good_request(&h, why))
 		return false;
 	virtio_reset(&h.v, why);
-	snprintf(why, WHY_MAX, "%s, recovered after reset", outcome);
+	snprintf(why, WHY_MAX, "%s: %s, recovered after reset", t->name, outcome);
 	return true;
 }
 

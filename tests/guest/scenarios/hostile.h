@@ -1,7 +1,11 @@
 /*
  * What the hostile-* scenarios share (hostile.c: the virtqueue ones; hostile_transport.c: the
- * transport, MSI-X and configuration-space ones): the virtio-rng device, one 16-entry queue,
- * and the recovery check (reset, bring-up, one good request).
+ * transport, MSI-X and configuration-space ones): a target device, one 16-entry queue, and the
+ * recovery check (reset, bring-up, one good request).
+ *
+ * The virtqueue scenarios attack the device named by the command-line option
+ * `hostile-target=NAME` (default rng; the table is in hostile_targets.c); the transport
+ * scenarios always use virtio-rng (the transport code is the same for every device).
  */
 #ifndef GUEST_SCENARIOS_HOSTILE_H
 #define GUEST_SCENARIOS_HOSTILE_H
@@ -15,19 +19,45 @@
 #define BUF_SIZE		64
 #define HOSTILE_SENTINEL	0xa5
 
+struct hostile;
+
+/* A device the virtqueue scenarios can attack. */
+struct hostile_target {
+	const char *name; /* hostile-target=NAME */
+	uint16_t modern_id, transitional_id;
+	uint64_t features; /* negotiated besides VERSION_1 (the device must offer them) */
+	uint16_t queue;	   /* the queue attacked and used for the good request */
+	/*
+	 * Submits one good request on h->q (descriptors from 0, buffers from h->buf, BUF_SIZE
+	 * bytes, and h->table1/table2), waits for it (RECOVER_WAIT_MS) and checks the answer.
+	 * True when the device served it correctly; else false with @why.
+	 */
+	bool (*good_request)(struct hostile *h, char *why);
+};
+
+extern const struct hostile_target hostile_target_rng;
+/* The target the command line names (hostile-target=NAME), or NULL with @why if unknown. */
+const struct hostile_target *hostile_selected_target(char *why);
+
+#define HOSTILE_RECOVER_WAIT_MS 2000
+
 struct hostile {
+	const struct hostile_target *t;
 	struct virtio_dev v;
 	struct virtq q;
 	uint8_t *buf;
 	uint64_t *table1, *table2; /* indirect tables (struct virtq_desc[1] each) */
 };
 
-/* Finds the virtio-rng (virtio_find) and allocates the buffers once. */
-bool hostile_init(struct hostile *h, char *why);
-/* Reset, features (VERSION_1), queue 0 with HOSTILE_QUEUE_SIZE entries, DRIVER_OK. */
+/* Finds @t's device (virtio_find) and allocates the buffers once. */
+bool hostile_init(struct hostile *h, const struct hostile_target *t, char *why);
+/* Reset, features (VERSION_1 | t->features), queue t->queue with HOSTILE_QUEUE_SIZE entries,
+ * DRIVER_OK. */
 bool hostile_bring_up(struct hostile *h, char *why);
-/* One good 64-byte request on queue 0: true when it comes back with 1..64 bytes. */
+/* The target's good request (h->t->good_request). */
 bool hostile_good_request(struct hostile *h, char *why);
+/* Waits up to HOSTILE_RECOVER_WAIT_MS for the next used entry; false with @why on timeout. */
+bool hostile_wait_used(struct hostile *h, struct virtq_used_elem *ret, char *why);
 /* hostile_bring_up() and hostile_good_request(); on failure @why starts "after @after: ". */
 bool hostile_recover(struct hostile *h, const char *after, char *why);
 /* Polls the status for DEVICE_NEEDS_RESET for up to @ms milliseconds. */

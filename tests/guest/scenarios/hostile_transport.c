@@ -98,7 +98,7 @@ bool scenario_hostile_notify_early(uint64_t arg, char *why)
 {
 	static struct hostile h;
 	char detail[WHY_MAX] = "";
-	if (!hostile_init(&h, why))
+	if (!hostile_init(&h, &hostile_target_rng, why))
 		return false;
 
 	/* 1: queue configured but not enabled, before DRIVER_OK. */
@@ -180,7 +180,7 @@ bool scenario_hostile_features(uint64_t arg, char *why)
 {
 	static struct hostile h;
 	char detail[WHY_MAX] = "", stuck[WHY_MAX] = "";
-	if (!hostile_init(&h, why) || !virtio_reset(&h.v, why))
+	if (!hostile_init(&h, &hostile_target_rng, why) || !virtio_reset(&h.v, why))
 		return false;
 	mmio_write32(h.v.common + COMMON_DFSELECT, 1);
 	uint64_t offered = (uint64_t)mmio_read32(h.v.common + COMMON_DF) << 32;
@@ -258,7 +258,7 @@ bool scenario_hostile_msix(uint64_t arg, char *why)
 {
 	static struct hostile h;
 	char detail[WHY_MAX] = "";
-	if (!hostile_init(&h, why) || !hostile_bring_up(&h, why))
+	if (!hostile_init(&h, &hostile_target_rng, why) || !hostile_bring_up(&h, why))
 		return false;
 	struct virtio_dev *v = &h.v;
 	uint64_t table_len = (uint64_t)v->msix_entries * MSIX_ENTRY_SIZE;
@@ -516,7 +516,7 @@ bool scenario_hostile_config(uint64_t arg, char *why)
 {
 	static struct hostile h;
 	char detail[WHY_MAX] = "";
-	if (!hostile_init(&h, why) || !hostile_bring_up(&h, why))
+	if (!hostile_init(&h, &hostile_target_rng, why) || !hostile_bring_up(&h, why))
 		return false;
 	const struct pci_dev *d = &h.v.pci;
 
@@ -535,7 +535,8 @@ bool scenario_hostile_config(uint64_t arg, char *why)
 	    !ecam_beyond(d, why, detail))
 		return false;
 
-	if (!hostile_init(&h, why)) /* the device is still where it was, with its caps */
+	if (!hostile_init(&h, &hostile_target_rng,
+			  why)) /* the device is still where it was, with its caps */
 		return false;
 	if (!hostile_recover(&h, "the configuration-space abuse", why))
 		return false;
@@ -553,7 +554,7 @@ bool scenario_hostile_queue_size(uint64_t arg, char *why)
 {
 	static struct hostile h;
 	char detail[WHY_MAX] = "";
-	if (!hostile_init(&h, why) || !virtio_reset(&h.v, why))
+	if (!hostile_init(&h, &hostile_target_rng, why) || !virtio_reset(&h.v, why))
 		return false;
 	mmio_write16(h.v.common + COMMON_Q_SELECT, 0);
 	uint16_t max = mmio_read16(h.v.common + COMMON_Q_SIZE);
