@@ -2,9 +2,9 @@
 /*
  * pwrbtn: the guest's ACPI power button handler (cubicle's vm.power-button). The kernel's
  * button driver reports a press as a generic netlink event (family "acpi_event", group
- * "acpi_mc_group", device class "button/power"); the guest kernel has no evdev, so busybox's
- * acpid cannot see it. On a press: sync, then power off (what `poweroff -f` does).
- * Started in the background by /init. No arguments.
+ * "acpi_mc_group", device class "button/power"), with or without evdev (which busybox's
+ * acpid would need). On a press: sync, then power off (what `poweroff -f` does). Started in
+ * the background by /init. No arguments.
  *
  * Freestanding (raw system calls, no libc): the initramfs is not compressed and every megabyte
  * costs seconds of boot on hosts that emulate the guest kernel (guest/README.md); this is a

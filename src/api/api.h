@@ -42,8 +42,8 @@ int vmm_create_and_boot(struct vmm *vmm, struct vm_config *cfg, char *err, size_
 
 /*
  * Starts the API server on its own thread. @spec is "path=P", "fd=N" or "P" (--api-socket):
- * with a path the socket is created (mode 0600; an existing socket file is replaced, any other
- * file refused); with fd=N, N is an already listening Unix stream socket. Returns 0 or -errno
+ * with a path the socket is created (mode 0600; a stale socket file is replaced, a socket in
+ * use or any other file refused); with fd=N, N is an already listening Unix stream socket. Returns 0 or -errno
  * with one line in @err. vmm.shutdown stops @loop (code 0) once its answer is sent.
  */
 int api_server_start(struct vmm *vmm, struct loop *loop, const char *spec, struct api_server **ret,

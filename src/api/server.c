@@ -452,6 +452,16 @@ static void *api_thread(void *opaque)
 	return NULL;
 }
 
+/* Whether something listens on @addr (a stale socket file refuses the connection). */
+static bool api_socket_live(const struct sockaddr_un *addr)
+{
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool live = s >= 0 && connect(s, (const struct sockaddr *)addr, sizeof(*addr)) == 0;
+	if (s >= 0)
+		close(s);
+	return live;
+}
+
 /* "path=P", "fd=N" or "P": a listening socket, created with mode 0600 for a path. */
 static int api_listen(struct api_server *srv, const char *spec, char *err, size_t errlen)
 {
@@ -484,13 +494,16 @@ static int api_listen(struct api_server *srv, const char *spec, char *err, size_
 		return error_set(err, errlen, -ENAMETOOLONG,
 				 "--api-socket: path longer than %zu bytes",
 				 sizeof(addr.sun_path) - 1);
+	strcpy(addr.sun_path, path);
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode))
 			return error_set(err, errlen, -EEXIST,
 					 "--api-socket: '%s' exists and is not a socket", path);
-		unlink(path); /* a stale socket from an earlier run, as Cloud Hypervisor does */
+		if (api_socket_live(&addr))
+			return error_set(err, errlen, -EADDRINUSE,
+					 "--api-socket: '%s' is in use by another process", path);
+		unlink(path); /* a stale socket from an earlier run */
 	}
-	strcpy(addr.sun_path, path);
 	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s < 0)
 		return error_set(err, errlen, -errno, "--api-socket: socket: %s", strerror(errno));

@@ -485,6 +485,22 @@ def test_api_socket_fd_and_cli_kernel(cubicle_bin, testguest, tmp_path):
             proc.wait()
 
 
+def test_api_socket_in_use_and_stale(vmm, run_cubicle, vm_factory, tmp_path):
+    """A socket another cubicle serves is not taken over; a stale socket file is replaced."""
+    r = run_cubicle("--api-socket", str(vmm.sock))
+    assert r.proc.returncode == 1 and "in use by another process" in r.stderr, r.describe()
+    assert vmm.api.get("vmm.ping").status == 200
+    stale = tmp_path / "stale.sock"
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(stale))
+    s.close()  # the file stays, nobody listens
+    vm = vm_factory("--api-socket", str(stale))
+    api = Api(stale)
+    api.wait_ready()
+    assert api.put("vmm.shutdown").status == 200
+    assert vm.wait(20) == 0, vm.describe()
+
+
 def test_api_socket_errors(run_cubicle, tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
