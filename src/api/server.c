@@ -116,6 +116,11 @@ static enum MHD_Result api_fail(struct MHD_Connection *c, unsigned status, const
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* The message may quote the client's URL or method: any byte that is not printable ASCII
+	 * becomes '?', so the answer is always valid JSON (jansson refuses invalid UTF-8). */
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+			*p = '?';
 	json_t *o = json_pack("{s:s}", "error", msg);
 	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);

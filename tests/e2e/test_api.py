@@ -235,6 +235,11 @@ def test_request_errors(vmm, testguest):
                                "memory": {"size": 12345}}), 400, "multiple of 4 KiB"),
         (api.put("vm.create", b"\xff\xfe\x00garbage"), 400, "malformed JSON"),
     ]
+    r = raw_exchange(api.path, b"GET /api/v1/\xff\xfe%00vm HTTP/1.1\r\nHost: x\r\n\r\n",
+                     shut_wr=True)
+    head, _, body = r.partition(b"\r\n\r\n")
+    if b" 404 " in head.split(b"\r\n")[0]:  # libmicrohttpd may refuse it itself (400)
+        assert "unknown route" in json.loads(body)["error"], r
     for r, status, words in cases:
         assert r.status == status, r
         msg = error_of(r)
