@@ -14,6 +14,7 @@
 #include "api/api.h"
 #include "config/config.h"
 #include "core/loop.h"
+#include "security/seccomp.h"
 #include "util/log.h"
 #include "util/util.h"
 #include "version.h"
@@ -52,7 +53,7 @@ static int vmm_signals(sigset_t *set)
 
 /* The VM from the command line (if a kernel was given), the API (if --api-socket), the loop. */
 static int vmm_start(struct cli_args *args, struct vmm *vmm, struct loop *loop,
-		     struct api_server **ret_api)
+		     enum seccomp_mode seccomp, struct api_server **ret_api)
 {
 	char err[CONFIG_ERR_MAX] = "";
 	int r;
@@ -65,7 +66,8 @@ static int vmm_start(struct cli_args *args, struct vmm *vmm, struct loop *loop,
 		}
 	}
 	if (args->api_socket) {
-		r = api_server_start(vmm, loop, args->api_socket, ret_api, err, sizeof(err));
+		r = api_server_start(vmm, loop, args->api_socket, seccomp, ret_api, err,
+				     sizeof(err));
 		if (r < 0) {
 			log_error("%s", err);
 			return r;
@@ -98,11 +100,18 @@ static int vmm_run(struct cli_args *args)
 		return 1;
 	}
 
+	/* --seccomp: for every thread, also those of a VM created later through the API. */
+	enum seccomp_mode seccomp = args->cfg.seccomp;
 	int status = 1;
-	r = vmm_create(cv.loop, args->event_monitor, &vmm, err, sizeof(err));
+	r = vmm_create(cv.loop, args->event_monitor, seccomp, &vmm, err, sizeof(err));
 	if (r < 0) {
 		log_error("%s", err);
-	} else if (vmm_start(args, vmm, cv.loop, &api) == 0) {
+	} else if (vmm_start(args, vmm, cv.loop, seccomp, &api) < 0) {
+		/* reported */
+	} else if ((r = seccomp_apply(SECCOMP_THREAD_VMM, seccomp, "vmm")) < 0) {
+		log_error("cannot install the seccomp filter of the VMM thread: %s", strerror(-r));
+	} else {
+		seccomp_selftest(SECCOMP_THREAD_VMM);
 		status = loop_run(cv.loop);
 		if (status < 0) {
 			log_error("event loop failed: %s", strerror(-status));

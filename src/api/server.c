@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "core/loop.h"
+#include "security/seccomp.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -58,6 +59,7 @@ struct api_server {
 	struct MHD_Daemon *mhd;
 	pthread_t thread;
 	bool started;
+	enum seccomp_mode seccomp;
 	struct api_conn conns[API_MAX_CONNECTIONS];
 };
 
@@ -439,6 +441,17 @@ static void *api_thread(void *opaque)
 	struct api_server *srv = opaque;
 	struct epoll_event evs[16];
 
+	/* libmicrohttpd's Date header calls gmtime_r, whose first call makes glibc read
+	 * /etc/localtime: that open happens here, before the filter forbids it. */
+	tzset();
+	int r = seccomp_apply(SECCOMP_THREAD_API, srv->seccomp, "api");
+	if (r < 0) {
+		log_error("cannot install the seccomp filter of the API thread: %s", strerror(-r));
+		loop_stop(srv->loop, 1);
+		return NULL;
+	}
+	seccomp_selftest(SECCOMP_THREAD_API);
+
 	while (!atomic_load(&srv->stopping)) {
 		int n = epoll_wait(srv->epfd, evs, ARRAY_SIZE(evs), api_timeout_ms(srv));
 		for (int i = 0; i < n; i++) {
@@ -552,8 +565,8 @@ static int api_mhd_start(struct api_server *srv, char *err, size_t errlen)
 	return 0;
 }
 
-int api_server_start(struct vmm *vmm, struct loop *loop, const char *spec, struct api_server **ret,
-		     char *err, size_t errlen)
+int api_server_start(struct vmm *vmm, struct loop *loop, const char *spec,
+		     enum seccomp_mode seccomp, struct api_server **ret, char *err, size_t errlen)
 {
 	struct api_server *srv = calloc(1, sizeof(*srv));
 	int r;
@@ -562,6 +575,7 @@ int api_server_start(struct vmm *vmm, struct loop *loop, const char *spec, struc
 		return error_set(err, errlen, -ENOMEM, "out of memory");
 	srv->vmm = vmm;
 	srv->loop = loop;
+	srv->seccomp = seccomp;
 	srv->listen_fd = srv->epfd = srv->wakefd = -1;
 	for (unsigned i = 0; i < API_MAX_CONNECTIONS; i++)
 		srv->conns[i].sock = -1;

@@ -29,6 +29,7 @@ struct vmm {
 	struct vm_config cfg;
 	bool have_cfg;
 	struct vm *vm; /* between vm.boot and vm.shutdown */
+	enum seccomp_mode seccomp;
 };
 
 static void vmm_on_vm_exit(void *opaque, enum vm_exit why)
@@ -58,13 +59,14 @@ static void vmm_on_vm_exit(void *opaque, enum vm_exit why)
 	}
 }
 
-int vmm_create(struct loop *loop, const char *event_monitor, struct vmm **ret, char *err,
-	       size_t errlen)
+int vmm_create(struct loop *loop, const char *event_monitor, enum seccomp_mode seccomp,
+	       struct vmm **ret, char *err, size_t errlen)
 {
 	struct vmm *vmm = calloc(1, sizeof(*vmm));
 	if (!vmm)
 		return error_set(err, errlen, -ENOMEM, "out of memory");
 	vmm->loop = loop;
+	vmm->seccomp = seccomp;
 	vm_config_init(&vmm->cfg);
 	if (event_monitor) {
 		int r = event_monitor_open(loop, event_monitor, &vmm->events, err, errlen);
@@ -188,6 +190,7 @@ unsigned vmm_cmd_create(struct vmm *vmm, struct api_cmd *cmd)
 		vm_config_free(&cfg);
 		return api_cmd_error(cmd, r == -ENOMEM ? 500 : 400, "vm.create: %s", err);
 	}
+	cfg.seccomp = vmm->seccomp;
 	vmm->cfg = cfg;
 	vmm->have_cfg = true;
 	return api_cmd_reply(cmd, 204, NULL);

@@ -23,6 +23,7 @@ enum cli_opt_id {
 	OPT_API_SOCKET,
 	OPT_EVENT_MONITOR,
 	OPT_LOG_FILE,
+	OPT_SECCOMP,
 	OPT_VERBOSE,
 	OPT_VERSION,
 	OPT_HELP,
@@ -63,6 +64,8 @@ static const struct cli_opt cli_opts[] = {
 	{ OPT_EVENT_MONITOR, "event-monitor", 0, true,
 	  "File to report events on: path=</path/to/a/file> or fd=<fd>" },
 	{ OPT_LOG_FILE, "log-file", 0, true, "Log file. Standard error is used if not specified" },
+	{ OPT_SECCOMP, "seccomp", 0, true,
+	  "Disable or enable seccomp filters: true|false|log [default: true]" },
 	{ OPT_VERBOSE, NULL, 'v', false, "Sets the level of debugging output (repeat for more)" },
 	{ OPT_VERSION, "version", 'V', false, "Print version information" },
 	{ OPT_HELP, "help", 'h', false, "Print help information" },
@@ -72,7 +75,7 @@ static const struct cli_opt cli_opts[] = {
 static const char *const cli_unsupported[] = {
 	"platform", "memory-zone", "firmware",	  "disk", "net",   "balloon", "fs",
 	"pmem",	    "device",	   "user-device", "vdpa", "vsock", "numa",    "watchdog",
-	"restore",  "seccomp",	   "sgx-epc",	  "gdb",  "tdx",   NULL,
+	"restore",  "sgx-epc",	   "gdb",	  "tdx",  NULL,
 };
 
 static const struct cli_opt *find_long(const char *name, size_t len)
@@ -138,6 +141,8 @@ static int apply(struct cli_args *a, const struct cli_opt *o, const char *option
 		return config_parse_console(&cfg->console, option, value, err, errlen);
 	case OPT_RNG:
 		return config_parse_rng(cfg, value, err, errlen);
+	case OPT_SECCOMP:
+		return config_parse_seccomp(cfg, value, err, errlen);
 	case OPT_VERBOSE:
 		a->verbosity++;
 		return 0;

@@ -152,7 +152,15 @@ struct balloon_config {
 	bool free_page_reporting;
 };
 
+/* --seccomp true|false|log (Cloud Hypervisor v28): not part of VmConfig's JSON. */
+enum seccomp_mode {
+	SECCOMP_ON, /* default: a forbidden system call ends the process (security/seccomp.h) */
+	SECCOMP_OFF,
+	SECCOMP_LOG, /* allowed and logged by the kernel */
+};
+
 struct vm_config {
+	enum seccomp_mode seccomp;
 	struct cpus_config cpus;
 	struct memory_config memory;
 	struct payload_config payload;
@@ -210,6 +218,8 @@ int config_parse_console(struct console_config *con, const char *option, const c
 			 size_t errlen);
 /* "src=PATH,iommu=on|off" (--rng); src defaults to /dev/urandom. */
 int config_parse_rng(struct vm_config *cfg, const char *arg, char *err, size_t errlen);
+/* "true|false|log" (--seccomp). */
+int config_parse_seccomp(struct vm_config *cfg, const char *arg, char *err, size_t errlen);
 /* The rng source to open: cfg->rng.src or the default. */
 const char *config_rng_src(const struct vm_config *cfg);
 
