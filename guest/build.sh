@@ -23,8 +23,7 @@ kdir=$("$here/build-kernel.sh")
 	{ echo "guest/build.sh: $busybox must be a 64-bit static busybox" >&2; exit 1; }
 key=$( {
 	sha256sum <"$busybox"
-	cat "$here/init" "$here/mkinitramfs.py" "$here/mkrootfs.sh" "$here/build.sh" "$here/pwrbtn.c" \
-		"$here"/tools/*.c
+	cat "$here/init" "$here/mkinitramfs.py" "$here/mkrootfs.sh" "$here/build.sh" "$here"/tools/*.c
 	(cd "$here/rootfs" && find . -type f | LC_ALL=C sort | while read -r f; do
 		echo "$f"
 		cat "$f"
@@ -39,13 +38,12 @@ if [ ! -f "$initramfs" ] || [ ! -f "$idir/rootfs.ext4" ]; then
 	stage=$(mktemp -d "$idir/.rootfs.XXXXXX")
 	cp -R "$here/rootfs/." "$stage/"
 	mkdir -p "$stage/bin"
-	# pwrbtn: the ACPI power button handler (vm.power-button), a static helper init starts.
-	${CC:-cc} -static -Os -s -o "$stage/bin/pwrbtn" "$here/pwrbtn.c"
-	# tools/*.c: libc-free, a few KiB each (vsock-echo, ...).
+	# tools/*.c: the helpers busybox lacks, libc-free, a few KiB each: pwrbtn (the ACPI power
+	# button handler init starts, vm.power-button), vsock-echo, ...
 	for src in "$here"/tools/*.c; do
 		${CC:-cc} -static -nostdlib -ffreestanding -fno-tree-loop-distribute-patterns -Os \
-			-fno-stack-protector -fno-asynchronous-unwind-tables -fno-pie -no-pie -s \
-			-o "$stage/bin/$(basename "$src" .c)" "$src"
+			-mgeneral-regs-only -fno-stack-protector -fno-asynchronous-unwind-tables \
+			-fno-pie -no-pie -s -o "$stage/bin/$(basename "$src" .c)" "$src"
 	done
 	python3 "$here/mkinitramfs.py" "$initramfs" "$busybox" "$here/init" "$stage"
 	"$here/mkrootfs.sh" "$idir/rootfs.ext4" "$busybox" "$here/init" "$stage"

@@ -55,14 +55,11 @@ static int vmm_signals(sigset_t *set)
 
 /* The VM from the command line (if a kernel was given), the API (if --api-socket), the loop. */
 static int vmm_start(struct cli_args *args, struct vmm *vmm, struct loop *loop,
-		     struct api_server **ret_api)
+		     enum seccomp_mode seccomp, struct api_server **ret_api)
 {
 	char err[CONFIG_ERR_MAX] = "";
-	/* Read before the config moves into the VMM (vmm_create_and_boot zeroes the caller's). */
-	enum seccomp_mode seccomp = args->cfg.seccomp;
 	int r;
 
-	vmm_set_seccomp(vmm, seccomp);
 	if (args->cfg.payload.kernel) {
 		r = vmm_create_and_boot(vmm, &args->cfg, err, sizeof(err));
 		if (r < 0) {
@@ -71,20 +68,13 @@ static int vmm_start(struct cli_args *args, struct vmm *vmm, struct loop *loop,
 		}
 	}
 	if (args->api_socket) {
-		r = api_server_start(vmm, loop, args->api_socket, ret_api, err, sizeof(err));
+		r = api_server_start(vmm, loop, args->api_socket, seccomp, ret_api, err,
+				     sizeof(err));
 		if (r < 0) {
 			log_error("%s", err);
 			return r;
 		}
 	}
-	/* Last: the vCPU and API threads exist and confine themselves; what this thread does
-	 * from now on is the loop's work. */
-	r = seccomp_apply(SECCOMP_THREAD_VMM, seccomp, "vmm");
-	if (r < 0) {
-		log_error("cannot install the seccomp filter of the VMM thread: %s", strerror(-r));
-		return r;
-	}
-	seccomp_selftest(SECCOMP_THREAD_VMM);
 	return 0;
 }
 
@@ -112,11 +102,18 @@ static int vmm_run(struct cli_args *args)
 		return 1;
 	}
 
+	/* --seccomp: for every thread, also those of a VM created later through the API. */
+	enum seccomp_mode seccomp = args->cfg.seccomp;
 	int status = 1;
-	r = vmm_create(cv.loop, args->event_monitor, &vmm, err, sizeof(err));
+	r = vmm_create(cv.loop, args->event_monitor, seccomp, &vmm, err, sizeof(err));
 	if (r < 0) {
 		log_error("%s", err);
-	} else if (vmm_start(args, vmm, cv.loop, &api) == 0) {
+	} else if (vmm_start(args, vmm, cv.loop, seccomp, &api) < 0) {
+		/* reported */
+	} else if ((r = seccomp_apply(SECCOMP_THREAD_VMM, seccomp, "vmm")) < 0) {
+		log_error("cannot install the seccomp filter of the VMM thread: %s", strerror(-r));
+	} else {
+		seccomp_selftest(SECCOMP_THREAD_VMM);
 		status = loop_run(cv.loop);
 		if (status < 0) {
 			log_error("event loop failed: %s", strerror(-status));
@@ -137,12 +134,11 @@ int main(int argc, char *argv[])
 	int status;
 
 	/* glibc loads the time zone on the first time conversion of the process (an open() of
-	 * /etc/localtime), whichever thread does it; libmicrohttpd's Date header would do it on
-	 * the API thread, under a filter that forbids open(). Load it now. */
+	 * /etc/localtime), whichever thread does it: load it now, before any seccomp filter. */
 	tzset();
 	/* One malloc arena for every thread: each extra arena is address space and free memory of
 	 * its own (density), and shrinking one reads /proc/sys/vm/overcommit_memory, an open() that
-	 * the API and vCPU filters forbid. No thread of cubicle allocates on a hot path. */
+	 * the API, vCPU and worker filters forbid. No thread of cubicle allocates on a hot path. */
 	mallopt(M_ARENA_MAX, 1);
 	if (cli_parse(argc, argv, &args, err, sizeof(err)) < 0) {
 		log_error("%s", err);

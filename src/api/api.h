@@ -18,18 +18,14 @@ struct api_server;
 
 /*
  * The VMM on @loop. @event_monitor is NULL or "path=P" / "fd=N" (--event-monitor; the file is
- * opened here, created if missing, appended to). Emits Cloud Hypervisor's "vmm starting"
- * event. On failure returns -errno with one line in @err.
+ * opened here, created if missing, appended to). @seccomp (--seccomp) is given to every VM
+ * created through the API (it is not part of VmConfig's JSON). Emits Cloud Hypervisor's
+ * "vmm starting" event. On failure returns -errno with one line in @err.
  */
-int vmm_create(struct loop *loop, const char *event_monitor, struct vmm **ret, char *err,
-	       size_t errlen);
+int vmm_create(struct loop *loop, const char *event_monitor, enum seccomp_mode seccomp,
+	       struct vmm **ret, char *err, size_t errlen);
 /* Shuts down and frees the VM if any, closes the monitor. Accepts NULL; returns NULL. */
 struct vmm *vmm_destroy(struct vmm *vmm);
-
-/* --seccomp for the whole VMM: VMs created through the API get it, and the API thread
- * confines itself with it. Call before api_server_start(). */
-void vmm_set_seccomp(struct vmm *vmm, enum seccomp_mode mode);
-enum seccomp_mode vmm_seccomp(const struct vmm *vmm);
 
 /*
  * vm.create then vm.boot for the command line: @cfg (validated, ids assigned) is moved into
@@ -46,13 +42,15 @@ int vmm_create_and_boot(struct vmm *vmm, struct vm_config *cfg, char *err, size_
 #define API_CMD_TIMEOUT_MS  30000      /* a command the VMM loop has not answered by then: 504 */
 
 /*
- * Starts the API server on its own thread. @spec is "path=P", "fd=N" or "P" (--api-socket):
- * with a path the socket is created (mode 0600; an existing socket file is replaced, any other
- * file refused); with fd=N, N is an already listening Unix stream socket. Returns 0 or -errno
- * with one line in @err. vmm.shutdown stops @loop (code 0) once its answer is sent.
+ * Starts the API server on its own thread. @spec is "path=P", "fd=N" or "P" (--api-socket).
+ * With a path the socket is created (mode 0600; a stale socket file is replaced, a socket in
+ * use or any other file refused); with fd=N, N is an already listening Unix stream socket. The
+ * thread installs the API seccomp filter (@seccomp) before it serves anything; if it cannot, it
+ * stops @loop with code 1. Returns 0 or -errno with one line in @err. vmm.shutdown stops @loop
+ * (code 0) once its answer is sent.
  */
-int api_server_start(struct vmm *vmm, struct loop *loop, const char *spec, struct api_server **ret,
-		     char *err, size_t errlen);
+int api_server_start(struct vmm *vmm, struct loop *loop, const char *spec,
+		     enum seccomp_mode seccomp, struct api_server **ret, char *err, size_t errlen);
 /* Stops the thread, closes every connection (and fds they brought), removes the socket file
  * it created. Call before vmm_destroy(). Accepts NULL; returns NULL. */
 struct api_server *api_server_stop(struct api_server *srv);

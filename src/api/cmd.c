@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 unsigned api_cmd_reply(struct api_cmd *cmd, unsigned status, json_t *body)
@@ -14,10 +15,12 @@ unsigned api_cmd_reply(struct api_cmd *cmd, unsigned status, json_t *body)
 	if (body) {
 		cmd->resp = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
 		json_decref(body);
-		if (!cmd->resp)
-			status = 500;
-	} else if (status == 200 && !cmd->stop_vmm) {
-		status = 500; /* a handler that meant a body but could not build it (ENOMEM) */
+	}
+	/* A body that could not be built or written (ENOMEM); a 200 always has one, except
+	 * vmm.shutdown's. */
+	if ((body && !cmd->resp) || (!body && status == 200 && !cmd->stop_vmm)) {
+		cmd->resp = strdup("{\"error\":\"out of memory\"}");
+		status = 500;
 	}
 	cmd->status = status;
 	return status;

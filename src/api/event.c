@@ -27,6 +27,8 @@ struct event_monitor {
 	uint64_t dropped;
 };
 
+static bool event_write_some(struct event_monitor *em);
+
 static int event_spec_open(const char *spec, char *err, size_t errlen)
 {
 	if (strncmp(spec, "fd=", 3) == 0) {
@@ -92,9 +94,9 @@ struct event_monitor *event_monitor_close(struct event_monitor *em)
 		return NULL;
 	if (em->watched)
 		loop_del_fd(em->loop, em->fd);
-	if (em->len) { /* last chance, still without blocking */
-		(void)!write(em->fd, em->buf, em->len);
-	}
+	event_write_some(em);			 /* last chance, still without blocking */
+	for (size_t i = 0; i + 1 < em->len; i++) /* events still buffered are lost */
+		em->dropped += em->buf[i] == '\n' && em->buf[i + 1] == '\n';
 	if (em->dropped)
 		log_warn("event monitor: %llu events dropped (the reader did not keep up)",
 			 (unsigned long long)em->dropped);
@@ -111,23 +113,42 @@ static void event_on_writable(void *opaque, uint32_t events)
 	event_flush(opaque);
 }
 
-static void event_flush(struct event_monitor *em)
+/* Bytes up to the end of the first event in the buffer (each ends with a blank line; pretty
+ * JSON has no blank line inside). */
+static size_t event_first(const struct event_monitor *em)
+{
+	const char *end = memmem(em->buf, em->len, "\n\n", 2);
+	return end ? (size_t)(end + 2 - em->buf) : em->len;
+}
+
+/*
+ * Writes one event per write(): an event is smaller than PIPE_BUF, so on a pipe it goes whole
+ * or not at all, and a reader never sees half an event, even when cubicle exits with events
+ * still buffered. On other fds a short write keeps its rest for the next round.
+ */
+static bool event_write_some(struct event_monitor *em)
 {
 	while (em->len) {
-		ssize_t n = write(em->fd, em->buf, em->len);
+		ssize_t n = write(em->fd, em->buf, event_first(em));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno != EAGAIN) {
 			/* The reader went away: nothing more can be delivered. */
 			em->dropped++;
 			em->len = 0;
-			break;
+			return true;
 		}
 		if (n <= 0)
-			break;
+			return false;
 		memmove(em->buf, em->buf + n, em->len - n);
 		em->len -= n;
 	}
+	return true;
+}
+
+static void event_flush(struct event_monitor *em)
+{
+	event_write_some(em);
 	bool want = em->len > 0;
 	if (want && !em->watched) {
 		/* Regular files are always writable and cannot be in epoll: they never get here. */

@@ -60,6 +60,7 @@ struct api_server {
 	struct MHD_Daemon *mhd;
 	pthread_t thread;
 	bool started;
+	enum seccomp_mode seccomp;
 	struct api_conn conns[API_MAX_CONNECTIONS];
 };
 
@@ -118,6 +119,11 @@ static enum MHD_Result api_fail(struct MHD_Connection *c, unsigned status, const
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* The message may quote the client's URL or method: any byte that is not printable ASCII
+	 * becomes '?', so the answer is always valid JSON (jansson refuses invalid UTF-8). */
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+			*p = '?';
 	json_t *o = json_pack("{s:s}", "error", msg);
 	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
@@ -436,11 +442,13 @@ static void *api_thread(void *opaque)
 	struct api_server *srv = opaque;
 	struct epoll_event evs[16];
 
-	/* Everything is set up (socket, epoll, libmicrohttpd): shrink before the first client. */
-	int r = seccomp_apply(SECCOMP_THREAD_API, vmm_seccomp(srv->vmm), "api");
+	/* libmicrohttpd's Date header calls gmtime_r, whose first call makes glibc read
+	 * /etc/localtime: that open happens here, before the filter forbids it. */
+	tzset();
+	int r = seccomp_apply(SECCOMP_THREAD_API, srv->seccomp, "api");
 	if (r < 0) {
-		/* The user asked for confinement: never serve without it. */
-		log_error("api: cannot install the seccomp filter: %s", strerror(-r));
+		log_error("cannot install the seccomp filter of the API thread: %s", strerror(-r));
+		loop_stop(srv->loop, 1);
 		return NULL;
 	}
 	seccomp_selftest(SECCOMP_THREAD_API);
@@ -461,6 +469,16 @@ static void *api_thread(void *opaque)
 		api_expire(srv);
 	}
 	return NULL;
+}
+
+/* Whether something listens on @addr (a stale socket file refuses the connection). */
+static bool api_socket_live(const struct sockaddr_un *addr)
+{
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool live = s >= 0 && connect(s, (const struct sockaddr *)addr, sizeof(*addr)) == 0;
+	if (s >= 0)
+		close(s);
+	return live;
 }
 
 /* "path=P", "fd=N" or "P": a listening socket, created with mode 0600 for a path. */
@@ -495,13 +513,16 @@ static int api_listen(struct api_server *srv, const char *spec, char *err, size_
 		return error_set(err, errlen, -ENAMETOOLONG,
 				 "--api-socket: path longer than %zu bytes",
 				 sizeof(addr.sun_path) - 1);
+	strcpy(addr.sun_path, path);
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode))
 			return error_set(err, errlen, -EEXIST,
 					 "--api-socket: '%s' exists and is not a socket", path);
-		unlink(path); /* a stale socket from an earlier run, as Cloud Hypervisor does */
+		if (api_socket_live(&addr))
+			return error_set(err, errlen, -EADDRINUSE,
+					 "--api-socket: '%s' is in use by another process", path);
+		unlink(path); /* a stale socket from an earlier run */
 	}
-	strcpy(addr.sun_path, path);
 	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s < 0)
 		return error_set(err, errlen, -errno, "--api-socket: socket: %s", strerror(errno));
@@ -545,8 +566,8 @@ static int api_mhd_start(struct api_server *srv, char *err, size_t errlen)
 	return 0;
 }
 
-int api_server_start(struct vmm *vmm, struct loop *loop, const char *spec, struct api_server **ret,
-		     char *err, size_t errlen)
+int api_server_start(struct vmm *vmm, struct loop *loop, const char *spec,
+		     enum seccomp_mode seccomp, struct api_server **ret, char *err, size_t errlen)
 {
 	/* jansson seeds its hash function from /dev/urandom on first use, whichever thread that
 	 * is; seed it here, before the API thread's filter forbids open() (and as jansson asks of
@@ -560,6 +581,7 @@ int api_server_start(struct vmm *vmm, struct loop *loop, const char *spec, struc
 		return error_set(err, errlen, -ENOMEM, "out of memory");
 	srv->vmm = vmm;
 	srv->loop = loop;
+	srv->seccomp = seccomp;
 	srv->listen_fd = srv->epfd = srv->wakefd = -1;
 	for (unsigned i = 0; i < API_MAX_CONNECTIONS; i++)
 		srv->conns[i].sock = -1;

@@ -28,8 +28,8 @@ struct vmm {
 	struct event_monitor *events;
 	struct vm_config cfg;
 	bool have_cfg;
-	struct vm *vm;		   /* between vm.boot and vm.shutdown */
-	enum seccomp_mode seccomp; /* --seccomp: every VM this VMM creates, and the API thread */
+	struct vm *vm; /* between vm.boot and vm.shutdown */
+	enum seccomp_mode seccomp;
 };
 
 static void vmm_on_vm_exit(void *opaque, enum vm_exit why)
@@ -59,13 +59,14 @@ static void vmm_on_vm_exit(void *opaque, enum vm_exit why)
 	}
 }
 
-int vmm_create(struct loop *loop, const char *event_monitor, struct vmm **ret, char *err,
-	       size_t errlen)
+int vmm_create(struct loop *loop, const char *event_monitor, enum seccomp_mode seccomp,
+	       struct vmm **ret, char *err, size_t errlen)
 {
 	struct vmm *vmm = calloc(1, sizeof(*vmm));
 	if (!vmm)
 		return error_set(err, errlen, -ENOMEM, "out of memory");
 	vmm->loop = loop;
+	vmm->seccomp = seccomp;
 	vm_config_init(&vmm->cfg);
 	if (event_monitor) {
 		int r = event_monitor_open(loop, event_monitor, &vmm->events, err, errlen);
@@ -169,16 +170,6 @@ unsigned vmm_cmd_shutdown_vmm(struct vmm *vmm, struct api_cmd *cmd)
 	return api_cmd_reply(cmd, 200, NULL);
 }
 
-void vmm_set_seccomp(struct vmm *vmm, enum seccomp_mode mode)
-{
-	vmm->seccomp = mode;
-}
-
-enum seccomp_mode vmm_seccomp(const struct vmm *vmm)
-{
-	return vmm->seccomp;
-}
-
 unsigned vmm_cmd_create(struct vmm *vmm, struct api_cmd *cmd)
 {
 	char err[CONFIG_ERR_MAX] = "";
@@ -199,7 +190,7 @@ unsigned vmm_cmd_create(struct vmm *vmm, struct api_cmd *cmd)
 		vm_config_free(&cfg);
 		return api_cmd_error(cmd, r == -ENOMEM ? 500 : 400, "vm.create: %s", err);
 	}
-	cfg.seccomp = vmm->seccomp; /* a process-wide option, not part of VmConfig */
+	cfg.seccomp = vmm->seccomp;
 	vmm->cfg = cfg;
 	vmm->have_cfg = true;
 	return api_cmd_reply(cmd, 204, NULL);

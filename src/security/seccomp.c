@@ -305,6 +305,15 @@ static void build(struct filter_builder *b, enum seccomp_thread kind)
 		allow_list(b, api_calls, ARRAY_SIZE(api_calls));
 		allow_threads(b); /* libmicrohttpd's internal threads, if it starts any */
 		allow_sockets(b, false);
+		/* The API thread opens no file, but glibc may on its behalf: it reads
+		 * /proc/sys/vm/overcommit_memory the first time it trims a thread's heap (after a
+		 * large request body is freed). Refused with EACCES, glibc just does not trim. */
+		if (!b->error) {
+			int r = seccomp_rule_add(b->ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(openat),
+						 0);
+			if (r < 0)
+				b->error = r;
+		}
 		break;
 	case SECCOMP_THREAD_WORKER:
 		allow_list(b, worker_calls, ARRAY_SIZE(worker_calls));

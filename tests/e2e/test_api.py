@@ -235,6 +235,11 @@ def test_request_errors(vmm, testguest):
                                "memory": {"size": 12345}}), 400, "multiple of 4 KiB"),
         (api.put("vm.create", b"\xff\xfe\x00garbage"), 400, "malformed JSON"),
     ]
+    r = raw_exchange(api.path, b"GET /api/v1/\xff\xfe%00vm HTTP/1.1\r\nHost: x\r\n\r\n",
+                     shut_wr=True)
+    head, _, body = r.partition(b"\r\n\r\n")
+    if b" 404 " in head.split(b"\r\n")[0]:  # libmicrohttpd may refuse it itself (400)
+        assert "unknown route" in json.loads(body)["error"], r
     for r, status, words in cases:
         assert r.status == status, r
         msg = error_of(r)
@@ -485,6 +490,22 @@ def test_api_socket_fd_and_cli_kernel(cubicle_bin, testguest, tmp_path):
             proc.wait()
 
 
+def test_api_socket_in_use_and_stale(vmm, run_cubicle, vm_factory, tmp_path):
+    """A socket another cubicle serves is not taken over; a stale socket file is replaced."""
+    r = run_cubicle("--api-socket", str(vmm.sock))
+    assert r.proc.returncode == 1 and "in use by another process" in r.stderr, r.describe()
+    assert vmm.api.get("vmm.ping").status == 200
+    stale = tmp_path / "stale.sock"
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(stale))
+    s.close()  # the file stays, nobody listens
+    vm = vm_factory("--api-socket", str(stale))
+    api = Api(stale)
+    api.wait_ready()
+    assert api.put("vmm.shutdown").status == 200
+    assert vm.wait(20) == 0, vm.describe()
+
+
 def test_api_socket_errors(run_cubicle, tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
@@ -498,3 +519,47 @@ def test_api_socket_errors(run_cubicle, tmp_path):
     vm = run_cubicle("--api-socket", str(tmp_path / "s"), "--event-monitor", "fd=77")
     assert vm.proc.returncode == 1 and "--event-monitor: fd 77 is not open" in vm.stderr, \
         vm.describe()
+
+
+def test_event_monitor_never_blocks_the_vmm(cubicle_bin, testguest, tmp_path):
+    """An event monitor nobody reads (a pipe) fills up: cubicle keeps serving, drops events and
+    says so at exit; what the reader gets is whole events."""
+    sock = tmp_path / "api.sock"
+    r, w = os.pipe()
+    proc = subprocess.Popen([cubicle_bin, "--api-socket", str(sock), "--event-monitor",
+                             f"fd={w}"], pass_fds=[w], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    os.close(w)
+    try:
+        api = Api(sock)
+        api.wait_ready()
+        cfg = idle_config(testguest, serial={"mode": "Null"})
+        assert api.put("vm.create", cfg).status == 204
+        assert api.put("vm.boot").status == 204
+        t0 = time.monotonic()
+        for _ in range(1500):  # ~6000 events, ~1 MB: more than the pipe and the buffer
+            assert api.put("vm.pause").status == 204
+            assert api.put("vm.resume").status == 204
+        assert time.monotonic() - t0 < 120
+        assert api.put("vmm.shutdown").status == 200
+        assert proc.wait(20) == 0
+        assert "events dropped" in proc.stderr.read().decode()
+        os.set_blocking(r, False)
+        data = b""
+        while True:
+            try:
+                chunk = os.read(r, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        path = tmp_path / "events.json"
+        path.write_bytes(data)
+        events = read_events(path)  # whole objects only
+        assert events[0]["event"] == "starting" and len(events) > 100
+    finally:
+        os.close(r)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

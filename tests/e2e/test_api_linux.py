@@ -1,7 +1,7 @@
 """The API on the real Linux guest (one boot, ~1 minute on kvm_pvm hosts): created and booted
 through the API, vm.info and vm.counters while Linux runs, pause/resume under Linux, then
 vm.power-button: the ACPI power button (GED → PWRB) reaches the guest, whose handler
-(guest/pwrbtn.c) powers it off, and cubicle exits 0 as Cloud Hypervisor does."""
+(guest/tools/pwrbtn.c) powers it off, and cubicle exits 0 as Cloud Hypervisor does."""
 import os
 import time
 

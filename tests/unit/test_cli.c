@@ -83,6 +83,23 @@ static void check_full(struct cli_args *a)
 	cli_args_free(a);
 }
 
+/* --api-socket and --event-monitor are kept as given (the api module parses them); with
+ * --api-socket alone there is no kernel and the VMM waits for vm.create. */
+static void test_api_options(void **state)
+{
+	struct cli_args a;
+
+	(void)state;
+	PARSE_OK(&a, "--api-socket", "path=/tmp/api.sock", "--event-monitor=fd=3");
+	assert_string_equal(a.api_socket, "path=/tmp/api.sock");
+	assert_string_equal(a.event_monitor, "fd=3");
+	assert_null(a.cfg.payload.kernel);
+	cli_args_free(&a);
+	assert_null(a.api_socket);
+	PARSE_ERR("--api-socket: given more than once", "--api-socket", "/a", "--api-socket", "/b");
+	PARSE_ERR("--event-monitor: missing value", "--event-monitor");
+}
+
 static void test_every_option_separate(void **state)
 {
 	struct cli_args a;
@@ -371,6 +388,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_no_args),
+		cmocka_unit_test(test_api_options),
 		cmocka_unit_test(test_every_option_separate),
 		cmocka_unit_test(test_every_option_equals),
 		cmocka_unit_test(test_verbosity),

@@ -55,6 +55,7 @@ struct console {
 	bool out_broken;
 	bool rx_starved; /* no receive buffer: EPOLLIN off until the driver notifies queue 0 */
 	bool rx_held, tx_held;
+	bool paused;		     /* vm.pause: no backend I/O into or out of guest buffers */
 	size_t tx_off;		     /* bytes of tx already written */
 	uint64_t tx_bytes, rx_bytes; /* vm.counters */
 	struct virtq_elem rx, tx;
@@ -84,9 +85,9 @@ static void console_arm(struct console *c)
 {
 	uint32_t in = 0, out = 0;
 
-	if (!c->in_closed && !c->rx_starved)
+	if (!c->in_closed && !c->rx_starved && !c->paused)
 		in = EPOLLIN;
-	if (c->tx_held && !c->out_broken)
+	if (c->tx_held && !c->out_broken && !c->paused)
 		out = EPOLLOUT;
 	if (c->shared_fd) {
 		if (c->in_closed && c->out_broken)
@@ -255,9 +256,10 @@ static void console_out_cb(void *opaque, uint32_t events)
 	struct console *c = opaque;
 
 	virtio_pci_lock(c->vp);
-	if (c->tx_held)
-		console_tx(c);
-	else if (events & (EPOLLERR | EPOLLHUP))
+	if (c->tx_held) {
+		if (!c->paused)
+			console_tx(c);
+	} else if (events & (EPOLLERR | EPOLLHUP))
 		c->out_broken = true; /* nothing to write, but the fd is dead */
 	console_arm(c);
 	virtio_pci_unlock(c->vp);
@@ -269,9 +271,9 @@ static void console_inout_cb(void *opaque, uint32_t events)
 	struct console *c = opaque;
 
 	virtio_pci_lock(c->vp);
-	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && (c->in_w.armed & EPOLLIN))
+	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && (c->in_w.armed & EPOLLIN) && !c->paused)
 		console_rx(c);
-	if ((events & (EPOLLOUT | EPOLLERR)) && c->tx_held)
+	if ((events & (EPOLLOUT | EPOLLERR)) && c->tx_held && !c->paused)
 		console_tx(c);
 	console_arm(c);
 	virtio_pci_unlock(c->vp);
@@ -425,14 +427,28 @@ static void console_reset(void *dev)
 	virtio_pci_reset(console_transport(dev));
 }
 
+/* Paused, the device neither takes new buffers (the transport) nor moves bytes through the
+ * ones it holds: its backend fds are quiet until resume. */
 static void console_pause(void *dev)
 {
-	virtio_pci_pause(console_transport(dev));
+	struct console *c = dev;
+
+	virtio_pci_pause(c->vp);
+	virtio_pci_lock(c->vp);
+	c->paused = true;
+	console_arm(c);
+	virtio_pci_unlock(c->vp);
 }
 
 static void console_resume(void *dev)
 {
-	virtio_pci_resume(console_transport(dev));
+	struct console *c = dev;
+
+	virtio_pci_lock(c->vp);
+	c->paused = false;
+	console_arm(c);
+	virtio_pci_unlock(c->vp);
+	virtio_pci_resume(c->vp);
 }
 
 static void console_counters(void *dev, dev_counter_fn emit, void *opaque)

@@ -34,6 +34,7 @@ struct rng {
 	bool fd_watched; /* fd registered with the loop */
 	bool waiting;	 /* EPOLLIN armed: the held element waits for the source */
 	bool have_elem;	 /* elem popped, not yet pushed */
+	bool paused;	 /* vm.pause: the held element is not filled until resume */
 	struct log_ratelimit rl;
 	uint64_t requests, bytes; /* vm.counters */
 	struct virtq_elem elem;
@@ -119,7 +120,10 @@ static void rng_source_cb(void *opaque, uint32_t events)
 	struct rng *r = opaque;
 
 	virtio_pci_lock(r->vp);
-	rng_process(r);
+	if (r->paused)
+		rng_wait(r, false); /* resume kicks the queue, which waits again */
+	else
+		rng_process(r);
 	virtio_pci_unlock(r->vp);
 }
 
@@ -251,12 +255,23 @@ static void rng_reset(void *dev)
 
 static void rng_pause(void *dev)
 {
-	virtio_pci_pause(rng_transport(dev));
+	struct rng *r = dev;
+
+	virtio_pci_pause(r->vp);
+	virtio_pci_lock(r->vp);
+	r->paused = true;
+	rng_wait(r, false);
+	virtio_pci_unlock(r->vp);
 }
 
 static void rng_resume(void *dev)
 {
-	virtio_pci_resume(rng_transport(dev));
+	struct rng *r = dev;
+
+	virtio_pci_lock(r->vp);
+	r->paused = false;
+	virtio_pci_unlock(r->vp);
+	virtio_pci_resume(r->vp);
 }
 
 static void rng_counters(void *dev, dev_counter_fn emit, void *opaque)
