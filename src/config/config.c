@@ -5,6 +5,7 @@
  * Cloud Hypervisor) and commits to the config only when the whole argument parsed.
  */
 #include "config/config.h"
+#include "config/ids.h"
 #include "config/kv.h"
 #include "util/util.h"
 
@@ -293,6 +294,10 @@ int vm_config_validate(const struct vm_config *cfg, char *err, size_t errlen)
 		r = config_validate_nets(cfg, err, errlen);
 	if (r == 0)
 		r = vsock_config_validate(cfg->vsock, err, errlen);
+	/* Ids the user gave, across every kind of device (the defaults come later and are
+	 * unique by construction). */
+	if (r == 0)
+		r = vm_config_validate_ids(cfg, err, errlen);
 	if (r < 0)
 		return r;
 	/*

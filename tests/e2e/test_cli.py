@@ -39,8 +39,10 @@ def test_help(run_cubicle):
     (["--memory", "size=1G,foo=bar"], ["memory", "foo"]),
     (["--cpus", "boot=0"], ["cpus"]),
     (["--serial", "bogus"], ["serial"]),
+    (["--disk", "path=/a,id=d1", "--net", "tap=t0,id=d1"], ["device id 'd1'", "more than one"]),
+    (["--disk", "path=/a,id=__x"], ["device id '__x'", "reserved"]),
 ], ids=["unknown-option", "memory-size-abc", "memory-unknown-key", "cpus-boot-0",
-        "serial-bogus"])
+        "serial-bogus", "id-shared-by-disk-and-net", "id-reserved"])
 def test_bad_option(run_cubicle, testguest, args, words):
     vm = run_cubicle("--kernel", testguest("hello"), *args)
     assert_one_error(vm, *words)
