@@ -214,7 +214,6 @@ static int refuse_common(const struct json_reader *r, bool vhost)
 
 static int read_disk(const struct json_reader *r, struct disk_config *d)
 {
-	bool disable_io_uring = false;
 	int rc;
 
 	rc = json_read_str(r, "path", JSON_OPTIONAL, &d->path);
@@ -232,9 +231,9 @@ static int read_disk(const struct json_reader *r, struct disk_config *d)
 		rc = read_rate_limiter(r, &d->rate_limiter);
 	if (rc == 0)
 		rc = json_read_str(r, "id", JSON_OPTIONAL, &d->id);
-	/* Cloud Hypervisor's testing knob: accepted (the block backend is cubicle's choice). */
+	/* Cloud Hypervisor's knob: the worker-pool engine instead of io_uring. */
 	if (rc == 0)
-		rc = json_read_bool(r, "disable_io_uring", JSON_DEFAULT, &disable_io_uring);
+		rc = json_read_bool(r, "disable_io_uring", JSON_DEFAULT, &d->disable_io_uring);
 	if (rc == 0)
 		rc = read_pci_segment(r, &d->pci_segment);
 	if (rc == 0) /* later Cloud Hypervisor versions' serial (VIRTIO_BLK_T_GET_ID) */

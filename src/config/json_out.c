@@ -71,7 +71,7 @@ static json_t *disk_json(const struct disk_config *d)
 			  "num_queues", d->num_queues, "queue_size", d->queue_size, "vhost_user",
 			  d->vhost_user, "vhost_socket", d->vhost_socket, "rate_limiter_config",
 			  rate_limiter_to_json(&d->rate_limiter), "id", d->id, "disable_io_uring",
-			  0, "pci_segment", d->pci_segment);
+			  d->disable_io_uring, "pci_segment", d->pci_segment);
 
 	/* A later Cloud Hypervisor field; written only when set, as v28 does not know it. */
 	if (o && d->serial && json_object_set_new(o, "serial", json_string(d->serial)) < 0) {
