@@ -71,6 +71,9 @@ unsigned vmm_cmd_reboot(struct vmm *vmm, struct api_cmd *cmd);
 unsigned vmm_cmd_delete(struct vmm *vmm, struct api_cmd *cmd);
 unsigned vmm_cmd_power_button(struct vmm *vmm, struct api_cmd *cmd);
 unsigned vmm_cmd_add_net(struct vmm *vmm, struct api_cmd *cmd);
+unsigned vmm_cmd_add_disk(struct vmm *vmm, struct api_cmd *cmd);
+unsigned vmm_cmd_add_pmem(struct vmm *vmm, struct api_cmd *cmd);
+unsigned vmm_cmd_add_vsock(struct vmm *vmm, struct api_cmd *cmd);
 /* The body of a route cubicle does not serve yet, parsed as Cloud Hypervisor would: 0, or
  * -EINVAL with one line in @err naming the field, or -ENOMEM (bodies.c). */
 int api_body_check(const char *route, const json_t *body, char *err, size_t errlen);

@@ -8,6 +8,9 @@
 #include "api/internal.h"
 
 #include <errno.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,27 +350,182 @@ unsigned vmm_cmd_power_button(struct vmm *vmm, struct api_cmd *cmd)
 	return api_cmd_reply(cmd, 204, NULL);
 }
 
+/*
+ * vm.add-*: before vm.boot the device joins the VM's config (Cloud Hypervisor answers 204 and
+ * the device is there when the VM boots; Kata Containers adds its NICs this way). On a booted
+ * VM it would be hotplug, which cubicle cannot do yet: 501. @add puts the parsed device into
+ * @cfg (or fails with -ENOSPC when the config has no room); the whole config is validated again,
+ * and on any failure it is left as it was.
+ */
+static unsigned vmm_add_device(struct vmm *vmm, struct api_cmd *cmd, int parse_rc, const char *err,
+			       int (*add)(struct vm_config *cfg, void *dev),
+			       void (*drop)(void *dev), void *dev)
+{
+	char verr[CONFIG_ERR_MAX] = "";
+	const char *name = cmd->route->name;
+
+	if (parse_rc < 0)
+		return api_cmd_error(cmd, parse_rc == -ENOMEM ? 500 : 400, "%s: %s", name, err);
+	if (!vmm->have_cfg) {
+		drop(dev);
+		return vmm_wrong_state(vmm, cmd, "Created");
+	}
+	if (vmm->vm) {
+		drop(dev);
+		return api_cmd_error(cmd, 501,
+				     "%s: hotplug into a booted VM is not supported by cubicle yet "
+				     "(add devices before vm.boot)",
+				     name);
+	}
+	int r = add(&vmm->cfg, dev);
+	if (r == -ENOSPC) {
+		drop(dev);
+		return api_cmd_error(cmd, 400, "%s: too many devices of this kind", name);
+	}
+	r = vm_config_validate(&vmm->cfg, verr, sizeof(verr));
+	if (r == 0 && vm_config_assign_ids(&vmm->cfg) < 0)
+		r = error_set(verr, sizeof(verr), -ENOMEM, "out of memory");
+	if (r < 0) {
+		/* The device just added is the last of its kind: take it out again. */
+		add(&vmm->cfg, NULL);
+		return api_cmd_error(cmd, r == -ENOMEM ? 500 : 400, "%s: %s", name, verr);
+	}
+	return api_cmd_reply(cmd, 204, NULL);
+}
+
+/* add(cfg, dev) appends; add(cfg, NULL) removes and frees the last one (a failed validation). */
+static int add_net(struct vm_config *cfg, void *dev)
+{
+	if (!dev) {
+		net_config_free(&cfg->nets[--cfg->num_nets]);
+		return 0;
+	}
+	if (cfg->num_nets == CONFIG_MAX_NETS)
+		return -ENOSPC;
+	cfg->nets[cfg->num_nets++] = *(struct net_config *)dev;
+	return 0;
+}
+
+static int add_disk(struct vm_config *cfg, void *dev)
+{
+	if (!dev) {
+		disk_config_free(&cfg->disks[--cfg->num_disks]);
+		return 0;
+	}
+	if (cfg->num_disks == CONFIG_MAX_DISKS)
+		return -ENOSPC;
+	cfg->disks[cfg->num_disks++] = *(struct disk_config *)dev;
+	return 0;
+}
+
+static int add_pmem(struct vm_config *cfg, void *dev)
+{
+	if (!dev) {
+		pmem_config_free(&cfg->pmems[--cfg->num_pmems]);
+		return 0;
+	}
+	if (cfg->num_pmems == CONFIG_MAX_PMEMS)
+		return -ENOSPC;
+	cfg->pmems[cfg->num_pmems++] = *(struct pmem_config *)dev;
+	return 0;
+}
+
+static int add_vsock(struct vm_config *cfg, void *dev)
+{
+	if (!dev) {
+		vsock_config_free(cfg->vsock);
+		cfg->vsock = NULL;
+		return 0;
+	}
+	if (cfg->vsock)
+		return -ENOSPC; /* at most one, as in Cloud Hypervisor */
+	cfg->vsock = dev;
+	return 0;
+}
+
+static void drop_net(void *dev)
+{
+	net_config_free(dev);
+}
+
+static void drop_disk(void *dev)
+{
+	disk_config_free(dev);
+}
+
+static void drop_pmem(void *dev)
+{
+	pmem_config_free(dev);
+}
+
+static void drop_vsock(void *dev)
+{
+	vsock_config_free(dev);
+}
+
 unsigned vmm_cmd_add_net(struct vmm *vmm, struct api_cmd *cmd)
 {
 	char err[CONFIG_ERR_MAX] = "";
 	struct net_config net;
 
 	int r = net_config_from_json(cmd->body, &net, err, sizeof(err));
-	if (r < 0)
-		return api_cmd_error(cmd, r == -ENOMEM ? 500 : 400, "vm.add-net: %s", err);
-	/* The TAP fds (SCM_RIGHTS) belong to the net config from here, as they will when the net
-	 * device lands; until then it is freed at once, which closes them. */
-	unsigned nfds = 0;
-	for (unsigned i = 0; i < cmd->nr_fds && nfds < CONFIG_MAX_NET_FDS; i++) {
-		net.fds[nfds++] = cmd->fds[i];
-		cmd->fds[i] = -1;
+	if (r == 0) {
+		/* The TAP fds (SCM_RIGHTS) belong to the net config from here: they are closed
+		 * with it if the device is refused. */
+		unsigned nfds = 0;
+		for (unsigned i = 0; i < cmd->nr_fds && nfds < CONFIG_MAX_NET_FDS; i++) {
+			net.fds[nfds++] = cmd->fds[i];
+			cmd->fds[i] = -1;
+		}
+		net.num_fds = nfds;
+		/* As with --net fd=[..]: without num_queues, one queue pair per fd. */
+		if (nfds && !json_object_get(cmd->body, "num_queues"))
+			net.num_queues = (uint16_t)(2 * nfds);
+		/* Refused now rather than at vm.boot: an fd that is not a TAP queue (checked
+		 * only when the device would be accepted; the state errors come first). */
+		for (unsigned i = 0; r == 0 && vmm->have_cfg && !vmm->vm && i < nfds; i++) {
+			struct ifreq ifr;
+			if (ioctl(net.fds[i], TUNGETIFF, &ifr) < 0) {
+				r = error_set(
+					err, sizeof(err), -EINVAL,
+					"fd %u of %u sent with the request is not a TAP device",
+					i + 1, nfds);
+				net_config_free(&net);
+			}
+		}
 	}
-	net.num_fds = nfds;
-	net_config_free(&net);
-	return api_cmd_error(cmd, 501,
-			     "vm.add-net: not supported by cubicle yet (no virtio-net device; "
-			     "%u fd(s) received and closed)",
-			     nfds);
+	return vmm_add_device(vmm, cmd, r, err, add_net, drop_net, &net);
+}
+
+unsigned vmm_cmd_add_disk(struct vmm *vmm, struct api_cmd *cmd)
+{
+	char err[CONFIG_ERR_MAX] = "";
+	struct disk_config disk;
+
+	int r = disk_config_from_json(cmd->body, &disk, err, sizeof(err));
+	return vmm_add_device(vmm, cmd, r, err, add_disk, drop_disk, &disk);
+}
+
+unsigned vmm_cmd_add_pmem(struct vmm *vmm, struct api_cmd *cmd)
+{
+	char err[CONFIG_ERR_MAX] = "";
+	struct pmem_config pmem;
+
+	int r = pmem_config_from_json(cmd->body, &pmem, err, sizeof(err));
+	return vmm_add_device(vmm, cmd, r, err, add_pmem, drop_pmem, &pmem);
+}
+
+unsigned vmm_cmd_add_vsock(struct vmm *vmm, struct api_cmd *cmd)
+{
+	char err[CONFIG_ERR_MAX] = "";
+	struct vsock_config *vsock = calloc(1, sizeof(*vsock));
+
+	if (!vsock)
+		return api_cmd_error(cmd, 500, "vm.add-vsock: out of memory");
+	int r = vsock_config_from_json(cmd->body, vsock, err, sizeof(err));
+	if (r < 0)
+		free(vsock);
+	return vmm_add_device(vmm, cmd, r, err, add_vsock, drop_vsock, vsock);
 }
 
 unsigned vmm_cmd_unsupported(struct vmm *vmm, struct api_cmd *cmd)

@@ -23,6 +23,7 @@
 #include "util/log.h"
 #include "util/ratelimit.h"
 #include "util/util.h"
+#include "pci/pci.h"
 #include "virtio/virtio.h"
 
 #define PCI_CLASS_STORAGE_SCSI 0x010000
@@ -1003,6 +1004,16 @@ static void blk_set_counters(void *dev, dev_counter_fn emit, void *opaque)
 	}
 }
 
+/* vm.info's device tree: each disk by its id, with its PCI slot. */
+static void blk_set_nodes(void *dev, dev_node_fn emit, void *opaque)
+{
+	struct blk_set *s = dev;
+
+	for (unsigned i = 0; i < s->n; i++)
+		emit(opaque, s->disks[i]->id,
+		     (int)pci_function_slot(virtio_pci_function(s->disks[i]->vp)));
+}
+
 const struct dev_ops blk_ops = {
 	.name = "virtio-blk",
 	.realize = blk_set_realize,
@@ -1011,4 +1022,5 @@ const struct dev_ops blk_ops = {
 	.pause = blk_set_pause,
 	.resume = blk_set_resume,
 	.counters = blk_set_counters,
+	.nodes = blk_set_nodes,
 };

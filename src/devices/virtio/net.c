@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "devices/virtio/net.h"
+#include "pci/pci.h"
 #include "util/util.h"
 
 #define PCI_CLASS_NET_ETHERNET 0x020000
@@ -560,6 +561,16 @@ static void net_set_counters(void *dev, dev_counter_fn emit, void *opaque)
 	}
 }
 
+/* vm.info's device tree: each NIC by its id, with its PCI slot. */
+static void net_set_nodes(void *dev, dev_node_fn emit, void *opaque)
+{
+	struct net_set *s = dev;
+
+	for (unsigned i = 0; i < s->num; i++)
+		emit(opaque, s->nics[i]->id,
+		     (int)pci_function_slot(virtio_pci_function(s->nics[i]->vp)));
+}
+
 const struct dev_ops net_ops = {
 	.name = "virtio-net",
 	.realize = net_realize,
@@ -568,4 +579,5 @@ const struct dev_ops net_ops = {
 	.pause = net_set_pause,
 	.resume = net_set_resume,
 	.counters = net_set_counters,
+	.nodes = net_set_nodes,
 };

@@ -27,6 +27,7 @@
 #include "config/config.h"
 #include "devices/virtio/virtio_devices.h"
 #include "devices/virtio/vsock.h"
+#include "pci/pci.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -609,6 +610,14 @@ static void vsock_counters(void *dev, dev_counter_fn emit, void *opaque)
 	virtio_pci_unlock(vs->vp);
 }
 
+/* vm.info's device tree: the vsock device by its id, with its PCI slot. */
+static void vsock_nodes(void *dev, dev_node_fn emit, void *opaque)
+{
+	struct vsock *vs = dev;
+
+	emit(opaque, vs->id, (int)pci_function_slot(virtio_pci_function(vs->vp)));
+}
+
 const struct dev_ops vsock_ops = {
 	.name = "virtio-vsock",
 	.realize = vsock_realize,
@@ -617,4 +626,5 @@ const struct dev_ops vsock_ops = {
 	.pause = vsock_pause,
 	.resume = vsock_resume,
 	.counters = vsock_counters,
+	.nodes = vsock_nodes,
 };
