@@ -20,6 +20,8 @@ enum cli_opt_id {
 	OPT_SERIAL,
 	OPT_CONSOLE,
 	OPT_RNG,
+	OPT_BALLOON,
+	OPT_PMEM,
 	OPT_LOG_FILE,
 	OPT_VERBOSE,
 	OPT_VERSION,
@@ -56,6 +58,13 @@ static const struct cli_opt cli_opts[] = {
 	{ OPT_RNG, "rng", 0, true,
 	  "Random number generator parameters \"src=<entropy_source_path>,iommu=on|off\" "
 	  "[default: src=/dev/urandom]" },
+	{ OPT_BALLOON, "balloon", 0, true,
+	  "Balloon parameters \"size=<balloon_size>,deflate_on_oom=on|off,"
+	  "free_page_reporting=on|off\"" },
+	{ OPT_PMEM, "pmem", 0, true,
+	  "Persistent memory parameters \"file=<backing_file_path>,size=<persistent_memory_size>,"
+	  "iommu=on|off,discard_writes=on|off,id=<device_id>,pci_segment=<segment_id>\" "
+	  "(repeatable)" },
 	{ OPT_LOG_FILE, "log-file", 0, true, "Log file. Standard error is used if not specified" },
 	{ OPT_VERBOSE, NULL, 'v', false, "Sets the level of debugging output (repeat for more)" },
 	{ OPT_VERSION, "version", 'V', false, "Print version information" },
@@ -64,10 +73,9 @@ static const struct cli_opt cli_opts[] = {
 
 /* Cloud Hypervisor v28 options that cubicle refuses for now. */
 static const char *const cli_unsupported[] = {
-	"platform",   "memory-zone",   "firmware",    "disk",	 "net",	    "balloon", "fs",
-	"pmem",	      "device",	       "user-device", "vdpa",	 "vsock",   "numa",    "watchdog",
-	"api-socket", "event-monitor", "restore",     "seccomp", "sgx-epc", "gdb",     "tdx",
-	NULL,
+	"platform",    "memory-zone", "firmware", "disk", "net",      "fs",	    "device",
+	"user-device", "vdpa",	      "vsock",	  "numa", "watchdog", "api-socket", "event-monitor",
+	"restore",     "seccomp",     "sgx-epc",  "gdb",  "tdx",      NULL,
 };
 
 static const struct cli_opt *find_long(const char *name, size_t len)
@@ -129,6 +137,10 @@ static int apply(struct cli_args *a, const struct cli_opt *o, const char *option
 		return config_parse_console(&cfg->console, option, value, err, errlen);
 	case OPT_RNG:
 		return config_parse_rng(cfg, value, err, errlen);
+	case OPT_BALLOON:
+		return config_parse_balloon(cfg, value, err, errlen);
+	case OPT_PMEM:
+		return config_parse_pmem(cfg, value, err, errlen);
 	case OPT_VERBOSE:
 		a->verbosity++;
 		return 0;
@@ -205,7 +217,7 @@ static int parse_args(int argc, char *const argv[], struct cli_args *a, char *er
 				return error_set(err, errlen, -EINVAL, "%s: missing value", option);
 			value = argv[++i];
 		}
-		if (o->takes_value && seen[o->id]++)
+		if (o->takes_value && o->id != OPT_PMEM && seen[o->id]++)
 			return error_set(err, errlen, -EINVAL, "%s: given more than once", option);
 		if (value && !value[0] && o->id != OPT_CMDLINE)
 			return error_set(err, errlen, -EINVAL, "%s: missing value", option);

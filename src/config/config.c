@@ -288,6 +288,12 @@ int vm_config_validate(const struct vm_config *cfg, char *err, size_t errlen)
 	r = validate_rng(&cfg->rng, err, errlen);
 	if (r < 0)
 		return r;
+	r = config_validate_balloon(cfg, err, errlen);
+	if (r < 0)
+		return r;
+	r = config_validate_pmems(cfg, err, errlen);
+	if (r < 0)
+		return r;
 	/*
 	 * Cloud Hypervisor v28 refuses this too ("Console mode tty specified for both serial and
 	 * console"): both devices would read the same keystrokes from one terminal.

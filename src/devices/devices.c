@@ -16,6 +16,8 @@ const struct dev_ops *const dev_table[] = {
 	&debug_port_ops, /* boot progress codes, 0x80 */
 	&rng_ops,	 /* virtio-rng on PCI, always present (--rng src=) */
 	&console_ops,	 /* virtio-console on PCI (--console, default tty) */
+	&balloon_ops,	 /* virtio-balloon on PCI (--balloon) */
+	&pmem_ops,	 /* virtio-pmem on PCI, one per --pmem */
 };
 
 const unsigned dev_table_size = ARRAY_SIZE(dev_table);

@@ -58,6 +58,8 @@ struct pci_function;
 /* Virtio device ids (§5). */
 #define VIRTIO_ID_CONSOLE 3
 #define VIRTIO_ID_RNG	  4
+#define VIRTIO_ID_BALLOON 5
+#define VIRTIO_ID_PMEM	  27
 
 /* Device status bits (§2.1). */
 #define VIRTIO_STATUS_ACKNOWLEDGE 0x01
@@ -184,6 +186,9 @@ void virtio_pci_set_notify(struct virtio_pci *vp, unsigned q, bool enable);
 /* Queues another ops->queue_notify(@q) on the loop: a device that stops after a bounded batch
  * of work comes back for the rest without starving other fds. */
 void virtio_pci_kick(struct virtio_pci *vp, unsigned q);
+/* The device changed its config space (lock held): bumps config_generation and, once the
+ * driver is running, sends the config-change interrupt. */
+void virtio_pci_config_changed(struct virtio_pci *vp);
 /* Whether @q can be used now (enabled, DRIVER_OK, not NEEDS_RESET, not paused). */
 bool virtio_pci_queue_ready(struct virtio_pci *vp, unsigned q);
 

@@ -91,6 +91,13 @@ static void vp_config_interrupt(struct virtio_pci *vp)
 		(void)msix_notify(vp->fn, vp->msix_config);
 }
 
+void virtio_pci_config_changed(struct virtio_pci *vp)
+{
+	vp->config_generation++;
+	if ((vp->status & VIRTIO_STATUS_DRIVER_OK) && !(vp->status & VIRTIO_STATUS_NEEDS_RESET))
+		vp_config_interrupt(vp);
+}
+
 static void vp_needs_reset(struct virtio_pci *vp, unsigned q, const char *why)
 {
 	if (vp->status & VIRTIO_STATUS_NEEDS_RESET)
