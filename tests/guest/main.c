@@ -46,6 +46,8 @@ static const struct scenario scenarios[] = {
 	{ "smoke", false, 0, scenario_smoke },
 	{ "pci-enum", false, 0, scenario_pci_enum },
 	{ "virtio-rng", true, 100, scenario_virtio_rng },
+	{ "virtio-balloon", true, 0, scenario_virtio_balloon },
+	{ "virtio-pmem", false, 0, scenario_virtio_pmem },
 	{ "hostile-loop", false, 0, scenario_hostile_loop },
 	{ "hostile-oob", false, 0, scenario_hostile_oob },
 	{ "hostile-overflow", false, 0, scenario_hostile_overflow },

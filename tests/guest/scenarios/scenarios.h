@@ -7,6 +7,8 @@
 bool scenario_smoke(uint64_t arg, char *why);
 bool scenario_pci_enum(uint64_t arg, char *why);
 bool scenario_virtio_rng(uint64_t arg, char *why);
+bool scenario_virtio_balloon(uint64_t arg, char *why);
+bool scenario_virtio_pmem(uint64_t arg, char *why);
 bool scenario_hostile_loop(uint64_t arg, char *why);
 bool scenario_hostile_oob(uint64_t arg, char *why);
 bool scenario_hostile_overflow(uint64_t arg, char *why);
