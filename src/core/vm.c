@@ -25,6 +25,7 @@
 #include "core/loop.h"
 #include "core/vcpu.h"
 #include "devices/device.h"
+#include "devices/virtio/virtio_devices.h"
 #include "hv/hv.h"
 #include "mem/guest_mem.h"
 #include "pci/pci.h"
@@ -647,6 +648,15 @@ struct vm *vm_destroy(struct vm *vm)
 	vcpu_group_destroy(&vm->group);
 	free(vm);
 	return NULL;
+}
+
+int vm_balloon_resize(struct vm *vm, uint64_t bytes)
+{
+	for (unsigned i = 0; i < vm->nr_realized; i++) {
+		if (dev_table[i] == &balloon_ops)
+			return balloon_set_target(vm->devs[i], bytes);
+	}
+	return -ENODEV;
 }
 
 enum vm_state vm_get_state(const struct vm *vm)

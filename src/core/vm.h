@@ -54,6 +54,14 @@ int vm_reboot(struct vm *vm, char *err, size_t errlen);
 /* Stops everything and frees. Accepts NULL; returns NULL. */
 struct vm *vm_destroy(struct vm *vm);
 
+/*
+ * vm.resize desired_balloon: asks the guest's balloon to hold @bytes (a multiple of 4 KiB, at
+ * most the memory size); the guest is told through a config-change interrupt and inflates or
+ * deflates on its own time. Loop thread. Returns 0, -ENODEV without --balloon (or before the
+ * devices exist), -EINVAL for a bad size.
+ */
+int vm_balloon_resize(struct vm *vm, uint64_t bytes);
+
 enum vm_state vm_get_state(const struct vm *vm);
 /* "Created", "Running", "Paused", "Shutdown" as Cloud Hypervisor's vm.info says it. */
 const char *vm_state_name(enum vm_state state);

@@ -286,6 +286,23 @@ static void test_free_page_reporting(void **state)
 	assert_int_equal(counters(x).bad_requests, 1);
 }
 
+static void test_hugepages_counted_only(void **state)
+{
+	struct fx *x = *state;
+	uint32_t pfns[] = { RAM2_PFN, RAM2_PFN + 1 };
+	struct balloon_counters c;
+
+	x->h->cfg.memory.hugepages = true;
+	start(x, F_STATS);
+	memset(x->ram2, 0x42, 2 * 4096);
+	assert_int_equal(post_pfns(x, BALLOON_Q_INFLATE, pfns, 2), 1);
+	c = counters(x);
+	assert_int_equal(c.inflated_pages, 2);
+	assert_int_equal(c.discard_failed, 2);
+	assert_int_equal(c.discarded_bytes, 0);
+	assert_int_equal(x->ram2[4096], 0x42);
+}
+
 static void test_not_configured(void **state)
 {
 	struct fx *x = *state;
@@ -306,6 +323,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_huge_and_odd_elements, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_page_reporting, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hugepages_counted_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_configured, setup, teardown),
 	};
 

@@ -56,7 +56,7 @@ struct balloon {
 	struct virtio_pci *vp;
 	struct virtio_dev_ops vops; /* per instance: the queue count follows the config */
 	const struct guest_mem *mem;
-	int advice; /* MADV_DONTNEED, or MADV_REMOVE for shared RAM */
+	int advice; /* MADV_DONTNEED, MADV_REMOVE for shared RAM, -1 for huge pages: none */
 	uint32_t num_pages;
 	uint32_t actual;
 	struct balloon_counters c;
@@ -74,8 +74,12 @@ static void balloon_discard(struct balloon *b, uint8_t *host, size_t len)
 {
 	if (!len)
 		return;
+	if (b->advice < 0) {
+		b->c.discard_failed += len / BALLOON_PAGE_SIZE; /* huge pages: counted only */
+		return;
+	}
 	if (madvise(host, len, b->advice) < 0) {
-		b->c.discard_failed++;
+		b->c.discard_failed += len / BALLOON_PAGE_SIZE;
 		log_ratelimited(&b->rl, LOG_WARN, "virtio-balloon: madvise of %zu bytes: %s", len,
 				strerror(errno));
 		return;
@@ -254,6 +258,8 @@ int balloon_create(const struct dev_ctx *ctx, const struct balloon_config *bc, v
 		return -ENOMEM;
 	b->mem = ctx->mem;
 	b->advice = ctx->cfg && ctx->cfg->memory.shared ? MADV_REMOVE : MADV_DONTNEED;
+	if (ctx->cfg && ctx->cfg->memory.hugepages)
+		b->advice = -1; /* a 4 KiB piece of a huge page cannot be given back */
 	b->num_pages = (uint32_t)(bc->size / BALLOON_PAGE_SIZE);
 	b->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(1000000000ULL, 5);
 	b->vops = (struct virtio_dev_ops){

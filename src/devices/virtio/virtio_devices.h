@@ -56,9 +56,9 @@ struct balloon_counters {
 	uint64_t discarded_bytes;		 /* given back to the host (madvise) */
 	uint64_t reported_bytes;		 /* of those, from free page reporting */
 	uint64_t bad_pfns;			 /* frame numbers outside guest RAM: dropped */
-	uint64_t dropped_pfns; /* beyond BALLOON_MAX_PFNS in one element: dropped */
-	uint64_t bad_requests; /* malformed elements (odd lengths, wrong direction) */
-	uint64_t discard_failed;
+	uint64_t dropped_pfns;	 /* beyond BALLOON_MAX_PFNS in one element: dropped */
+	uint64_t bad_requests;	 /* malformed elements (odd lengths, wrong direction) */
+	uint64_t discard_failed; /* pages not given back: madvise failed, or huge pages */
 	uint64_t stats_updates;
 };
 
