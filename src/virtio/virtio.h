@@ -31,7 +31,7 @@
  * inside a PCI hook), which is what pci.h allows bar_rw and msix_notify.
  *
  * A driver that breaks the rules (a ring that fails virtq_init, a chain virtq_pop() refuses, a
- * notify before DRIVER_OK) puts the device in DEVICE_NEEDS_RESET: status bit 0x40, a
+ * queue enabled before FEATURES_OK) puts the device in DEVICE_NEEDS_RESET: status bit 0x40, a
  * config-change interrupt, one rate-limited log line; the queues stop until the driver writes 0
  * to device_status, which resets the device and its queues.
  */
