@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "core/loop.h"
 #include "core/vm.h"
+#include "security/seccomp.h"
 #include "util/log.h"
 #include "util/util.h"
 #include "version.h"
@@ -102,7 +103,10 @@ static int vmm_run(const struct vm_config *cfg)
 		log_error("%s", err);
 	} else if ((r = vm_boot(vmm.vm)) < 0) {
 		log_error("cannot boot the VM: %s", strerror(-r));
+	} else if ((r = seccomp_apply(SECCOMP_THREAD_VMM, cfg->seccomp, "vmm")) < 0) {
+		log_error("cannot install the seccomp filter of the VMM thread: %s", strerror(-r));
 	} else {
+		seccomp_selftest(SECCOMP_THREAD_VMM);
 		status = loop_run(vmm.loop);
 		if (status < 0) {
 			log_error("event loop failed: %s", strerror(-status));

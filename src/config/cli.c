@@ -23,6 +23,7 @@ enum cli_opt_id {
 	OPT_BALLOON,
 	OPT_PMEM,
 	OPT_LOG_FILE,
+	OPT_SECCOMP,
 	OPT_VERBOSE,
 	OPT_VERSION,
 	OPT_HELP,
@@ -66,6 +67,8 @@ static const struct cli_opt cli_opts[] = {
 	  "iommu=on|off,discard_writes=on|off,id=<device_id>,pci_segment=<segment_id>\" "
 	  "(repeatable)" },
 	{ OPT_LOG_FILE, "log-file", 0, true, "Log file. Standard error is used if not specified" },
+	{ OPT_SECCOMP, "seccomp", 0, true,
+	  "Disable or enable seccomp filters: true|false|log [default: true]" },
 	{ OPT_VERBOSE, NULL, 'v', false, "Sets the level of debugging output (repeat for more)" },
 	{ OPT_VERSION, "version", 'V', false, "Print version information" },
 	{ OPT_HELP, "help", 'h', false, "Print help information" },
@@ -75,7 +78,7 @@ static const struct cli_opt cli_opts[] = {
 static const char *const cli_unsupported[] = {
 	"platform",    "memory-zone", "firmware", "disk", "net",      "fs",	    "device",
 	"user-device", "vdpa",	      "vsock",	  "numa", "watchdog", "api-socket", "event-monitor",
-	"restore",     "seccomp",     "sgx-epc",  "gdb",  "tdx",      NULL,
+	"restore",     "sgx-epc",     "gdb",	  "tdx",  NULL,
 };
 
 static const struct cli_opt *find_long(const char *name, size_t len)
@@ -141,6 +144,8 @@ static int apply(struct cli_args *a, const struct cli_opt *o, const char *option
 		return config_parse_balloon(cfg, value, err, errlen);
 	case OPT_PMEM:
 		return config_parse_pmem(cfg, value, err, errlen);
+	case OPT_SECCOMP:
+		return config_parse_seccomp(cfg, value, err, errlen);
 	case OPT_VERBOSE:
 		a->verbosity++;
 		return 0;

@@ -511,6 +511,23 @@ int config_parse_console(struct console_config *con, const char *option, const c
 	return 0;
 }
 
+int config_parse_seccomp(struct vm_config *cfg, const char *arg, char *err, size_t errlen)
+{
+	static const struct {
+		const char *word;
+		enum seccomp_mode mode;
+	} words[] = { { "true", SECCOMP_ON }, { "false", SECCOMP_OFF }, { "log", SECCOMP_LOG } };
+
+	for (size_t i = 0; i < ARRAY_SIZE(words); i++) {
+		if (strcmp(arg, words[i].word) == 0) {
+			cfg->seccomp = words[i].mode;
+			return 0;
+		}
+	}
+	return error_set(err, errlen, -EINVAL,
+			 "--seccomp: invalid value '%s' (expected true, false or log)", arg);
+}
+
 const char *config_rng_src(const struct vm_config *cfg)
 {
 	return cfg->rng.src ? cfg->rng.src : CONFIG_DEFAULT_RNG_SRC;

@@ -154,7 +154,15 @@ struct balloon_config {
 	bool free_page_reporting;
 };
 
+/* --seccomp true|false|log (Cloud Hypervisor v28): not part of VmConfig's JSON. */
+enum seccomp_mode {
+	SECCOMP_ON, /* default: a forbidden system call ends the process (security/seccomp.h) */
+	SECCOMP_OFF,
+	SECCOMP_LOG, /* allowed and logged by the kernel */
+};
+
 struct vm_config {
+	enum seccomp_mode seccomp;
 	struct cpus_config cpus;
 	struct memory_config memory;
 	struct payload_config payload;
@@ -221,6 +229,8 @@ int config_parse_pmem(struct vm_config *cfg, const char *arg, char *err, size_t 
  * pmem sizes multiples of PMEM_ALIGN, ids unique. -EINVAL with @err naming the option. */
 int config_validate_balloon(const struct vm_config *cfg, char *err, size_t errlen);
 int config_validate_pmems(const struct vm_config *cfg, char *err, size_t errlen);
+/* "true|false|log" (--seccomp). */
+int config_parse_seccomp(struct vm_config *cfg, const char *arg, char *err, size_t errlen);
 /* The rng source to open: cfg->rng.src or the default. */
 const char *config_rng_src(const struct vm_config *cfg);
 

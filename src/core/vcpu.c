@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "core/vcpu.h"
+#include "security/seccomp.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -107,6 +108,14 @@ static void *vcpu_thread(void *arg)
 	pthread_setname_np(pthread_self(), name);
 	if (hv_vcpu_thread_init() < 0)
 		log_warn("vcpu%u: cannot set up kick signal", v->index);
+	int r = seccomp_apply(SECCOMP_THREAD_VCPU, g->seccomp, name);
+	if (r < 0) {
+		/* The user asked for confinement: never run the guest without it. */
+		log_error("vcpu%u: cannot install the seccomp filter: %s", v->index, strerror(-r));
+		g->event(g->opaque, v->index, VCPU_EVENT_ERROR);
+		goto out;
+	}
+	seccomp_selftest(SECCOMP_THREAD_VCPU);
 
 	for (;;) {
 		struct hv_exit ex;
@@ -121,7 +130,7 @@ static void *vcpu_thread(void *arg)
 				 (now - g->start_ns) / 1e6, now / 1000000000, now % 1000000000);
 		}
 		first = false;
-		int r = hv_vcpu_run(v->hv, &ex);
+		r = hv_vcpu_run(v->hv, &ex);
 		if (r < 0) {
 			log_error("vcpu%u: running the guest failed: %s", v->index, strerror(-r));
 			g->event(g->opaque, v->index, VCPU_EVENT_ERROR);
@@ -149,13 +158,14 @@ static void *vcpu_thread(void *arg)
 		break;
 	}
 
+out:
 	if (log_get_level() >= LOG_DEBUG) {
-		struct hv_regs r;
+		struct hv_regs regs;
 		struct hv_sregs sr;
-		if (hv_vcpu_get_regs(v->hv, &r) == 0 && hv_vcpu_get_sregs(v->hv, &sr) == 0)
+		if (hv_vcpu_get_regs(v->hv, &regs) == 0 && hv_vcpu_get_sregs(v->hv, &sr) == 0)
 			log_debug("vcpu%u: stopped at RIP %#" PRIx64 " CS %#x CR0 %#" PRIx64
 				  " EFER %#" PRIx64,
-				  v->index, r.rip, sr.cs.selector, sr.cr0, sr.efer);
+				  v->index, regs.rip, sr.cs.selector, sr.cr0, sr.efer);
 	}
 	pthread_mutex_lock(&g->lock);
 	g->running--;

@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "config/config.h"
+
 struct hv;
 struct hv_vcpu;
 struct guest_mem;
@@ -32,6 +34,7 @@ struct vcpu_group {
 	unsigned running;  /* threads alive, under lock */
 	uint64_t start_ns; /* the process's start, for the first-entry log line */
 	struct guest_mem *mem;
+	enum seccomp_mode seccomp; /* each vCPU thread confines itself before its first run */
 	void (*event)(void *opaque, unsigned index, enum vcpu_event ev);
 	void *opaque;
 };

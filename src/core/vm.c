@@ -176,12 +176,21 @@ static int vm_ioeventfd(void *opaque, int fd, uint64_t addr, unsigned len, bool 
 	return hv_ioeventfd(vm->hv, fd, addr, len, assign);
 }
 
-/* From any thread: the first reason wins; the loop thread acts on it. */
+/*
+ * From any thread: the first reason wins; the loop thread acts on it. Like a real reset or
+ * power-off, it takes effect at once: no vCPU enters the guest again (the one whose write asked
+ * for it sees the stop flag on its way back; the others are kicked), so the guest cannot run
+ * past its own reset while the loop catches up.
+ */
 static void vm_note_exit(struct vm *vm, enum vm_exit why)
 {
 	int expected = EXIT_NONE;
 	if (atomic_compare_exchange_strong(&vm->pending, &expected, (int)why)) {
 		uint64_t one = 1;
+		atomic_store(&vm->group.stop, true);
+		for (unsigned i = 0; i < vm->nr_vcpus; i++)
+			if (vm->vcpus[i].started)
+				hv_vcpu_kick(vm->vcpus[i].hv);
 		(void)!write(vm->eventfd, &one, sizeof(one));
 	}
 }
@@ -496,6 +505,7 @@ static int vm_build(struct vm *vm, char *err, size_t errlen)
 	vm->group.parked = 0;
 	vm->group.start_ns = vm->start_ns;
 	vm->group.mem = &vm->mem;
+	vm->group.seccomp = vm->cfg->seccomp;
 	vm->group.event = vm_vcpu_event;
 	vm->group.opaque = vm;
 

@@ -46,6 +46,14 @@ struct hv *hv_destroy(struct hv *hv);
 
 void hv_get_caps(struct hv *hv, struct hv_caps *ret);
 
+/*
+ * The ioctl request numbers the backend issues, for the seccomp filters (security/): with
+ * @vcpu_thread, those a vCPU thread makes (hv_vcpu_run and everything the exits' device
+ * handlers call: interrupts, routes, ioeventfds); otherwise those of every other hv call.
+ * Returns the count and sets *@ret to a static array. A backend without ioctls returns 0.
+ */
+size_t hv_seccomp_ioctls(bool vcpu_thread, const unsigned long **ret);
+
 /* Sets the callbacks used by every vCPU's hv_vcpu_run(). Call before the first run. */
 void hv_set_io_ops(struct hv *hv, const struct hv_io_ops *ops, void *opaque);
 

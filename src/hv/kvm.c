@@ -174,6 +174,42 @@ fail:
 	return r;
 }
 
+/* What a vCPU thread issues: KVM_RUN, register reads for reports, and what the exits' device
+ * handlers call (interrupt lines, MSIs, MSI-X routes and irqfds, ioeventfds on DRIVER_OK). */
+static const unsigned long kvm_vcpu_ioctls[] = {
+	KVM_RUN,	KVM_GET_REGS,	     KVM_GET_SREGS, KVM_IRQ_LINE,
+	KVM_SIGNAL_MSI, KVM_SET_GSI_ROUTING, KVM_IRQFD,	    KVM_IOEVENTFD,
+};
+
+/* Everything else: building the VM and its vCPUs (also after a guest reboot). */
+static const unsigned long kvm_other_ioctls[] = {
+	KVM_GET_API_VERSION,
+	KVM_CHECK_EXTENSION,
+	KVM_CREATE_VM,
+	KVM_GET_VCPU_MMAP_SIZE,
+	KVM_GET_SUPPORTED_CPUID,
+	KVM_SET_TSS_ADDR,
+	KVM_SET_IDENTITY_MAP_ADDR,
+	KVM_CREATE_IRQCHIP,
+	KVM_CREATE_PIT2,
+	KVM_SET_USER_MEMORY_REGION,
+	KVM_GET_DIRTY_LOG,
+	KVM_CREATE_VCPU,
+	KVM_SET_REGS,
+	KVM_SET_SREGS,
+	KVM_SET_MSRS,
+	KVM_SET_CPUID2,
+	KVM_SET_FPU,
+	KVM_GET_LAPIC,
+	KVM_SET_LAPIC,
+};
+
+size_t hv_seccomp_ioctls(bool vcpu_thread, const unsigned long **ret)
+{
+	*ret = vcpu_thread ? kvm_vcpu_ioctls : kvm_other_ioctls;
+	return vcpu_thread ? ARRAY_SIZE(kvm_vcpu_ioctls) : ARRAY_SIZE(kvm_other_ioctls);
+}
+
 void hv_get_caps(struct hv *hv, struct hv_caps *ret)
 {
 	*ret = hv->caps;

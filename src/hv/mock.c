@@ -159,6 +159,12 @@ struct hv *hv_destroy(struct hv *hv)
 	return NULL;
 }
 
+size_t hv_seccomp_ioctls(bool vcpu_thread, const unsigned long **ret)
+{
+	*ret = NULL;
+	return 0;
+}
+
 void hv_get_caps(struct hv *hv, struct hv_caps *ret)
 {
 	*ret = hv->caps;

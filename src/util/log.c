@@ -120,6 +120,16 @@ __attribute__((format(printf, 2, 0))) void log_vmsg(enum log_level level, const 
 	pthread_mutex_unlock(&log_lock);
 }
 
+void log_write_raw(const char *line, size_t len)
+{
+	/* No lock: this runs in signal handlers. A log file gets the line, and stderr too, so
+	 * that whoever started cubicle sees why it died. */
+	int fd = log_fd;
+	if (fd >= 0)
+		write_all(fd, line, len);
+	write_all(STDERR_FILENO, line, len);
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
 	va_list ap;

@@ -9,6 +9,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum log_level {
@@ -27,6 +28,10 @@ enum log_level log_get_level(void);
 int log_open_file(const char *path);
 /* Back to stderr; closes a file opened with log_open_file(). */
 void log_close_file(void);
+
+/* Writes @line as is to the log file (if any) and to stderr: async-signal-safe, takes no lock,
+ * for reports from signal handlers (the seccomp violation handler). */
+void log_write_raw(const char *line, size_t len);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_vmsg(enum log_level level, const char *fmt, va_list ap);

@@ -179,8 +179,9 @@ def vm_factory(cubicle_bin):
     end of the test is killed."""
     vms = []
 
-    def start(*args):
-        vm = Vm([cubicle_bin, *args])
+    def start(*args, env=None):
+        """@env: extra environment variables for cubicle (added to the test's own)."""
+        vm = Vm([cubicle_bin, *args], env={**os.environ, **env} if env else None)
         vms.append(vm)
         return vm
     yield start
@@ -192,8 +193,8 @@ def vm_factory(cubicle_bin):
 def run_cubicle(vm_factory):
     """run_cubicle(args..., timeout=30) runs cubicle to completion and returns the Vm (with
     .proc.returncode, .stdout, .stderr)."""
-    def run(*args, timeout=30):
-        vm = vm_factory(*args)
+    def run(*args, timeout=30, env=None):
+        vm = vm_factory(*args, env=env)
         vm.wait(timeout)
         return vm
     return run

@@ -239,15 +239,35 @@ static void test_sub_option_errors(void **state)
 		  "iommu=maybe");
 	PARSE_ERR("--rng: given more than once", "--rng", "src=/a", "--rng", "src=/b");
 	PARSE_ERR("--rng: 'src' needs a value", "--rng", "src=");
+	PARSE_ERR("--seccomp: invalid value 'yes' (expected true, false or log)", "--seccomp",
+		  "yes");
+}
+
+static void test_seccomp(void **state)
+{
+	struct cli_args a;
+
+	(void)state;
+	PARSE_OK(&a, "--kernel", "k");
+	assert_int_equal(a.cfg.seccomp, SECCOMP_ON); /* Cloud Hypervisor's default: true */
+	cli_args_free(&a);
+	PARSE_OK(&a, "--seccomp", "false");
+	assert_int_equal(a.cfg.seccomp, SECCOMP_OFF);
+	cli_args_free(&a);
+	PARSE_OK(&a, "--seccomp=log");
+	assert_int_equal(a.cfg.seccomp, SECCOMP_LOG);
+	cli_args_free(&a);
+	PARSE_OK(&a, "--seccomp=true");
+	assert_int_equal(a.cfg.seccomp, SECCOMP_ON);
+	cli_args_free(&a);
 }
 
 static void test_not_supported(void **state)
 {
 	static const char *const opts[] = {
-		"disk",		 "net",	     "fs",	 "vsock",	"api-socket",
-		"event-monitor", "restore",  "seccomp",	 "device",	"numa",
-		"watchdog",	 "platform", "firmware", "memory-zone", "user-device",
-		"vdpa",		 "sgx-epc",  "gdb",	 "tdx",
+		"disk",	       "net",	      "fs",   "vsock",	  "api-socket", "event-monitor",
+		"restore",     "device",      "numa", "watchdog", "platform",	"firmware",
+		"memory-zone", "user-device", "vdpa", "sgx-epc",  "gdb",	"tdx",
 	};
 
 	(void)state;
@@ -392,6 +412,7 @@ int main(void)
 		cmocka_unit_test(test_not_supported),
 		cmocka_unit_test(test_balloon),
 		cmocka_unit_test(test_pmem),
+		cmocka_unit_test(test_seccomp),
 		cmocka_unit_test(test_error_after_allocations),
 		cmocka_unit_test(test_help_text),
 	};

@@ -202,6 +202,42 @@ static void test_rtc_time(void **state)
 	rtc_ops.unrealize(dev);
 }
 
+/* The RTC's own calendar arithmetic agrees with glibc's gmtime_r across leap years, century
+ * rules, both sides of the epoch and far years. */
+static void test_rtc_utc_matches_gmtime(void **state)
+{
+	static const int64_t points[] = {
+		0,
+		-1,
+		86399,
+		86400,
+		951782400 /* 2000-02-29 */,
+		951868800,
+		4107542400 /* 2100-02-28 */,
+		4107628800,
+		1709164800 /* 2024-02-29 */,
+		-2208988800 /* 1900-01-01 */,
+		253402300799 /* 9999-12-31 23:59:59 */,
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(points) + 20000; i++) {
+		/* Then a spread from 1833 to 2400 in steps of ~330 days. */
+		int64_t spread =
+			(int64_t)(i - ARRAY_SIZE(points)) * 7919 * 3607 - (INT64_C(1) << 32);
+		int64_t t = i < ARRAY_SIZE(points) ? points[i] : spread;
+		time_t tt = (time_t)t;
+		struct tm want, got;
+		assert_non_null(gmtime_r(&tt, &want));
+		rtc_utc(t, &got);
+		assert_int_equal(got.tm_year, want.tm_year);
+		assert_int_equal(got.tm_mon, want.tm_mon);
+		assert_int_equal(got.tm_mday, want.tm_mday);
+		assert_int_equal(got.tm_hour, want.tm_hour);
+		assert_int_equal(got.tm_min, want.tm_min);
+		assert_int_equal(got.tm_sec, want.tm_sec);
+		assert_int_equal(got.tm_wday, want.tm_wday);
+	}
+}
+
 static void test_rtc_cmos(void **state)
 {
 	struct harness *h = *state;
@@ -364,6 +400,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_rtc_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rtc_cmos, setup, teardown),
+		cmocka_unit_test(test_rtc_utc_matches_gmtime),
 		cmocka_unit_test_setup_teardown(test_i8042, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_acpi_pm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_debug_port, setup, teardown),

@@ -53,4 +53,9 @@ struct debug_port_info {
 /* Fills @ret from a realized debug port (@dev as returned by debug_port_ops.realize). */
 void debug_port_get_info(void *dev, struct debug_port_info *ret);
 
+struct tm;
+/* UTC calendar fields (sec..year, wday) of Unix time @secs, without glibc's time zone code
+ * (rtc.c says why). */
+void rtc_utc(int64_t secs, struct tm *tm);
+
 #endif

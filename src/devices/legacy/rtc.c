@@ -95,14 +95,47 @@ static uint8_t rtc_encode(const struct rtc *rtc, unsigned v)
 	return (uint8_t)(((v / 10) << 4) | (v % 10));
 }
 
+/*
+ * UTC calendar fields from Unix time, by arithmetic only: glibc's gmtime_r() loads the time zone
+ * database on its first call (an open() of /etc/localtime), which a vCPU thread's seccomp
+ * filter rightly forbids. Proleptic Gregorian calendar, counted in 400-year eras of 146097
+ * days from 0000-03-01 so that leap days fall at the end of each era-year.
+ */
+void rtc_utc(int64_t secs, struct tm *tm)
+{
+	int64_t days = secs / 86400, rem = secs % 86400;
+	if (rem < 0) {
+		rem += 86400;
+		days--;
+	}
+	tm->tm_hour = (int)(rem / 3600);
+	tm->tm_min = (int)(rem % 3600 / 60);
+	tm->tm_sec = (int)(rem % 60);
+	tm->tm_wday = (int)(((days + 4) % 7 + 7) % 7); /* 1970-01-01 was a Thursday */
+
+	int64_t z = days + 719468; /* days since 0000-03-01 */
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	int64_t doe = z - era * 146097;					     /* 0..146096 */
+	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* 0..399 */
+	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);		     /* 0..365 */
+	int64_t mp = (5 * doy + 2) / 153;				     /* 0 = March */
+	int64_t mday = doy - (153 * mp + 2) / 5 + 1;
+	int64_t mon = mp < 10 ? mp + 3 : mp - 9; /* 1..12 */
+	int64_t year = yoe + era * 400 + (mon <= 2);
+	tm->tm_mday = (int)mday;
+	tm->tm_mon = (int)mon - 1;
+	tm->tm_year = (int)(year - 1900);
+}
+
 static uint8_t rtc_read_clock(const struct rtc *rtc, uint8_t index)
 {
 	struct timespec ts;
 	struct tm tm;
 	unsigned hour, year;
 
-	if (clock_gettime(CLOCK_REALTIME, &ts) < 0 || !gmtime_r(&ts.tv_sec, &tm))
+	if (clock_gettime(CLOCK_REALTIME, &ts) < 0)
 		return 0;
+	rtc_utc(ts.tv_sec, &tm);
 	year = (unsigned)tm.tm_year + 1900;
 	switch (index) {
 	case RTC_SECONDS:
