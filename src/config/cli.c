@@ -25,6 +25,8 @@ enum cli_opt_id {
 	OPT_DISK,
 	OPT_NET,
 	OPT_VSOCK,
+	OPT_BALLOON,
+	OPT_PMEM,
 	OPT_LOG_FILE,
 	OPT_SECCOMP,
 	OPT_VERBOSE,
@@ -83,6 +85,13 @@ static const struct cli_opt cli_opts[] = {
 	{ OPT_VSOCK, "vsock", 0, true,
 	  "Virtio VSOCK parameters \"cid=<context_id>,socket=<socket_path>,iommu=on|off,"
 	  "id=<device_id>,pci_segment=<segment_id>\"" },
+	{ OPT_BALLOON, "balloon", 0, true,
+	  "Balloon parameters \"size=<balloon_size>,deflate_on_oom=on|off,"
+	  "free_page_reporting=on|off\"" },
+	{ OPT_PMEM, "pmem", 0, true,
+	  "Persistent memory parameters \"file=<backing_file_path>,size=<persistent_memory_size>,"
+	  "iommu=on|off,discard_writes=on|off,id=<device_id>,pci_segment=<segment_id>\" "
+	  "(repeatable)" },
 	{ OPT_LOG_FILE, "log-file", 0, true, "Log file. Standard error is used if not specified" },
 	{ OPT_SECCOMP, "seccomp", 0, true,
 	  "Disable or enable seccomp filters: true|false|log [default: true]" },
@@ -93,9 +102,8 @@ static const struct cli_opt cli_opts[] = {
 
 /* Cloud Hypervisor v28 options that cubicle refuses for now. */
 static const char *const cli_unsupported[] = {
-	"platform", "memory-zone", "firmware", "balloon", "fs",	      "pmem",
-	"device",   "user-device", "vdpa",     "numa",	  "watchdog", "restore",
-	"sgx-epc",  "gdb",	   "tdx",      NULL,
+	"platform", "memory-zone", "firmware", "fs",	  "device", "user-device", "vdpa",
+	"numa",	    "watchdog",	   "restore",  "sgx-epc", "gdb",    "tdx",	   NULL,
 };
 
 static const struct cli_opt *find_long(const char *name, size_t len)
@@ -165,6 +173,10 @@ static int apply(struct cli_args *a, const struct cli_opt *o, const char *option
 		return config_parse_disk(cfg, value, err, errlen);
 	case OPT_NET:
 		return config_parse_net(cfg, value, err, errlen);
+	case OPT_BALLOON:
+		return config_parse_balloon(cfg, value, err, errlen);
+	case OPT_PMEM:
+		return config_parse_pmem(cfg, value, err, errlen);
 	case OPT_SECCOMP:
 		return config_parse_seccomp(cfg, value, err, errlen);
 	case OPT_VSOCK:
@@ -245,10 +257,10 @@ static int parse_args(int argc, char *const argv[], struct cli_args *a, char *er
 				return error_set(err, errlen, -EINVAL, "%s: missing value", option);
 			value = argv[++i];
 		}
-		if (o->takes_value && o->id != OPT_DISK && seen[o->id]++)
-			if (o->takes_value && o->id != OPT_NET && seen[o->id]++)
-				return error_set(err, errlen, -EINVAL, "%s: given more than once",
-						 option);
+		/* --disk, --net and --pmem are repeatable (one device each); the rest once. */
+		bool repeatable = o->id == OPT_DISK || o->id == OPT_NET || o->id == OPT_PMEM;
+		if (o->takes_value && !repeatable && seen[o->id]++)
+			return error_set(err, errlen, -EINVAL, "%s: given more than once", option);
 		if (value && !value[0] && o->id != OPT_CMDLINE)
 			return error_set(err, errlen, -EINVAL, "%s: missing value", option);
 

@@ -294,6 +294,10 @@ int vm_config_validate(const struct vm_config *cfg, char *err, size_t errlen)
 		r = config_validate_nets(cfg, err, errlen);
 	if (r == 0)
 		r = vsock_config_validate(cfg->vsock, err, errlen);
+	if (r == 0)
+		r = config_validate_balloon(cfg, err, errlen);
+	if (r == 0)
+		r = config_validate_pmems(cfg, err, errlen);
 	/* Ids the user gave, across every kind of device (the defaults come later and are
 	 * unique by construction). */
 	if (r == 0)

@@ -148,7 +148,8 @@ struct vsock_config {
 	char *id;
 };
 
-/* PmemConfig. size 0 = the file's size. */
+/* PmemConfig. size 0 = the file's size; sizes are multiples of PMEM_ALIGN (Cloud Hypervisor). */
+#define PMEM_ALIGN (2ULL << 20)
 struct pmem_config {
 	char *file;
 	uint64_t size;
@@ -158,7 +159,8 @@ struct pmem_config {
 	char *id;
 };
 
-/* BalloonConfig. */
+/* BalloonConfig. The balloon counts 4 KiB pages (virtio 1.2 §5.5). */
+#define BALLOON_PAGE_SIZE 4096ULL
 struct balloon_config {
 	uint64_t size; /* bytes the balloon starts inflated to */
 	bool deflate_on_oom;
@@ -259,6 +261,15 @@ int config_parse_disk(struct vm_config *cfg, const char *arg, char *err, size_t 
 /* The --disk checks of vm_config_validate: path given, num_queues 1..CONFIG_MAX_DISK_QUEUES,
  * queue_size a power of two ≤ CONFIG_MAX_DISK_QUEUE_SIZE, no vhost_user, ids unique. */
 int config_validate_disks(const struct vm_config *cfg, char *err, size_t errlen);
+/* "size=S,deflate_on_oom=on|off,free_page_reporting=on|off" (--balloon, config/balloon.c). */
+int config_parse_balloon(struct vm_config *cfg, const char *arg, char *err, size_t errlen);
+/* "file=PATH,size=S,discard_writes=on|off,iommu=on|off,id=ID,pci_segment=N" (--pmem, repeatable:
+ * each call adds one device; config/pmem.c). file= is required. */
+int config_parse_pmem(struct vm_config *cfg, const char *arg, char *err, size_t errlen);
+/* Parts of vm_config_validate(): balloon size below the memory size and a multiple of 4 KiB;
+ * pmem sizes multiples of PMEM_ALIGN, ids unique. -EINVAL with @err naming the option. */
+int config_validate_balloon(const struct vm_config *cfg, char *err, size_t errlen);
+int config_validate_pmems(const struct vm_config *cfg, char *err, size_t errlen);
 /* "true|false|log" (--seccomp). */
 int config_parse_seccomp(struct vm_config *cfg, const char *arg, char *err, size_t errlen);
 /* "cid=N,socket=PATH[,iommu=on|off][,id=ID][,pci_segment=0]" (--vsock): allocates cfg->vsock;

@@ -8,6 +8,7 @@
 #include "security/seccomp.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -25,6 +26,7 @@
 #include "core/loop.h"
 #include "core/vcpu.h"
 #include "devices/device.h"
+#include "devices/virtio/virtio_devices.h"
 #include "hv/hv.h"
 #include "mem/guest_mem.h"
 #include "pci/pci.h"
@@ -32,6 +34,7 @@
 #include "util/util.h"
 
 #define VM_MAX_DEVICES 32
+#define VM_MAX_DEVMEM  32 /* device memory mappings (virtio-pmem) */
 #define EXIT_NONE      (-1)
 
 struct vm {
@@ -51,7 +54,10 @@ struct vm {
 	struct pci_root *pci;
 	struct dev_loop dloop;
 	struct dev_ctx dctx;
-	void *devs[VM_MAX_DEVICES]; /* dev_table order; NULL = not configured */
+	void *devs[VM_MAX_DEVICES];	   /* dev_table order; NULL = not configured */
+	uint64_t devmem_base, devmem_size; /* the device memory area (dev_ctx.map_ram) */
+	struct x86_ram_range devmem[VM_MAX_DEVMEM];
+	unsigned nr_devmem;
 	unsigned nr_realized;
 
 	struct vcpu_group group;
@@ -198,6 +204,61 @@ static void vm_device_request(void *opaque, enum dev_request req)
 	vm_note_exit(opaque, req == DEV_REQUEST_POWEROFF ? VM_EXIT_POWEROFF : VM_EXIT_RESET);
 }
 
+/* First fit in the device memory area: the lowest @align-aligned gap of @size bytes. */
+static int vm_devmem_alloc(struct vm *vm, uint64_t size, uint64_t align, uint64_t *ret_gpa)
+{
+	uint64_t end = vm->devmem_base + vm->devmem_size;
+	uint64_t gpa = ALIGN_UP(vm->devmem_base, align);
+
+	for (unsigned i = 0; i < vm->nr_devmem; i++) {
+		const struct x86_ram_range *r = &vm->devmem[i];
+
+		if (gpa < r->gpa + r->size && r->gpa < gpa + size) {
+			gpa = ALIGN_UP(r->gpa + r->size, align);
+			i = UINT_MAX; /* ++ wraps to 0: look at every range again */
+		}
+	}
+	if (gpa < vm->devmem_base || size > end - gpa)
+		return -ENOSPC;
+	*ret_gpa = gpa;
+	return 0;
+}
+
+static int vm_map_ram(void *opaque, void *host, uint64_t size, uint64_t align, bool readonly,
+		      uint64_t *ret_gpa)
+{
+	struct vm *vm = opaque;
+	uint64_t gpa;
+	int r;
+
+	if (align < 4096 || (align & (align - 1)) || size == 0 || size > vm->devmem_size)
+		return -EINVAL;
+	if (vm->nr_devmem == VM_MAX_DEVMEM)
+		return -ENOSPC;
+	r = vm_devmem_alloc(vm, size, align, &gpa);
+	if (r < 0)
+		return r;
+	r = hv_mem_map(vm->hv, gpa, size, host, readonly);
+	if (r < 0)
+		return r;
+	vm->devmem[vm->nr_devmem++] = (struct x86_ram_range){ .gpa = gpa, .size = size };
+	*ret_gpa = gpa;
+	return 0;
+}
+
+static void vm_unmap_ram(void *opaque, uint64_t gpa)
+{
+	struct vm *vm = opaque;
+
+	for (unsigned i = 0; i < vm->nr_devmem; i++) {
+		if (vm->devmem[i].gpa != gpa)
+			continue;
+		(void)hv_mem_unmap(vm->hv, gpa);
+		vm->devmem[i] = vm->devmem[--vm->nr_devmem];
+		return;
+	}
+}
+
 static void vm_vcpu_event(void *opaque, unsigned index, enum vcpu_event ev)
 {
 	static const enum vm_exit map[] = {
@@ -321,6 +382,9 @@ static int vm_build_devices(struct vm *vm, char *err, size_t errlen)
 		.mem64_base = vm->pci_layout.mem64_base,
 		.mem64_size = vm->pci_layout.mem64_size,
 	};
+	vm->devmem_base = pl.mem64_base + pl.mem64_size;
+	vm->devmem_size = X86_DEVMEM_SIZE;
+	vm->nr_devmem = 0;
 	int r = pci_root_create(&vm->pio, &vm->mmio, &vm->irq, &pl, &vm->pci);
 	if (r < 0)
 		return error_set(err, errlen, r, "cannot create the PCI root complex: %s",
@@ -338,6 +402,9 @@ static int vm_build_devices(struct vm *vm, char *err, size_t errlen)
 		.request_opaque = vm,
 		.confine_worker = vm_confine_worker,
 		.confine_opaque = vm,
+		.map_ram = vm_map_ram,
+		.unmap_ram = vm_unmap_ram,
+		.ram_opaque = vm,
 		.err = err,
 		.errlen = errlen,
 	};
@@ -625,6 +692,15 @@ int vm_power_button(struct vm *vm)
 	if (r == 0)
 		r = hv_irq_line(vm->hv, X86_GED_IRQ, false);
 	return r;
+}
+
+int vm_balloon_resize(struct vm *vm, uint64_t bytes)
+{
+	for (unsigned i = 0; i < vm->nr_realized; i++) {
+		if (dev_table[i] == &balloon_ops)
+			return balloon_set_target(vm->devs[i], bytes);
+	}
+	return -ENODEV;
 }
 
 enum vm_state vm_get_state(const struct vm *vm)

@@ -66,6 +66,13 @@ void vm_devices(struct vm *vm, void (*emit)(void *opaque, const char *id, int pc
 /* vm.power-button: presses the ACPI power button (a Generic Event Device interrupt; Running
  * only: -EBUSY). Returns 0 or the hypervisor's -errno. */
 int vm_power_button(struct vm *vm);
+/*
+ * vm.resize desired_balloon: asks the guest's balloon to hold @bytes (a multiple of 4 KiB, at
+ * most the memory size); the guest is told through a config-change interrupt and inflates or
+ * deflates on its own time. Loop thread. Returns 0, -ENODEV without --balloon (or before the
+ * devices exist), -EINVAL for a bad size.
+ */
+int vm_balloon_resize(struct vm *vm, uint64_t bytes);
 
 enum vm_state vm_get_state(const struct vm *vm);
 /* "Created", "Running", "Paused", "Shutdown" as Cloud Hypervisor's vm.info says it. */

@@ -45,6 +45,19 @@ struct dev_ctx {
 	 */
 	int (*confine_worker)(void *opaque, const char *name);
 	void *confine_opaque;
+	/*
+	 * Device memory (virtio-pmem): places @size bytes of the device's own memory at @host
+	 * (page aligned; it must outlive the mapping) in the VM's device memory area, at a
+	 * guest-physical address aligned to @align (a power of two), as a memory slot of its own
+	 * that the guest does not see as RAM (not in e820, not in ctx->mem). Returns 0 with
+	 * *@ret_gpa, -ENOSPC when the area has no room, -EINVAL for a bad @align, or the
+	 * hypervisor's -errno. unmap_ram() removes it (from unrealize). NULL when the VM has no
+	 * such area (unit tests that do not provide one).
+	 */
+	int (*map_ram)(void *opaque, void *host, uint64_t size, uint64_t align, bool readonly,
+		       uint64_t *ret_gpa);
+	void (*unmap_ram)(void *opaque, uint64_t gpa);
+	void *ram_opaque;
 	/* Where realize() writes the one line a user sees when it fails ("--serial: cannot open
 	 * 'x': ..."); empty on entry. Devices write here instead of logging (STYLE: only the top
 	 * level logs errors); the VM builder falls back to a generic line when it stays empty.

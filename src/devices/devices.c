@@ -20,6 +20,8 @@ const struct dev_ops *const dev_table[] = {
 	&blk_ops,	 /* virtio-blk on PCI, one per --disk */
 	&net_ops,	 /* virtio-net on TAP, one per --net */
 	&vsock_ops,	 /* virtio-vsock on PCI (--vsock), host side over Unix sockets */
+	&balloon_ops,	 /* virtio-balloon on PCI (--balloon) */
+	&pmem_ops,	 /* virtio-pmem on PCI, one per --pmem */
 };
 
 const unsigned dev_table_size = ARRAY_SIZE(dev_table);

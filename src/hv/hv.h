@@ -74,6 +74,18 @@ enum hv_ram_flags {
 int hv_ram_add(struct hv *hv, uint64_t gpa, uint64_t size, unsigned flags, void **ret_host);
 
 /*
+ * Device memory (virtio-pmem): maps @size bytes of the caller's memory at @host (page aligned;
+ * it stays the caller's and must outlive the mapping) at guest-physical @gpa as a memory slot
+ * of its own, read-only to the guest when @readonly. Synchronous. Returns 0, -EINVAL for
+ * misaligned ranges, -EEXIST when it overlaps another slot, -ENOSPC when no slot is left,
+ * -EOPNOTSUPP for @readonly without the backend's support, or the kernel's error.
+ */
+int hv_mem_map(struct hv *hv, uint64_t gpa, uint64_t size, void *host, bool readonly);
+/* Removes the slot hv_mem_map() put at @gpa; the guest no longer sees it. Returns 0, -ENOENT
+ * when there is none (RAM from hv_ram_add() is never removed), or the kernel's error. */
+int hv_mem_unmap(struct hv *hv, uint64_t gpa);
+
+/*
  * Waits for the set-up that hv_create() and hv_ram_add() may have left running in the
  * background (a backend may overlap slow kernel calls with the rest of the VM build). Call once
  * the VM is built, before the first hv_vcpu_run(). Returns 0, or the first -errno of that work.

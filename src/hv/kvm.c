@@ -46,6 +46,8 @@ struct hv *hv_destroy(struct hv *hv)
 	if (hv->vm_fd >= 0)
 		close(hv->vm_fd);
 	for (unsigned i = 0; i < hv->n_slots; i++) {
+		if (hv->slots[i].borrowed)
+			continue;
 		munmap(hv->slots[i].host, hv->slots[i].size);
 		if (hv->slots[i].memfd >= 0)
 			close(hv->slots[i].memfd);
@@ -270,6 +272,23 @@ static bool kvm_ram_overlaps(struct hv *hv, uint64_t gpa, uint64_t size)
 	return false;
 }
 
+/* The lowest KVM slot number no slot uses (slots are removed by hv_mem_unmap). */
+static uint32_t kvm_free_slot_id(struct hv *hv)
+{
+	uint32_t id = 0;
+
+	for (bool again = true; again;) {
+		again = false;
+		for (unsigned i = 0; i < hv->n_slots; i++) {
+			if (hv->slots[i].id == id) {
+				id++;
+				again = true;
+			}
+		}
+	}
+	return id;
+}
+
 int hv_ram_add(struct hv *hv, uint64_t gpa, uint64_t size, unsigned flags, void **ret_host)
 {
 	uint64_t align = (flags & HV_RAM_HUGEPAGES) ? HUGE_PAGE_SIZE : PAGE_SIZE_4K;
@@ -293,9 +312,10 @@ int hv_ram_add(struct hv *hv, uint64_t gpa, uint64_t size, unsigned flags, void 
 	r = kvm_ram_map(&slot, flags);
 	if (r < 0)
 		goto out;
+	slot.id = kvm_free_slot_id(hv);
 
 	region = (struct kvm_userspace_memory_region){
-		.slot = hv->n_slots,
+		.slot = slot.id,
 		.flags = 0,
 		.guest_phys_addr = gpa,
 		.memory_size = size,
@@ -313,6 +333,66 @@ int hv_ram_add(struct hv *hv, uint64_t gpa, uint64_t size, unsigned flags, void 
 	*ret_host = slot.host;
 	r = 0;
 out:
+	pthread_mutex_unlock(&hv->slots_lock);
+	return r;
+}
+
+int hv_mem_map(struct hv *hv, uint64_t gpa, uint64_t size, void *host, bool readonly)
+{
+	struct kvm_userspace_memory_region region;
+	struct kvm_ram_slot slot = { .gpa = gpa, .size = size, .host = host, .memfd = -1 };
+	int r;
+
+	if (size == 0 || !IS_ALIGNED(gpa, PAGE_SIZE_4K) || !IS_ALIGNED(size, PAGE_SIZE_4K) ||
+	    !IS_ALIGNED((uintptr_t)host, PAGE_SIZE_4K) || range_overflows(gpa, size))
+		return -EINVAL;
+	if (readonly && !kvm_check_extension(hv, KVM_CAP_READONLY_MEM))
+		return -EOPNOTSUPP;
+	pthread_mutex_lock(&hv->slots_lock);
+	if (kvm_ram_overlaps(hv, gpa, size)) {
+		r = -EEXIST;
+		goto out;
+	}
+	if (hv->n_slots == KVM_MAX_RAM_SLOTS) {
+		r = -ENOSPC;
+		goto out;
+	}
+	slot.id = kvm_free_slot_id(hv);
+	slot.borrowed = true;
+	region = (struct kvm_userspace_memory_region){
+		.slot = slot.id,
+		.flags = readonly ? KVM_MEM_READONLY : 0,
+		.guest_phys_addr = gpa,
+		.memory_size = size,
+		.userspace_addr = (uintptr_t)host,
+	};
+	r = kvm_ioctl_retry(hv->vm_fd, KVM_SET_USER_MEMORY_REGION, (unsigned long)&region);
+	if (r == 0)
+		hv->slots[hv->n_slots++] = slot;
+out:
+	pthread_mutex_unlock(&hv->slots_lock);
+	return r;
+}
+
+int hv_mem_unmap(struct hv *hv, uint64_t gpa)
+{
+	struct kvm_userspace_memory_region region = { 0 };
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&hv->slots_lock);
+	for (unsigned i = 0; i < hv->n_slots; i++) {
+		if (!hv->slots[i].borrowed || hv->slots[i].gpa != gpa)
+			continue;
+		region.slot = hv->slots[i].id;
+		region.guest_phys_addr = gpa;
+		r = kvm_ioctl_retry(hv->vm_fd, KVM_SET_USER_MEMORY_REGION, (unsigned long)&region);
+		if (r < 0)
+			break;
+		memmove(&hv->slots[i], &hv->slots[i + 1],
+			(hv->n_slots - i - 1) * sizeof(hv->slots[0]));
+		hv->n_slots--;
+		break;
+	}
 	pthread_mutex_unlock(&hv->slots_lock);
 	return r;
 }

@@ -37,7 +37,9 @@ struct kvm_ram_slot {
 	uint64_t gpa;
 	uint64_t size;
 	void *host;
-	int memfd; /* -1 unless HV_RAM_SHARED; kept for sharing with vhost-user backends */
+	int memfd;     /* -1 unless HV_RAM_SHARED; kept for sharing with vhost-user backends */
+	uint32_t id;   /* KVM's slot number */
+	bool borrowed; /* hv_mem_map(): the memory is the caller's, never unmapped here */
 };
 
 /*

@@ -32,6 +32,7 @@ struct mock_ram {
 	uint64_t gpa;
 	uint64_t size;
 	void *host;
+	bool borrowed; /* hv_mem_map(): not ours to unmap */
 };
 
 struct hv {
@@ -150,8 +151,10 @@ struct hv *hv_destroy(struct hv *hv)
 {
 	if (!hv)
 		return NULL;
-	for (unsigned i = 0; i < hv->n_ram; i++)
-		munmap(hv->ram[i].host, hv->ram[i].size);
+	for (unsigned i = 0; i < hv->n_ram; i++) {
+		if (!hv->ram[i].borrowed)
+			munmap(hv->ram[i].host, hv->ram[i].size);
+	}
 	free(hv);
 	return NULL;
 }
@@ -201,6 +204,36 @@ int hv_ram_add(struct hv *hv, uint64_t gpa, uint64_t size, unsigned flags, void 
 	hv->ram[hv->n_ram++] = (struct mock_ram){ .gpa = gpa, .size = size, .host = p };
 	*ret_host = p;
 	return 0;
+}
+
+int hv_mem_map(struct hv *hv, uint64_t gpa, uint64_t size, void *host, bool readonly)
+{
+	(void)readonly;
+	if (size == 0 || !IS_ALIGNED(gpa, MOCK_PAGE_SIZE) || !IS_ALIGNED(size, MOCK_PAGE_SIZE) ||
+	    range_overflows(gpa, size))
+		return -EINVAL;
+	for (unsigned i = 0; i < hv->n_ram; i++) {
+		const struct mock_ram *r = &hv->ram[i];
+		if (gpa < r->gpa + r->size && r->gpa < gpa + size)
+			return -EEXIST;
+	}
+	if (hv->n_ram == MOCK_MAX_RAM_SLOTS)
+		return -ENOSPC;
+	hv->ram[hv->n_ram++] =
+		(struct mock_ram){ .gpa = gpa, .size = size, .host = host, .borrowed = true };
+	return 0;
+}
+
+int hv_mem_unmap(struct hv *hv, uint64_t gpa)
+{
+	for (unsigned i = 0; i < hv->n_ram; i++) {
+		if (!hv->ram[i].borrowed || hv->ram[i].gpa != gpa)
+			continue;
+		memmove(&hv->ram[i], &hv->ram[i + 1], (hv->n_ram - i - 1) * sizeof(hv->ram[0]));
+		hv->n_ram--;
+		return 0;
+	}
+	return -ENOENT;
 }
 
 int hv_irq_line(struct hv *hv, uint32_t gsi, bool level)

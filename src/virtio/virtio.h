@@ -31,7 +31,7 @@
  * inside a PCI hook), which is what pci.h allows bar_rw and msix_notify.
  *
  * A driver that breaks the rules (a ring that fails virtq_init, a chain virtq_pop() refuses, a
- * notify before DRIVER_OK) puts the device in DEVICE_NEEDS_RESET: status bit 0x40, a
+ * queue enabled before FEATURES_OK) puts the device in DEVICE_NEEDS_RESET: status bit 0x40, a
  * config-change interrupt, one rate-limited log line; the queues stop until the driver writes 0
  * to device_status, which resets the device and its queues.
  */
@@ -60,6 +60,8 @@ struct pci_function;
 #define VIRTIO_ID_RNG	  4
 #define VIRTIO_ID_NET	  1
 #define VIRTIO_ID_VSOCK	  19
+#define VIRTIO_ID_BALLOON 5
+#define VIRTIO_ID_PMEM	  27
 
 /* Device status bits (§2.1). */
 #define VIRTIO_STATUS_ACKNOWLEDGE 0x01
@@ -190,6 +192,9 @@ void virtio_pci_set_notify(struct virtio_pci *vp, unsigned q, bool enable);
 /* Queues another ops->queue_notify(@q) on the loop: a device that stops after a bounded batch
  * of work comes back for the rest without starving other fds. */
 void virtio_pci_kick(struct virtio_pci *vp, unsigned q);
+/* The device changed its config space (lock held): bumps config_generation and, once the
+ * driver is running, sends the config-change interrupt. */
+void virtio_pci_config_changed(struct virtio_pci *vp);
 /* Whether @q can be used now (enabled, DRIVER_OK, not NEEDS_RESET, not paused). */
 bool virtio_pci_queue_ready(struct virtio_pci *vp, unsigned q);
 

@@ -91,6 +91,13 @@ static void vp_config_interrupt(struct virtio_pci *vp)
 		(void)msix_notify(vp->fn, vp->msix_config);
 }
 
+void virtio_pci_config_changed(struct virtio_pci *vp)
+{
+	vp->config_generation++;
+	if ((vp->status & VIRTIO_STATUS_DRIVER_OK) && !(vp->status & VIRTIO_STATUS_NEEDS_RESET))
+		vp_config_interrupt(vp);
+}
+
 static void vp_needs_reset(struct virtio_pci *vp, unsigned q, const char *why)
 {
 	if (vp->status & VIRTIO_STATUS_NEEDS_RESET)
@@ -457,10 +464,11 @@ static void vp_notify_write(struct virtio_pci *vp, uint64_t off)
 	q = &vp->q[qi];
 	if (vp->status & VIRTIO_STATUS_NEEDS_RESET)
 		return;
-	if (!(vp->status & VIRTIO_STATUS_DRIVER_OK)) {
-		vp_needs_reset(vp, qi, "notified before DRIVER_OK");
+	/* Before DRIVER_OK a notify is ignored: Linux's virtio-balloon kicks its statistics
+	 * queue before it sets DRIVER_OK (virtballoon_probe), and the buffers made available
+	 * by then are served when DRIVER_OK comes (vp_set_status). */
+	if (!(vp->status & VIRTIO_STATUS_DRIVER_OK))
 		return;
-	}
 	if (q->enabled)
 		vp_kick(q);
 }

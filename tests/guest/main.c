@@ -52,6 +52,8 @@ static const struct scenario scenarios[] = {
 	{ "virtio-net-tx", true, 100000, scenario_virtio_net_tx },
 	{ "virtio-net-rx", true, 100000, scenario_virtio_net_rx },
 	{ "virtio-vsock", true, 100, scenario_virtio_vsock },
+	{ "virtio-balloon", true, 0, scenario_virtio_balloon },
+	{ "virtio-pmem", false, 0, scenario_virtio_pmem },
 	{ "hostile-loop", false, 0, scenario_hostile_loop },
 	{ "hostile-oob", false, 0, scenario_hostile_oob },
 	{ "hostile-overflow", false, 0, scenario_hostile_overflow },

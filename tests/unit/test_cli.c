@@ -326,9 +326,9 @@ static void test_vsock(void **state)
 static void test_not_supported(void **state)
 {
 	static const char *const opts[] = {
-		"fs",	       "pmem",	   "restore",  "balloon",  "device",
-		"numa",	       "watchdog", "platform", "firmware", "memory-zone",
-		"user-device", "vdpa",	   "sgx-epc",  "gdb",	   "tdx",
+		"fs",	    "restore",	"device",      "numa",	      "watchdog",
+		"platform", "firmware", "memory-zone", "user-device", "vdpa",
+		"sgx-epc",  "gdb",	"tdx",
 	};
 
 	(void)state;
@@ -341,6 +341,80 @@ static void test_not_supported(void **state)
 		PARSE_ERR(msg, "--kernel", "k", opt, "path=/x.img");
 		PARSE_ERR(msg, opt_eq);
 	}
+}
+
+static void validate_err(struct cli_args *a, const char *msg)
+{
+	char err[CONFIG_ERR_MAX] = "";
+
+	assert_int_equal(vm_config_validate(&a->cfg, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, msg);
+	cli_args_free(a);
+}
+
+static void test_balloon(void **state)
+{
+	struct cli_args a;
+	char err[CONFIG_ERR_MAX] = "";
+
+	(void)state;
+	PARSE_OK(&a, "--kernel", "k", "--memory", "size=1G", "--balloon",
+		 "size=256M,deflate_on_oom=on,free_page_reporting=on");
+	assert_non_null(a.cfg.balloon);
+	assert_int_equal(a.cfg.balloon->size, 256ULL << 20);
+	assert_true(a.cfg.balloon->deflate_on_oom);
+	assert_true(a.cfg.balloon->free_page_reporting);
+	assert_int_equal(vm_config_validate(&a.cfg, err, sizeof(err)), 0);
+	cli_args_free(&a);
+
+	PARSE_OK(&a, "--kernel", "k", "--balloon", "size=0");
+	assert_false(a.cfg.balloon->deflate_on_oom);
+	assert_int_equal(vm_config_validate(&a.cfg, err, sizeof(err)), 0);
+	cli_args_free(&a);
+
+	PARSE_OK(&a, "--kernel", "k", "--memory", "size=512M", "--balloon", "size=512M");
+	validate_err(&a, "--balloon: size 512M must be smaller than the memory size 512M");
+	PARSE_OK(&a, "--kernel", "k", "--balloon", "size=4097");
+	validate_err(&a, "--balloon: size must be a multiple of 4 KiB");
+	PARSE_ERR("--balloon: unknown key 'sise'", "--balloon", "sise=1G");
+	PARSE_ERR("--balloon: invalid value 'yes please' for 'deflate_on_oom' (expected on or off)",
+		  "--balloon", "size=1M,deflate_on_oom=yes please");
+	PARSE_ERR("--balloon: given more than once", "--balloon", "size=1M", "--balloon",
+		  "size=2M");
+}
+
+static void test_pmem(void **state)
+{
+	struct cli_args a;
+	char err[CONFIG_ERR_MAX] = "";
+
+	(void)state;
+	PARSE_OK(&a, "--kernel", "k", "--pmem", "file=/a.img", "--pmem",
+		 "file=/b.img,size=4M,discard_writes=on,id=root");
+	assert_int_equal(a.cfg.num_pmems, 2);
+	assert_string_equal(a.cfg.pmems[0].file, "/a.img");
+	assert_int_equal(a.cfg.pmems[0].size, 0);
+	assert_false(a.cfg.pmems[0].discard_writes);
+	assert_null(a.cfg.pmems[0].id);
+	assert_string_equal(a.cfg.pmems[1].file, "/b.img");
+	assert_int_equal(a.cfg.pmems[1].size, 4ULL << 20);
+	assert_true(a.cfg.pmems[1].discard_writes);
+	assert_string_equal(a.cfg.pmems[1].id, "root");
+	assert_int_equal(vm_config_validate(&a.cfg, err, sizeof(err)), 0);
+	assert_int_equal(vm_config_assign_ids(&a.cfg), 0);
+	assert_string_equal(a.cfg.pmems[0].id, "_pmem0");
+	cli_args_free(&a);
+
+	PARSE_OK(&a, "--kernel", "k", "--pmem", "file=/a.img,size=3M");
+	validate_err(&a, "--pmem: size of '/a.img' must be a multiple of 2 MiB");
+	PARSE_OK(&a, "--kernel", "k", "--pmem", "file=/a,id=x", "--pmem", "file=/b,id=x");
+	validate_err(&a, "--pmem: id 'x' given twice");
+	PARSE_OK(&a, "--kernel", "k", "--pmem", "file=/a,iommu=on");
+	validate_err(&a, "--pmem: iommu=on: not supported yet");
+	PARSE_ERR("--pmem: file= is required", "--pmem", "size=2M");
+	PARSE_ERR("--pmem: unknown key 'path'", "--pmem", "path=/a");
+	PARSE_ERR("--pmem: 'file' needs a value", "--pmem", "file=");
+	PARSE_ERR("--pmem: unknown key 'bogus'", "--pmem", "file=/a", "--pmem", "file=/b,bogus");
 }
 
 /* The first error wins, and nothing leaks on the way out (checked under ASan). */
@@ -399,6 +473,8 @@ int main(void)
 		cmocka_unit_test(test_sub_option_errors),
 		cmocka_unit_test(test_vsock),
 		cmocka_unit_test(test_not_supported),
+		cmocka_unit_test(test_balloon),
+		cmocka_unit_test(test_pmem),
 		cmocka_unit_test(test_seccomp),
 		cmocka_unit_test(test_error_after_allocations),
 		cmocka_unit_test(test_help_text),

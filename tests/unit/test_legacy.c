@@ -366,7 +366,8 @@ static void test_debug_port(void **state)
 /* Devices that exist only when their option is given (--disk, --net, ...). */
 static bool optional_device(const char *name)
 {
-	static const char *const optional[] = { "virtio-blk", "virtio-net", "virtio-vsock" };
+	static const char *const optional[] = { "virtio-blk", "virtio-net", "virtio-vsock",
+						"virtio-balloon", "virtio-pmem" };
 	for (size_t i = 0; i < ARRAY_SIZE(optional); i++)
 		if (strcmp(name, optional[i]) == 0)
 			return true;
@@ -376,10 +377,11 @@ static bool optional_device(const char *name)
 static void test_dev_table(void **state)
 {
 	struct harness *h = *state;
-	static const char *const expected[] = { "serial",	  "rtc",	"i8042",
-						"acpi-pm",	  "debug-port", "virtio-rng",
-						"virtio-console", "virtio-blk", "virtio-net",
-						"virtio-vsock" };
+	static const char *const expected[] = {
+		"serial",     "rtc",	      "i8042",		"acpi-pm",
+		"debug-port", "virtio-rng",   "virtio-console", "virtio-blk",
+		"virtio-net", "virtio-vsock", "virtio-balloon", "virtio-pmem"
+	};
 	void *devs[16] = { 0 };
 	char sock[64];
 	unsigned pio_nr = h->pio.nr, mmio_nr = h->mmio.nr; /* the PCI root's own ranges */

@@ -30,6 +30,8 @@
 #define X86_PCI_MEM32_SIZE  (X86_PCI_MMCONFIG_START - X86_PCI_MEM32_START)
 #define X86_PCI_MEM64_ALIGN 0x40000000ULL   /* 1 GiB */
 #define X86_PCI_MEM64_SIZE  0x1000000000ULL /* 64 GiB */
+/* Device memory (virtio-pmem mappings) right after the 64-bit window: not RAM, not a BAR. */
+#define X86_DEVMEM_SIZE 0x4000000000ULL /* 256 GiB */
 
 /* Low memory used during boot. */
 #define X86_ZERO_PAGE_START 0x7000ULL /* Linux boot_params */

@@ -16,6 +16,8 @@ extern const struct dev_ops rng_ops;
 extern const struct dev_ops console_ops;
 extern const struct dev_ops net_ops;
 extern const struct dev_ops vsock_ops;
+extern const struct dev_ops balloon_ops;
+extern const struct dev_ops pmem_ops;
 
 /* virtio-rng (virtio id 4): one queue. */
 #define RNG_QUEUE_SIZE	256
@@ -91,5 +93,73 @@ struct virtio_pci *vsock_transport(void *dev);
 void vsock_accept_now(void *dev);
 /* Tests: what the set-up timer does at monotonic time @now_ns (time_now_ns()). */
 void vsock_expire_at(void *dev, uint64_t now_ns);
+/* virtio-balloon (virtio id 5), balloon.c. */
+#define BALLOON_QUEUE_SIZE 256
+#define BALLOON_MAX_PFNS   4096 /* frame numbers read per element; Linux sends ≤ 256 */
+#define BALLOON_STATS_MAX  16	/* statistics tags kept (VIRTIO_BALLOON_S_*: 0..15) */
+enum { BALLOON_Q_INFLATE, BALLOON_Q_DEFLATE, BALLOON_Q_STATS, BALLOON_Q_REPORTING };
+
+struct balloon_config;
+
+/* What the device did since realize (vm.counters). */
+struct balloon_counters {
+	uint64_t inflated_pages, deflated_pages; /* frame numbers accepted */
+	uint64_t discarded_bytes;		 /* given back to the host (madvise) */
+	uint64_t reported_bytes;		 /* of those, from free page reporting */
+	uint64_t bad_pfns;			 /* frame numbers outside guest RAM: dropped */
+	uint64_t dropped_pfns;	 /* beyond BALLOON_MAX_PFNS in one element: dropped */
+	uint64_t bad_requests;	 /* malformed elements (odd lengths, wrong direction) */
+	uint64_t discard_failed; /* pages not given back: madvise failed, or huge pages */
+	uint64_t stats_updates;
+};
+
+struct balloon_info {
+	uint64_t target_bytes; /* num_pages the device asks for */
+	uint64_t actual_bytes; /* what the driver says it holds */
+	struct balloon_counters counters;
+	uint64_t stats[BALLOON_STATS_MAX]; /* the driver's last statistics, by tag */
+	uint32_t stats_valid;		   /* bit n: stats[n] was reported */
+};
+
+/*
+ * The tail of balloon_ops.realize, and a test hook: a virtio-balloon inflated to @bc->size at
+ * start. Returns 0 with *@ret, -EINVAL for a size beyond 2^32 pages, or the transport's -errno.
+ */
+int balloon_create(const struct dev_ctx *ctx, const struct balloon_config *bc, void **ret);
+struct virtio_pci *balloon_transport(void *dev);
+/*
+ * vm.resize desired_balloon: asks the driver to hold @bytes (a multiple of 4 KiB, at most the
+ * guest's RAM) and sends a config-change interrupt when the target changed. Any thread; takes
+ * the transport's lock. Returns 0, -ENODEV for @dev NULL (no balloon), -EINVAL.
+ */
+int balloon_set_target(void *dev, uint64_t bytes);
+/* The device's state and counters (any thread). */
+void balloon_get_info(void *dev, struct balloon_info *ret);
+/* Returns the held statistics buffer so the driver sends fresh values (any thread). */
+void balloon_stats_refresh(void *dev);
+
+/* virtio-pmem (virtio id 27), pmem.c: one device per --pmem. */
+#define PMEM_QUEUE_SIZE 64
+#define PMEM_GPA_ALIGN	(128ULL << 20) /* a Linux memory section: memremap_pages is happy */
+#define PMEM_BATCH	64	       /* requests served per wake-up */
+
+struct pmem_config;
+
+/* Counters of one device (vm.counters). */
+struct pmem_counters {
+	uint64_t flushes, flush_errors, bad_requests;
+};
+
+/*
+ * The tail of pmem_ops.realize for one --pmem, and a test hook: opens and maps @pc->file and
+ * places it in guest memory through ctx->map_ram (required). Returns 0 with *@ret, or -errno
+ * with one line in ctx->err naming --pmem and the file.
+ */
+int pmem_create(const struct dev_ctx *ctx, const struct pmem_config *pc, void **ret);
+void pmem_destroy(void *dev);
+struct virtio_pci *pmem_transport(void *dev);
+/* Where the device sits in guest-physical memory, and its size. */
+void pmem_region(void *dev, uint64_t *ret_gpa, uint64_t *ret_size);
+void pmem_get_counters(void *dev, struct pmem_counters *ret);
 
 #endif

@@ -113,11 +113,67 @@ static const struct hostile_target hostile_target_vsock = {
 	.good_request = vsock_good_request,
 };
 
+/* virtio-balloon, inflateq: one frame number beyond RAM (never one of ours: the device would
+ * give the page back) comes back as a used entry of length 0. */
+static bool balloon_good_request(struct hostile *h, char *why)
+{
+	uint32_t pfn = (uint32_t)(hostile_beyond_ram() >> 12);
+
+	memcpy(h->buf, &pfn, sizeof(pfn));
+	h->q.desc[0] = (struct virtq_desc){ (uint64_t)h->buf, sizeof(pfn), 0, 0 };
+	virtq_publish(&h->q, 0);
+	virtq_notify(&h->q);
+	struct virtq_used_elem e;
+	if (!hostile_wait_used(h, &e, why))
+		return false;
+	if (e.id != 0 || e.len != 0) {
+		snprintf(why, WHY_MAX, "good request: used id %u len %u", e.id, e.len);
+		return false;
+	}
+	return true;
+}
+
+static const struct hostile_target hostile_target_balloon = {
+	.name = "balloon",
+	.modern_id = 0x1045,
+	.transitional_id = 0x1002,
+	.queue = 0,
+	.good_request = balloon_good_request,
+};
+
+/* virtio-pmem: FLUSH (le32 0) answered with le32 0 in a 4-byte writable buffer. */
+static bool pmem_good_request(struct hostile *h, char *why)
+{
+	uint32_t type = 0, resp = 0xffffffff;
+
+	memcpy(h->buf, &type, sizeof(type));
+	memcpy(h->buf + 32, &resp, sizeof(resp));
+	h->q.desc[0] = (struct virtq_desc){ (uint64_t)h->buf, 4, VIRTQ_DESC_F_NEXT, 1 };
+	h->q.desc[1] = (struct virtq_desc){ (uint64_t)h->buf + 32, 4, VIRTQ_DESC_F_WRITE, 0 };
+	virtq_publish(&h->q, 0);
+	virtq_notify(&h->q);
+	struct virtq_used_elem e;
+	if (!hostile_wait_used(h, &e, why))
+		return false;
+	memcpy(&resp, h->buf + 32, sizeof(resp));
+	if (e.id != 0 || e.len != 4 || resp != 0) {
+		snprintf(why, WHY_MAX, "good request: used id %u len %u ret %u", e.id, e.len, resp);
+		return false;
+	}
+	return true;
+}
+
+static const struct hostile_target hostile_target_pmem = {
+	.name = "pmem",
+	.modern_id = 0x105b,
+	.transitional_id = 0x105b, /* virtio-pmem has no transitional id */
+	.queue = 0,
+	.good_request = pmem_good_request,
+};
+
 static const struct hostile_target *const targets[] = {
-	&hostile_target_rng,
-	&hostile_target_blk,
-	&hostile_target_net,
-	&hostile_target_vsock,
+	&hostile_target_rng,   &hostile_target_blk,	&hostile_target_net,
+	&hostile_target_vsock, &hostile_target_balloon, &hostile_target_pmem,
 };
 
 const struct hostile_target *hostile_selected_target(char *why)

@@ -1,0 +1,408 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * virtio-balloon (virtio 1.2 §5.5), --balloon. Queues: inflateq 0, deflateq 1, statsq 2 and,
+ * with free_page_reporting=on, reporting_vq 3 (Linux numbers the queues it finds in order, so
+ * without FREE_PAGE_HINT, which is not offered, the reporting queue is the fourth).
+ *
+ * Inflate: each 32-bit page frame number (4 KiB pages) the driver hands over is checked against
+ * guest RAM (ctx->mem: the 32-bit hole, pmem mappings and anything else outside RAM is not
+ * there) and the page is given back to the host: MADV_DONTNEED on private RAM, MADV_REMOVE on
+ * shared (memfd) RAM, contiguous pages in one call. A guest touching a page it inflated gets a
+ * zero page again, so deflate needs no host work: its frame numbers are only checked and
+ * counted. Frame numbers outside RAM are dropped and counted (bad_pfns), never trusted; an
+ * element with more than BALLOON_MAX_PFNS frame numbers has the rest dropped and counted too.
+ *
+ * Free page reporting: the driver lends writable buffers that are free guest pages (2 MiB
+ * chunks in Linux); their host pages are discarded the same way and the buffer returned.
+ *
+ * Statistics: the driver keeps one buffer of {le16 tag, le64 value} in statsq; the device keeps
+ * the latest values and holds the buffer, returning it (which asks for fresh values) whenever
+ * the counters are read.
+ *
+ * The target (num_pages) is set at realize from --balloon size= and at run time by
+ * balloon_set_target() (vm.resize desired_balloon), which sends a config-change interrupt. The
+ * driver reports what it holds in actual.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "config/config.h"
+#include "devices/virtio/virtio_devices.h"
+#include "mem/guest_mem.h"
+#include "util/log.h"
+#include "util/util.h"
+#include "virtio/virtio.h"
+
+#define PCI_CLASS_OTHERS 0xff0000
+
+/* Feature bits (§5.5.3). */
+#define VIRTIO_BALLOON_F_STATS_VQ	1
+#define VIRTIO_BALLOON_F_DEFLATE_ON_OOM 2
+#define VIRTIO_BALLOON_F_REPORTING	5
+
+/* Config space: le32 num_pages, le32 actual, le32 free_page_hint_cmd_id, le32 poison_val. */
+#define BALLOON_CFG_NUM_PAGES 0
+#define BALLOON_CFG_ACTUAL    4
+#define BALLOON_CFG_SIZE      16
+
+#define BALLOON_STAT_SIZE 10 /* le16 tag + le64 value, packed */
+
+/* Elements served per wake-up of one queue before coming back through the loop. */
+#define BALLOON_BATCH 64
+
+struct balloon {
+	struct virtio_pci *vp;
+	struct virtio_dev_ops vops; /* per instance: the queue count follows the config */
+	const struct guest_mem *mem;
+	int advice; /* MADV_DONTNEED, MADV_REMOVE for shared RAM, -1 for huge pages: none */
+	uint32_t num_pages;
+	uint32_t actual;
+	struct balloon_counters c;
+	uint64_t stats[BALLOON_STATS_MAX];
+	uint32_t stats_valid; /* bit per tag in stats[] */
+	bool have_stats_elem;
+	struct log_ratelimit rl;
+	struct virtq_elem stats_elem;
+	struct virtq_elem elem;
+	uint32_t pfns[BALLOON_MAX_PFNS];
+};
+
+/* Gives [host, host + len) back to the host; @host and @len page aligned. */
+static void balloon_discard(struct balloon *b, uint8_t *host, size_t len)
+{
+	if (!len)
+		return;
+	if (b->advice < 0) {
+		b->c.discard_failed += len / BALLOON_PAGE_SIZE; /* huge pages: counted only */
+		return;
+	}
+	if (madvise(host, len, b->advice) < 0) {
+		b->c.discard_failed += len / BALLOON_PAGE_SIZE;
+		log_ratelimited(&b->rl, LOG_WARN, "virtio-balloon: madvise of %zu bytes: %s", len,
+				strerror(errno));
+		return;
+	}
+	b->c.discarded_bytes += len;
+}
+
+/* One inflate (@inflate) or deflate element: checks every frame number, discards runs. */
+static void balloon_do_pfns(struct balloon *b, const struct virtq_elem *e, bool inflate)
+{
+	uint64_t want = e->out_len / sizeof(uint32_t);
+	size_t n = (size_t)MIN(want, (uint64_t)BALLOON_MAX_PFNS);
+	uint8_t *run = NULL;
+	size_t run_len = 0;
+
+	if (want > n || e->out_len % sizeof(uint32_t))
+		b->c.bad_requests++;
+	b->c.dropped_pfns += want - n;
+	n = virtq_elem_read(e, 0, b->pfns, n * sizeof(uint32_t)) / sizeof(uint32_t);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t gpa = (uint64_t)le32toh(b->pfns[i]) * BALLOON_PAGE_SIZE;
+		uint8_t *host = guest_mem_translate(b->mem, gpa, BALLOON_PAGE_SIZE);
+
+		if (!host || !IS_ALIGNED((uintptr_t)host, BALLOON_PAGE_SIZE)) {
+			b->c.bad_pfns++;
+			continue;
+		}
+		if (!inflate) {
+			b->c.deflated_pages++;
+			continue;
+		}
+		b->c.inflated_pages++;
+		if (run && host == run + run_len) {
+			run_len += BALLOON_PAGE_SIZE;
+			continue;
+		}
+		balloon_discard(b, run, run_len);
+		run = host;
+		run_len = BALLOON_PAGE_SIZE;
+	}
+	balloon_discard(b, run, run_len);
+}
+
+/* A reporting element: its writable buffers are free guest pages. */
+static void balloon_do_report(struct balloon *b, struct virtq_elem *e)
+{
+	const struct iovec *iov = virtq_elem_in(e);
+
+	if (e->out_num)
+		b->c.bad_requests++;
+	for (unsigned i = 0; i < e->in_num; i++) {
+		uintptr_t start = ALIGN_UP((uintptr_t)iov[i].iov_base, BALLOON_PAGE_SIZE);
+		uintptr_t end = ((uintptr_t)iov[i].iov_base + iov[i].iov_len) &
+				~(uintptr_t)(BALLOON_PAGE_SIZE - 1);
+
+		if (end <= start)
+			continue;
+		balloon_discard(b, (uint8_t *)start, end - start);
+		b->c.reported_bytes += end - start;
+	}
+}
+
+/* The statistics buffer: keeps the values, holds the element until balloon_stats_refresh(). */
+static void balloon_do_stats(struct balloon *b, struct virtq_elem *e)
+{
+	uint8_t s[BALLOON_STAT_SIZE];
+	size_t n = MIN((size_t)e->out_len / BALLOON_STAT_SIZE, (size_t)BALLOON_STATS_MAX * 2);
+
+	for (size_t i = 0; i < n; i++) {
+		uint16_t tag;
+		uint64_t v;
+
+		if (virtq_elem_read(e, i * BALLOON_STAT_SIZE, s, sizeof(s)) != sizeof(s))
+			break;
+		memcpy(&tag, s, sizeof(tag));
+		memcpy(&v, s + 2, sizeof(v));
+		tag = le16toh(tag);
+		if (tag >= BALLOON_STATS_MAX)
+			continue; /* a tag newer than us */
+		b->stats[tag] = le64toh(v);
+		b->stats_valid |= 1u << tag;
+	}
+	b->c.stats_updates++;
+}
+
+/* The queue's work, with the transport's lock held (loop thread). */
+static void balloon_queue_notify(void *opaque, unsigned q)
+{
+	struct balloon *b = opaque;
+	unsigned served = 0;
+
+	while (served < BALLOON_BATCH) {
+		if (q == BALLOON_Q_STATS && b->have_stats_elem)
+			break; /* the driver has one buffer: a second one is its bug; leave it */
+		if (virtio_pci_pop(b->vp, q, &b->elem) <= 0)
+			break;
+		served++;
+		switch (q) {
+		case BALLOON_Q_INFLATE:
+		case BALLOON_Q_DEFLATE:
+			balloon_do_pfns(b, &b->elem, q == BALLOON_Q_INFLATE);
+			break;
+		case BALLOON_Q_STATS:
+			balloon_do_stats(b, &b->elem);
+			b->stats_elem = b->elem;
+			b->have_stats_elem = true;
+			continue; /* held until the next refresh */
+		default:
+			balloon_do_report(b, &b->elem);
+			break;
+		}
+		if (virtio_pci_push(b->vp, q, &b->elem, 0) < 0)
+			break;
+	}
+	if (served == BALLOON_BATCH)
+		virtio_pci_kick(b->vp, q);
+	virtio_pci_notify(b->vp, q);
+}
+
+static void balloon_config_read(void *opaque, uint32_t offset, uint8_t *data, unsigned len)
+{
+	struct balloon *b = opaque;
+	uint8_t cfg[BALLOON_CFG_SIZE] = { 0 };
+	uint32_t v;
+
+	v = htole32(b->num_pages);
+	memcpy(cfg + BALLOON_CFG_NUM_PAGES, &v, sizeof(v));
+	v = htole32(b->actual);
+	memcpy(cfg + BALLOON_CFG_ACTUAL, &v, sizeof(v));
+	memcpy(data, cfg + offset, len);
+}
+
+/* Only actual is the driver's to write; anything else is ignored. */
+static void balloon_config_write(void *opaque, uint32_t offset, const uint8_t *data, unsigned len)
+{
+	struct balloon *b = opaque;
+	uint8_t cur[sizeof(uint32_t)];
+	uint32_t v = htole32(b->actual);
+
+	memcpy(cur, &v, sizeof(v));
+	for (unsigned i = 0; i < len; i++) {
+		uint32_t at = offset + i;
+
+		if (at >= BALLOON_CFG_ACTUAL && at < BALLOON_CFG_ACTUAL + sizeof(uint32_t))
+			cur[at - BALLOON_CFG_ACTUAL] = data[i];
+	}
+	memcpy(&v, cur, sizeof(v));
+	b->actual = le32toh(v);
+}
+
+static void balloon_dev_reset(void *opaque)
+{
+	struct balloon *b = opaque;
+
+	b->have_stats_elem = false; /* its buffer belongs to the driver again */
+	b->actual = 0;
+}
+
+static void balloon_destroy(struct balloon *b)
+{
+	if (!b)
+		return;
+	b->vp = virtio_pci_destroy(b->vp);
+	free(b);
+}
+
+int balloon_create(const struct dev_ctx *ctx, const struct balloon_config *bc, void **ret)
+{
+	struct balloon *b;
+	int err;
+
+	if (!ctx->pci || !ctx->mem || !bc || bc->size / BALLOON_PAGE_SIZE > UINT32_MAX)
+		return -EINVAL;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->mem = ctx->mem;
+	b->advice = ctx->cfg && ctx->cfg->memory.shared ? MADV_REMOVE : MADV_DONTNEED;
+	if (ctx->cfg && ctx->cfg->memory.hugepages)
+		b->advice = -1; /* a 4 KiB piece of a huge page cannot be given back */
+	b->num_pages = (uint32_t)(bc->size / BALLOON_PAGE_SIZE);
+	b->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(1000000000ULL, 5);
+	b->vops = (struct virtio_dev_ops){
+		.name = "virtio-balloon",
+		.device_id = VIRTIO_ID_BALLOON,
+		.class_code = PCI_CLASS_OTHERS,
+		.features = 1ULL << VIRTIO_BALLOON_F_STATS_VQ,
+		.num_queues = 3,
+		.max_queue_size = BALLOON_QUEUE_SIZE,
+		.config_size = BALLOON_CFG_SIZE,
+		.config_read = balloon_config_read,
+		.config_write = balloon_config_write,
+		.queue_notify = balloon_queue_notify,
+		.reset = balloon_dev_reset,
+	};
+	if (bc->deflate_on_oom)
+		b->vops.features |= 1ULL << VIRTIO_BALLOON_F_DEFLATE_ON_OOM;
+	if (bc->free_page_reporting) {
+		b->vops.features |= 1ULL << VIRTIO_BALLOON_F_REPORTING;
+		b->vops.num_queues = 4;
+	}
+	err = virtio_pci_create(ctx->pci, ctx->mem, ctx->loop, &b->vops, b, &b->vp);
+	if (err < 0) {
+		balloon_destroy(b);
+		return err;
+	}
+	*ret = b;
+	return 0;
+}
+
+struct virtio_pci *balloon_transport(void *dev)
+{
+	return ((struct balloon *)dev)->vp;
+}
+
+int balloon_set_target(void *dev, uint64_t bytes)
+{
+	struct balloon *b = dev;
+
+	if (!b)
+		return -ENODEV;
+	if (!IS_ALIGNED(bytes, BALLOON_PAGE_SIZE) || bytes > guest_mem_total(b->mem))
+		return -EINVAL;
+	virtio_pci_lock(b->vp);
+	if (b->num_pages != bytes / BALLOON_PAGE_SIZE) {
+		b->num_pages = (uint32_t)(bytes / BALLOON_PAGE_SIZE);
+		virtio_pci_config_changed(b->vp);
+	}
+	virtio_pci_unlock(b->vp);
+	return 0;
+}
+
+void balloon_get_info(void *dev, struct balloon_info *ret)
+{
+	struct balloon *b = dev;
+
+	virtio_pci_lock(b->vp);
+	*ret = (struct balloon_info){
+		.target_bytes = (uint64_t)b->num_pages * BALLOON_PAGE_SIZE,
+		.actual_bytes = (uint64_t)b->actual * BALLOON_PAGE_SIZE,
+		.counters = b->c,
+		.stats_valid = b->stats_valid,
+	};
+	memcpy(ret->stats, b->stats, sizeof(ret->stats));
+	virtio_pci_unlock(b->vp);
+}
+
+void balloon_stats_refresh(void *dev)
+{
+	struct balloon *b = dev;
+
+	virtio_pci_lock(b->vp);
+	if (b->have_stats_elem) {
+		b->have_stats_elem = false;
+		if (virtio_pci_push(b->vp, BALLOON_Q_STATS, &b->stats_elem, 0) == 0)
+			virtio_pci_notify(b->vp, BALLOON_Q_STATS);
+	}
+	virtio_pci_unlock(b->vp);
+}
+
+static int balloon_realize(const struct dev_ctx *ctx, const void *state, void **ret)
+{
+	const struct balloon_config *bc = ctx->cfg->balloon;
+	int r;
+
+	if (!bc) {
+		*ret = NULL;
+		return 0;
+	}
+	r = balloon_create(ctx, bc, ret);
+	if (r < 0)
+		error_set(ctx->err, ctx->errlen, r, "--balloon: cannot create the device: %s",
+			  strerror(-r));
+	return r;
+}
+
+static void balloon_unrealize(void *dev)
+{
+	balloon_destroy(dev);
+}
+
+static void balloon_reset(void *dev)
+{
+	if (dev)
+		virtio_pci_reset(balloon_transport(dev));
+}
+
+static void balloon_pause(void *dev)
+{
+	if (dev)
+		virtio_pci_pause(balloon_transport(dev));
+}
+
+static void balloon_resume(void *dev)
+{
+	if (dev)
+		virtio_pci_resume(balloon_transport(dev));
+}
+
+static void balloon_counters(void *dev, dev_counter_fn emit, void *opaque)
+{
+	struct balloon_info i;
+
+	balloon_get_info(dev, &i);
+	emit(opaque, "balloon", "target_bytes", i.target_bytes);
+	emit(opaque, "balloon", "actual_bytes", i.actual_bytes);
+	emit(opaque, "balloon", "inflated_pages", i.counters.inflated_pages);
+	emit(opaque, "balloon", "deflated_pages", i.counters.deflated_pages);
+	emit(opaque, "balloon", "discarded_bytes", i.counters.discarded_bytes);
+	emit(opaque, "balloon", "reported_bytes", i.counters.reported_bytes);
+	emit(opaque, "balloon", "bad_pfns", i.counters.bad_pfns);
+	emit(opaque, "balloon", "dropped_pfns", i.counters.dropped_pfns);
+	emit(opaque, "balloon", "bad_requests", i.counters.bad_requests);
+	emit(opaque, "balloon", "discard_failed", i.counters.discard_failed);
+	balloon_stats_refresh(dev);
+}
+
+const struct dev_ops balloon_ops = {
+	.name = "virtio-balloon",
+	.realize = balloon_realize,
+	.unrealize = balloon_unrealize,
+	.reset = balloon_reset,
+	.pause = balloon_pause,
+	.resume = balloon_resume,
+	.counters = balloon_counters,
+};

@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * virtio-pmem (virtio 1.2 §5.19), --pmem: a file mapped into guest-physical memory.
+ *
+ * The file is mmap'd MAP_SHARED (the guest's stores reach the file), or MAP_PRIVATE with
+ * discard_writes=on (the guest may write; the file never changes: copy-on-write pages that are
+ * dropped with the VM). The mapping becomes a memory slot of its own through ctx->map_ram, at a
+ * PMEM_GPA_ALIGN-aligned address in the VM's device memory area, outside RAM: the guest learns
+ * {start, size} from config space and Linux's virtio_pmem claims the range itself (no e820 or
+ * ACPI entry). The guest reaches the file with loads and stores, so only FLUSH goes through the
+ * request queue: out le32 type (0 = FLUSH), in le32 ret (0, or 1 for an error). A flush is
+ * answered after fdatasync() of the file (with discard_writes=on there is nothing to flush).
+ * Any other type, and a request whose header or response do not fit, is refused and counted.
+ *
+ * Size: size= (a multiple of 2 MiB), or the file's size. A file shorter than size= is extended
+ * (writable files only: with discard_writes=on it is refused, as a guest load past the end of
+ * the file would fault). PATH may be a directory: then an unnamed temporary file of size=
+ * bytes is created in it (Cloud Hypervisor's behaviour).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "devices/virtio/virtio_devices.h"
+#include "util/log.h"
+#include "util/util.h"
+#include "virtio/virtio.h"
+
+#define PCI_CLASS_STORAGE_OTHER 0x018000
+
+#define VIRTIO_PMEM_REQ_TYPE_FLUSH 0
+#define VIRTIO_PMEM_RESP_OK	   0
+#define VIRTIO_PMEM_RESP_EIO	   1
+
+#define PMEM_CFG_SIZE 16 /* le64 start, le64 size */
+
+#define OPT "--pmem"
+
+struct pmem {
+	struct virtio_pci *vp;
+	void (*unmap_ram)(void *opaque, uint64_t gpa);
+	void *ram_opaque;
+	int fd;
+	uint8_t *host;
+	uint64_t size;
+	uint64_t gpa;
+	bool mapped; /* in guest memory: unmap_ram at destroy */
+	bool discard_writes;
+	struct pmem_counters c;
+	struct log_ratelimit rl;
+	struct virtq_elem elem;
+};
+
+/* One request: the le32 to answer with. */
+static uint32_t pmem_request(struct pmem *p, const struct virtq_elem *e)
+{
+	uint32_t type;
+
+	if (virtq_elem_read(e, 0, &type, sizeof(type)) != sizeof(type) ||
+	    le32toh(type) != VIRTIO_PMEM_REQ_TYPE_FLUSH) {
+		p->c.bad_requests++;
+		return VIRTIO_PMEM_RESP_EIO;
+	}
+	p->c.flushes++;
+	if (p->discard_writes)
+		return VIRTIO_PMEM_RESP_OK;
+	while (fdatasync(p->fd) < 0) {
+		if (errno == EINTR)
+			continue;
+		p->c.flush_errors++;
+		log_ratelimited(&p->rl, LOG_WARN, "virtio-pmem: fdatasync: %s", strerror(errno));
+		return VIRTIO_PMEM_RESP_EIO;
+	}
+	return VIRTIO_PMEM_RESP_OK;
+}
+
+static void pmem_queue_notify(void *opaque, unsigned q)
+{
+	struct pmem *p = opaque;
+	unsigned served = 0;
+
+	while (served < PMEM_BATCH && virtio_pci_pop(p->vp, 0, &p->elem) > 0) {
+		uint32_t written = 0;
+
+		served++;
+		if (p->elem.in_len < sizeof(uint32_t)) {
+			p->c.bad_requests++; /* nowhere to answer: return it untouched */
+		} else {
+			uint32_t resp = htole32(pmem_request(p, &p->elem));
+
+			written = (uint32_t)virtq_elem_write(&p->elem, 0, &resp, sizeof(resp));
+		}
+		if (virtio_pci_push(p->vp, 0, &p->elem, written) < 0)
+			break;
+	}
+	if (served == PMEM_BATCH)
+		virtio_pci_kick(p->vp, 0);
+	virtio_pci_notify(p->vp, 0);
+}
+
+static void pmem_config_read(void *opaque, uint32_t offset, uint8_t *data, unsigned len)
+{
+	struct pmem *p = opaque;
+	uint64_t cfg[2] = { htole64(p->gpa), htole64(p->size) };
+
+	memcpy(data, (uint8_t *)cfg + offset, len);
+}
+
+static const struct virtio_dev_ops pmem_vops = {
+	.name = "virtio-pmem",
+	.device_id = VIRTIO_ID_PMEM,
+	.class_code = PCI_CLASS_STORAGE_OTHER,
+	.num_queues = 1,
+	.max_queue_size = PMEM_QUEUE_SIZE,
+	.config_size = PMEM_CFG_SIZE,
+	.config_read = pmem_config_read,
+	.queue_notify = pmem_queue_notify,
+};
+
+void pmem_destroy(void *dev)
+{
+	struct pmem *p = dev;
+
+	if (!p)
+		return;
+	p->vp = virtio_pci_destroy(p->vp);
+	if (p->mapped)
+		p->unmap_ram(p->ram_opaque, p->gpa);
+	if (p->host)
+		munmap(p->host, p->size);
+	if (p->fd >= 0)
+		close(p->fd);
+	free(p);
+}
+
+/* Opens the backing file and settles its size; fills p->fd and p->size. */
+static int pmem_open(struct pmem *p, const struct pmem_config *pc, char *err, size_t errlen)
+{
+	int flags = (pc->discard_writes ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+	struct stat st;
+
+	if (stat(pc->file, &st) == 0 && S_ISDIR(st.st_mode)) {
+		if (!pc->size)
+			return error_set(err, errlen, -EINVAL,
+					 OPT ": '%s' is a directory: size= is required", pc->file);
+		flags = O_TMPFILE | O_RDWR | O_CLOEXEC;
+	}
+	p->fd = open(pc->file, flags, 0600);
+	if (p->fd < 0)
+		return error_set(err, errlen, -errno, OPT ": cannot open '%s': %s", pc->file,
+				 strerror(errno));
+	if (fstat(p->fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return error_set(err, errlen, -EINVAL, OPT ": '%s' is not a regular file",
+				 pc->file);
+	p->size = pc->size ? pc->size : (uint64_t)st.st_size;
+	if (!p->size || !IS_ALIGNED(p->size, PMEM_ALIGN))
+		return error_set(err, errlen, -EINVAL,
+				 OPT ": '%s' is %" PRIu64 " bytes: the size must be a non-zero "
+				     "multiple of 2 MiB (give size=)",
+				 pc->file, p->size);
+	if (p->size > (uint64_t)st.st_size) {
+		if (pc->discard_writes)
+			return error_set(err, errlen, -EINVAL,
+					 OPT ": '%s' is shorter than size= and discard_writes=on "
+					     "cannot extend it",
+					 pc->file);
+		if (ftruncate(p->fd, (off_t)p->size) < 0)
+			return error_set(err, errlen, -errno, OPT ": cannot extend '%s': %s",
+					 pc->file, strerror(errno));
+	}
+	return 0;
+}
+
+int pmem_create(const struct dev_ctx *ctx, const struct pmem_config *pc, void **ret)
+{
+	struct pmem *p;
+	void *host;
+	int r;
+
+	if (!ctx->pci || !ctx->mem || !ctx->map_ram || !ctx->unmap_ram || !pc || !pc->file)
+		return -EINVAL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->fd = -1;
+	p->discard_writes = pc->discard_writes;
+	p->unmap_ram = ctx->unmap_ram;
+	p->ram_opaque = ctx->ram_opaque;
+	p->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(1000000000ULL, 5);
+	r = pmem_open(p, pc, ctx->err, ctx->errlen);
+	if (r < 0)
+		goto fail;
+	host = mmap(NULL, p->size, PROT_READ | PROT_WRITE,
+		    pc->discard_writes ? MAP_PRIVATE | MAP_NORESERVE : MAP_SHARED, p->fd, 0);
+	if (host == MAP_FAILED) {
+		r = error_set(ctx->err, ctx->errlen, -errno, OPT ": cannot map '%s': %s", pc->file,
+			      strerror(errno));
+		goto fail;
+	}
+	p->host = host;
+	(void)madvise(p->host, p->size, MADV_DONTDUMP);
+	r = ctx->map_ram(ctx->ram_opaque, p->host, p->size, PMEM_GPA_ALIGN, false, &p->gpa);
+	if (r < 0) {
+		error_set(ctx->err, ctx->errlen, r,
+			  OPT ": cannot place '%s' (%" PRIu64 "M) in guest memory: %s", pc->file,
+			  p->size >> 20, strerror(-r));
+		goto fail;
+	}
+	p->mapped = true;
+	r = virtio_pci_create(ctx->pci, ctx->mem, ctx->loop, &pmem_vops, p, &p->vp);
+	if (r < 0)
+		goto fail;
+	*ret = p;
+	return 0;
+fail:
+	pmem_destroy(p);
+	return r;
+}
+
+struct virtio_pci *pmem_transport(void *dev)
+{
+	return ((struct pmem *)dev)->vp;
+}
+
+void pmem_region(void *dev, uint64_t *ret_gpa, uint64_t *ret_size)
+{
+	struct pmem *p = dev;
+
+	*ret_gpa = p->gpa;
+	*ret_size = p->size;
+}
+
+void pmem_get_counters(void *dev, struct pmem_counters *ret)
+{
+	struct pmem *p = dev;
+
+	virtio_pci_lock(p->vp);
+	*ret = p->c;
+	virtio_pci_unlock(p->vp);
+}
+
+/* All the --pmem devices: one dev_table entry realizes them all. */
+struct pmem_set {
+	unsigned n;
+	void *devs[CONFIG_MAX_PMEMS];
+	char ids[CONFIG_MAX_PMEMS][CONFIG_ID_MAX];
+};
+
+static void pmem_unrealize(void *dev)
+{
+	struct pmem_set *s = dev;
+
+	if (!s)
+		return;
+	while (s->n)
+		pmem_destroy(s->devs[--s->n]);
+	free(s);
+}
+
+static int pmem_realize(const struct dev_ctx *ctx, const void *state, void **ret)
+{
+	const struct vm_config *cfg = ctx->cfg;
+	struct pmem_set *s;
+	int r;
+
+	if (!cfg->num_pmems) {
+		*ret = NULL;
+		return 0;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	for (unsigned i = 0; i < cfg->num_pmems && i < CONFIG_MAX_PMEMS; i++) {
+		r = pmem_create(ctx, &cfg->pmems[i], &s->devs[i]);
+		if (r < 0) {
+			pmem_unrealize(s);
+			return r;
+		}
+		snprintf(s->ids[i], sizeof(s->ids[i]), "%s",
+			 cfg->pmems[i].id ? cfg->pmems[i].id : "");
+		s->n = i + 1;
+	}
+	*ret = s;
+	return 0;
+}
+
+static void pmem_reset(void *dev)
+{
+	struct pmem_set *s = dev;
+
+	for (unsigned i = 0; s && i < s->n; i++)
+		virtio_pci_reset(pmem_transport(s->devs[i]));
+}
+
+static void pmem_pause(void *dev)
+{
+	struct pmem_set *s = dev;
+
+	for (unsigned i = 0; s && i < s->n; i++)
+		virtio_pci_pause(pmem_transport(s->devs[i]));
+}
+
+static void pmem_resume(void *dev)
+{
+	struct pmem_set *s = dev;
+
+	for (unsigned i = 0; s && i < s->n; i++)
+		virtio_pci_resume(pmem_transport(s->devs[i]));
+}
+
+static void pmem_counters(void *dev, dev_counter_fn emit, void *opaque)
+{
+	struct pmem_set *s = dev;
+
+	for (unsigned i = 0; i < s->n; i++) {
+		struct pmem_counters c;
+
+		pmem_get_counters(s->devs[i], &c);
+		emit(opaque, s->ids[i], "flushes", c.flushes);
+		emit(opaque, s->ids[i], "flush_errors", c.flush_errors);
+		emit(opaque, s->ids[i], "bad_requests", c.bad_requests);
+	}
+}
+
+const struct dev_ops pmem_ops = {
+	.name = "virtio-pmem",
+	.realize = pmem_realize,
+	.unrealize = pmem_unrealize,
+	.reset = pmem_reset,
+	.pause = pmem_pause,
+	.resume = pmem_resume,
+	.counters = pmem_counters,
+};

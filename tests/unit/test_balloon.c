@@ -1,0 +1,331 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * virtio-balloon (src/devices/virtio/balloon.c): inflate gives pages back, frame numbers outside
+ * RAM are dropped and counted, the per-element bound, statistics, free page reporting, the
+ * target and its config-change interrupt.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <sys/mman.h>
+
+#include "devices/virtio/virtio_devices.h"
+#include "virtio_harness.h"
+
+#define QSIZE 16
+#define BUF   0x40000 /* request buffers in the harness's RAM */
+/* A second RAM region, page aligned, after a hole: the pages the tests balloon. */
+#define RAM2_GPA  0x200000ULL
+#define RAM2_SIZE 0x100000ULL
+#define RAM2_PFN  (RAM2_GPA >> 12)
+#define HOLE_PFN  (0x100000ULL >> 12) /* between the regions */
+
+#define F_STATS	     (1ULL << 1)
+#define F_DEFLATE    (1ULL << 2)
+#define F_REPORTING  (1ULL << 5)
+#define F_OFFERED(x) ((x)->offered)
+
+struct fx {
+	struct vh *h;
+	void *dev;
+	uint8_t *ram2;
+	struct balloon_config bc;
+};
+
+static int setup(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+
+	assert_non_null(x);
+	x->h = vh_create(false);
+	x->ram2 = mmap(NULL, RAM2_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(x->ram2 != MAP_FAILED);
+	assert_int_equal(guest_mem_add_region(&x->h->mem, RAM2_GPA, RAM2_SIZE, x->ram2), 0);
+	x->h->cfg.memory.size = VH_RAM_SIZE + RAM2_SIZE;
+	x->bc.size = 16 * 4096;
+	*state = x;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *x = *state;
+
+	balloon_ops.unrealize(x->dev);
+	vh_destroy(x->h);
+	munmap(x->ram2, RAM2_SIZE);
+	free(x);
+	return 0;
+}
+
+static uint64_t device_features(struct vh *h)
+{
+	vh_wr(h, VIRTIO_PCI_COMMON_DFSELECT, 0, 4);
+	return vh_rd(h, VIRTIO_PCI_COMMON_DF, 4);
+}
+
+static void start(struct fx *x, uint64_t features)
+{
+	unsigned nq = x->bc.free_page_reporting ? 4 : 3;
+
+	assert_int_equal(balloon_create(&x->h->ctx, &x->bc, &x->dev), 0);
+	vh_attach(x->h, virtio_pci_function(balloon_transport(x->dev)), nq + 1);
+	assert_true(vh_negotiate(x->h, VH_VERSION_1 | features) & VIRTIO_STATUS_FEATURES_OK);
+	for (unsigned q = 0; q < nq; q++)
+		vh_setup_queue(x->h, q, QSIZE);
+	vh_driver_ok(x->h);
+}
+
+/* Posts a one-descriptor chain on @q at BUF + q * 0x10000, runs the queue; returns used idx. */
+static uint16_t post(struct fx *x, unsigned q, uint64_t addr, uint32_t len, bool writable)
+{
+	vh_desc(x->h, q, 0, addr, len, writable ? VIRTQ_DESC_F_WRITE : 0, 0);
+	vh_avail(x->h, q, QSIZE, 0);
+	vh_notify(x->h, q);
+	virtio_pci_run_notify(balloon_transport(x->dev), q);
+	return vh_used_idx(x->h, q);
+}
+
+static uint16_t post_pfns(struct fx *x, unsigned q, const uint32_t *pfns, unsigned n)
+{
+	uint64_t at = BUF + (uint64_t)q * 0x10000;
+
+	memcpy(x->h->ram + at, pfns, n * sizeof(uint32_t));
+	return post(x, q, at, n * sizeof(uint32_t), false);
+}
+
+static struct balloon_counters counters(struct fx *x)
+{
+	struct balloon_info i;
+
+	balloon_get_info(x->dev, &i);
+	return i.counters;
+}
+
+static uint32_t devcfg(struct fx *x, unsigned off)
+{
+	return (uint32_t)vh_rd(x->h, VIRTIO_PCI_DEVCFG_OFF + off, 4);
+}
+
+static void test_features_and_config(void **state)
+{
+	struct fx *x = *state;
+
+	x->bc.deflate_on_oom = true;
+	start(x, F_STATS | F_DEFLATE);
+	assert_int_equal(device_features(x->h) & (F_STATS | F_DEFLATE | F_REPORTING),
+			 F_STATS | F_DEFLATE);
+	assert_int_equal(devcfg(x, 0), 16);
+	assert_int_equal(devcfg(x, 4), 0);
+	/* the driver reports what it holds; num_pages is not the driver's to write */
+	vh_wr(x->h, VIRTIO_PCI_DEVCFG_OFF + 4, 12, 4);
+	vh_wr(x->h, VIRTIO_PCI_DEVCFG_OFF + 0, 99, 4);
+	assert_int_equal(devcfg(x, 4), 12);
+	assert_int_equal(devcfg(x, 0), 16);
+	vh_wr(x->h, VIRTIO_PCI_DEVCFG_OFF + 5, 1, 1); /* a byte of actual: 12 + 256 */
+	assert_int_equal(devcfg(x, 4), 268);
+}
+
+static void test_target_sends_config_interrupt(void **state)
+{
+	struct fx *x = *state;
+	uint8_t gen;
+	unsigned msis;
+
+	start(x, F_STATS);
+	gen = (uint8_t)vh_rd(x->h, VIRTIO_PCI_COMMON_CFGGEN, 1);
+	msis = x->h->nr_msis;
+	assert_int_equal(balloon_set_target(x->dev, 64 * 4096), 0);
+	assert_int_equal(devcfg(x, 0), 64);
+	assert_int_equal(x->h->nr_msis, msis + 1);
+	assert_int_equal(x->h->msi_data[msis], 0); /* the config vector */
+	assert_int_not_equal(vh_rd(x->h, VIRTIO_PCI_COMMON_CFGGEN, 1), gen);
+	/* the same target again: nothing to tell */
+	assert_int_equal(balloon_set_target(x->dev, 64 * 4096), 0);
+	assert_int_equal(x->h->nr_msis, msis + 1);
+	assert_int_equal(balloon_set_target(x->dev, 4097), -EINVAL);
+	assert_int_equal(balloon_set_target(x->dev, (VH_RAM_SIZE + RAM2_SIZE) + 4096), -EINVAL);
+	assert_int_equal(balloon_set_target(NULL, 0), -ENODEV);
+	assert_int_equal(devcfg(x, 0), 64);
+}
+
+static void test_inflate_gives_pages_back(void **state)
+{
+	struct fx *x = *state;
+	uint32_t pfns[] = { RAM2_PFN + 1, RAM2_PFN + 2, RAM2_PFN + 3, RAM2_PFN + 7 };
+	struct balloon_counters c;
+
+	start(x, F_STATS);
+	memset(x->ram2, 0xab, RAM2_SIZE);
+	assert_int_equal(post_pfns(x, BALLOON_Q_INFLATE, pfns, 4), 1);
+	assert_int_equal(vh_used_len(x->h, BALLOON_Q_INFLATE, 0, QSIZE), 0);
+	for (unsigned p = 0; p < 9; p++) {
+		bool gone = p == 1 || p == 2 || p == 3 || p == 7;
+
+		assert_int_equal(x->ram2[p * 4096], gone ? 0 : 0xab);
+		assert_int_equal(x->ram2[p * 4096 + 4095], gone ? 0 : 0xab);
+	}
+	c = counters(x);
+	assert_int_equal(c.inflated_pages, 4);
+	assert_int_equal(c.discarded_bytes, 4 * 4096);
+	assert_int_equal(c.bad_pfns, 0);
+
+	/* deflate: checked and counted; the pages are usable again (zero-filled) */
+	assert_int_equal(post_pfns(x, BALLOON_Q_DEFLATE, pfns, 2), 1);
+	c = counters(x);
+	assert_int_equal(c.deflated_pages, 2);
+	x->ram2[4096] = 1;
+	assert_int_equal(x->ram2[4096], 1);
+}
+
+static void test_bad_pfns_dropped(void **state)
+{
+	struct fx *x = *state;
+	uint32_t pfns[] = { 0xffffffff,	  HOLE_PFN,  HOLE_PFN + 0xff, RAM2_PFN + (RAM2_SIZE >> 12),
+			    RAM2_PFN + 5, 0x80000000 };
+	struct balloon_counters c;
+
+	start(x, F_STATS);
+	memset(x->ram2, 0xcd, RAM2_SIZE);
+	assert_int_equal(post_pfns(x, BALLOON_Q_INFLATE, pfns, 6), 1);
+	c = counters(x);
+	assert_int_equal(c.bad_pfns, 5);
+	assert_int_equal(c.inflated_pages, 1);
+	assert_int_equal(x->ram2[5 * 4096], 0);
+	assert_int_equal(x->ram2[4 * 4096], 0xcd);
+	assert_int_equal(x->ram2[6 * 4096], 0xcd);
+	/* the same on deflate */
+	assert_int_equal(post_pfns(x, BALLOON_Q_DEFLATE, pfns, 6), 1);
+	assert_int_equal(counters(x).bad_pfns, 10);
+	assert_int_equal(virtio_pci_status(balloon_transport(x->dev)) & VIRTIO_STATUS_NEEDS_RESET,
+			 0);
+}
+
+static void test_huge_and_odd_elements(void **state)
+{
+	struct fx *x = *state;
+	uint32_t len = (BALLOON_MAX_PFNS + 1000) * 4;
+	struct balloon_counters c;
+
+	start(x, F_STATS);
+	/* BALLOON_MAX_PFNS + 1000 frame numbers (all pfn 0, in the unaligned harness RAM) */
+	assert_true(BUF + len <= VH_RAM_SIZE);
+	memset(x->h->ram + BUF, 0, len);
+	assert_int_equal(post(x, BALLOON_Q_INFLATE, BUF, len, false), 1);
+	c = counters(x);
+	assert_int_equal(c.dropped_pfns, 1000);
+	assert_int_equal(c.bad_requests, 1);
+	/* 6 bytes: one frame number and half of another */
+	assert_int_equal(post(x, BALLOON_Q_INFLATE, BUF, 6, false), 2);
+	assert_int_equal(counters(x).bad_requests, 2);
+	/* no readable part at all */
+	assert_int_equal(post(x, BALLOON_Q_INFLATE, BUF, 64, true), 3);
+	assert_int_equal(vh_used_len(x->h, BALLOON_Q_INFLATE, 2, QSIZE), 0);
+	assert_int_equal(x->h->ram[BUF], 0);
+}
+
+static void put_stat(uint8_t *p, uint16_t tag, uint64_t v)
+{
+	memcpy(p, &tag, 2);
+	memcpy(p + 2, &v, 8);
+}
+
+static void test_stats(void **state)
+{
+	struct fx *x = *state;
+	uint8_t *s = x->h->ram + BUF;
+	struct balloon_info i;
+
+	start(x, F_STATS);
+	put_stat(s, 4, 123456);	     /* VIRTIO_BALLOON_S_MEMFREE */
+	put_stat(s + 10, 5, 999999); /* MEMTOT */
+	put_stat(s + 20, 200, 1);    /* unknown tag: skipped */
+	assert_int_equal(post(x, BALLOON_Q_STATS, BUF, 30, false), 0); /* held */
+	balloon_get_info(x->dev, &i);
+	assert_int_equal(i.stats[4], 123456);
+	assert_int_equal(i.stats[5], 999999);
+	assert_int_equal(i.stats_valid, (1u << 4) | (1u << 5));
+	/* a second buffer while one is held stays in the ring */
+	vh_desc(x->h, BALLOON_Q_STATS, 1, BUF, 10, 0, 0);
+	vh_avail(x->h, BALLOON_Q_STATS, QSIZE, 1);
+	virtio_pci_run_notify(balloon_transport(x->dev), BALLOON_Q_STATS);
+	assert_int_equal(vh_used_idx(x->h, BALLOON_Q_STATS), 0);
+	/* refresh: the held buffer goes back; then the waiting one is read */
+	balloon_stats_refresh(x->dev);
+	assert_int_equal(vh_used_idx(x->h, BALLOON_Q_STATS), 1);
+	put_stat(s, 4, 7);
+	virtio_pci_run_notify(balloon_transport(x->dev), BALLOON_Q_STATS);
+	balloon_get_info(x->dev, &i);
+	assert_int_equal(i.stats[4], 7);
+	assert_int_equal(i.counters.stats_updates, 2);
+}
+
+static void test_free_page_reporting(void **state)
+{
+	struct fx *x = *state;
+
+	x->bc.free_page_reporting = true;
+	start(x, F_STATS | F_REPORTING);
+	assert_true(device_features(x->h) & F_REPORTING);
+	memset(x->ram2, 0xee, RAM2_SIZE);
+	/* 3 pages from mid-page: the two whole pages inside go back, the partial ones stay */
+	assert_int_equal(post(x, BALLOON_Q_REPORTING, RAM2_GPA + 0x800, 3 * 4096, true), 1);
+	assert_int_equal(x->ram2[0x7ff], 0xee);
+	assert_int_equal(x->ram2[0x800], 0xee);
+	assert_int_equal(x->ram2[0x1000], 0);
+	assert_int_equal(x->ram2[0x2fff], 0);
+	assert_int_equal(x->ram2[0x3000], 0xee);
+	assert_int_equal(counters(x).reported_bytes, 2 * 4096);
+	/* a readable buffer is the driver's mistake: counted, nothing discarded */
+	assert_int_equal(post(x, BALLOON_Q_REPORTING, RAM2_GPA + 0x10000, 4096, false), 2);
+	assert_int_equal(x->ram2[0x10000], 0xee);
+	assert_int_equal(counters(x).bad_requests, 1);
+}
+
+static void test_hugepages_counted_only(void **state)
+{
+	struct fx *x = *state;
+	uint32_t pfns[] = { RAM2_PFN, RAM2_PFN + 1 };
+	struct balloon_counters c;
+
+	x->h->cfg.memory.hugepages = true;
+	start(x, F_STATS);
+	memset(x->ram2, 0x42, 2 * 4096);
+	assert_int_equal(post_pfns(x, BALLOON_Q_INFLATE, pfns, 2), 1);
+	c = counters(x);
+	assert_int_equal(c.inflated_pages, 2);
+	assert_int_equal(c.discard_failed, 2);
+	assert_int_equal(c.discarded_bytes, 0);
+	assert_int_equal(x->ram2[4096], 0x42);
+}
+
+static void test_not_configured(void **state)
+{
+	struct fx *x = *state;
+	void *dev = (void *)1;
+
+	assert_int_equal(balloon_ops.realize(&x->h->ctx, NULL, &dev), 0);
+	assert_null(dev);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_features_and_config, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_target_sends_config_interrupt, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_inflate_gives_pages_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_pfns_dropped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_huge_and_odd_elements, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_free_page_reporting, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hugepages_counted_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_configured, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

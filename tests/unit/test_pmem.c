@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * virtio-pmem (src/devices/virtio/pmem.c): the file's mapping placed through dev_ctx.map_ram,
+ * config space {start, size}, FLUSH, bad requests, discard_writes, the file and size checks.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "devices/virtio/virtio_devices.h"
+#include "virtio_harness.h"
+
+#define QSIZE	 16
+#define REQ	 0x40000
+#define RESP	 0x40100
+#define MB2	 (2ULL << 20)
+#define FAKE_GPA 0x1000000000ULL
+
+struct fx {
+	struct vh *h;
+	void *dev;
+	char path[64];
+	char dir[64];
+	struct pmem_config pc;
+	/* the fake map_ram */
+	unsigned maps, unmaps;
+	void *host;
+	uint64_t size, align, gpa, unmapped_gpa;
+	int map_result;
+};
+
+static int fake_map(void *opaque, void *host, uint64_t size, uint64_t align, bool ro,
+		    uint64_t *ret_gpa)
+{
+	struct fx *x = opaque;
+
+	(void)ro;
+	if (x->map_result)
+		return x->map_result;
+	x->maps++;
+	x->host = host;
+	x->size = size;
+	x->align = align;
+	x->gpa = FAKE_GPA;
+	*ret_gpa = FAKE_GPA;
+	return 0;
+}
+
+static void fake_unmap(void *opaque, uint64_t gpa)
+{
+	struct fx *x = opaque;
+
+	x->unmaps++;
+	x->unmapped_gpa = gpa;
+}
+
+/* A file of @len bytes, each byte 0x5a. */
+static void make_file(struct fx *x, uint64_t len)
+{
+	static uint8_t chunk[4096];
+	int fd;
+
+	memset(chunk, 0x5a, sizeof(chunk));
+	snprintf(x->path, sizeof(x->path), "/tmp/cubicle-test-pmem-XXXXXX");
+	fd = mkstemp(x->path);
+	assert_true(fd >= 0);
+	for (uint64_t off = 0; off < len; off += sizeof(chunk))
+		assert_int_equal(write(fd, chunk, sizeof(chunk)), (ssize_t)sizeof(chunk));
+	close(fd);
+	x->pc.file = x->path;
+}
+
+static int setup(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	static char err[256];
+
+	assert_non_null(x);
+	x->h = vh_create(false);
+	x->h->ctx.map_ram = fake_map;
+	x->h->ctx.unmap_ram = fake_unmap;
+	x->h->ctx.ram_opaque = x;
+	err[0] = '\0';
+	x->h->ctx.err = err;
+	x->h->ctx.errlen = sizeof(err);
+	*state = x;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *x = *state;
+
+	pmem_destroy(x->dev);
+	if (x->path[0])
+		unlink(x->path);
+	if (x->dir[0])
+		rmdir(x->dir);
+	vh_destroy(x->h);
+	free(x);
+	return 0;
+}
+
+static void start(struct fx *x)
+{
+	assert_int_equal(pmem_create(&x->h->ctx, &x->pc, &x->dev), 0);
+	vh_attach(x->h, virtio_pci_function(pmem_transport(x->dev)), 2);
+	assert_true(vh_negotiate(x->h, VH_VERSION_1) & VIRTIO_STATUS_FEATURES_OK);
+	vh_setup_queue(x->h, 0, QSIZE);
+	vh_driver_ok(x->h);
+}
+
+/* Posts {REQ: out @out_len bytes, RESP: in @in_len} (either may be 0: left out). */
+static uint32_t request(struct fx *x, uint32_t type, uint32_t out_len, uint32_t in_len)
+{
+	uint16_t used = vh_used_idx(x->h, 0);
+	unsigned d = 0;
+
+	memcpy(x->h->ram + REQ, &type, sizeof(type));
+	memset(x->h->ram + RESP, 0xff, 4);
+	if (out_len) {
+		vh_desc(x->h, 0, d, REQ, out_len, in_len ? VIRTQ_DESC_F_NEXT : 0, 1);
+		d++;
+	}
+	if (in_len)
+		vh_desc(x->h, 0, d, RESP, in_len, VIRTQ_DESC_F_WRITE, 0);
+	vh_avail(x->h, 0, QSIZE, 0);
+	vh_notify(x->h, 0);
+	virtio_pci_run_notify(pmem_transport(x->dev), 0);
+	assert_int_equal(vh_used_idx(x->h, 0), (uint16_t)(used + 1));
+	return vh_used_len(x->h, 0, used, QSIZE);
+}
+
+static uint32_t resp(struct fx *x)
+{
+	return vh_get32(x->h, RESP);
+}
+
+static void test_config_and_mapping(void **state)
+{
+	struct fx *x = *state;
+	uint64_t gpa, size;
+
+	make_file(x, 2 * MB2);
+	start(x);
+	assert_int_equal(x->maps, 1);
+	assert_int_equal(x->size, 2 * MB2);
+	assert_int_equal(x->align, PMEM_GPA_ALIGN);
+	assert_int_equal(vh_rd(x->h, VIRTIO_PCI_DEVCFG_OFF, 8), FAKE_GPA);
+	assert_int_equal(vh_rd(x->h, VIRTIO_PCI_DEVCFG_OFF + 8, 8), 2 * MB2);
+	pmem_region(x->dev, &gpa, &size);
+	assert_int_equal(gpa, FAKE_GPA);
+	assert_int_equal(size, 2 * MB2);
+	/* the guest sees the file through the mapping */
+	assert_int_equal(((uint8_t *)x->host)[12345], 0x5a);
+	pmem_destroy(x->dev);
+	x->dev = NULL;
+	assert_int_equal(x->unmaps, 1);
+	assert_int_equal(x->unmapped_gpa, FAKE_GPA);
+}
+
+static void test_flush_reaches_file(void **state)
+{
+	struct fx *x = *state;
+	struct pmem_counters c;
+	uint8_t b = 0;
+	int fd;
+
+	make_file(x, MB2);
+	start(x);
+	((uint8_t *)x->host)[100] = 0x11;
+	assert_int_equal(request(x, 0, 4, 4), 4);
+	assert_int_equal(resp(x), 0);
+	fd = open(x->path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &b, 1, 100), 1);
+	close(fd);
+	assert_int_equal(b, 0x11);
+	pmem_get_counters(x->dev, &c);
+	assert_int_equal(c.flushes, 1);
+	assert_int_equal(c.bad_requests, 0);
+}
+
+static void test_bad_requests(void **state)
+{
+	struct fx *x = *state;
+	struct pmem_counters c;
+
+	make_file(x, MB2);
+	start(x);
+	assert_int_equal(request(x, 7, 4, 4), 4); /* unknown type */
+	assert_int_equal(resp(x), 1);
+	assert_int_equal(request(x, 0, 2, 4), 4); /* header too short */
+	assert_int_equal(resp(x), 1);
+	assert_int_equal(request(x, 0, 0, 4), 4); /* no header at all */
+	assert_int_equal(resp(x), 1);
+	assert_int_equal(request(x, 0, 4, 2), 0); /* nowhere to answer */
+	assert_int_equal(vh_get16(x->h, RESP), 0xffff);
+	assert_int_equal(request(x, 0, 4, 0), 0);
+	pmem_get_counters(x->dev, &c);
+	assert_int_equal(c.bad_requests, 5);
+	assert_int_equal(c.flushes, 0);
+	/* the device still serves */
+	assert_int_equal(request(x, 0, 4, 4), 4);
+	assert_int_equal(resp(x), 0);
+	assert_int_equal(virtio_pci_status(pmem_transport(x->dev)) & VIRTIO_STATUS_NEEDS_RESET, 0);
+}
+
+static void test_discard_writes(void **state)
+{
+	struct fx *x = *state;
+	uint8_t b = 0;
+	int fd;
+
+	make_file(x, MB2);
+	x->pc.discard_writes = true;
+	start(x);
+	memset(x->host, 0x77, MB2);
+	assert_int_equal(request(x, 0, 4, 4), 4);
+	assert_int_equal(resp(x), 0);
+	fd = open(x->path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &b, 1, 4096), 1);
+	close(fd);
+	assert_int_equal(b, 0x5a);
+}
+
+static void expect_error(struct fx *x, int err, const char *msg)
+{
+	x->h->ctx.err[0] = '\0';
+	assert_int_equal(pmem_create(&x->h->ctx, &x->pc, &x->dev), err);
+	assert_null(x->dev);
+	assert_non_null(strstr(x->h->ctx.err, msg));
+	assert_int_equal(x->maps, x->unmaps);
+}
+
+static void test_file_errors(void **state)
+{
+	struct fx *x = *state;
+	struct stat st;
+
+	x->pc.file = "/nonexistent/cubicle.img";
+	expect_error(x, -ENOENT, "--pmem: cannot open '/nonexistent/cubicle.img'");
+	make_file(x, 4096);
+	expect_error(x, -EINVAL, "is 4096 bytes: the size must be a non-zero multiple of 2 MiB");
+	x->pc.size = 3 << 20;
+	expect_error(x, -EINVAL, "multiple of 2 MiB");
+	/* shorter than size=: extended, unless discard_writes=on */
+	x->pc.size = MB2;
+	x->pc.discard_writes = true;
+	expect_error(x, -EINVAL, "shorter than size= and discard_writes=on cannot extend it");
+	x->pc.discard_writes = false;
+	assert_int_equal(pmem_create(&x->h->ctx, &x->pc, &x->dev), 0);
+	assert_int_equal(stat(x->path, &st), 0);
+	assert_int_equal(st.st_size, MB2);
+	pmem_destroy(x->dev);
+	x->dev = NULL;
+	/* no room in guest memory */
+	x->map_result = -ENOSPC;
+	expect_error(x, -ENOSPC, "cannot place");
+	x->map_result = 0;
+	/* a directory: size= needed, then an unnamed file */
+	snprintf(x->dir, sizeof(x->dir), "/tmp/cubicle-test-pmemdir-XXXXXX");
+	assert_non_null(mkdtemp(x->dir));
+	x->pc.file = x->dir;
+	x->pc.size = 0;
+	expect_error(x, -EINVAL, "is a directory: size= is required");
+	x->pc.size = MB2;
+	assert_int_equal(pmem_create(&x->h->ctx, &x->pc, &x->dev), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_config_and_mapping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flush_reaches_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_discard_writes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
