@@ -79,6 +79,7 @@ unsigned vmm_cmd_add_vsock(struct vmm *vmm, struct api_cmd *cmd);
 int api_body_check(const char *route, const json_t *body, char *err, size_t errlen);
 /* Routes whose capability cubicle does not have yet: 400 for a malformed body, else 501 naming
  * the route. */
+unsigned vmm_cmd_resize(struct vmm *vmm, struct api_cmd *cmd);
 unsigned vmm_cmd_unsupported(struct vmm *vmm, struct api_cmd *cmd);
 
 /*

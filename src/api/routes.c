@@ -26,7 +26,7 @@ static const struct api_route api_routes[] = {
 	{ "vm.power-button", "PUT", API_BODY_NONE, vmm_cmd_power_button },
 	{ "vm.add-net", "PUT", API_BODY_REQUIRED, vmm_cmd_add_net },
 	/* Not yet: hotplug, resize, snapshot/restore (issue 7), migration, coredump. */
-	{ "vm.resize", "PUT", API_BODY_REQUIRED, vmm_cmd_unsupported },
+	{ "vm.resize", "PUT", API_BODY_REQUIRED, vmm_cmd_resize },
 	{ "vm.resize-zone", "PUT", API_BODY_REQUIRED, vmm_cmd_unsupported },
 	{ "vm.add-device", "PUT", API_BODY_REQUIRED, vmm_cmd_unsupported },
 	{ "vm.remove-device", "PUT", API_BODY_REQUIRED, vmm_cmd_unsupported },

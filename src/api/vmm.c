@@ -528,6 +528,40 @@ unsigned vmm_cmd_add_vsock(struct vmm *vmm, struct api_cmd *cmd)
 	return vmm_add_device(vmm, cmd, r, err, add_vsock, drop_vsock, vsock);
 }
 
+/*
+ * vm.resize: desired_balloon on a running (or paused) VM with --balloon sets the balloon's
+ * target; the guest inflates or deflates on its own time. vCPU and memory resizing (hotplug)
+ * are not there yet: 501, with nothing changed.
+ */
+unsigned vmm_cmd_resize(struct vmm *vmm, struct api_cmd *cmd)
+{
+	char err[CONFIG_ERR_MAX] = "";
+	struct vm_resize rs;
+
+	int r = vm_resize_from_json(cmd->body, &rs, err, sizeof(err));
+	if (r < 0)
+		return api_cmd_error(cmd, r == -ENOMEM ? 500 : 400, "vm.resize: %s", err);
+	if (rs.has_desired_vcpus || rs.has_desired_ram)
+		return api_cmd_error(cmd, 501,
+				     "vm.resize: desired_vcpus and desired_ram (hotplug) are not "
+				     "supported by cubicle yet; desired_balloon is");
+	if (!rs.has_desired_balloon)
+		return api_cmd_error(cmd, 400, "vm.resize: nothing to resize");
+	if (!vmm->vm || !(vmm_in(vmm, VM_RUNNING) || vmm_in(vmm, VM_PAUSED)))
+		return vmm_wrong_state(vmm, cmd, "Running or Paused");
+	r = vm_balloon_resize(vmm->vm, rs.desired_balloon);
+	if (r == -ENODEV)
+		return api_cmd_error(cmd, 400, "vm.resize: the VM has no balloon (--balloon)");
+	if (r == -EINVAL)
+		return api_cmd_error(
+			cmd, 400,
+			"vm.resize: desired_balloon must be a multiple of 4 KiB and at "
+			"most the memory size");
+	if (r < 0)
+		return api_cmd_error(cmd, 500, "vm.resize: %s", strerror(-r));
+	return api_cmd_reply(cmd, 204, NULL);
+}
+
 unsigned vmm_cmd_unsupported(struct vmm *vmm, struct api_cmd *cmd)
 {
 	char err[CONFIG_ERR_MAX] = "";

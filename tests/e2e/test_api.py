@@ -605,3 +605,29 @@ def test_event_monitor_never_blocks_the_vmm(cubicle_bin, testguest, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_resize_sets_the_balloon_target(vmm, testguest):
+    """vm.resize desired_balloon reaches the balloon (the idle guest has no driver: the target
+    is set and the config-change interrupt sent); hotplug sizes are refused, nothing changed."""
+    api = vmm.api
+    cfg = idle_config(testguest, balloon={"size": 4 << 20})
+    assert api.put("vm.create", cfg).status == 204
+    r = api.put("vm.resize", {"desired_balloon": 8 << 20})
+    assert r.status == 409, r  # not booted yet
+    assert api.put("vm.boot").status == 204
+    assert api.put("vm.resize", {"desired_balloon": 8 << 20}).status == 204
+    for bad in ({"desired_balloon": (8 << 20) + 1}, {"desired_balloon": 1 << 40}):
+        r = api.put("vm.resize", bad)
+        assert r.status == 400 and "desired_balloon" in error_of(r), r
+    r = api.put("vm.resize", {"desired_vcpus": 2})
+    assert r.status == 501 and "not supported" in error_of(r), r
+    assert state_of(api) == "Running"
+
+
+def test_resize_without_a_balloon(vmm, testguest):
+    api = vmm.api
+    assert api.put("vm.create", idle_config(testguest)).status == 204
+    assert api.put("vm.boot").status == 204
+    r = api.put("vm.resize", {"desired_balloon": 8 << 20})
+    assert r.status == 400 and "no balloon" in error_of(r), r
