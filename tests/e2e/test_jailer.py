@@ -4,6 +4,7 @@ its rlimits; host paths are out of reach; the jail and the cgroup are gone when 
 ids and paths are refused with one clear line."""
 import os
 import re
+import select
 import signal
 import subprocess
 import time
@@ -104,10 +105,12 @@ def test_confinement_while_running(jailer, cubicle_bin, testguest, base):
                 .strip() == "64"
         else:
             assert f"0::/cubicle/{vm_id}" in cg, cg
+        # The guest runs in the jail: its first line arrives (then stop it).
+        ready, _, _ = select.select([p.stdout], [], [], 15)
+        assert ready and "cubicle-testguest: idle" in p.stdout.readline()
         p.send_signal(signal.SIGTERM)
         out, err = p.communicate(timeout=15)
         assert p.returncode == 0, err
-        assert "cubicle-testguest: idle" in out
     finally:
         if p.poll() is None:
             p.kill()
