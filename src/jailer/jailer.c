@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -440,7 +441,7 @@ static int make_dev(const struct jail_args *a, const char *root, const char *nam
 
 /* In the child: everything from the new mount namespace to exec. Reports failures on stderr
  * (the parent's, still open) and returns the exit status. */
-static int child(const struct jail_args *a, const struct jail *j, int netns_fd)
+static int child(const struct jail_args *a, const struct jail *j, int netns_fd, pid_t parent_pid)
 {
 	char path[PATH_MAX];
 	int r;
@@ -522,6 +523,13 @@ static int child(const struct jail_args *a, const struct jail *j, int netns_fd)
 	if (setgroups(0, NULL) < 0 || setresgid(a->gid, a->gid, a->gid) < 0 ||
 	    setresuid(a->uid, a->uid, a->uid) < 0)
 		FAIL("cannot drop to the given uid/gid");
+	/* If the jailer dies (even of SIGKILL), cubicle must not live on unsupervised: nobody
+	 * would forward signals or clean up. Set after the uid change, which clears it; then
+	 * check the jailer did not die before (in a new PID namespace getppid() is 0). */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		FAIL("cannot tie cubicle to the jailer's life");
+	if (getppid() != parent_pid && getppid() != 0)
+		return 1;
 
 	/* argv[0] is the binary's path inside the jail; the environment is empty. */
 	char exec_path[PATH_MAX];
@@ -656,6 +664,7 @@ int main(int argc, char *argv[])
 	sigaddset(&block, SIGHUP);
 	sigaddset(&block, SIGQUIT);
 	sigprocmask(SIG_BLOCK, &block, &old);
+	pid_t parent = getpid();
 	/* A raw clone, fork-like (no new stack), so that only cubicle goes into the new PID
 	 * namespace: unshare(CLONE_NEWPID) here would put every later child of the jailer (the
 	 * clean-up's rm) into a namespace whose init is gone, where fork fails. */
@@ -674,7 +683,7 @@ int main(int argc, char *argv[])
 			fprintf(stderr, "cubicle-jailer: cannot join the cgroup\n");
 			_exit(1);
 		}
-		_exit(child(&a, &j, netns_fd));
+		_exit(child(&a, &j, netns_fd, parent));
 	}
 	if (netns_fd >= 0)
 		close(netns_fd);

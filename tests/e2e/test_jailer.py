@@ -192,3 +192,22 @@ def test_an_id_in_use_is_refused(jailer, cubicle_bin, testguest, base):
     assert r.returncode == 1
     assert "another VM with this id?" in r.stderr
     assert (base / "cubicle" / "vm-dup").exists()  # not ours: left alone
+
+
+def test_cubicle_dies_with_the_jailer(jailer, cubicle_bin, testguest, base):
+    """A jailer killed outright (SIGKILL: no forwarding, no clean-up) takes cubicle with it:
+    no VMM is left running unsupervised in a jail."""
+    for extra in ([], ["--new-pid-ns"]):
+        p = subprocess.Popen(jail_cmd(jailer, cubicle_bin, base, f"vm-orphan{len(extra)}",
+                                      testguest("idle"), *extra),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        vmm = child_of(p.pid)
+        ready, _, _ = select.select([p.stdout], [], [], 15)
+        assert ready and "cubicle-testguest: idle" in p.stdout.readline()
+        p.kill()
+        p.wait()
+        deadline = time.monotonic() + 10
+        while os.path.exists(f"/proc/{vmm}") and \
+                "Z" not in Path(f"/proc/{vmm}/stat").read_text().split()[2]:
+            assert time.monotonic() < deadline, "cubicle outlived its jailer"
+            time.sleep(0.05)
