@@ -137,6 +137,8 @@ def test_image_locked(vm_factory, run_cubicle, device_guest, raw_image):  # noqa
     first = vm_factory("--kernel", device_guest, "--cmdline", "blk-bench 100000000 blk-qd=1",
                        "--serial", "tty", "--console", "off", "--disk", f"path={raw_image}")
     try:
+        # The guest runs only once the VM is built, so its first line means the lock is held.
+        assert first.wait_for("testguest: cmdline", timeout=30), first.describe()
         second = run_guest(run_cubicle, device_guest, "smoke", f"path={raw_image}")
         assert first.proc.poll() is None, first.describe()
         assert second.proc.returncode != 0, second.describe()
