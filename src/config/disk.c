@@ -13,17 +13,6 @@
 
 #define OPT "--disk"
 
-static int set_str(char **slot, const struct kv *kv, char *err, size_t errlen)
-{
-	int r = kv_need_value(OPT, kv, err, errlen);
-
-	if (r < 0)
-		return r;
-	free(*slot);
-	*slot = strdup(kv->value);
-	return *slot ? 0 : -ENOMEM;
-}
-
 static int set_u16(uint16_t *slot, const struct kv *kv, char *err, size_t errlen)
 {
 	uint64_t v;
@@ -45,7 +34,7 @@ static int disk_key(struct disk_config *d, const struct kv *kv, char *err, size_
 	if (r < 0 || matched)
 		return r;
 	if (strcmp(k, "path") == 0)
-		return set_str(&d->path, kv, err, errlen);
+		return kv_str(OPT, kv, &d->path, err, errlen);
 	if (strcmp(k, "readonly") == 0)
 		return kv_bool(OPT, kv, &d->readonly, err, errlen);
 	if (strcmp(k, "direct") == 0)
@@ -59,11 +48,11 @@ static int disk_key(struct disk_config *d, const struct kv *kv, char *err, size_
 	if (strcmp(k, "vhost_user") == 0)
 		return kv_bool(OPT, kv, &d->vhost_user, err, errlen);
 	if (strcmp(k, "socket") == 0)
-		return set_str(&d->vhost_socket, kv, err, errlen);
+		return kv_str(OPT, kv, &d->vhost_socket, err, errlen);
 	if (strcmp(k, "id") == 0)
-		return set_str(&d->id, kv, err, errlen);
+		return kv_str(OPT, kv, &d->id, err, errlen);
 	if (strcmp(k, "serial") == 0)
-		return set_str(&d->serial, kv, err, errlen);
+		return kv_str(OPT, kv, &d->serial, err, errlen);
 	if (strcmp(k, "pci_segment") == 0)
 		return set_u16(&d->pci_segment, kv, err, errlen);
 	/* Cloud Hypervisor's hidden test switch: the worker-pool engine instead of io_uring. */

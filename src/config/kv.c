@@ -103,6 +103,17 @@ int kv_u64(const char *option, const struct kv *kv, uint64_t max, uint64_t *ret,
 	return 0;
 }
 
+int kv_str(const char *option, const struct kv *kv, char **slot, char *err, size_t errlen)
+{
+	int r = kv_need_value(option, kv, err, errlen);
+
+	if (r < 0)
+		return r;
+	free(*slot);
+	*slot = strdup(kv->value);
+	return *slot ? 0 : -ENOMEM;
+}
+
 int kv_bool(const char *option, const struct kv *kv, bool *ret, char *err, size_t errlen)
 {
 	int r = kv_need_value(option, kv, err, errlen);

@@ -39,6 +39,8 @@ int kv_need_value(const char *option, const struct kv *kv, char *err, size_t err
 /* A decimal (or 0x) number ≤ @max. */
 int kv_u64(const char *option, const struct kv *kv, uint64_t max, uint64_t *ret, char *err,
 	   size_t errlen);
+/* A string value (non-empty), copied into *@slot (the old one freed). -ENOMEM possible. */
+int kv_str(const char *option, const struct kv *kv, char **slot, char *err, size_t errlen);
 /* on/off, true/false. */
 int kv_bool(const char *option, const struct kv *kv, bool *ret, char *err, size_t errlen);
 /* A size with an optional K/M/G/T suffix. */

@@ -49,17 +49,6 @@ int config_parse_ipv4(const char *s, uint32_t *ret)
 	return 0;
 }
 
-static int set_str(char **slot, const struct kv *kv, char *err, size_t errlen)
-{
-	int r = kv_need_value(OPT, kv, err, errlen);
-
-	if (r < 0)
-		return r;
-	free(*slot);
-	*slot = strdup(kv->value);
-	return *slot ? 0 : -ENOMEM;
-}
-
 /* "[3,4]", "3" or "[3]": file descriptors this process was started with. */
 static int parse_fds(const struct kv *kv, struct net_config *n, char *err, size_t errlen)
 {
@@ -123,19 +112,19 @@ static int parse_item(const struct kv *kv, struct net_config *n, bool *ret_queue
 	int r;
 
 	if (strcmp(kv->key, "tap") == 0)
-		return set_str(&n->tap, kv, err, errlen);
+		return kv_str(OPT, kv, &n->tap, err, errlen);
 	if (strcmp(kv->key, "ip") == 0)
-		return set_str(&n->ip, kv, err, errlen);
+		return kv_str(OPT, kv, &n->ip, err, errlen);
 	if (strcmp(kv->key, "mask") == 0)
-		return set_str(&n->mask, kv, err, errlen);
+		return kv_str(OPT, kv, &n->mask, err, errlen);
 	if (strcmp(kv->key, "mac") == 0)
-		return set_str(&n->mac, kv, err, errlen);
+		return kv_str(OPT, kv, &n->mac, err, errlen);
 	if (strcmp(kv->key, "host_mac") == 0)
-		return set_str(&n->host_mac, kv, err, errlen);
+		return kv_str(OPT, kv, &n->host_mac, err, errlen);
 	if (strcmp(kv->key, "id") == 0)
-		return set_str(&n->id, kv, err, errlen);
+		return kv_str(OPT, kv, &n->id, err, errlen);
 	if (strcmp(kv->key, "socket") == 0)
-		return set_str(&n->vhost_socket, kv, err, errlen);
+		return kv_str(OPT, kv, &n->vhost_socket, err, errlen);
 	if (strcmp(kv->key, "mtu") == 0)
 		return parse_u16(kv, &n->mtu, err, errlen);
 	if (strcmp(kv->key, "num_queues") == 0) {

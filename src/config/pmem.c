@@ -14,26 +14,15 @@
 
 #define OPT "--pmem"
 
-static int set_str(char **slot, const struct kv *kv, char *err, size_t errlen)
-{
-	int r = kv_need_value(OPT, kv, err, errlen);
-
-	if (r < 0)
-		return r;
-	free(*slot);
-	*slot = strdup(kv->value);
-	return *slot ? 0 : -ENOMEM;
-}
-
 static int parse_item(struct pmem_config *p, const struct kv *kv, char *err, size_t errlen)
 {
 	uint64_t v;
 	int r;
 
 	if (strcmp(kv->key, "file") == 0)
-		return set_str(&p->file, kv, err, errlen);
+		return kv_str(OPT, kv, &p->file, err, errlen);
 	if (strcmp(kv->key, "id") == 0) {
-		r = set_str(&p->id, kv, err, errlen);
+		r = kv_str(OPT, kv, &p->id, err, errlen);
 		if (r == 0 && strlen(p->id) >= CONFIG_ID_MAX)
 			r = error_set(err, errlen, -EINVAL, OPT ": id is longer than %u bytes",
 				      CONFIG_ID_MAX - 1);

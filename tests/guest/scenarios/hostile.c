@@ -32,6 +32,20 @@ bool hostile_wait_used(struct hostile *h, struct virtq_used_elem *ret, char *why
 	return true;
 }
 
+bool hostile_expect_used(struct hostile *h, uint32_t want_len, char *why)
+{
+	virtq_publish(&h->q, 0);
+	virtq_notify(&h->q);
+	struct virtq_used_elem e;
+	if (!hostile_wait_used(h, &e, why))
+		return false;
+	if (e.id != 0 || e.len != want_len) {
+		snprintf(why, WHY_MAX, "good request: used id %u len %u", e.id, e.len);
+		return false;
+	}
+	return true;
+}
+
 bool hostile_good_request(struct hostile *h, char *why)
 {
 	return h->t->good_request(h, why);

@@ -57,6 +57,9 @@ bool hostile_init(struct hostile *h, const struct hostile_target *t, char *why);
 bool hostile_bring_up(struct hostile *h, char *why);
 /* The target's good request (h->t->good_request). */
 bool hostile_good_request(struct hostile *h, char *why);
+/* Publishes the chain at descriptor 0, notifies, waits for it (hostile_wait_used) and checks
+ * it comes back as used entry 0 with length @want_len; false with @why otherwise. */
+bool hostile_expect_used(struct hostile *h, uint32_t want_len, char *why);
 /* Waits up to HOSTILE_RECOVER_WAIT_MS for the next used entry; false with @why on timeout. */
 bool hostile_wait_used(struct hostile *h, struct virtq_used_elem *ret, char *why);
 /* hostile_bring_up() and hostile_good_request(); on failure @why starts "after @after: ". */

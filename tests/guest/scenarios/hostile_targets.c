@@ -93,16 +93,7 @@ static bool vsock_good_request(struct hostile *h, char *why)
 	put_le(h->buf + 28, 1, 2);	    /* type: stream */
 	put_le(h->buf + 30, 3, 2);	    /* op: RST */
 	h->q.desc[0] = (struct virtq_desc){ (uint64_t)h->buf, VSOCK_HDR_SIZE, 0, 0 };
-	virtq_publish(&h->q, 0);
-	virtq_notify(&h->q);
-	struct virtq_used_elem e;
-	if (!hostile_wait_used(h, &e, why))
-		return false;
-	if (e.id != 0 || e.len != 0) {
-		snprintf(why, WHY_MAX, "good request: used id %u len %u", e.id, e.len);
-		return false;
-	}
-	return true;
+	return hostile_expect_used(h, 0, why);
 }
 
 static const struct hostile_target hostile_target_vsock = {
@@ -121,16 +112,7 @@ static bool balloon_good_request(struct hostile *h, char *why)
 
 	memcpy(h->buf, &pfn, sizeof(pfn));
 	h->q.desc[0] = (struct virtq_desc){ (uint64_t)h->buf, sizeof(pfn), 0, 0 };
-	virtq_publish(&h->q, 0);
-	virtq_notify(&h->q);
-	struct virtq_used_elem e;
-	if (!hostile_wait_used(h, &e, why))
-		return false;
-	if (e.id != 0 || e.len != 0) {
-		snprintf(why, WHY_MAX, "good request: used id %u len %u", e.id, e.len);
-		return false;
-	}
-	return true;
+	return hostile_expect_used(h, 0, why);
 }
 
 static const struct hostile_target hostile_target_balloon = {

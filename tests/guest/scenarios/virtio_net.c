@@ -333,16 +333,7 @@ static bool net_good_request(struct hostile *h, char *why)
 	h->buf[NET_HDR + 12] = NET_TEST_ETHERTYPE >> 8;
 	h->buf[NET_HDR + 13] = NET_TEST_ETHERTYPE & 0xff;
 	h->q.desc[0] = (struct virtq_desc){ (uint64_t)h->buf, BUF_SIZE, 0, 0 };
-	virtq_publish(&h->q, 0);
-	virtq_notify(&h->q);
-	struct virtq_used_elem e;
-	if (!hostile_wait_used(h, &e, why))
-		return false;
-	if (e.id != 0 || e.len != 0) {
-		snprintf(why, WHY_MAX, "good request: used id %u len %u", e.id, e.len);
-		return false;
-	}
-	return true;
+	return hostile_expect_used(h, 0, why);
 }
 
 const struct hostile_target hostile_target_net = {
