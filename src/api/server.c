@@ -442,9 +442,8 @@ static void *api_thread(void *opaque)
 	struct api_server *srv = opaque;
 	struct epoll_event evs[16];
 
-	/* libmicrohttpd's Date header calls gmtime_r, whose first call makes glibc read
-	 * /etc/localtime: that open happens here, before the filter forbids it. */
-	tzset();
+	/* (libmicrohttpd's Date header needs the time zone glibc loads with an open(): main()
+	 * loaded it before any thread started.) */
 	int r = seccomp_apply(SECCOMP_THREAD_API, srv->seccomp, "api");
 	if (r < 0) {
 		log_error("cannot install the seccomp filter of the API thread: %s", strerror(-r));
