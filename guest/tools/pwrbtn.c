@@ -17,23 +17,12 @@
 #include <asm/unistd.h>
 #include <stddef.h>
 
+#include "sys.h"
+
 #define AF_NETLINK_   16
 #define SOCK_RAW_     3
 #define SOCK_CLOEXEC_ 02000000
 #define SOL_NETLINK_  270
-
-static long sys(long nr, long a, long b, long c, long d, long e, long f)
-{
-	long ret;
-	register long r10 __asm__("r10") = d;
-	register long r8 __asm__("r8") = e;
-	register long r9 __asm__("r9") = f;
-	__asm__ volatile("syscall"
-			 : "=a"(ret)
-			 : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-			 : "rcx", "r11", "memory");
-	return ret;
-}
 
 static size_t slen(const char *s)
 {

@@ -11,6 +11,8 @@
  *
  * Built by guest/build.sh: gcc -static -nostdlib -Os.
  */
+#include "sys.h"
+
 typedef unsigned long size_t;
 typedef long ssize_t;
 
@@ -49,20 +51,6 @@ void *memcpy(void *d, const void *s, size_t n)
 	for (size_t i = 0; i < n; i++)
 		((volatile char *)d)[i] = ((const char *)s)[i];
 	return d;
-}
-
-static long sys(long n, long a, long b, long c, long d, long e, long f)
-{
-	long ret;
-	register long r10 __asm__("r10") = d;
-	register long r8 __asm__("r8") = e;
-	register long r9 __asm__("r9") = f;
-
-	__asm__ volatile("syscall"
-			 : "=a"(ret)
-			 : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-			 : "rcx", "r11", "memory");
-	return ret;
 }
 
 #define SYS_read     0
