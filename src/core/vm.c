@@ -718,3 +718,16 @@ const char *vm_state_name(enum vm_state state)
 	};
 	return state < ARRAY_SIZE(names) ? names[state] : "Unknown";
 }
+
+int vm_snapshot(struct vm *vm, const char *dir, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "vm.snapshot: not implemented yet");
+	return -ENOSYS; /* TODO(issue 7) */
+}
+
+int vm_restore(const struct vm_config *cfg, const char *dir, bool prefault, struct loop *loop,
+	       vm_exit_cb on_exit, void *opaque, struct vm **ret, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "vm.restore: not implemented yet");
+	return -ENOSYS; /* TODO(issue 7) */
+}

@@ -9,6 +9,7 @@
 #ifndef CUBICLE_CORE_VM_H
 #define CUBICLE_CORE_VM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,25 @@ int vm_resume(struct vm *vm);
 int vm_shutdown(struct vm *vm);
 /* Rebuilds the VM from its config and boots it again (guest reboot, as Cloud Hypervisor). */
 int vm_reboot(struct vm *vm, char *err, size_t errlen);
+/*
+ * vm.snapshot: writes the paused VM into directory @dir (existing, without a snapshot in it):
+ * config.json, state.json and memory-ranges (DESIGN §7), each written under a temporary name,
+ * fsync'd, and renamed into place only when all are complete. Paused only (-EBUSY). On
+ * failure nothing is left in @dir, the VM is as before, and -errno returned with one line in
+ * @err.
+ */
+int vm_snapshot(struct vm *vm, const char *dir, char *err, size_t errlen);
+
+/*
+ * vm.restore: builds a VM from the snapshot in @dir instead of booting one. @cfg is the
+ * snapshot's config.json (read by snapshot_read_config(), possibly with per-clone overrides of
+ * net, disks, vsock and pmem); guest RAM is mapped copy-on-write from memory-ranges, or copied
+ * in with @prefault. The VM is left Paused: vm_resume() runs it. The guest's VM generation ID
+ * changes. Returns 0 or -errno with one line in @err, everything undone.
+ */
+int vm_restore(const struct vm_config *cfg, const char *dir, bool prefault, struct loop *loop,
+	       vm_exit_cb on_exit, void *opaque, struct vm **ret, char *err, size_t errlen);
+
 /* Stops everything and frees. Accepts NULL; returns NULL. */
 struct vm *vm_destroy(struct vm *vm);
 

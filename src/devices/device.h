@@ -17,6 +17,7 @@
 #include "bus/bus.h" /* struct bus, struct irq_sink, struct dev_loop */
 
 struct guest_mem;
+struct json_t; /* jansson: a device's saved state (util/state.h) */
 struct pci_root;
 struct vm_config;
 
@@ -82,11 +83,17 @@ typedef void (*dev_node_fn)(void *opaque, const char *id, int pci_slot);
 struct dev_ops {
 	const char *name;
 	/*
-	 * Creates the device and registers its ranges. @state is NULL on a cold boot (snapshot
-	 * restore comes later). Returns 0 with *@ret set, or -errno having undone everything.
-	 * Returning 0 with *@ret == NULL means "not configured" (e.g. --serial off).
+	 * Creates the device and registers its ranges. @state is NULL on a cold boot; on a
+	 * restore it is the object save() filled (or NULL when the snapshot has none for this
+	 * entry): the device is built from ctx->cfg as on a cold boot (backends opened, ranges
+	 * registered), then takes its saved state, checked as hostile input (it comes from a
+	 * file): a state that does not fit the config (another number of instances, queue sizes,
+	 * PCI slots) fails with -EINVAL and a line in ctx->err naming the field. A restored
+	 * device starts quiesced, as after pause(): vm_resume() calls resume(). Returns 0 with
+	 * *@ret set, or -errno having undone everything. Returning 0 with *@ret == NULL means
+	 * "not configured" (e.g. --serial off).
 	 */
-	int (*realize)(const struct dev_ctx *ctx, const void *state, void **ret);
+	int (*realize)(const struct dev_ctx *ctx, const struct json_t *state, void **ret);
 	/* Unregisters and frees. Accepts NULL. */
 	void (*unrealize)(void *dev);
 	/* Back to power-on state (guest reboot). May be NULL. */
@@ -94,6 +101,14 @@ struct dev_ops {
 	/* Quiesce / resume device work (pause and snapshot). May be NULL. */
 	void (*pause)(void *dev);
 	void (*resume)(void *dev);
+	/*
+	 * Writes every instance's state into @state, an empty JSON object (util/state.h: named,
+	 * typed fields), on the loop thread while paused. Saving twice without running in
+	 * between gives the same object, and realize() from it then save() gives it again
+	 * (the round-trip tests hold every device to that). Returns 0 or -errno with a line in
+	 * @err. May be NULL: nothing beyond the config (the device restores as on a cold boot).
+	 */
+	int (*save)(void *dev, struct json_t *state, char *err, size_t errlen);
 	/* Reports every counter of every instance this entry realized through @emit, on the loop
 	 * thread. Counters count from realize (rx/tx bytes, frames, requests, drops...). May be
 	 * NULL. */

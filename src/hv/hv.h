@@ -74,6 +74,17 @@ enum hv_ram_flags {
 int hv_ram_add(struct hv *hv, uint64_t gpa, uint64_t size, unsigned flags, void **ret_host);
 
 /*
+ * Guest RAM from a snapshot's memory file: @size bytes of @fd from @offset (page aligned)
+ * mapped at @gpa copy-on-write (MAP_PRIVATE: the file never changes and every clone of one
+ * snapshot shares its pages until it writes them). With HV_RAM_PREFAULT the pages are read in
+ * now. HV_RAM_SHARED and HV_RAM_HUGEPAGES are refused (-EINVAL): such RAM is copied in by the
+ * caller from hv_ram_add() memory instead. A backend that cannot map a file (bhyve: the kernel
+ * owns guest RAM) returns -EOPNOTSUPP and the caller copies. @fd may be closed afterwards.
+ */
+int hv_ram_add_file(struct hv *hv, uint64_t gpa, uint64_t size, int fd, uint64_t offset,
+		    unsigned flags, void **ret_host);
+
+/*
  * Device memory (virtio-pmem): maps @size bytes of the caller's memory at @host (page aligned;
  * it stays the caller's and must outlive the mapping) at guest-physical @gpa as a memory slot
  * of its own, read-only to the guest when @readonly. Synchronous. Returns 0, -EINVAL for
@@ -186,6 +197,98 @@ int hv_vcpu_set_cpuid(struct hv_vcpu *vcpu, const struct hv_cpuid_entry *e, unsi
 int hv_vcpu_reset_fpu(struct hv_vcpu *vcpu);
 /* LAPIC LINT0 = ExtINT, LINT1 = NMI, as firmware leaves them. */
 int hv_vcpu_setup_lapic(struct hv_vcpu *vcpu);
+
+/*
+ * Everything a vCPU's snapshot holds (DESIGN §3, §7), in our own layout: the backend converts
+ * to and from its own. Architectural formats (the XSAVE area, the LAPIC register page) are kept
+ * as bytes; everything else is a named field. Get and set only while the vCPU is parked outside
+ * hv_vcpu_run() (the VM paused, or not yet started).
+ */
+#define HV_XSAVE_MAX	    16384 /* bytes of the XSAVE area (4096 without AMX) */
+#define HV_LAPIC_SIZE	    1024  /* the LAPIC register page */
+#define HV_MAX_MSRS	    256
+#define HV_MAX_XCRS	    16
+#define HV_IRQ_BITMAP_WORDS 4 /* 256 vectors: external interrupts pending injection */
+
+struct hv_vcpu_events {
+	uint8_t exception_injected, exception_nr, exception_has_error_code, exception_pending;
+	uint32_t exception_error_code;
+	uint8_t exception_has_payload;
+	uint64_t exception_payload;
+	uint8_t interrupt_injected, interrupt_nr, interrupt_soft, interrupt_shadow;
+	uint8_t nmi_injected, nmi_pending, nmi_masked;
+	uint32_t sipi_vector;
+	uint8_t smi_smm, smi_pending, smi_inside_nmi, smi_latched_init;
+	uint8_t triple_fault_pending;
+	uint32_t flags; /* backend's validity flags for the groups above */
+};
+
+struct hv_vcpu_state {
+	struct hv_regs regs;
+	struct hv_sregs sregs;
+	uint64_t interrupt_bitmap[HV_IRQ_BITMAP_WORDS];
+	uint32_t xsave_size; /* bytes used in xsave */
+	uint8_t xsave[HV_XSAVE_MAX];
+	uint32_t nr_xcrs;
+	struct hv_msr xcrs[HV_MAX_XCRS]; /* index = XCR number */
+	uint32_t nr_msrs;
+	struct hv_msr msrs[HV_MAX_MSRS];
+	uint8_t lapic[HV_LAPIC_SIZE];
+	uint32_t mp_state; /* HV_MP_STATE_* */
+	struct hv_vcpu_events events;
+	uint64_t db[4], dr6, dr7;
+};
+
+enum hv_mp_state {
+	HV_MP_STATE_RUNNABLE = 0,
+	HV_MP_STATE_UNINITIALIZED = 1,
+	HV_MP_STATE_INIT_RECEIVED = 2,
+	HV_MP_STATE_HALTED = 3,
+	HV_MP_STATE_SIPI_RECEIVED = 4,
+};
+
+/* Fills @ret (about 24 KiB: keep it off small stacks). Returns 0 or -errno. */
+int hv_vcpu_get_state(struct hv_vcpu *vcpu, struct hv_vcpu_state *ret);
+/*
+ * Loads @st into a vCPU created by hv_vcpu_create() (after its CPUID is set). Returns 0,
+ * -EINVAL for a state the backend refuses (an MSR it does not know, a bad XSAVE size), or
+ * -errno.
+ */
+int hv_vcpu_set_state(struct hv_vcpu *vcpu, const struct hv_vcpu_state *st);
+
+/* The VM-wide state with hv_caps.irqchip: 8259 PICs, IOAPIC, PIT, and the guest clock. */
+struct hv_pic_state {
+	uint8_t last_irr, irr, imr, isr, priority_add, irq_base, read_reg_select, poll,
+		special_mask, init_state, auto_eoi, rotate_on_auto_eoi, special_fully_nested_mode,
+		init4, elcr, elcr_mask;
+};
+
+struct hv_ioapic_state {
+	uint64_t base_address;
+	uint32_t ioregsel, id, irr;
+	uint64_t redirtbl[HV_IOAPIC_PINS];
+};
+
+struct hv_pit_channel {
+	uint32_t count;
+	uint16_t latched_count;
+	uint8_t count_latched, status_latched, status, read_state, write_state, write_latch,
+		rw_mode, mode, bcd, gate;
+	uint64_t count_load_time; /* backend's clock: rebased by the backend on set */
+};
+
+struct hv_vm_state {
+	struct hv_pic_state pic[2]; /* master, slave */
+	struct hv_ioapic_state ioapic;
+	struct hv_pit_channel pit[3];
+	uint32_t pit_flags;
+	uint64_t clock; /* the guest's clock (kvmclock), ns */
+};
+
+/* Fills @ret. Returns 0, -EOPNOTSUPP without an in-kernel irqchip, or -errno. */
+int hv_vm_get_state(struct hv *hv, struct hv_vm_state *ret);
+/* Loads @st, before the first hv_vcpu_set_state(). Returns 0 or -errno. */
+int hv_vm_set_state(struct hv *hv, const struct hv_vm_state *st);
 
 enum hv_exit_reason {
 	HV_EXIT_KICKED,	  /* hv_vcpu_kick() or a signal: check for requests, run again */

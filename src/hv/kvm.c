@@ -661,3 +661,19 @@ int hv_supported_cpuid(struct hv *hv, struct hv_cpuid_entry *ret, unsigned max)
 	}
 	return (int)n;
 }
+
+int hv_vm_get_state(struct hv *hv, struct hv_vm_state *ret)
+{
+	return -EOPNOTSUPP; /* TODO(issue 7) */
+}
+
+int hv_vm_set_state(struct hv *hv, const struct hv_vm_state *st)
+{
+	return -EOPNOTSUPP; /* TODO(issue 7) */
+}
+
+int hv_ram_add_file(struct hv *hv, uint64_t gpa, uint64_t size, int fd, uint64_t offset,
+		    unsigned flags, void **ret_host)
+{
+	return -EOPNOTSUPP; /* TODO(issue 7) */
+}

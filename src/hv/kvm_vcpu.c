@@ -503,3 +503,13 @@ int hv_vcpu_thread_init(void)
 	r = pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	return -r;
 }
+
+int hv_vcpu_get_state(struct hv_vcpu *vcpu, struct hv_vcpu_state *ret)
+{
+	return -EOPNOTSUPP; /* TODO(issue 7) */
+}
+
+int hv_vcpu_set_state(struct hv_vcpu *vcpu, const struct hv_vcpu_state *st)
+{
+	return -EOPNOTSUPP; /* TODO(issue 7) */
+}

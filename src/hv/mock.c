@@ -649,3 +649,29 @@ bool hv_mock_ioeventfd(struct hv *hv, uint64_t addr, int *ret_fd, unsigned *ret_
 	}
 	return false;
 }
+
+int hv_vcpu_get_state(struct hv_vcpu *vcpu, struct hv_vcpu_state *ret)
+{
+	return -EOPNOTSUPP; /* TODO(issue 7) */
+}
+
+int hv_vcpu_set_state(struct hv_vcpu *vcpu, const struct hv_vcpu_state *st)
+{
+	return -EOPNOTSUPP; /* TODO(issue 7) */
+}
+
+int hv_vm_get_state(struct hv *hv, struct hv_vm_state *ret)
+{
+	return -EOPNOTSUPP; /* TODO(issue 7) */
+}
+
+int hv_vm_set_state(struct hv *hv, const struct hv_vm_state *st)
+{
+	return -EOPNOTSUPP; /* TODO(issue 7) */
+}
+
+int hv_ram_add_file(struct hv *hv, uint64_t gpa, uint64_t size, int fd, uint64_t offset,
+		    unsigned flags, void **ret_host)
+{
+	return -EOPNOTSUPP; /* TODO(issue 7) */
+}

@@ -68,7 +68,7 @@ static void acpi_pm_pio(void *opaque, uint64_t offset, bool is_write, uint8_t *d
 	}
 }
 
-static int acpi_pm_realize(const struct dev_ctx *ctx, const void *state, void **ret)
+static int acpi_pm_realize(const struct dev_ctx *ctx, const struct json_t *state, void **ret)
 {
 	struct acpi_pm *pm;
 	int r;

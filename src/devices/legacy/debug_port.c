@@ -80,7 +80,7 @@ void debug_port_get_info(void *dev, struct debug_port_info *ret)
 	pthread_mutex_unlock(&d->lock);
 }
 
-static int debug_port_realize(const struct dev_ctx *ctx, const void *state, void **ret)
+static int debug_port_realize(const struct dev_ctx *ctx, const struct json_t *state, void **ret)
 {
 	struct debug_port *d;
 	int r;

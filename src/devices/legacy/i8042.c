@@ -163,7 +163,7 @@ static void i8042_power_on(struct i8042 *k)
 	k->out_full = false;
 }
 
-static int i8042_realize(const struct dev_ctx *ctx, const void *state, void **ret)
+static int i8042_realize(const struct dev_ctx *ctx, const struct json_t *state, void **ret)
 {
 	struct i8042 *k;
 	int r;

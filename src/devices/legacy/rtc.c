@@ -239,7 +239,7 @@ static void rtc_power_on(struct rtc *rtc, uint64_t mem_size)
 	rtc->cmos[CMOS_EXT_MEM_HI] = rtc->cmos[CMOS_EXT_MEM2_HI] = (uint8_t)(ext_kib >> 8);
 }
 
-static int rtc_realize(const struct dev_ctx *ctx, const void *state, void **ret)
+static int rtc_realize(const struct dev_ctx *ctx, const struct json_t *state, void **ret)
 {
 	struct rtc *rtc;
 	int r;

@@ -666,7 +666,7 @@ uint64_t serial_tx_dropped(void *dev)
 	return n;
 }
 
-static int serial_realize(const struct dev_ctx *ctx, const void *state, void **ret)
+static int serial_realize(const struct dev_ctx *ctx, const struct json_t *state, void **ret)
 {
 	const struct console_config *con = &ctx->cfg->serial;
 	struct term_backend be;

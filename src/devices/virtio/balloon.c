@@ -340,7 +340,7 @@ void balloon_stats_refresh(void *dev)
 	virtio_pci_unlock(b->vp);
 }
 
-static int balloon_realize(const struct dev_ctx *ctx, const void *state, void **ret)
+static int balloon_realize(const struct dev_ctx *ctx, const struct json_t *state, void **ret)
 {
 	const struct balloon_config *bc = ctx->cfg->balloon;
 	int r;

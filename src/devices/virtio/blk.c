@@ -937,7 +937,7 @@ static void blk_set_unrealize(void *dev)
 	free(s);
 }
 
-static int blk_set_realize(const struct dev_ctx *ctx, const void *state, void **ret)
+static int blk_set_realize(const struct dev_ctx *ctx, const struct json_t *state, void **ret)
 {
 	struct blk_set *s;
 	int r;

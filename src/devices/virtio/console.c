@@ -398,7 +398,7 @@ struct virtio_pci *console_transport(void *dev)
 	return ((struct console *)dev)->vp;
 }
 
-static int console_realize(const struct dev_ctx *ctx, const void *state, void **ret)
+static int console_realize(const struct dev_ctx *ctx, const struct json_t *state, void **ret)
 {
 	const struct console_config *con = &ctx->cfg->console;
 	struct term_backend be;

@@ -469,7 +469,7 @@ static int net_realize_one(const struct dev_ctx *ctx, const struct net_config *c
 	return r;
 }
 
-static int net_realize(const struct dev_ctx *ctx, const void *state, void **ret)
+static int net_realize(const struct dev_ctx *ctx, const struct json_t *state, void **ret)
 {
 	const struct vm_config *cfg = ctx->cfg;
 	struct net_set *s;

@@ -263,7 +263,7 @@ static void pmem_unrealize(void *dev)
 	free(s);
 }
 
-static int pmem_realize(const struct dev_ctx *ctx, const void *state, void **ret)
+static int pmem_realize(const struct dev_ctx *ctx, const struct json_t *state, void **ret)
 {
 	const struct vm_config *cfg = ctx->cfg;
 	struct pmem_set *s;

@@ -238,7 +238,7 @@ struct virtio_pci *rng_transport(void *dev)
 	return ((struct rng *)dev)->vp;
 }
 
-static int rng_realize(const struct dev_ctx *ctx, const void *state, void **ret)
+static int rng_realize(const struct dev_ctx *ctx, const struct json_t *state, void **ret)
 {
 	return rng_create(ctx, config_rng_src(ctx->cfg), ret);
 }

@@ -551,7 +551,7 @@ void vsock_expire_at(void *dev, uint64_t now_ns)
 	virtio_pci_unlock(vs->vp);
 }
 
-static int vsock_realize(const struct dev_ctx *ctx, const void *state, void **ret)
+static int vsock_realize(const struct dev_ctx *ctx, const struct json_t *state, void **ret)
 {
 	(void)state;
 	if (!ctx->cfg->vsock) {
