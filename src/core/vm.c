@@ -731,3 +731,13 @@ int vm_restore(const struct vm_config *cfg, const char *dir, bool prefault, stru
 	snprintf(err, errlen, "vm.restore: not implemented yet");
 	return -ENOSYS; /* TODO(issue 7) */
 }
+
+bool vm_guest_started(const struct vm *vm)
+{
+	return false; /* TODO(issue 7): --sys-ctrl */
+}
+
+void vm_on_guest_start(struct vm *vm, void (*cb)(void *opaque), void *opaque)
+{
+	/* TODO(issue 7): --sys-ctrl */
+}

@@ -94,6 +94,15 @@ int vm_power_button(struct vm *vm);
  */
 int vm_balloon_resize(struct vm *vm, uint64_t bytes);
 
+/*
+ * --sys-ctrl (CubeSandbox): the guest signals "started" by writing to I/O port 0x680.
+ * vm_guest_started() is true once it did, since the VM was built or restored.
+ * vm_on_guest_start() sets a callback run on the loop thread at each such signal (NULL
+ * removes it); the API's vm.waitstart waits through it.
+ */
+bool vm_guest_started(const struct vm *vm);
+void vm_on_guest_start(struct vm *vm, void (*cb)(void *opaque), void *opaque);
+
 enum vm_state vm_get_state(const struct vm *vm);
 /* "Created", "Running", "Paused", "Shutdown" as Cloud Hypervisor's vm.info says it. */
 const char *vm_state_name(enum vm_state state);
