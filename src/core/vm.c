@@ -23,6 +23,7 @@
 
 #include "arch/x86/x86.h"
 #include "bus/bus.h"
+#include "config/json.h"
 #include "core/loop.h"
 #include "core/vcpu.h"
 #include "devices/device.h"
@@ -30,7 +31,10 @@
 #include "hv/hv.h"
 #include "mem/guest_mem.h"
 #include "pci/pci.h"
+#include "snapshot/snapshot.h"
+#include "snapshot/state_hv.h"
 #include "util/log.h"
+#include "util/state.h"
 #include "util/util.h"
 
 #define VM_MAX_DEVICES 32
@@ -353,7 +357,56 @@ static int vm_build_memory(struct vm *vm, char *err, size_t errlen)
 	return 0;
 }
 
-static int vm_build_devices(struct vm *vm, char *err, size_t errlen)
+/*
+ * Guest RAM from a snapshot: each range of memory-ranges mapped copy-on-write at its address
+ * (the layout must be the one this config gives: the guest's page tables point into it), or
+ * copied into fresh RAM with @prefault or where the backend cannot map files.
+ */
+static int vm_restore_memory(struct vm *vm, const struct snapshot *snap, bool prefault, char *err,
+			     size_t errlen)
+{
+	const struct memory_config *mc = &vm->cfg->memory;
+	struct x86_ram_range ram[2];
+	unsigned n = x86_layout_ram(mc->size, ram);
+	bool copy = prefault || mc->shared || mc->hugepages;
+
+	if (n != snap->nr_ranges)
+		return error_set(err, errlen, -EINVAL,
+				 "snapshot: %u memory ranges, the config's layout has %u",
+				 snap->nr_ranges, n);
+	guest_mem_init(&vm->mem);
+	for (unsigned i = 0; i < n; i++) {
+		const struct snapshot_range *g = &snap->ranges[i];
+		void *host;
+		int r;
+
+		if (g->gpa != ram[i].gpa || g->size != ram[i].size)
+			return error_set(err, errlen, -EINVAL,
+					 "snapshot: memory range %u (gpa %#" PRIx64 ", %" PRIu64
+					 "M) does not match the config's layout",
+					 i, g->gpa, g->size >> 20);
+		r = copy ? -EOPNOTSUPP
+			 : hv_ram_add_file(vm->hv, g->gpa, g->size, snap->memory_fd, g->offset, 0,
+					   &host);
+		if (r == -EOPNOTSUPP) {
+			unsigned flags = (mc->shared ? HV_RAM_SHARED : 0) |
+					 (mc->hugepages ? HV_RAM_HUGEPAGES : 0);
+			r = hv_ram_add(vm->hv, g->gpa, g->size, flags, &host);
+			if (r == 0)
+				r = file_read_at(snap->memory_fd, host, g->size, g->offset);
+		}
+		if (r < 0)
+			return error_set(err, errlen, r, "snapshot: cannot map guest RAM: %s",
+					 strerror(-r));
+		r = guest_mem_add_region(&vm->mem, g->gpa, g->size, host);
+		if (r < 0)
+			return error_set(err, errlen, r, "snapshot: bad RAM layout: %s",
+					 strerror(-r));
+	}
+	return 0;
+}
+
+static int vm_build_devices(struct vm *vm, const json_t *saved, char *err, size_t errlen)
 {
 	struct hv_caps caps;
 
@@ -416,13 +469,22 @@ static int vm_build_devices(struct vm *vm, char *err, size_t errlen)
 	for (unsigned i = 0; i < dev_table_size; i++) {
 		if (errlen)
 			err[0] = '\0';
-		r = dev_table[i]->realize(&vm->dctx, NULL, &vm->devs[i]);
+		const json_t *st = saved ? json_object_get(saved, dev_table[i]->name) : NULL;
+		r = dev_table[i]->realize(&vm->dctx, st, &vm->devs[i]);
 		if (r < 0) {
 			if (errlen && !err[0])
 				snprintf(err, errlen, "%s: cannot create the device: %s",
 					 dev_table[i]->name, strerror(-r));
+			else if (saved && errlen)
+				error_prefix(err, errlen,
+					     "snapshot: device '%s': ", dev_table[i]->name);
 			return r;
 		}
+		if (saved && st && !vm->devs[i])
+			return error_set(err, errlen, -EINVAL,
+					 "snapshot: device '%s' is in the snapshot but not in "
+					 "the config",
+					 dev_table[i]->name);
 		vm->nr_realized = i + 1;
 	}
 	vm->dctx.err = NULL; /* the caller's buffer: only for realize() */
@@ -464,6 +526,7 @@ static int vm_build_payload(struct vm *vm, struct x86_boot *boot, char *err, siz
 	return r;
 }
 
+/* @boot NULL: a restore (CPUID only; the saved state follows). */
 static int vm_build_vcpus(struct vm *vm, const struct x86_boot *boot, char *err, size_t errlen)
 {
 	const struct cpus_config *cc = &vm->cfg->cpus;
@@ -481,7 +544,11 @@ static int vm_build_vcpus(struct vm *vm, const struct x86_boot *boot, char *err,
 		v->group = &vm->group;
 		v->index = i;
 		vm->nr_vcpus = i + 1;
-		r = x86_vcpu_setup(vm->hv, v->hv, i, cc->boot_vcpus, &cc->topology, &vm->mem, boot);
+		if (boot)
+			r = x86_vcpu_setup(vm->hv, v->hv, i, cc->boot_vcpus, &cc->topology,
+					   &vm->mem, boot);
+		else
+			r = x86_vcpu_setup_cpuid(vm->hv, v->hv, i, cc->boot_vcpus, &cc->topology);
 		if (r < 0) {
 			snprintf(err, errlen, "cannot set up vCPU %u: %s", i, strerror(-r));
 			return r;
@@ -497,7 +564,49 @@ static void vm_phase(struct vm *vm, const char *what)
 		log_debug("vm: %s done at +%.3f ms", what, (time_now_ns() - vm->start_ns) / 1e6);
 }
 
-static int vm_build(struct vm *vm, char *err, size_t errlen)
+/* The interrupt controllers, clock and every vCPU from the snapshot's state. */
+static int vm_restore_cpus(struct vm *vm, const json_t *state, char *err, size_t errlen)
+{
+	_cleanup_free_ struct hv_vcpu_state *vs = malloc(sizeof(*vs));
+	struct hv_vm_state ms;
+	const json_t *obj, *arr;
+	char sub[256];
+	int r;
+
+	if (!vs)
+		return -ENOMEM;
+	r = state_get_object(state, "vm", &obj, sub, sizeof(sub));
+	if (r == 0)
+		r = snapshot_load_vm(obj, &ms, sub, sizeof(sub));
+	if (r < 0)
+		return error_set(err, errlen, r, "snapshot: vm: %s", sub);
+	r = hv_vm_set_state(vm->hv, &ms);
+	if (r < 0)
+		return error_set(err, errlen, r,
+				 "snapshot: cannot load the interrupt controllers: %s",
+				 strerror(-r));
+	r = state_get_array(state, "vcpus", CONFIG_MAX_VCPUS, &arr, sub, sizeof(sub));
+	if (r < 0)
+		return error_set(err, errlen, r, "snapshot: %s", sub);
+	if (json_array_size(arr) != vm->nr_vcpus)
+		return error_set(err, errlen, -EINVAL,
+				 "snapshot: %zu vCPUs saved, the config has %u",
+				 json_array_size(arr), vm->nr_vcpus);
+	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+		r = snapshot_load_vcpu(json_array_get(arr, i), vs, sub, sizeof(sub));
+		if (r < 0)
+			return error_set(err, errlen, r, "snapshot: vcpu %u: %s", i, sub);
+		r = hv_vcpu_set_state(vm->vcpus[i].hv, vs);
+		if (r < 0)
+			return error_set(err, errlen, r, "snapshot: cannot load vCPU %u: %s", i,
+					 strerror(-r));
+	}
+	return 0;
+}
+
+/* @snap NULL: a cold boot. Otherwise a restore from it (RAM, devices, CPU state). */
+static int vm_build(struct vm *vm, const struct snapshot *snap, bool prefault, char *err,
+		    size_t errlen)
 {
 	struct hv_caps caps;
 	struct x86_boot boot;
@@ -543,21 +652,36 @@ static int vm_build(struct vm *vm, char *err, size_t errlen)
 	}
 	hv_set_io_ops(vm->hv, &vm_io_ops, vm);
 
-	r = vm_build_memory(vm, err, errlen);
+	r = snap ? vm_restore_memory(vm, snap, prefault, err, errlen)
+		 : vm_build_memory(vm, err, errlen);
 	if (r < 0)
 		return r;
 	vm_phase(vm, "memory");
-	r = vm_build_devices(vm, err, errlen);
+	const json_t *saved_devs = NULL;
+	if (snap) {
+		char sub[200];
+		r = state_get_object(snap->state, "devices", &saved_devs, sub, sizeof(sub));
+		if (r < 0)
+			return error_set(err, errlen, r, "snapshot: %s", sub);
+	}
+	r = vm_build_devices(vm, saved_devs, err, errlen);
 	if (r < 0)
 		return r;
 	vm_phase(vm, "devices");
-	r = vm_build_payload(vm, &boot, err, errlen);
+	if (!snap) {
+		r = vm_build_payload(vm, &boot, err, errlen);
+		if (r < 0)
+			return r;
+		vm_phase(vm, "payload");
+	}
+	r = vm_build_vcpus(vm, snap ? NULL : &boot, err, errlen);
 	if (r < 0)
 		return r;
-	vm_phase(vm, "payload");
-	r = vm_build_vcpus(vm, &boot, err, errlen);
-	if (r < 0)
-		return r;
+	if (snap) {
+		r = vm_restore_cpus(vm, snap->state, err, errlen);
+		if (r < 0)
+			return r;
+	}
 	vm_phase(vm, "vcpus");
 	r = hv_ready(vm->hv);
 	if (r < 0) {
@@ -565,14 +689,21 @@ static int vm_build(struct vm *vm, char *err, size_t errlen)
 		return r;
 	}
 	vm_phase(vm, "hypervisor ready");
-	log_info("vm: built in %.3f ms (%u vCPUs, %" PRIu64 "M RAM, %s kernel)",
-		 (time_now_ns() - vm->start_ns) / 1e6, vm->nr_vcpus, vm->cfg->memory.size >> 20,
-		 boot.kind == X86_KERNEL_PVH ? "PVH" : "bzImage");
+	if (snap)
+		log_info("vm: restored in %.3f ms (%u vCPUs, %" PRIu64 "M RAM)",
+			 (time_now_ns() - vm->start_ns) / 1e6, vm->nr_vcpus,
+			 vm->cfg->memory.size >> 20);
+	else
+		log_info("vm: built in %.3f ms (%u vCPUs, %" PRIu64 "M RAM, %s kernel)",
+			 (time_now_ns() - vm->start_ns) / 1e6, vm->nr_vcpus,
+			 vm->cfg->memory.size >> 20,
+			 boot.kind == X86_KERNEL_PVH ? "PVH" : "bzImage");
 	return 0;
 }
 
-int vm_create(const struct vm_config *cfg, struct loop *loop, vm_exit_cb on_exit, void *opaque,
-	      struct vm **ret, char *err, size_t errlen)
+static int vm_new(const struct vm_config *cfg, struct loop *loop, vm_exit_cb on_exit, void *opaque,
+		  const struct snapshot *snap, bool prefault, struct vm **ret, char *err,
+		  size_t errlen)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
 	if (!vm) {
@@ -585,12 +716,121 @@ int vm_create(const struct vm_config *cfg, struct loop *loop, vm_exit_cb on_exit
 	vm->opaque = opaque;
 	vm->eventfd = -1;
 	vcpu_group_init(&vm->group);
-	int r = vm_build(vm, err, errlen);
+	int r = vm_build(vm, snap, prefault, err, errlen);
 	if (r < 0) {
 		vm_destroy(vm);
 		return r;
 	}
 	*ret = vm;
+	return 0;
+}
+
+int vm_create(const struct vm_config *cfg, struct loop *loop, vm_exit_cb on_exit, void *opaque,
+	      struct vm **ret, char *err, size_t errlen)
+{
+	return vm_new(cfg, loop, on_exit, opaque, NULL, false, ret, err, errlen);
+}
+
+int vm_restore(const struct vm_config *cfg, const char *dir, bool prefault, struct loop *loop,
+	       vm_exit_cb on_exit, void *opaque, struct vm **ret, char *err, size_t errlen)
+{
+	struct snapshot snap = { .memory_fd = -1 };
+	struct vm *vm;
+	int r;
+
+	r = snapshot_open(dir, cfg->memory.size, &snap, err, errlen);
+	if (r < 0)
+		return r;
+	r = vm_new(cfg, loop, on_exit, opaque, &snap, prefault, &vm, err, errlen);
+	snapshot_close(&snap); /* the RAM mappings hold the file */
+	if (r < 0)
+		return r;
+	/* Paused until vm_resume() (Cloud Hypervisor v28): the vCPU threads start and park. */
+	atomic_store(&vm->group.pause, true);
+	vm->state = VM_CREATED;
+	r = vm_boot(vm);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot start the vCPU threads: %s", strerror(-r));
+		vm_destroy(vm);
+		return r;
+	}
+	vm->state = VM_PAUSED;
+	*ret = vm;
+	return 0;
+}
+
+/* The state.json "state" object of a paused VM. */
+static int vm_save_state(struct vm *vm, json_t *state, char *err, size_t errlen)
+{
+	_cleanup_free_ struct hv_vcpu_state *vs = malloc(sizeof(*vs));
+	struct hv_vm_state ms;
+	json_t *obj, *arr, *devs;
+	int r;
+
+	if (!vs)
+		return -ENOMEM;
+	r = hv_vm_get_state(vm->hv, &ms);
+	if (r < 0)
+		return error_set(err, errlen, r, "cannot read the interrupt controllers: %s",
+				 strerror(-r));
+	obj = state_add_object(state, "vm");
+	if (!obj || snapshot_save_vm(obj, &ms) < 0)
+		return -ENOMEM;
+	arr = state_add_array(state, "vcpus");
+	if (!arr)
+		return -ENOMEM;
+	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+		r = hv_vcpu_get_state(vm->vcpus[i].hv, vs);
+		if (r < 0)
+			return error_set(err, errlen, r, "cannot read vCPU %u: %s", i,
+					 strerror(-r));
+		obj = state_append_object(arr);
+		if (!obj || snapshot_save_vcpu(obj, vs) < 0)
+			return -ENOMEM;
+	}
+	devs = state_add_object(state, "devices");
+	if (!devs)
+		return -ENOMEM;
+	for (unsigned i = 0; i < vm->nr_realized; i++) {
+		if (!vm->devs[i] || !dev_table[i]->save)
+			continue;
+		obj = state_add_object(devs, dev_table[i]->name);
+		if (!obj)
+			return -ENOMEM;
+		r = dev_table[i]->save(vm->devs[i], obj, err, errlen);
+		if (r < 0) {
+			error_prefix(err, errlen, "device '%s': ", dev_table[i]->name);
+			return r;
+		}
+	}
+	return 0;
+}
+
+int vm_snapshot(struct vm *vm, const char *dir, char *err, size_t errlen)
+{
+	_cleanup_(json_decrefp) json_t *state = json_object();
+	_cleanup_(json_decrefp) json_t *config = vm_config_to_json(vm->cfg);
+	uint64_t t0 = time_now_ns();
+	int r;
+
+	if (vm->state != VM_PAUSED)
+		return error_set(err, errlen, -EBUSY,
+				 "the VM must be paused for a snapshot (it is %s)",
+				 vm_state_name(vm->state));
+	if (!state || !config)
+		return error_set(err, errlen, -ENOMEM, "out of memory");
+	if (errlen)
+		err[0] = '\0';
+	r = vm_save_state(vm, state, err, errlen);
+	if (r < 0) {
+		if (errlen && !err[0])
+			snprintf(err, errlen, "cannot save the VM's state: %s", strerror(-r));
+		return r;
+	}
+	r = snapshot_write(dir, config, state, &vm->mem, err, errlen);
+	if (r < 0)
+		return r;
+	log_info("vm: snapshot written to %s in %.3f ms", dir, (time_now_ns() - t0) / 1e6);
 	return 0;
 }
 
@@ -647,7 +887,7 @@ int vm_reboot(struct vm *vm, char *err, size_t errlen)
 {
 	vm_teardown(vm);
 	vm->reboots++;
-	int r = vm_build(vm, err, errlen);
+	int r = vm_build(vm, NULL, false, err, errlen);
 	if (r < 0) {
 		vm_teardown(vm);
 		vm->state = VM_SHUTDOWN;
@@ -717,19 +957,6 @@ const char *vm_state_name(enum vm_state state)
 		[VM_SHUTDOWN] = "Shutdown",
 	};
 	return state < ARRAY_SIZE(names) ? names[state] : "Unknown";
-}
-
-int vm_snapshot(struct vm *vm, const char *dir, char *err, size_t errlen)
-{
-	snprintf(err, errlen, "vm.snapshot: not implemented yet");
-	return -ENOSYS; /* TODO(issue 7) */
-}
-
-int vm_restore(const struct vm_config *cfg, const char *dir, bool prefault, struct loop *loop,
-	       vm_exit_cb on_exit, void *opaque, struct vm **ret, char *err, size_t errlen)
-{
-	snprintf(err, errlen, "vm.restore: not implemented yet");
-	return -ENOSYS; /* TODO(issue 7) */
 }
 
 bool vm_guest_started(const struct vm *vm)

@@ -73,7 +73,7 @@ struct snapshot {
  */
 int snapshot_open(const char *dir, uint64_t memory_size, struct snapshot *ret, char *err,
 		  size_t errlen);
-/* Accepts a zeroed struct. */
+/* Accepts a struct left as { .memory_fd = -1 } by a failed snapshot_open(). */
 void snapshot_close(struct snapshot *s);
 
 /* Parses and checks a state.json held in memory (the fuzz target's entry). On success *@ret is

@@ -194,6 +194,45 @@ int error_set(char *err, size_t errlen, int r, const char *fmt, ...)
 	return r;
 }
 
+void error_prefix(char *err, size_t errlen, const char *fmt, ...)
+{
+	char head[128];
+	va_list ap;
+
+	if (!err || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	int n = vsnprintf(head, sizeof(head), fmt, ap);
+	va_end(ap);
+	if (n <= 0)
+		return;
+	size_t hl = MIN((size_t)n, sizeof(head) - 1), old = strnlen(err, errlen - 1);
+	if (hl >= errlen)
+		hl = errlen - 1;
+	memmove(err + hl, err, MIN(old, errlen - 1 - hl));
+	err[MIN(old + hl, errlen - 1)] = '\0';
+	memcpy(err, head, hl);
+}
+
+int file_read_at(int fd, void *buf, size_t len, uint64_t off)
+{
+	uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
 const char *format_size(char *buf, size_t len, uint64_t n)
 {
 	static const struct {

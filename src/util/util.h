@@ -67,6 +67,14 @@ static inline bool range_overflows(uint64_t a, uint64_t len)
 int error_set(char *err, size_t errlen, int r, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* Puts printf-style text in front of what @err already says ("device 'blk': " + "field ..."). */
+void error_prefix(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Reads exactly @len bytes of @fd at @off. Returns 0, -EIO at a premature end of file, or
+ * -errno. */
+int file_read_at(int fd, void *buf, size_t len, uint64_t off);
+
 /* A size as a user writes it: "512M", "1.5G", "300K", "17 bytes", "0". Returns @buf. */
 const char *format_size(char *buf, size_t len, uint64_t n);
 

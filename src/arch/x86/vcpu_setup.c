@@ -102,8 +102,8 @@ static int setup_msrs(struct hv_vcpu *vcpu)
 	return hv_vcpu_set_msrs(vcpu, msrs, ARRAY_SIZE(msrs));
 }
 
-static int setup_cpuid(struct hv *hv, struct hv_vcpu *vcpu, unsigned index, unsigned nr_vcpus,
-		       const struct cpu_topology *topo)
+int x86_vcpu_setup_cpuid(struct hv *hv, struct hv_vcpu *vcpu, unsigned index, unsigned nr_vcpus,
+			 const struct cpu_topology *topo)
 {
 	_cleanup_free_ struct hv_cpuid_entry *sup = calloc(HV_CPUID_MAX_ENTRIES, sizeof(*sup));
 	_cleanup_free_ struct hv_cpuid_entry *out = calloc(HV_CPUID_MAX_ENTRIES, sizeof(*out));
@@ -225,7 +225,7 @@ int x86_vcpu_setup(struct hv *hv, struct hv_vcpu *vcpu, unsigned index, unsigned
 {
 	int r;
 
-	r = setup_cpuid(hv, vcpu, index, nr_vcpus, topo);
+	r = x86_vcpu_setup_cpuid(hv, vcpu, index, nr_vcpus, topo);
 	if (r < 0)
 		return r;
 	r = setup_msrs(vcpu);

@@ -151,6 +151,11 @@ int x86_cpuid_build(const struct hv_cpuid_entry *supported, unsigned n_supported
 		    unsigned nr_vcpus, const struct cpu_topology *topo, struct hv_cpuid_entry *ret,
 		    unsigned max);
 
+/* Sets vCPU @index's CPUID (x86_cpuid_build() over what the host supports): all a restored
+ * vCPU needs before its saved state is loaded. Returns 0 or -errno. */
+int x86_vcpu_setup_cpuid(struct hv *hv, struct hv_vcpu *vcpu, unsigned index, unsigned nr_vcpus,
+			 const struct cpu_topology *topo);
+
 /*
  * Sets up vCPU @index for boot: CPUID, MSRs, FPU, LAPIC, and for the boot processor the
  * registers, segments, GDT and page tables @boot needs (32-bit flat protected mode for PVH,
