@@ -6,8 +6,9 @@
  * memory, CPU state, timer and device state all had to be right.
  *
  * With `genid=ADDR` (the VM generation ID's guest-physical address) it watches those 16 bytes
- * between ticks and prints `genid changed I` as soon as they change (a restore): the
- * guest-visible proof of running again that bench/restore times.
+ * between ticks and prints `genid changed I ID` as soon as they change (a restore): the
+ * guest-visible proof of running again that bench/restore times. With `idle=1` as well, the
+ * guest halts for good after that line (an idle clone, for the density benchmark).
  */
 #include "../virtio.h"
 #include "scenarios.h"
@@ -30,6 +31,7 @@ static bool genid_read(uint64_t addr, uint64_t out[2])
 bool scenario_snapshot_ticker(uint64_t n, char *why)
 {
 	uint64_t tick_ms = cmdline_u64("tick-ms", 20), genid = cmdline_u64("genid", 0);
+	bool idle = cmdline_u64("idle", 0) != 0;
 	uint64_t id[2] = { 0, 0 }, now_id[2], changes = 0;
 	struct virtio_dev v;
 	struct virtq q;
@@ -56,7 +58,9 @@ bool scenario_snapshot_ticker(uint64_t n, char *why)
 			if (genid_read(genid, now_id) && (now_id[0] != id[0] || now_id[1] != id[1])) {
 				id[0] = now_id[0];
 				id[1] = now_id[1];
-				printf("genid changed %lu\n", ++changes);
+				printf("genid changed %lu %016lx%016lx\n", ++changes, id[0], id[1]);
+				while (idle)
+					__asm__ volatile("hlt"); /* CPL3: the #GP handler halts */
 			}
 			cpu_relax();
 		}
