@@ -76,6 +76,12 @@ struct pci_root {
 bool msix_bar_access(struct pci_function *fn, unsigned bar, uint64_t offset, bool is_write,
 		     uint8_t *data, unsigned len);
 void msix_free(struct pci_function *fn);
+/* Snapshot state of the table and PBA (pci_function_save/load), with the root's lock held.
+ * msix_load() checks everything before it changes anything; the capability's write hook, run
+ * after the config bytes are restored, then re-opens the vectors. */
+struct json_t;
+int msix_save(struct pci_function *fn, struct json_t *obj);
+int msix_load(struct pci_function *fn, const struct json_t *obj, char *err, size_t errlen);
 
 static inline uint32_t pci_rd32(const uint8_t *p)
 {

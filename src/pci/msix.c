@@ -18,6 +18,7 @@
  * boundaries; other accesses read all ones and write nothing. The PBA is read-only.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -25,6 +26,7 @@
 
 #include "bus/bus.h"
 #include "pci/internal.h"
+#include "util/state.h"
 #include "util/util.h"
 
 /* Capability layout. */
@@ -369,4 +371,88 @@ bool msix_enabled(struct pci_function *fn)
 		on = msix_control(fn) & PCI_MSIX_CTRL_ENABLE;
 	pthread_mutex_unlock(&fn->root->lock);
 	return on;
+}
+
+int msix_save(struct pci_function *fn, json_t *obj)
+{
+	struct msix *m = fn->msix;
+	json_t *o = state_add_object(obj, "msix");
+	json_t *vectors = o ? state_add_array(o, "vectors") : NULL;
+
+	if (!vectors)
+		return -ENOMEM;
+	for (unsigned v = 0; v < m->nr; v++) {
+		json_t *e = state_append_object(vectors);
+
+		if (!e || state_set_u64(e, "addr", vector_addr(m, v)) < 0 ||
+		    state_set_u32(e, "data", m->table[4 * v + MSIX_DATA]) < 0 ||
+		    state_set_bool(e, "masked",
+				   m->table[4 * v + MSIX_CTRL] & PCI_MSIX_ENTRY_MASKED) < 0 ||
+		    state_set_bool(e, "pending", pending(m, v)) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* One saved vector into @table / @pba (scratch copies). */
+static int vector_load(const json_t *e, unsigned v, uint32_t *table, uint64_t *pba, char *err,
+		       size_t errlen)
+{
+	uint64_t addr;
+	uint32_t data;
+	bool masked, pend;
+	int r;
+
+	r = state_get_u64(e, "addr", &addr, err, errlen);
+	if (r == 0)
+		r = state_get_u32(e, "data", UINT32_MAX, &data, err, errlen);
+	if (r == 0)
+		r = state_get_bool(e, "masked", &masked, err, errlen);
+	if (r == 0)
+		r = state_get_bool(e, "pending", &pend, err, errlen);
+	if (r < 0)
+		return r;
+	/* As table_write() stores them. */
+	table[4 * v + MSIX_ADDR_LO] = (uint32_t)addr & ~3u;
+	table[4 * v + MSIX_ADDR_HI] = (uint32_t)(addr >> 32);
+	table[4 * v + MSIX_DATA] = data;
+	table[4 * v + MSIX_CTRL] = masked ? PCI_MSIX_ENTRY_MASKED : 0;
+	if (pend)
+		pba[v / 64] |= 1ULL << (v % 64);
+	return 0;
+}
+
+int msix_load(struct pci_function *fn, const json_t *obj, char *err, size_t errlen)
+{
+	struct msix *m = fn->msix;
+	const json_t *o, *vectors;
+	_cleanup_free_ uint32_t *table = calloc(m->nr, PCI_MSIX_ENTRY_SIZE);
+	_cleanup_free_ uint64_t *pba = calloc(m->pba_len / 8, sizeof(uint64_t));
+	char why[160];
+	int r;
+
+	if (!table || !pba) {
+		snprintf(err, errlen, "MSI-X: out of memory");
+		return -ENOMEM;
+	}
+	r = state_get_object(obj, "msix", &o, err, errlen);
+	if (r == 0)
+		r = state_get_array(o, "vectors", m->nr, &vectors, err, errlen);
+	if (r < 0)
+		return r;
+	if (json_array_size(vectors) != m->nr) {
+		snprintf(err, errlen, "field 'vectors': %zu MSI-X vectors, the device has %u",
+			 json_array_size(vectors), m->nr);
+		return -EINVAL;
+	}
+	for (unsigned v = 0; v < m->nr; v++) {
+		r = vector_load(json_array_get(vectors, v), v, table, pba, why, sizeof(why));
+		if (r < 0) {
+			snprintf(err, errlen, "MSI-X vector %u: %s", v, why);
+			return r;
+		}
+	}
+	memcpy(m->table, table, (size_t)m->nr * PCI_MSIX_ENTRY_SIZE);
+	memcpy(m->pba, pba, m->pba_len);
+	return 0;
 }

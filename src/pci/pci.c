@@ -12,11 +12,13 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bus/bus.h"
 #include "pci/internal.h"
+#include "util/state.h"
 #include "util/util.h"
 
 #define PCI_CF8_PORT	 0xcf8
@@ -376,6 +378,79 @@ unsigned pci_function_slot(const struct pci_function *fn)
 uint64_t pci_bar_address(const struct pci_function *fn, unsigned bar)
 {
 	return bar < PCI_NUM_BARS ? fn->bars[bar].assigned : 0;
+}
+
+int pci_function_save(struct pci_function *fn, json_t *obj)
+{
+	struct pci_root *root = fn->root;
+	int r;
+
+	pthread_mutex_lock(&root->lock);
+	r = state_set_u32(obj, "slot", fn->slot);
+	if (r == 0)
+		r = state_set_blob(obj, "config", fn->cfg, PCI_CFG_LEGACY);
+	if (r == 0 && fn->msix)
+		r = msix_save(fn, obj);
+	pthread_mutex_unlock(&root->lock);
+	return r;
+}
+
+/* Whether @cfg (a saved config space) has this function's read-only bits; else sets @err. */
+static bool cfg_fits(const struct pci_function *fn, const uint8_t *cfg, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < PCI_CFG_LEGACY; i++) {
+		if ((cfg[i] ^ fn->cfg[i]) & ~fn->wmask[i]) {
+			snprintf(err, errlen,
+				 "field 'config': read-only byte 0x%02x is 0x%02x, this device has "
+				 "0x%02x (another device or configuration)",
+				 i, cfg[i], fn->cfg[i]);
+			return false;
+		}
+	}
+	return true;
+}
+
+int pci_function_load(struct pci_function *fn, const json_t *obj, char *err, size_t errlen)
+{
+	struct pci_root *root = fn->root;
+	uint8_t cfg[PCI_CFG_LEGACY];
+	uint32_t slot;
+	int r;
+
+	r = state_get_u32(obj, "slot", PCI_NUM_SLOTS - 1, &slot, err, errlen);
+	if (r < 0)
+		return r;
+	if (slot != fn->slot) {
+		snprintf(err, errlen, "field 'slot': %u, but the device is at slot %u", slot,
+			 fn->slot);
+		return -EINVAL;
+	}
+	r = state_get_blob(obj, "config", cfg, sizeof(cfg), err, errlen);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&root->lock);
+	if (!cfg_fits(fn, cfg, err, errlen)) {
+		r = -EINVAL;
+		goto out;
+	}
+	if (fn->msix) {
+		r = msix_load(fn, obj, err, errlen);
+		if (r < 0)
+			goto out;
+	}
+	/* As the guest's writes: the writable bits, then what follows them. */
+	for (unsigned i = 0; i < PCI_CFG_LEGACY; i++)
+		fn->cfg[i] = (uint8_t)((fn->cfg[i] & ~fn->wmask[i]) | (cfg[i] & fn->wmask[i]));
+	fn_update_bars(fn);
+	for (unsigned i = 0; i < fn->nr_caps; i++) {
+		const struct pci_cap *c = &fn->caps[i];
+
+		if (c->ops && c->ops->write)
+			c->ops->write(c->opaque, 0, fn->cfg + c->offset, c->len);
+	}
+out:
+	pthread_mutex_unlock(&root->lock);
+	return r;
 }
 
 int pci_cap_add(struct pci_function *fn, uint8_t id, const void *body, const void *wmask,

@@ -30,6 +30,7 @@
 
 struct bus;
 struct irq_sink;
+struct json_t; /* jansson: saved state (util/state.h) */
 
 #define PCI_NUM_SLOTS	 32 /* devices on bus 0; slot 0 is the host bridge */
 #define PCI_NUM_BARS	 6
@@ -158,6 +159,26 @@ unsigned pci_function_slot(const struct pci_function *fn);
 
 /* The address assigned to BAR @bar at registration (what the guest finds there at boot). */
 uint64_t pci_bar_address(const struct pci_function *fn, unsigned bar);
+
+/*
+ * Snapshot state of one function (util/state.h fields), for its device's save()/realize():
+ *   "slot":   its device number, checked on load against the realized function's;
+ *   "config": the first PCI_CFG_LEGACY bytes of configuration space (capabilities live there);
+ *   "msix":   {"vectors": [{"addr", "data", "masked", "pending"} x table size]} when the
+ *             function has MSI-X.
+ * Call with no vCPU running (paused VM).
+ *
+ * pci_function_save() returns 0 or -ENOMEM.
+ *
+ * pci_function_load() restores a function that was just registered from the same config (same
+ * descriptor, capabilities and MSI-X table size): the read-only bits of "config" must equal the
+ * function's own (else it is another device: -EINVAL), and only the bits a guest may write are
+ * taken, then applied as a guest's writes would be: the BARs are moved on the MMIO bus and
+ * bar_remap is called, capability write hooks run (MSI-X: the open vectors get their GSI route
+ * and irqfd back). Returns 0, or -EINVAL with one line in @err and the function unchanged.
+ */
+int pci_function_save(struct pci_function *fn, struct json_t *obj);
+int pci_function_load(struct pci_function *fn, const struct json_t *obj, char *err, size_t errlen);
 
 /*
  * Capabilities: hooks on a capability's bytes; @offset is relative to the capability's start.

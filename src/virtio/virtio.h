@@ -45,6 +45,7 @@
 #include "mem/guest_mem.h"
 #include "virtio/virtq.h"
 
+struct json_t; /* jansson: saved state (util/state.h) */
 struct pci_root;
 struct pci_function;
 
@@ -142,6 +143,11 @@ struct virtio_dev_ops {
 	void (*activate)(void *opaque, uint64_t features);
 	/* The device was reset: drop any element held (its queue is gone). Any thread. */
 	void (*reset)(void *opaque);
+	/*
+	 * Snapshot (see virtio_pci_save): how many elements popped from queue @q the device
+	 * still holds un-pushed (loop thread, paused). NULL: none, ever.
+	 */
+	unsigned (*held)(void *opaque, unsigned q);
 };
 
 /*
@@ -162,6 +168,50 @@ void virtio_pci_reset(struct virtio_pci *vp);
 /* While paused, notifications are remembered but not delivered; resume delivers them. */
 void virtio_pci_pause(struct virtio_pci *vp);
 void virtio_pci_resume(struct virtio_pci *vp);
+
+/*
+ * Snapshot state (DESIGN §7; util/state.h fields). A device's save() calls virtio_pci_save()
+ * on the object of the instance, and puts its own state beside it under "device"; its
+ * realize() from state builds the transport from the config as on a cold boot
+ * (virtio_pci_create), restores its own state, then calls virtio_pci_load() on the same object.
+ *
+ * virtio_pci_save() writes, on the loop thread while paused (virtio_pci_pause):
+ *   "pci": the PCI function (pci_function_save: BAR, command, MSI-X table and control);
+ *   "status", "device_features" (offered), "driver_features", "dfselect", "gfselect",
+ *   "queue_select", "msix_config", "config_generation", "isr";
+ *   "queues": one object per queue: "size", "enabled", "ready" (its ring passed virtq_init),
+ *   "broken", "desc", "avail", "used", "msix_vector", "last_avail_idx", "used_idx",
+ *   "signalled_used", "notify_on".
+ * Returns 0, -ENOMEM, or -EBUSY with a line in @err when a queue has elements in flight that
+ * the device does not declare held (a device must complete its I/O before save: pause drains).
+ *
+ * Held elements ("replay"). An element the device popped and keeps across the pause (rng waits
+ * for entropy, console for input or for its output to drain, blk for its rate limiter) is not
+ * saved: ops->held() says how many there are on each queue, and the saved last_avail_idx is
+ * rewound by that many, so the restored device pops those chains again from the avail ring
+ * (guest memory is saved with the rings). This is only correct when the held elements are the
+ * queue's most recent pops, in pop order, and everything popped before them was pushed: the
+ * transport checks that last_avail_idx - used_idx equals the held count. rng (one element on
+ * its queue), console (at most one on each of receiveq and transmitq) and blk (at most one per
+ * queue, the one waiting for the rate limiter: the rest was drained by pause) rely on it. A
+ * device that has written part of a held element already (console output) saves how far it
+ * got in its own state, and skips that much of the replayed element.
+ *
+ * virtio_pci_load() takes such an object, checked as hostile input: the number of queues and
+ * the offered features must be this device's (else it is another configuration), vectors must
+ * exist, the status must be one a driver can reach (DRIVER_OK needs FEATURES_OK, which needs
+ * acceptable features), and every ready queue is set up through virtq_init() as a driver's
+ * enable would be (size a power of two up to the maximum, ring addresses aligned and inside
+ * guest RAM), with its indices checked by virtq_set_indices(). Then the PCI function is
+ * restored (the BAR moves on the bus, MSI-X routes come back), and when DRIVER_OK is set the
+ * device's ops->activate() gets the negotiated features and the ioeventfds are registered, as
+ * the status write did. The transport is left paused: virtio_pci_resume() kicks every enabled
+ * queue. Call once, on a transport just created (nothing happened on it). Returns 0, or -EINVAL
+ * (-ENOMEM) with one line in @err naming the device and the field ("virtio-rng: queue 0: field
+ * 'size': missing"); the transport is then fit only for virtio_pci_destroy().
+ */
+int virtio_pci_save(struct virtio_pci *vp, struct json_t *obj, char *err, size_t errlen);
+int virtio_pci_load(struct virtio_pci *vp, const struct json_t *obj, char *err, size_t errlen);
 
 /* The transport's lock, for a device's own loop callbacks. */
 void virtio_pci_lock(struct virtio_pci *vp);

@@ -20,66 +20,11 @@
 #include "pci/pci.h"
 #include "util/log.h"
 #include "util/util.h"
-#include "virtio/virtio.h"
-
-#define BIT64(n) (1ULL << (n))
-
-/* Features the transport itself offers on top of the device's. */
-#define VIRTIO_PCI_TRANSPORT_FEATURES \
-	(BIT64(VIRTIO_F_VERSION_1) | BIT64(VIRTIO_F_EVENT_IDX) | BIT64(VIRTIO_F_INDIRECT_DESC))
-
-/*
- * The width of the notify write the ioeventfds catch: Linux's virtio-pci (vp_notify) and our
- * test guest write the queue index with one 16-bit store. A write of another width (legal:
- * the value is not used) misses the ioeventfd and takes the MMIO handler, which does the same.
- */
-#define VIRTIO_PCI_NOTIFY_LEN 2
-
-struct virtio_pci_queue {
-	struct virtq vq;
-	struct virtio_pci *vp;
-	unsigned index;
-	uint16_t size; /* as the driver wrote it; checked by virtq_init at enable */
-	uint16_t msix_vector;
-	bool enabled;
-	uint64_t desc, avail, used;
-	int efd; /* notify eventfd, watched by the loop; -1 without a loop */
-	bool efd_registered;
-	bool ioev_on; /* efd is an ioeventfd at ioev_addr (under ioev_lock) */
-	uint64_t ioev_addr;
-	bool pending; /* notified while paused or without a loop */
-};
-
-struct virtio_pci {
-	pthread_mutex_t lock;
-	const struct virtio_dev_ops *ops;
-	void *opaque;
-	const struct guest_mem *mem;
-	const struct dev_loop *loop;
-	struct pci_function *fn;
-	uint64_t offered;
-	uint64_t driver_features;
-	uint32_t dfselect, gfselect;
-	uint16_t msix_config;
-	uint16_t queue_select;
-	uint8_t status;
-	uint8_t config_generation;
-	uint8_t isr;
-	bool paused;
-	struct log_ratelimit rl;
-	/*
-	 * The queues' ioeventfds: innermost lock, taken under vp->lock (status changes) or under
-	 * the PCI root's (bar_remap), never the other way round.
-	 */
-	pthread_mutex_t ioev_lock;
-	uint64_t notify_base; /* where the BAR decodes, or PCI_BAR_UNMAPPED */
-	bool ioev_live;	      /* DRIVER_OK: a notify may bypass vp_notify_write's checks */
-	struct virtio_pci_queue q[];
-};
+#include "virtio/internal.h"
 
 /* ---- interrupts and errors (lock held) ---- */
 
-static unsigned vp_nr_vectors(const struct virtio_pci *vp)
+unsigned vp_nr_vectors(const struct virtio_pci *vp)
 {
 	return vp->ops->num_queues + 1u;
 }
@@ -159,7 +104,7 @@ static void vp_ioev_sync(struct virtio_pci *vp)
 	}
 }
 
-static void vp_ioev_set_live(struct virtio_pci *vp, bool live)
+void vp_ioev_set_live(struct virtio_pci *vp, bool live)
 {
 	pthread_mutex_lock(&vp->ioev_lock);
 	if (vp->ioev_live != live) {
@@ -185,7 +130,7 @@ static void vp_bar_remap(void *opaque, unsigned bar, uint64_t addr)
 /* ---- reset and status (lock held) ---- */
 
 /* Registers and queues back to their power-on values; the device is not told. */
-static void vp_reset_regs(struct virtio_pci *vp)
+void vp_reset_regs(struct virtio_pci *vp)
 {
 	vp->status = 0;
 	vp->driver_features = 0;
@@ -214,7 +159,7 @@ static void vp_reset_locked(struct virtio_pci *vp)
 		vp->ops->reset(vp->opaque);
 }
 
-static bool vp_features_acceptable(const struct virtio_pci *vp)
+bool vp_features_acceptable(const struct virtio_pci *vp)
 {
 	uint64_t f = vp->driver_features;
 
