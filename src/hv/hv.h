@@ -231,8 +231,10 @@ struct hv_vcpu_state {
 	 * a legacy FXSAVE image on a host without XSAVE; set_state wants the host's size */
 	uint32_t xsave_size;
 	uint8_t xsave[HV_XSAVE_MAX];
-	uint32_t nr_xcrs;
+	uint32_t nr_xcrs;		 /* 0 on a host without XSAVE */
 	struct hv_msr xcrs[HV_MAX_XCRS]; /* index = XCR number */
+	/* The MSRs the backend saves (KVM: those of KVM_GET_MSR_INDEX_LIST this vCPU has);
+	 * set_state refuses any other. */
 	uint32_t nr_msrs;
 	struct hv_msr msrs[HV_MAX_MSRS];
 	uint8_t lapic[HV_LAPIC_SIZE];
