@@ -153,9 +153,7 @@ int hv_create(struct hv **ret)
 	r = kvm_create_platform(hv);
 	if (r < 0)
 		goto fail;
-	r = kvm_state_init(hv);
-	if (r < 0)
-		goto fail;
+	kvm_state_init(hv);
 
 	hv->caps.irqchip = true;
 	/* MSIs through irqfd need a route per vector: both capabilities, and room for the

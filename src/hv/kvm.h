@@ -89,6 +89,7 @@ struct hv {
 	uint32_t *msr_list;
 	unsigned n_msr_list;
 	uint32_t xsave_size;
+	int state_err; /* -errno when the list could not be had: vCPU state calls fail */
 };
 
 struct hv_vcpu {
@@ -123,8 +124,9 @@ void kvm_sregs_to(struct kvm_sregs *k, const struct hv_sregs *s);
 /* KVM_SET_MSRS in batches the kernel accepts; -EINVAL when it refuses one. */
 int kvm_set_msrs(struct hv_vcpu *vcpu, const struct hv_msr *msrs, unsigned n);
 
-/* kvm_state.c: fills hv->msr_list and hv->xsave_size (hv_create()). Returns 0 or -errno. */
-int kvm_state_init(struct hv *hv);
+/* kvm_state.c: fills hv->msr_list and hv->xsave_size (hv_create()); a failure is kept in
+ * hv->state_err for the state calls. */
+void kvm_state_init(struct hv *hv);
 
 static inline struct kvm_cpuid2 *kvm_cpuid2_alloc(unsigned n)
 {

@@ -72,7 +72,7 @@ static int kvm_msr_list_init(struct hv *hv)
 	return 0;
 }
 
-int kvm_state_init(struct hv *hv)
+void kvm_state_init(struct hv *hv)
 {
 	/* KVM_CAP_XSAVE2 is asked of the VM: the size depends on the VM's permitted features. */
 	int x2 = ioctl(hv->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
@@ -83,7 +83,11 @@ int kvm_state_init(struct hv *hv)
 		hv->xsave_size = XSAVE_LEGACY_SIZE;
 	else
 		hv->xsave_size = 0;
-	return kvm_msr_list_init(hv);
+	/* Snapshots need the list; a VM that only boots does not: its absence fails the state
+	 * calls, not hv_create(). */
+	hv->state_err = kvm_msr_list_init(hv);
+	if (hv->state_err < 0)
+		log_debug("kvm: KVM_GET_MSR_INDEX_LIST: %s", strerror(-hv->state_err));
 }
 
 /* The size of hv_vcpu_state.xsave on this host. */
@@ -328,6 +332,8 @@ int hv_vcpu_get_state(struct hv_vcpu *vcpu, struct hv_vcpu_state *ret)
 	struct kvm_sregs sregs;
 	int r;
 
+	if (vcpu->hv->state_err < 0)
+		return vcpu->hv->state_err;
 	if (!st)
 		return -ENOMEM;
 	/* First: KVM_GET_MP_STATE processes a pending INIT/SIPI, which changes the rest. */
@@ -361,6 +367,8 @@ static int kvm_vcpu_state_check(const struct hv_vcpu *vcpu, const struct hv_vcpu
 {
 	const struct hv *hv = vcpu->hv;
 
+	if (hv->state_err < 0)
+		return hv->state_err;
 	if (st->xsave_size != kvm_fpu_state_size(hv) || st->xsave_size > HV_XSAVE_MAX) {
 		log_debug("kvm: vcpu %u: saved FPU state of %u bytes, this host's is %u",
 			  vcpu->index, st->xsave_size, kvm_fpu_state_size(hv));
