@@ -227,10 +227,14 @@ struct hv_vcpu_state {
 	struct hv_regs regs;
 	struct hv_sregs sregs;
 	uint64_t interrupt_bitmap[HV_IRQ_BITMAP_WORDS];
-	uint32_t xsave_size; /* bytes used in xsave */
+	/* bytes used in xsave: the host's XSAVE size (KVM: 4096 or KVM_CAP_XSAVE2), or 512 for
+	 * a legacy FXSAVE image on a host without XSAVE; set_state wants the host's size */
+	uint32_t xsave_size;
 	uint8_t xsave[HV_XSAVE_MAX];
-	uint32_t nr_xcrs;
+	uint32_t nr_xcrs;		 /* 0 on a host without XSAVE */
 	struct hv_msr xcrs[HV_MAX_XCRS]; /* index = XCR number */
+	/* The MSRs the backend saves (KVM: those of KVM_GET_MSR_INDEX_LIST this vCPU has);
+	 * set_state refuses any other. */
 	uint32_t nr_msrs;
 	struct hv_msr msrs[HV_MAX_MSRS];
 	uint8_t lapic[HV_LAPIC_SIZE];
@@ -287,7 +291,8 @@ struct hv_vm_state {
 
 /* Fills @ret. Returns 0, -EOPNOTSUPP without an in-kernel irqchip, or -errno. */
 int hv_vm_get_state(struct hv *hv, struct hv_vm_state *ret);
-/* Loads @st, before the first hv_vcpu_set_state(). Returns 0 or -errno. */
+/* Loads @st, before the first hv_vcpu_set_state(); waits for hv_ready() first. Returns 0,
+ * -EINVAL for a state the backend refuses (a value no hypervisor writes), or -errno. */
 int hv_vm_set_state(struct hv *hv, const struct hv_vm_state *st);
 
 enum hv_exit_reason {

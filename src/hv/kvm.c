@@ -56,6 +56,7 @@ struct hv *hv_destroy(struct hv *hv)
 		close(hv->kvm_fd);
 	pthread_mutex_destroy(&hv->slots_lock);
 	pthread_mutex_destroy(&hv->routes_lock);
+	free(hv->msr_list);
 	free(hv);
 	return NULL;
 }
@@ -152,6 +153,7 @@ int hv_create(struct hv **ret)
 	r = kvm_create_platform(hv);
 	if (r < 0)
 		goto fail;
+	kvm_state_init(hv);
 
 	hv->caps.irqchip = true;
 	/* MSIs through irqfd need a route per vector: both capabilities, and room for the
@@ -181,9 +183,12 @@ static const unsigned long kvm_vcpu_ioctls[] = {
 	KVM_SIGNAL_MSI, KVM_SET_GSI_ROUTING, KVM_IRQFD,	    KVM_IOEVENTFD,
 };
 
-/* Everything else: building the VM and its vCPUs (also after a guest reboot). */
+/* Everything else: building the VM and its vCPUs (also after a guest reboot), and the state of
+ * both for snapshot and restore (kvm_state.c), which the VMM loop does while the vCPUs are
+ * parked. */
 static const unsigned long kvm_other_ioctls[] = {
 	KVM_GET_API_VERSION,
+	KVM_GET_MSR_INDEX_LIST,
 	KVM_CHECK_EXTENSION,
 	KVM_CREATE_VM,
 	KVM_GET_VCPU_MMAP_SIZE,
@@ -202,6 +207,26 @@ static const unsigned long kvm_other_ioctls[] = {
 	KVM_SET_FPU,
 	KVM_GET_LAPIC,
 	KVM_SET_LAPIC,
+	/* KVM_GET_REGS and KVM_GET_SREGS: in the vCPU set, which the VMM loop holds too */
+	KVM_GET_MSRS,
+	KVM_GET_FPU,
+	KVM_GET_XSAVE,
+	KVM_GET_XSAVE2,
+	KVM_SET_XSAVE,
+	KVM_GET_XCRS,
+	KVM_SET_XCRS,
+	KVM_GET_MP_STATE,
+	KVM_SET_MP_STATE,
+	KVM_GET_VCPU_EVENTS,
+	KVM_SET_VCPU_EVENTS,
+	KVM_GET_DEBUGREGS,
+	KVM_SET_DEBUGREGS,
+	KVM_GET_IRQCHIP,
+	KVM_SET_IRQCHIP,
+	KVM_GET_PIT2,
+	KVM_SET_PIT2,
+	KVM_GET_CLOCK,
+	KVM_SET_CLOCK,
 };
 
 size_t hv_seccomp_ioctls(bool vcpu_thread, const unsigned long **ret)
@@ -289,7 +314,28 @@ static uint32_t kvm_free_slot_id(struct hv *hv)
 	return id;
 }
 
-int hv_ram_add(struct hv *hv, uint64_t gpa, uint64_t size, unsigned flags, void **ret_host)
+/* Maps @size bytes of @fd from @offset copy-on-write for a slot; fills @slot->host. */
+static int kvm_ram_map_file(struct kvm_ram_slot *slot, int fd, uint64_t offset, unsigned flags)
+{
+	int mflags = MAP_PRIVATE | MAP_NORESERVE;
+	void *p;
+
+	if (flags & HV_RAM_PREFAULT)
+		mflags |= MAP_POPULATE;
+	p = mmap(NULL, slot->size, PROT_READ | PROT_WRITE, mflags, fd, (off_t)offset);
+	if (p == MAP_FAILED)
+		return -errno;
+	if (madvise(p, slot->size, MADV_DONTDUMP) < 0)
+		log_debug("kvm: madvise(MADV_DONTDUMP): %s", strerror(errno));
+	if ((flags & HV_RAM_THP) && madvise(p, slot->size, MADV_HUGEPAGE) < 0)
+		log_debug("kvm: madvise(MADV_HUGEPAGE): %s", strerror(errno));
+	slot->host = p;
+	return 0;
+}
+
+/* hv_ram_add() (@fd < 0) and hv_ram_add_file(): a new slot, registered in the background. */
+static int kvm_ram_add(struct hv *hv, uint64_t gpa, uint64_t size, unsigned flags, int fd,
+		       uint64_t offset, void **ret_host)
 {
 	uint64_t align = (flags & HV_RAM_HUGEPAGES) ? HUGE_PAGE_SIZE : PAGE_SIZE_4K;
 	struct kvm_userspace_memory_region region;
@@ -309,7 +355,7 @@ int hv_ram_add(struct hv *hv, uint64_t gpa, uint64_t size, unsigned flags, void 
 		r = -ENOSPC;
 		goto out;
 	}
-	r = kvm_ram_map(&slot, flags);
+	r = fd < 0 ? kvm_ram_map(&slot, flags) : kvm_ram_map_file(&slot, fd, offset, flags);
 	if (r < 0)
 		goto out;
 	slot.id = kvm_free_slot_id(hv);
@@ -330,11 +376,31 @@ int hv_ram_add(struct hv *hv, uint64_t gpa, uint64_t size, unsigned flags, void 
 		return r;
 	*ret_host = slot.host;
 	return 0;
-	*ret_host = slot.host;
-	r = 0;
 out:
 	pthread_mutex_unlock(&hv->slots_lock);
 	return r;
+}
+
+int hv_ram_add(struct hv *hv, uint64_t gpa, uint64_t size, unsigned flags, void **ret_host)
+{
+	return kvm_ram_add(hv, gpa, size, flags, -1, 0, ret_host);
+}
+
+int hv_ram_add_file(struct hv *hv, uint64_t gpa, uint64_t size, int fd, uint64_t offset,
+		    unsigned flags, void **ret_host)
+{
+	struct stat st;
+
+	if ((flags & (HV_RAM_SHARED | HV_RAM_HUGEPAGES)) || fd < 0 ||
+	    !IS_ALIGNED(offset, PAGE_SIZE_4K) || range_overflows(offset, size) ||
+	    offset + size > (uint64_t)INT64_MAX)
+		return -EINVAL;
+	/* Pages past the end of the file would fault with SIGBUS when touched. */
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < offset + size)
+		return -EINVAL;
+	return kvm_ram_add(hv, gpa, size, flags, fd, offset, ret_host);
 }
 
 int hv_mem_map(struct hv *hv, uint64_t gpa, uint64_t size, void *host, bool readonly)
@@ -660,20 +726,4 @@ int hv_supported_cpuid(struct hv *hv, struct hv_cpuid_entry *ret, unsigned max)
 		};
 	}
 	return (int)n;
-}
-
-int hv_vm_get_state(struct hv *hv, struct hv_vm_state *ret)
-{
-	return -EOPNOTSUPP; /* TODO(issue 7) */
-}
-
-int hv_vm_set_state(struct hv *hv, const struct hv_vm_state *st)
-{
-	return -EOPNOTSUPP; /* TODO(issue 7) */
-}
-
-int hv_ram_add_file(struct hv *hv, uint64_t gpa, uint64_t size, int fd, uint64_t offset,
-		    unsigned flags, void **ret_host)
-{
-	return -EOPNOTSUPP; /* TODO(issue 7) */
 }

@@ -29,6 +29,10 @@
 #define KVM_MAX_RAM_SLOTS 32
 /* Growth bound of the KVM_GET_SUPPORTED_CPUID buffer. */
 #define KVM_MAX_SUPPORTED_CPUID 4096
+/* Bound of the KVM_GET_MSR_INDEX_LIST answer (Linux 6.x lists about 100). */
+#define KVM_MAX_MSR_LIST 1024
+/* The kernel refuses KVM_GET/SET_MSRS batches of 256 entries or more (MAX_IO_MSRS). */
+#define KVM_MAX_IO_MSRS 255
 
 #define PAGE_SIZE_4K   4096ULL
 #define HUGE_PAGE_SIZE (2 * MiB)
@@ -78,6 +82,14 @@ struct hv {
 
 	pthread_mutex_t routes_lock; /* guards routes and KVM_SET_GSI_ROUTING */
 	struct hv_route_table routes;
+
+	/* For vCPU state (kvm_state.c), fixed at hv_create(): the MSRs KVM can save and
+	 * restore (KVM_GET_MSR_INDEX_LIST), and the XSAVE area's size in bytes, 0 without
+	 * XSAVE (the FPU then goes through KVM_GET_FPU as a legacy FXSAVE image). */
+	uint32_t *msr_list;
+	unsigned n_msr_list;
+	uint32_t xsave_size;
+	int state_err; /* -errno when the list could not be had: vCPU state calls fail */
 };
 
 struct hv_vcpu {
@@ -105,6 +117,16 @@ static inline int kvm_check_extension(struct hv *hv, long cap)
 	int r = ioctl(hv->kvm_fd, KVM_CHECK_EXTENSION, cap);
 	return r < 0 ? 0 : r;
 }
+
+/* kvm_vcpu.c: conversions shared with kvm_state.c. */
+void kvm_sregs_from(struct hv_sregs *ret, const struct kvm_sregs *k);
+void kvm_sregs_to(struct kvm_sregs *k, const struct hv_sregs *s);
+/* KVM_SET_MSRS in batches the kernel accepts; -EINVAL when it refuses one. */
+int kvm_set_msrs(struct hv_vcpu *vcpu, const struct hv_msr *msrs, unsigned n);
+
+/* kvm_state.c: fills hv->msr_list and hv->xsave_size (hv_create()); a failure is kept in
+ * hv->state_err for the state calls. */
+void kvm_state_init(struct hv *hv);
 
 static inline struct kvm_cpuid2 *kvm_cpuid2_alloc(unsigned n)
 {

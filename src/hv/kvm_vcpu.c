@@ -27,8 +27,6 @@
 
 /* The signal that pulls a vCPU thread out of KVM_RUN (see the kick comment above). */
 #define KVM_KICK_SIGNAL SIGUSR2
-/* The kernel refuses KVM_SET_MSRS batches of 256 entries or more (MAX_IO_MSRS). */
-#define KVM_MAX_SET_MSRS 255
 
 #define APIC_LVT_LINT0	    0x350
 #define APIC_LVT_LINT1	    0x360
@@ -156,6 +154,49 @@ static void seg_to_kvm(struct kvm_segment *k, const struct hv_segment *s)
 	};
 }
 
+void kvm_sregs_from(struct hv_sregs *ret, const struct kvm_sregs *k)
+{
+	seg_from_kvm(&ret->cs, &k->cs);
+	seg_from_kvm(&ret->ds, &k->ds);
+	seg_from_kvm(&ret->es, &k->es);
+	seg_from_kvm(&ret->fs, &k->fs);
+	seg_from_kvm(&ret->gs, &k->gs);
+	seg_from_kvm(&ret->ss, &k->ss);
+	seg_from_kvm(&ret->tr, &k->tr);
+	seg_from_kvm(&ret->ldt, &k->ldt);
+	ret->gdt = (struct hv_dtable){ .base = k->gdt.base, .limit = k->gdt.limit };
+	ret->idt = (struct hv_dtable){ .base = k->idt.base, .limit = k->idt.limit };
+	ret->cr0 = k->cr0;
+	ret->cr2 = k->cr2;
+	ret->cr3 = k->cr3;
+	ret->cr4 = k->cr4;
+	ret->cr8 = k->cr8;
+	ret->efer = k->efer;
+	ret->apic_base = k->apic_base;
+}
+
+/* Everything but the pending-interrupt bitmap, which hv_sregs does not carry. */
+void kvm_sregs_to(struct kvm_sregs *k, const struct hv_sregs *s)
+{
+	seg_to_kvm(&k->cs, &s->cs);
+	seg_to_kvm(&k->ds, &s->ds);
+	seg_to_kvm(&k->es, &s->es);
+	seg_to_kvm(&k->fs, &s->fs);
+	seg_to_kvm(&k->gs, &s->gs);
+	seg_to_kvm(&k->ss, &s->ss);
+	seg_to_kvm(&k->tr, &s->tr);
+	seg_to_kvm(&k->ldt, &s->ldt);
+	k->gdt = (struct kvm_dtable){ .base = s->gdt.base, .limit = s->gdt.limit };
+	k->idt = (struct kvm_dtable){ .base = s->idt.base, .limit = s->idt.limit };
+	k->cr0 = s->cr0;
+	k->cr2 = s->cr2;
+	k->cr3 = s->cr3;
+	k->cr4 = s->cr4;
+	k->cr8 = s->cr8;
+	k->efer = s->efer;
+	k->apic_base = s->apic_base;
+}
+
 int hv_vcpu_get_sregs(struct hv_vcpu *vcpu, struct hv_sregs *ret)
 {
 	struct kvm_sregs k;
@@ -164,23 +205,7 @@ int hv_vcpu_get_sregs(struct hv_vcpu *vcpu, struct hv_sregs *ret)
 	r = kvm_ioctl_retry(vcpu->fd, KVM_GET_SREGS, (unsigned long)&k);
 	if (r < 0)
 		return r;
-	seg_from_kvm(&ret->cs, &k.cs);
-	seg_from_kvm(&ret->ds, &k.ds);
-	seg_from_kvm(&ret->es, &k.es);
-	seg_from_kvm(&ret->fs, &k.fs);
-	seg_from_kvm(&ret->gs, &k.gs);
-	seg_from_kvm(&ret->ss, &k.ss);
-	seg_from_kvm(&ret->tr, &k.tr);
-	seg_from_kvm(&ret->ldt, &k.ldt);
-	ret->gdt = (struct hv_dtable){ .base = k.gdt.base, .limit = k.gdt.limit };
-	ret->idt = (struct hv_dtable){ .base = k.idt.base, .limit = k.idt.limit };
-	ret->cr0 = k.cr0;
-	ret->cr2 = k.cr2;
-	ret->cr3 = k.cr3;
-	ret->cr4 = k.cr4;
-	ret->cr8 = k.cr8;
-	ret->efer = k.efer;
-	ret->apic_base = k.apic_base;
+	kvm_sregs_from(ret, &k);
 	return 0;
 }
 
@@ -189,41 +214,21 @@ int hv_vcpu_set_sregs(struct hv_vcpu *vcpu, const struct hv_sregs *sregs)
 	struct kvm_sregs k;
 	int r;
 
-	/* Read first so that the pending-interrupt bitmap, which hv_sregs does not carry, is
-	 * written back unchanged. */
+	/* Read first so that the pending-interrupt bitmap is written back unchanged. */
 	r = kvm_ioctl_retry(vcpu->fd, KVM_GET_SREGS, (unsigned long)&k);
 	if (r < 0)
 		return r;
-	seg_to_kvm(&k.cs, &sregs->cs);
-	seg_to_kvm(&k.ds, &sregs->ds);
-	seg_to_kvm(&k.es, &sregs->es);
-	seg_to_kvm(&k.fs, &sregs->fs);
-	seg_to_kvm(&k.gs, &sregs->gs);
-	seg_to_kvm(&k.ss, &sregs->ss);
-	seg_to_kvm(&k.tr, &sregs->tr);
-	seg_to_kvm(&k.ldt, &sregs->ldt);
-	k.gdt = (struct kvm_dtable){ .base = sregs->gdt.base, .limit = sregs->gdt.limit };
-	k.idt = (struct kvm_dtable){ .base = sregs->idt.base, .limit = sregs->idt.limit };
-	k.cr0 = sregs->cr0;
-	k.cr2 = sregs->cr2;
-	k.cr3 = sregs->cr3;
-	k.cr4 = sregs->cr4;
-	k.cr8 = sregs->cr8;
-	k.efer = sregs->efer;
-	k.apic_base = sregs->apic_base;
+	kvm_sregs_to(&k, sregs);
 	r = kvm_ioctl_retry(vcpu->fd, KVM_SET_SREGS, (unsigned long)&k);
 	return r < 0 ? r : 0;
 }
 
-int hv_vcpu_set_msrs(struct hv_vcpu *vcpu, const struct hv_msr *msrs, unsigned n)
+/* One KVM_SET_MSRS of at most KVM_MAX_IO_MSRS entries. */
+static int kvm_set_msrs_batch(struct hv_vcpu *vcpu, const struct hv_msr *msrs, unsigned n)
 {
 	_cleanup_free_ struct kvm_msrs *k = NULL;
 	int r;
 
-	if (n == 0)
-		return 0;
-	if (n > KVM_MAX_SET_MSRS)
-		return -E2BIG;
 	k = calloc(1, sizeof(*k) + n * sizeof(k->entries[0]));
 	if (!k)
 		return -ENOMEM;
@@ -242,6 +247,23 @@ int hv_vcpu_set_msrs(struct hv_vcpu *vcpu, const struct hv_msr *msrs, unsigned n
 		return -EINVAL;
 	}
 	return 0;
+}
+
+int kvm_set_msrs(struct hv_vcpu *vcpu, const struct hv_msr *msrs, unsigned n)
+{
+	for (unsigned i = 0; i < n; i += KVM_MAX_IO_MSRS) {
+		int r = kvm_set_msrs_batch(vcpu, msrs + i, MIN(n - i, KVM_MAX_IO_MSRS));
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int hv_vcpu_set_msrs(struct hv_vcpu *vcpu, const struct hv_msr *msrs, unsigned n)
+{
+	if (n > KVM_MAX_IO_MSRS)
+		return -E2BIG;
+	return kvm_set_msrs(vcpu, msrs, n);
 }
 
 int hv_vcpu_set_cpuid(struct hv_vcpu *vcpu, const struct hv_cpuid_entry *e, unsigned n)
@@ -502,14 +524,4 @@ int hv_vcpu_thread_init(void)
 	sigaddset(&set, KVM_KICK_SIGNAL);
 	r = pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	return -r;
-}
-
-int hv_vcpu_get_state(struct hv_vcpu *vcpu, struct hv_vcpu_state *ret)
-{
-	return -EOPNOTSUPP; /* TODO(issue 7) */
-}
-
-int hv_vcpu_set_state(struct hv_vcpu *vcpu, const struct hv_vcpu_state *st)
-{
-	return -EOPNOTSUPP; /* TODO(issue 7) */
 }

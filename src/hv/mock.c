@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "hv/hv.h"
 #include "hv/mock.h"
@@ -21,6 +22,8 @@
 #define MOCK_MAX_GSI	   24
 #define MOCK_PAGE_SIZE	   4096ULL
 #define MOCK_MAX_BINDINGS  256
+#define MOCK_XSAVE_SIZE	   4096
+#define MOCK_IOAPIC_BASE   0xfec00000ULL
 
 struct mock_binding {
 	int fd;
@@ -57,6 +60,8 @@ struct hv {
 	unsigned n_irqfds;
 	struct mock_binding ioeventfds[MOCK_MAX_BINDINGS];
 	unsigned n_ioeventfds;
+
+	struct hv_vm_state vm_state;
 };
 
 struct hv_vcpu {
@@ -73,6 +78,8 @@ struct hv_vcpu {
 	enum hv_exit_reason exit;
 	atomic_bool kicked;
 	atomic_uint kick_count;
+	/* The rest of hv_vcpu_get_state() (regs, sregs and MSRs are the fields above). */
+	struct hv_vcpu_state *state;
 };
 
 #define IDX HV_CPUID_SIGNIFICANT_INDEX
@@ -130,6 +137,19 @@ static const struct hv_cpuid_entry mock_cpuid[] = {
 	{ 0x80000008, 0, 0, 0x0000302e, 0x00000000, 0x00000000, 0x00000000 },
 };
 
+/* The platform as KVM creates it: PIC edge/level masks, IOAPIC at its address, PIT unset. */
+static void mock_vm_state_reset(struct hv_vm_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->pic[0].elcr_mask = 0xf8;
+	st->pic[1].elcr_mask = 0xde;
+	st->ioapic.base_address = MOCK_IOAPIC_BASE;
+	for (unsigned i = 0; i < HV_IOAPIC_PINS; i++)
+		st->ioapic.redirtbl[i] = 1u << 16; /* masked */
+	for (unsigned i = 0; i < 3; i++)
+		st->pit[i] = (struct hv_pit_channel){ .count = 0x10000, .mode = 0xff, .gate = 1 };
+}
+
 int hv_create(struct hv **ret)
 {
 	struct hv *hv = calloc(1, sizeof(*hv));
@@ -143,6 +163,7 @@ int hv_create(struct hv **ret)
 		.dirty_log = true,
 		.max_vcpus = MOCK_MAX_VCPUS,
 	};
+	mock_vm_state_reset(&hv->vm_state);
 	*ret = hv;
 	return 0;
 }
@@ -181,11 +202,9 @@ int hv_ready(struct hv *hv)
 	return 0;
 }
 
-int hv_ram_add(struct hv *hv, uint64_t gpa, uint64_t size, unsigned flags, void **ret_host)
+/* A new RAM range: aligned, free, and a slot left. */
+static int mock_ram_check(struct hv *hv, uint64_t gpa, uint64_t size)
 {
-	void *p;
-
-	(void)flags;
 	if (size == 0 || !IS_ALIGNED(gpa, MOCK_PAGE_SIZE) || !IS_ALIGNED(size, MOCK_PAGE_SIZE) ||
 	    range_overflows(gpa, size) || size > SIZE_MAX)
 		return -EINVAL;
@@ -196,6 +215,19 @@ int hv_ram_add(struct hv *hv, uint64_t gpa, uint64_t size, unsigned flags, void 
 	}
 	if (hv->n_ram == MOCK_MAX_RAM_SLOTS)
 		return -ENOSPC;
+	return 0;
+}
+
+int hv_ram_add(struct hv *hv, uint64_t gpa, uint64_t size, unsigned flags, void **ret_host)
+{
+	void *p;
+
+	int r;
+
+	(void)flags;
+	r = mock_ram_check(hv, gpa, size);
+	if (r < 0)
+		return r;
 	/* Lazily allocated: a test may ask for gigabytes and touch a few pages. */
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
 		 -1, 0);
@@ -367,6 +399,24 @@ static void mock_vcpu_reset(struct hv_vcpu *vcpu)
 	};
 }
 
+/* The state nobody else sets: what KVM reports for a new vCPU, or the last set_state. */
+static void mock_vcpu_state_reset(struct hv_vcpu *vcpu)
+{
+	struct hv_vcpu_state *st = vcpu->state;
+
+	memset(st, 0, sizeof(*st));
+	st->xsave_size = MOCK_XSAVE_SIZE;
+	st->xsave[0] = 0x7f; /* FCW 0x37f */
+	st->xsave[1] = 0x03;
+	st->xsave[24] = 0x80; /* MXCSR 0x1f80 */
+	st->xsave[25] = 0x1f;
+	st->nr_xcrs = 1;
+	st->xcrs[0] = (struct hv_msr){ .index = 0, .value = 1 }; /* XCR0: x87 */
+	st->mp_state = vcpu->index == 0 ? HV_MP_STATE_RUNNABLE : HV_MP_STATE_UNINITIALIZED;
+	st->dr6 = 0xffff0ff0;
+	st->dr7 = 0x400;
+}
+
 int hv_vcpu_create(struct hv *hv, unsigned index, struct hv_vcpu **ret)
 {
 	struct hv_vcpu *vcpu;
@@ -376,18 +426,27 @@ int hv_vcpu_create(struct hv *hv, unsigned index, struct hv_vcpu **ret)
 	vcpu = calloc(1, sizeof(*vcpu));
 	if (!vcpu)
 		return -ENOMEM;
+	vcpu->state = calloc(1, sizeof(*vcpu->state));
+	if (!vcpu->state) {
+		free(vcpu);
+		return -ENOMEM;
+	}
 	vcpu->hv = hv;
 	vcpu->index = index;
 	vcpu->exit = HV_EXIT_HALT;
 	atomic_init(&vcpu->kicked, false);
 	atomic_init(&vcpu->kick_count, 0);
 	mock_vcpu_reset(vcpu);
+	mock_vcpu_state_reset(vcpu);
 	*ret = vcpu;
 	return 0;
 }
 
 struct hv_vcpu *hv_vcpu_destroy(struct hv_vcpu *vcpu)
 {
+	if (!vcpu)
+		return NULL;
+	free(vcpu->state);
 	free(vcpu);
 	return NULL;
 }
@@ -652,26 +711,67 @@ bool hv_mock_ioeventfd(struct hv *hv, uint64_t addr, int *ret_fd, unsigned *ret_
 
 int hv_vcpu_get_state(struct hv_vcpu *vcpu, struct hv_vcpu_state *ret)
 {
-	return -EOPNOTSUPP; /* TODO(issue 7) */
+	memcpy(ret, vcpu->state, sizeof(*ret));
+	ret->regs = vcpu->regs;
+	ret->sregs = vcpu->sregs;
+	ret->nr_msrs = vcpu->n_msrs;
+	memcpy(ret->msrs, vcpu->msrs, vcpu->n_msrs * sizeof(ret->msrs[0]));
+	return 0;
 }
 
+/* Refuses what the KVM backend refuses for any host: sizes and counts out of range. */
 int hv_vcpu_set_state(struct hv_vcpu *vcpu, const struct hv_vcpu_state *st)
 {
-	return -EOPNOTSUPP; /* TODO(issue 7) */
+	if (st->xsave_size != MOCK_XSAVE_SIZE || st->nr_xcrs > HV_MAX_XCRS ||
+	    st->nr_msrs > HV_MAX_MSRS || st->nr_msrs > HV_MOCK_MAX_MSRS ||
+	    st->mp_state > HV_MP_STATE_SIPI_RECEIVED)
+		return -EINVAL;
+	memcpy(vcpu->state, st, sizeof(*st));
+	vcpu->regs = st->regs;
+	vcpu->sregs = st->sregs;
+	vcpu->n_msrs = st->nr_msrs;
+	memcpy(vcpu->msrs, st->msrs, st->nr_msrs * sizeof(st->msrs[0]));
+	return 0;
 }
 
 int hv_vm_get_state(struct hv *hv, struct hv_vm_state *ret)
 {
-	return -EOPNOTSUPP; /* TODO(issue 7) */
+	*ret = hv->vm_state;
+	return 0;
 }
 
 int hv_vm_set_state(struct hv *hv, const struct hv_vm_state *st)
 {
-	return -EOPNOTSUPP; /* TODO(issue 7) */
+	if (st->ioapic.base_address != MOCK_IOAPIC_BASE)
+		return -EINVAL;
+	hv->vm_state = *st;
+	return 0;
 }
 
+/* Like the KVM backend: the file's pages copy-on-write, the same checks. */
 int hv_ram_add_file(struct hv *hv, uint64_t gpa, uint64_t size, int fd, uint64_t offset,
 		    unsigned flags, void **ret_host)
 {
-	return -EOPNOTSUPP; /* TODO(issue 7) */
+	struct stat stat;
+	int r;
+	void *p;
+
+	if ((flags & (HV_RAM_SHARED | HV_RAM_HUGEPAGES)) || fd < 0 ||
+	    !IS_ALIGNED(offset, MOCK_PAGE_SIZE) || range_overflows(offset, size) ||
+	    offset + size > (uint64_t)INT64_MAX)
+		return -EINVAL;
+	if (fstat(fd, &stat) < 0)
+		return -errno;
+	if (!S_ISREG(stat.st_mode) || (uint64_t)stat.st_size < offset + size)
+		return -EINVAL;
+	r = mock_ram_check(hv, gpa, size);
+	if (r < 0)
+		return r;
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd,
+		 (off_t)offset);
+	if (p == MAP_FAILED)
+		return -errno;
+	hv->ram[hv->n_ram++] = (struct mock_ram){ .gpa = gpa, .size = size, .host = p };
+	*ret_host = p;
+	return 0;
 }

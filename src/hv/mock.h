@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What the fake backend (mock.c) recorded, for unit tests: the interrupts raised and the vCPU
- * state that was set. Only tests include this header. Every pointer returned stays valid until
+ * state that was set. hv_vcpu_get/set_state() and hv_vm_get/set_state() round-trip: get
+ * returns what set stored (a new vCPU or VM starts from KVM's reset values), and the registers
+ * and MSRs of a vCPU state are the ones below. Only tests include this header. Every pointer returned stays valid until
  * the vCPU or the hv is destroyed.
  */
 #ifndef CUBICLE_HV_MOCK_H

@@ -1,0 +1,182 @@
+"""Snapshot, restore and clone with the device test guest (fast): the `snapshot-ticker`
+scenario ticks with a virtio-rng request each time; a snapshot taken in the middle and
+restored in another cubicle must go on with the next tick on the same queue and pass.
+
+Errors (a running VM, a full disk, a damaged snapshot) must each give one clear error and
+leave the VM and the snapshot directory as they were."""
+import hashlib
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from api_client import Api
+from conftest import build_dir
+
+pytestmark = pytest.mark.usefixtures("kvm")
+
+SNAPSHOT_FILES = ("config.json", "state.json", "memory-ranges")
+
+
+@pytest.fixture(scope="session")
+def device_guest():
+    path = build_dir() / "tests" / "guest" / "testguest.elf"
+    if not path.exists():
+        pytest.fail(f"{path} missing: run `make build`", pytrace=False)
+    return str(path)
+
+
+def tsc_khz():
+    """The host's TSC frequency for the test guest's timers (/proc/cpuinfo's MHz)."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("cpu MHz"):
+            return int(float(line.split(":")[1]) * 1000)
+    return 0
+
+
+def start_ticker(vm_factory, device_guest, sock, ticks=60, tick_ms=20, extra=""):
+    words = f"snapshot-ticker {ticks} tick-ms={tick_ms} tsc_khz={tsc_khz()} {extra}".strip()
+    vm = vm_factory("--kernel", device_guest, "--cmdline", words, "--serial", "tty",
+                    "--console", "off", "--api-socket", f"path={sock}")
+    api = Api(sock)
+    api.wait_ready()
+    return vm, api
+
+
+def ok(r, what):
+    assert r.status in (200, 204), f"{what}: {r.status} {r.body!r}"
+    return r
+
+
+def checksums(d):
+    return {f: hashlib.sha256((Path(d) / f).read_bytes()).hexdigest() for f in SNAPSHOT_FILES}
+
+
+def ticks(text):
+    return [int(m) for m in re.findall(r"tick (\d+) rng=", text)]
+
+
+@pytest.fixture
+def template(vm_factory, device_guest, tmp_path):
+    """A paused ticker snapshotted after its 5th tick: (directory, the VM, its API)."""
+    d = tmp_path / "snap"
+    d.mkdir()
+    vm, api = start_ticker(vm_factory, device_guest, tmp_path / "tpl.sock")
+    assert vm.wait_for("tick 5 rng=", timeout=30), vm.describe()
+    ok(api.put("vm.pause"), "vm.pause")
+    ok(api.put("vm.snapshot", {"destination_url": f"file://{d}"}), "vm.snapshot")
+    return d, vm, api
+
+
+def restore(vm_factory, tmp_path, d, name, *extra):
+    sock = tmp_path / f"{name}.sock"
+    vm = vm_factory("--api-socket", f"path={sock}", "--restore",
+                    f"source_url=file://{d}" + "".join(extra))
+    api = Api(sock)
+    api.wait_ready()
+    return vm, api
+
+
+def test_snapshot_files(template):
+    d, vm, api = template
+    assert sorted(os.listdir(d)) == sorted(SNAPSHOT_FILES)
+    state = json.loads((d / "state.json").read_text())
+    assert state["format"] == "cubicle-snapshot" and state["version"] == 1
+    assert re.fullmatch(r"[0-9a-f]{8}", state["checksum"])
+    assert set(state["state"]) >= {"vm", "vcpus", "devices"}
+    assert len(state["state"]["vcpus"]) == 1
+    config = json.loads((d / "config.json").read_text())
+    assert config["payload"]["kernel"] == vm.argv[2]
+    mem = d / "memory-ranges"
+    st = mem.stat()
+    assert st.st_size == 512 << 20  # the default RAM
+    assert st.st_blocks * 512 < st.st_size // 4, "memory-ranges is not sparse"
+    # The template keeps running once resumed.
+    ok(api.put("vm.resume"), "vm.resume")
+    assert vm.wait_for("PASS snapshot-ticker", timeout=30), vm.describe()
+
+
+def test_restore_continues(template, vm_factory, tmp_path):
+    d, tpl, tpl_api = template
+    before = checksums(d)
+    tpl.kill()
+    vm, api = restore(vm_factory, tmp_path, d, "clone")
+    info = ok(api.get("vm.info"), "vm.info").json()
+    assert info["state"] == "Paused", info
+    time.sleep(0.2)
+    assert ticks(vm.stdout) == [], "a restored VM must stay paused until vm.resume"
+    ok(api.put("vm.resume"), "vm.resume")
+    assert vm.wait_for("PASS snapshot-ticker 60 ticks", timeout=60), vm.describe()
+    seen = ticks(vm.stdout)
+    assert seen and seen[0] == 6 and seen == list(range(6, 61)), vm.describe()
+    assert "DONE passed=1 failed=0" in vm.stdout, vm.describe()
+    assert vm.wait(30) == 0, vm.describe()
+    assert checksums(d) == before, "restoring changed the snapshot"
+
+
+def test_clones(template, vm_factory, tmp_path):
+    """Many clones of one snapshot at once, each with its own process and API socket."""
+    d, tpl, _ = template
+    before = checksums(d)
+    tpl.kill()
+    n = int(os.environ.get("CUBICLE_E2E_CLONES", "20"))
+    clones = [restore(vm_factory, tmp_path, d, f"c{i}") for i in range(n)]
+    for vm, api in clones:
+        ok(api.put("vm.resume"), "vm.resume")
+    for vm, api in clones:
+        assert vm.wait_for("PASS snapshot-ticker 60 ticks", timeout=120), vm.describe()
+        assert ticks(vm.stdout)[0] == 6, vm.describe()
+    assert checksums(d) == before, "the clones changed the snapshot"
+
+
+def test_snapshot_running_vm_refused(vm_factory, device_guest, tmp_path):
+    d = tmp_path / "snap"
+    d.mkdir()
+    vm, api = start_ticker(vm_factory, device_guest, tmp_path / "s.sock")
+    assert vm.wait_for("tick 2 rng=", timeout=30), vm.describe()
+    r = api.put("vm.snapshot", {"destination_url": f"file://{d}"})
+    assert r.status >= 400, r
+    assert os.listdir(d) == []
+    assert vm.wait_for("PASS snapshot-ticker", timeout=60), vm.describe()
+
+
+def test_full_disk(vm_factory, device_guest, tmp_path):
+    """A snapshot that does not fit fails cleanly: nothing left, the VM resumes and goes on."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    d = tmp_path / "small"
+    d.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(d)], check=True)
+    try:
+        vm, api = start_ticker(vm_factory, device_guest, tmp_path / "s.sock")
+        assert vm.wait_for("tick 3 rng=", timeout=30), vm.describe()
+        ok(api.put("vm.pause"), "vm.pause")
+        r = api.put("vm.snapshot", {"destination_url": f"file://{d}"})
+        assert r.status >= 400, r
+        assert "memory-ranges" in r.body.decode() and "space" in r.body.decode(), r
+        assert os.listdir(d) == []
+        ok(api.put("vm.resume"), "vm.resume")
+        assert vm.wait_for("PASS snapshot-ticker", timeout=60), vm.describe()
+    finally:
+        subprocess.run(["umount", str(d)], check=False)
+
+
+def test_damaged_snapshot_refused(template, run_cubicle, tmp_path):
+    d, _, _ = template
+    state = d / "state.json"
+    data = bytearray(state.read_bytes())
+    data[len(data) // 2] ^= 0x20
+    state.write_bytes(bytes(data))
+    vm = run_cubicle("--restore", f"source_url=file://{d}", timeout=30)
+    assert vm.proc.returncode != 0
+    assert "state.json" in vm.stderr and "damaged" in vm.stderr, vm.describe()
+
+
+def test_missing_snapshot_refused(run_cubicle, tmp_path):
+    vm = run_cubicle("--restore", f"source_url=file://{tmp_path}/none", timeout=30)
+    assert vm.proc.returncode != 0
+    assert "snapshot" in vm.stderr, vm.describe()
