@@ -66,6 +66,12 @@ struct vm {
 
 	int eventfd;	    /* wakes the loop thread when the guest stops itself */
 	atomic_int pending; /* enum vm_exit, or EXIT_NONE */
+
+	/* --sys-ctrl: set from a vCPU thread, acted on by the loop thread (vm_on_event). */
+	atomic_bool started;	  /* the guest said so since the VM was built or restored */
+	atomic_bool start_signal; /* a start signal the loop thread has not handled yet */
+	void (*on_start)(void *); /* vm_on_guest_start(): loop thread only */
+	void *on_start_opaque;
 };
 
 /* A file mapped read-only: kernels and initramfs images are not copied twice. */
@@ -199,9 +205,32 @@ static int vm_confine_worker(void *opaque, const char *name)
 	return r;
 }
 
+/* From a vCPU thread (sys_ctrl.c): note the start and wake the loop thread, which runs the
+ * callback; the vCPUs keep running. */
+static void vm_note_started(struct vm *vm)
+{
+	uint64_t one = 1;
+
+	if (!atomic_load(&vm->started))
+		log_debug("vm: the guest signalled its start (--sys-ctrl)");
+	atomic_store(&vm->started, true);
+	atomic_store(&vm->start_signal, true);
+	(void)!write(vm->eventfd, &one, sizeof(one));
+}
+
 static void vm_device_request(void *opaque, enum dev_request req)
 {
-	vm_note_exit(opaque, req == DEV_REQUEST_POWEROFF ? VM_EXIT_POWEROFF : VM_EXIT_RESET);
+	switch (req) {
+	case DEV_REQUEST_STARTED:
+		vm_note_started(opaque);
+		return;
+	case DEV_REQUEST_POWEROFF:
+		vm_note_exit(opaque, VM_EXIT_POWEROFF);
+		return;
+	case DEV_REQUEST_RESET:
+		vm_note_exit(opaque, VM_EXIT_RESET);
+		return;
+	}
 }
 
 /* First fit in the device memory area: the lowest @align-aligned gap of @size bytes. */
@@ -275,6 +304,8 @@ static void vm_on_event(void *opaque, uint32_t events)
 	uint64_t v;
 
 	(void)!read(vm->eventfd, &v, sizeof(v));
+	if (atomic_exchange(&vm->start_signal, false) && vm->on_start)
+		vm->on_start(vm->on_start_opaque);
 	int why = atomic_load(&vm->pending);
 	if (why == EXIT_NONE || vm->state == VM_SHUTDOWN)
 		return;
@@ -506,6 +537,8 @@ static int vm_build(struct vm *vm, char *err, size_t errlen)
 	vm->start_ns = time_now_ns();
 	vm->state = VM_CREATED;
 	atomic_store(&vm->pending, EXIT_NONE);
+	atomic_store(&vm->started, false);
+	atomic_store(&vm->start_signal, false);
 	atomic_store(&vm->group.stop, false);
 	atomic_store(&vm->group.pause, false);
 	vm->group.parked = 0;
@@ -734,10 +767,11 @@ int vm_restore(const struct vm_config *cfg, const char *dir, bool prefault, stru
 
 bool vm_guest_started(const struct vm *vm)
 {
-	return false; /* TODO(issue 7): --sys-ctrl */
+	return atomic_load(&vm->started);
 }
 
 void vm_on_guest_start(struct vm *vm, void (*cb)(void *opaque), void *opaque)
 {
-	/* TODO(issue 7): --sys-ctrl */
+	vm->on_start = cb;
+	vm->on_start_opaque = opaque;
 }
