@@ -26,6 +26,7 @@
 #include "core/loop.h"
 #include "core/vcpu.h"
 #include "devices/device.h"
+#include "devices/legacy/legacy.h"
 #include "devices/virtio/virtio_devices.h"
 #include "hv/hv.h"
 #include "mem/guest_mem.h"
@@ -478,6 +479,11 @@ static int vm_build_payload(struct vm *vm, struct x86_boot *boot, char *err, siz
 		snprintf(err, errlen, "cannot build the MP table: %s", strerror(-r));
 		return r;
 	}
+	r = x86_vmgenid_update(&vm->mem);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot write the VM generation ID: %s", strerror(-r));
+		return r;
+	}
 	r = mapped_file_open("--kernel", p->kernel, &kernel, err, errlen);
 	if (r < 0)
 		return r;
@@ -716,24 +722,59 @@ void vm_devices(struct vm *vm, void (*emit)(void *opaque, const char *id, int pc
 			dev_table[i]->nodes(vm->devs[i], emit, opaque);
 }
 
+/* devices/legacy mirrors the GED's map (devices do not include arch/). */
+_Static_assert(ACPI_GED_PORT == X86_PORT_GED_STATUS && ACPI_GED_GSI == X86_GED_IRQ &&
+		       ACPI_GED_PWR_BUTTON == X86_GED_EVENT_POWER_BUTTON &&
+		       ACPI_GED_VMGENID == X86_GED_EVENT_VMGENID,
+	       "legacy.h and x86.h disagree on the GED");
+
+/* The realized instance of @ops, or NULL (not configured, or the devices do not exist). */
+static void *vm_device(struct vm *vm, const struct dev_ops *ops)
+{
+	for (unsigned i = 0; i < vm->nr_realized; i++) {
+		if (dev_table[i] == ops)
+			return vm->devs[i];
+	}
+	return NULL;
+}
+
+/*
+ * Latches @events (ACPI_GED_*) in the GED's status register and pulses its line: the guest
+ * runs \_SB_.GED_._EVT (arch/x86/acpi.c), which notifies the devices whose bits it finds.
+ */
+static int vm_ged_raise(struct vm *vm, uint8_t events)
+{
+	void *pm = vm_device(vm, &acpi_pm_ops);
+
+	return pm ? acpi_pm_ged_raise(pm, events) : -ENODEV;
+}
+
+/*
+ * Restore (issue 7): gives the guest a new VM generation ID and tells it (GED event
+ * ACPI_GED_VMGENID: Notify (\_SB_.VGEN, 0x80)), so that a clone's kernel reseeds its RNG
+ * instead of sharing the template's. Call once guest RAM, the interrupt controllers and the
+ * devices are restored (the edge must reach the restored irqchip); the guest takes the
+ * interrupt when it runs. Returns 0 or -errno.
+ */
+__attribute__((unused)) static int vm_vmgenid_changed(struct vm *vm)
+{
+	int r = x86_vmgenid_update(&vm->mem);
+
+	return r < 0 ? r : vm_ged_raise(vm, ACPI_GED_VMGENID);
+}
+
 int vm_power_button(struct vm *vm)
 {
 	if (vm->state != VM_RUNNING)
 		return -EBUSY;
-	/* An edge on the GED's line: the guest runs \_SB_.GED_._EVT (arch/x86/acpi.c). */
-	int r = hv_irq_line(vm->hv, X86_GED_IRQ, true);
-	if (r == 0)
-		r = hv_irq_line(vm->hv, X86_GED_IRQ, false);
-	return r;
+	return vm_ged_raise(vm, ACPI_GED_PWR_BUTTON);
 }
 
 int vm_balloon_resize(struct vm *vm, uint64_t bytes)
 {
-	for (unsigned i = 0; i < vm->nr_realized; i++) {
-		if (dev_table[i] == &balloon_ops)
-			return balloon_set_target(vm->devs[i], bytes);
-	}
-	return -ENODEV;
+	void *balloon = vm_device(vm, &balloon_ops);
+
+	return balloon ? balloon_set_target(balloon, bytes) : -ENODEV;
 }
 
 enum vm_state vm_get_state(const struct vm *vm)
