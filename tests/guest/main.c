@@ -54,6 +54,7 @@ static const struct scenario scenarios[] = {
 	{ "virtio-vsock", true, 100, scenario_virtio_vsock },
 	{ "virtio-balloon", true, 0, scenario_virtio_balloon },
 	{ "virtio-pmem", false, 0, scenario_virtio_pmem },
+	{ "sys-ctrl", false, 0, scenario_sys_ctrl },
 	{ "hostile-loop", false, 0, scenario_hostile_loop },
 	{ "hostile-oob", false, 0, scenario_hostile_oob },
 	{ "hostile-overflow", false, 0, scenario_hostile_overflow },
