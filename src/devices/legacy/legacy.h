@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The legacy PC platform devices (devices/legacy): COM1, the CMOS RTC, a minimal i8042, the
- * 0x80 debug port and the ACPI power-management registers. Each is a const struct dev_ops
+ * 0x80 debug port, the ACPI power-management registers (with the GED's event status) and
+ * --sys-ctrl's port 0x680. Each is a const struct dev_ops
  * listed in dev_table (devices.c); the few extra functions below are for the VM core's
  * benchmarks and for unit tests.
  *
