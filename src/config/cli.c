@@ -29,6 +29,7 @@ enum cli_opt_id {
 	OPT_PMEM,
 	OPT_LOG_FILE,
 	OPT_SECCOMP,
+	OPT_SYS_CTRL,
 	OPT_VERBOSE,
 	OPT_VERSION,
 	OPT_HELP,
@@ -95,6 +96,9 @@ static const struct cli_opt cli_opts[] = {
 	{ OPT_LOG_FILE, "log-file", 0, true, "Log file. Standard error is used if not specified" },
 	{ OPT_SECCOMP, "seccomp", 0, true,
 	  "Disable or enable seccomp filters: true|false|log [default: true]" },
+	{ OPT_SYS_CTRL, "sys-ctrl", 0, false,
+	  "Enable the guest's start signal (CubeSandbox): a write to I/O port 0x680 marks the "
+	  "guest started, for vm.waitstart [default: off]" },
 	{ OPT_VERBOSE, NULL, 'v', false, "Sets the level of debugging output (repeat for more)" },
 	{ OPT_VERSION, "version", 'V', false, "Print version information" },
 	{ OPT_HELP, "help", 'h', false, "Print help information" },
@@ -181,6 +185,9 @@ static int apply(struct cli_args *a, const struct cli_opt *o, const char *option
 		return config_parse_seccomp(cfg, value, err, errlen);
 	case OPT_VSOCK:
 		return config_parse_vsock(cfg, value, err, errlen);
+	case OPT_SYS_CTRL:
+		cfg->sys_ctrl = true;
+		return 0;
 	case OPT_VERBOSE:
 		a->verbosity++;
 		return 0;

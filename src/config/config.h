@@ -190,6 +190,7 @@ struct vm_config {
 	unsigned num_pmems;
 	struct vsock_config *vsock;	/* NULL = none (at most one, as in Cloud Hypervisor) */
 	struct balloon_config *balloon; /* NULL = none */
+	bool sys_ctrl; /* --sys-ctrl (CubeSandbox): the guest's start signal on I/O port 0x680 */
 };
 
 /* Per-device defaults and destructors (the destructors free the strings, close a net's fds,

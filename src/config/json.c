@@ -615,6 +615,8 @@ static int read_vm_config(const struct json_reader *top, struct vm_config *cfg)
 	if (rc == 0)
 		rc = read_vsock_balloon(top, cfg);
 	if (rc == 0)
+		rc = json_read_bool(top, "sys_ctrl", JSON_DEFAULT, &cfg->sys_ctrl);
+	if (rc == 0)
 		rc = refuse_unsupported(top);
 	return rc;
 }

@@ -224,9 +224,10 @@ static json_t *balloon_to_json(const struct balloon_config *b)
 json_t *vm_config_to_json(const struct vm_config *cfg)
 {
 	json_t *rng = json_pack("{s:s, s:b}", "src", config_rng_src(cfg), "iommu", cfg->rng.iommu);
+	json_t *obj;
 
 	/* json_pack's "o" takes each reference, also when it fails (a NULL among them). */
-	return strip_nulls(json_pack(
+	obj = strip_nulls(json_pack(
 		"{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:n, s:o, s:o, s:o, s:n, s:n, s:n, s:o, s:b, "
 		"s:n, s:n, s:b, s:n, s:n}",
 		"cpus", cpus_to_json(&cfg->cpus), "memory", memory_to_json(&cfg->memory), "payload",
@@ -239,4 +240,11 @@ json_t *vm_config_to_json(const struct vm_config *cfg)
 		"devices", "user_devices", "vdpa", "vsock",
 		cfg->vsock ? vsock_config_to_json(cfg->vsock) : json_null(), "iommu", 0, "sgx_epc",
 		"numa", "watchdog", 0, "platform", "tpm"));
+	/* CubeSandbox's extension: only when on, so that a plain config reads as Cloud
+	 * Hypervisor's. */
+	if (obj && cfg->sys_ctrl && json_object_set_new(obj, "sys_ctrl", json_true()) < 0) {
+		json_decref(obj);
+		obj = NULL;
+	}
+	return obj;
 }

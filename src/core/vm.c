@@ -27,6 +27,7 @@
 #include "core/loop.h"
 #include "core/vcpu.h"
 #include "devices/device.h"
+#include "devices/legacy/legacy.h"
 #include "devices/virtio/virtio_devices.h"
 #include "hv/hv.h"
 #include "mem/guest_mem.h"
@@ -70,6 +71,12 @@ struct vm {
 
 	int eventfd;	    /* wakes the loop thread when the guest stops itself */
 	atomic_int pending; /* enum vm_exit, or EXIT_NONE */
+
+	/* --sys-ctrl: set from a vCPU thread, acted on by the loop thread (vm_on_event). */
+	atomic_bool started;	  /* the guest said so since the VM was built or restored */
+	atomic_bool start_signal; /* a start signal the loop thread has not handled yet */
+	void (*on_start)(void *); /* vm_on_guest_start(): loop thread only */
+	void *on_start_opaque;
 };
 
 /* A file mapped read-only: kernels and initramfs images are not copied twice. */
@@ -203,9 +210,32 @@ static int vm_confine_worker(void *opaque, const char *name)
 	return r;
 }
 
+/* From a vCPU thread (sys_ctrl.c): note the start and wake the loop thread, which runs the
+ * callback; the vCPUs keep running. */
+static void vm_note_started(struct vm *vm)
+{
+	uint64_t one = 1;
+
+	if (!atomic_load(&vm->started))
+		log_debug("vm: the guest signalled its start (--sys-ctrl)");
+	atomic_store(&vm->started, true);
+	atomic_store(&vm->start_signal, true);
+	(void)!write(vm->eventfd, &one, sizeof(one));
+}
+
 static void vm_device_request(void *opaque, enum dev_request req)
 {
-	vm_note_exit(opaque, req == DEV_REQUEST_POWEROFF ? VM_EXIT_POWEROFF : VM_EXIT_RESET);
+	switch (req) {
+	case DEV_REQUEST_STARTED:
+		vm_note_started(opaque);
+		return;
+	case DEV_REQUEST_POWEROFF:
+		vm_note_exit(opaque, VM_EXIT_POWEROFF);
+		return;
+	case DEV_REQUEST_RESET:
+		vm_note_exit(opaque, VM_EXIT_RESET);
+		return;
+	}
 }
 
 /* First fit in the device memory area: the lowest @align-aligned gap of @size bytes. */
@@ -279,6 +309,8 @@ static void vm_on_event(void *opaque, uint32_t events)
 	uint64_t v;
 
 	(void)!read(vm->eventfd, &v, sizeof(v));
+	if (atomic_exchange(&vm->start_signal, false) && vm->on_start)
+		vm->on_start(vm->on_start_opaque);
 	int why = atomic_load(&vm->pending);
 	if (why == EXIT_NONE || vm->state == VM_SHUTDOWN)
 		return;
@@ -509,6 +541,11 @@ static int vm_build_payload(struct vm *vm, struct x86_boot *boot, char *err, siz
 		snprintf(err, errlen, "cannot build the MP table: %s", strerror(-r));
 		return r;
 	}
+	r = x86_vmgenid_update(&vm->mem);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot write the VM generation ID: %s", strerror(-r));
+		return r;
+	}
 	r = mapped_file_open("--kernel", p->kernel, &kernel, err, errlen);
 	if (r < 0)
 		return r;
@@ -615,6 +652,8 @@ static int vm_build(struct vm *vm, const struct snapshot *snap, bool prefault, c
 	vm->start_ns = time_now_ns();
 	vm->state = VM_CREATED;
 	atomic_store(&vm->pending, EXIT_NONE);
+	atomic_store(&vm->started, false);
+	atomic_store(&vm->start_signal, false);
 	atomic_store(&vm->group.stop, false);
 	atomic_store(&vm->group.pause, false);
 	vm->group.parked = 0;
@@ -923,24 +962,59 @@ void vm_devices(struct vm *vm, void (*emit)(void *opaque, const char *id, int pc
 			dev_table[i]->nodes(vm->devs[i], emit, opaque);
 }
 
+/* devices/legacy mirrors the GED's map (devices do not include arch/). */
+_Static_assert(ACPI_GED_PORT == X86_PORT_GED_STATUS && ACPI_GED_GSI == X86_GED_IRQ &&
+		       ACPI_GED_PWR_BUTTON == X86_GED_EVENT_POWER_BUTTON &&
+		       ACPI_GED_VMGENID == X86_GED_EVENT_VMGENID,
+	       "legacy.h and x86.h disagree on the GED");
+
+/* The realized instance of @ops, or NULL (not configured, or the devices do not exist). */
+static void *vm_device(struct vm *vm, const struct dev_ops *ops)
+{
+	for (unsigned i = 0; i < vm->nr_realized; i++) {
+		if (dev_table[i] == ops)
+			return vm->devs[i];
+	}
+	return NULL;
+}
+
+/*
+ * Latches @events (ACPI_GED_*) in the GED's status register and pulses its line: the guest
+ * runs \_SB_.GED_._EVT (arch/x86/acpi.c), which notifies the devices whose bits it finds.
+ */
+static int vm_ged_raise(struct vm *vm, uint8_t events)
+{
+	void *pm = vm_device(vm, &acpi_pm_ops);
+
+	return pm ? acpi_pm_ged_raise(pm, events) : -ENODEV;
+}
+
+/*
+ * Restore (issue 7): gives the guest a new VM generation ID and tells it (GED event
+ * ACPI_GED_VMGENID: Notify (\_SB_.VGEN, 0x80)), so that a clone's kernel reseeds its RNG
+ * instead of sharing the template's. Call once guest RAM, the interrupt controllers and the
+ * devices are restored (the edge must reach the restored irqchip); the guest takes the
+ * interrupt when it runs. Returns 0 or -errno.
+ */
+__attribute__((unused)) static int vm_vmgenid_changed(struct vm *vm)
+{
+	int r = x86_vmgenid_update(&vm->mem);
+
+	return r < 0 ? r : vm_ged_raise(vm, ACPI_GED_VMGENID);
+}
+
 int vm_power_button(struct vm *vm)
 {
 	if (vm->state != VM_RUNNING)
 		return -EBUSY;
-	/* An edge on the GED's line: the guest runs \_SB_.GED_._EVT (arch/x86/acpi.c). */
-	int r = hv_irq_line(vm->hv, X86_GED_IRQ, true);
-	if (r == 0)
-		r = hv_irq_line(vm->hv, X86_GED_IRQ, false);
-	return r;
+	return vm_ged_raise(vm, ACPI_GED_PWR_BUTTON);
 }
 
 int vm_balloon_resize(struct vm *vm, uint64_t bytes)
 {
-	for (unsigned i = 0; i < vm->nr_realized; i++) {
-		if (dev_table[i] == &balloon_ops)
-			return balloon_set_target(vm->devs[i], bytes);
-	}
-	return -ENODEV;
+	void *balloon = vm_device(vm, &balloon_ops);
+
+	return balloon ? balloon_set_target(balloon, bytes) : -ENODEV;
 }
 
 enum vm_state vm_get_state(const struct vm *vm)
@@ -961,10 +1035,11 @@ const char *vm_state_name(enum vm_state state)
 
 bool vm_guest_started(const struct vm *vm)
 {
-	return false; /* TODO(issue 7): --sys-ctrl */
+	return atomic_load(&vm->started);
 }
 
 void vm_on_guest_start(struct vm *vm, void (*cb)(void *opaque), void *opaque)
 {
-	/* TODO(issue 7): --sys-ctrl */
+	vm->on_start = cb;
+	vm->on_start_opaque = opaque;
 }

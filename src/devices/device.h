@@ -21,10 +21,11 @@ struct json_t; /* jansson: a device's saved state (util/state.h) */
 struct pci_root;
 struct vm_config;
 
-/* What a device may ask of the VM; safe from any thread. */
+/* What a device may ask of the VM (or tell it); safe from any thread. */
 enum dev_request {
 	DEV_REQUEST_POWEROFF,
 	DEV_REQUEST_RESET,
+	DEV_REQUEST_STARTED, /* --sys-ctrl: the guest says it has started; it keeps running */
 };
 
 struct dev_ctx {

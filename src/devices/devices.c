@@ -15,6 +15,7 @@ const struct dev_ops *const dev_table[] = {
 	&i8042_ops,	 /* reset via the keyboard controller, 0x60/0x64 */
 	&acpi_pm_ops,	 /* sleep control/status and reset register, 0x600-0x60f */
 	&debug_port_ops, /* boot progress codes, 0x80 */
+	&sys_ctrl_ops,	 /* --sys-ctrl: the guest's start signal, 0x680 */
 	&rng_ops,	 /* virtio-rng on PCI, always present (--rng src=) */
 	&console_ops,	 /* virtio-console on PCI (--console, default tty) */
 	&blk_ops,	 /* virtio-blk on PCI, one per --disk */

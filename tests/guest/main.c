@@ -55,6 +55,7 @@ static const struct scenario scenarios[] = {
 	{ "virtio-balloon", true, 0, scenario_virtio_balloon },
 	{ "virtio-pmem", false, 0, scenario_virtio_pmem },
 	{ "snapshot-ticker", true, 100, scenario_snapshot_ticker },
+	{ "sys-ctrl", false, 0, scenario_sys_ctrl },
 	{ "hostile-loop", false, 0, scenario_hostile_loop },
 	{ "hostile-oob", false, 0, scenario_hostile_oob },
 	{ "hostile-overflow", false, 0, scenario_hostile_overflow },

@@ -248,18 +248,62 @@ static void check_pci0(const uint8_t *aml, size_t aml_len)
 	assert_non_null(find_bytes(pci0, left, crs, sizeof(crs)));
 }
 
-/* \_SB_.PWRB (PNP0C0C) and the GED (ACPI0013) whose _EVT notifies it on X86_GED_IRQ. */
-static void check_power_button(const uint8_t *aml, size_t len)
+/*
+ * \_SB_.PWRB (PNP0C0C), \_SB_.VGEN (VM_Gen_Counter, ADDR → X86_VMGENID_START) and the GED
+ * (ACPI0013) on X86_GED_IRQ, whose _EVT reads the status register X86_PORT_GED_STATUS once and
+ * notifies PWRB for bit 0 and VGEN for bit 1.
+ */
+static void check_ged(const uint8_t *aml, size_t len)
 {
-	static const uint8_t notify[] = { 0x86, '\\', 0x2e, '_', 'S',  'B', '_',
-					  'P',	'W',  'R',  'B', 0x0a, 0x80 };
 	static const uint8_t irq[] = { 0x22, 1u << X86_GED_IRQ, 0 };
+	static const uint8_t cid[] = "\x08_CID\x0dVM_Gen_Counter";
+	static const uint8_t region[] = { 0x5b,
+					  0x80,
+					  'G',
+					  'D',
+					  'S',
+					  'T',
+					  0x01, /* SystemIO */
+					  0x0b,
+					  (uint8_t)X86_PORT_GED_STATUS,
+					  (uint8_t)(X86_PORT_GED_STATUS >> 8),
+					  0x01 };
+	static const uint8_t field[] = { 'G', 'D', 'S', 'T', 0x01, 'G', 'D', 'A', 'T', 0x08 };
+	static const uint8_t store[] = { 0x70, 'G', 'D', 'A', 'T', 0x60 };
+	/* If (And (Local0, bit, Zero)) { Notify (target, 0x80) }: If's PkgLength, then these. */
+	static const uint8_t if_pwrb[] = { 0x7b, 0x60, 0x01, 0x00, 0x86, '\\', 0x2e, '_', 'S',
+					   'B',	 '_',  'P',  'W',  'R',	 'B',  0x0a, 0x80 };
+	static const uint8_t if_vgen[] = { 0x7b, 0x60, 0x0a, 0x02, 0x00, 0x86, '\\', 0x2e, '_',
+					   'S',	 'B',  '_',  'V',  'G',	 'E',  'N',  0x0a, 0x80 };
+	const uint8_t *vgen = find_bytes(aml, len, "VGEN", 4), *evt, *p;
+	uint8_t addr[16] = { 0x12, 0x0c, 0x02, 0x0c };
+
+	/* ADDR: Method (ADDR, 0) { Return (Package (2) { DWord low, DWord high }) } */
+	for (unsigned i = 0; i < 4; i++)
+		addr[4 + i] = (uint8_t)(X86_VMGENID_START >> (8 * i));
+	addr[8] = 0x0c;
+	for (unsigned i = 0; i < 4; i++)
+		addr[9 + i] = (uint8_t)(X86_VMGENID_START >> (32 + 8 * i));
 
 	assert_non_null(find_bytes(aml, len, "PWRB", 4));
+	assert_non_null(vgen);
+	assert_non_null(find_bytes(vgen, len - (size_t)(vgen - aml), cid, sizeof(cid)));
+	assert_non_null(find_bytes(vgen, len - (size_t)(vgen - aml), "ADDR\x00\xa4\x12", 7));
+	assert_non_null(find_bytes(vgen, len - (size_t)(vgen - aml), addr, 13));
 	assert_non_null(find_bytes(aml, len, "ACPI0013", 8));
-	assert_non_null(find_bytes(aml, len, "_EVT", 4));
-	assert_non_null(find_bytes(aml, len, notify, sizeof(notify)));
 	assert_non_null(find_bytes(aml, len, irq, sizeof(irq)));
+	assert_non_null(find_bytes(aml, len, region, sizeof(region)));
+	assert_non_null(find_bytes(aml, len, field, sizeof(field)));
+	evt = find_bytes(aml, len, "_EVT\x09", 5); /* 1 argument, serialized */
+	assert_non_null(evt);
+	p = find_bytes(evt, len - (size_t)(evt - aml), store, sizeof(store));
+	assert_ptr_equal(p, evt + 5);
+	p = find_bytes(p, len - (size_t)(p - aml), if_pwrb, sizeof(if_pwrb));
+	assert_non_null(p);
+	assert_int_equal(p[-2], 0xa0); /* If, with a one-byte PkgLength */
+	p = find_bytes(p, len - (size_t)(p - aml), if_vgen, sizeof(if_vgen));
+	assert_non_null(p);
+	assert_int_equal(p[-2], 0xa0);
 }
 
 static void check_tables(unsigned nr_vcpus, const struct x86_pci_layout *pci)
@@ -290,7 +334,7 @@ static void check_tables(unsigned nr_vcpus, const struct x86_pci_layout *pci)
 	const uint8_t *dsdt = table_at(&v, rd64(fadt + 140), "DSDT");
 	const uint8_t *aml = dsdt + HDR_LEN;
 	size_t aml_len = rd32(dsdt + 4) - HDR_LEN;
-	check_power_button(aml, aml_len);
+	check_ged(aml, aml_len);
 	if (pci) {
 		check_mcfg(table_at(&v, rd64(xsdt + HDR_LEN + 16), "MCFG"));
 		check_pci0(aml, aml_len);
@@ -612,6 +656,88 @@ static void test_string_package_method(void **state)
 	aml_free(&a);
 }
 
+/* OperationRegion, Field, Store, And, If and LocalN: what the GED's _EVT is made of. */
+static void test_region_field_if(void **state)
+{
+	struct aml a;
+
+	aml_init(&a, 1024);
+	aml_op_region(&a, "REG0", AML_REGION_SYSTEM_IO, 0x608, 1);
+	aml_field_begin(&a, "REG0", AML_FIELD_BYTE_ACC);
+	aml_field_unit(&a, "FLD0", 8);
+	aml_field_unit(&a, "FLD1", 0x100); /* a two-byte PkgLength */
+	aml_end(&a);
+	aml_store(&a);
+	aml_name_string(&a, "FLD0");
+	aml_local(&a, 7);
+	aml_if_begin(&a);
+	aml_and(&a);
+	aml_local(&a, 7);
+	aml_dword(&a, 2);
+	aml_byte(&a, AML_ZERO_OP);
+	aml_end(&a);
+	assert_int_equal(aml_finish(&a), 0);
+	static const uint8_t want[] = {
+		0x5b, 0x80, 'R',  'E',	'G',  '0',  0x01, 0x0b, 0x08, 0x06, 0x01, /* region */
+		0x5b, 0x81, 0x11, 'R',	'E',  'G',  '0',  0x01, 'F',  'L',  'D',
+		'0',  0x08, 'F',  'L',	'D',  '1',  0x40, 0x10,		    /* field */
+		0x70, 'F',  'L',  'D',	'0',  0x67,			    /* store */
+		0xa0, 0x09, 0x7b, 0x67, 0x0c, 0x02, 0x00, 0x00, 0x00, 0x00, /* if */
+	};
+	assert_int_equal(a.len, sizeof(want));
+	assert_memory_equal(a.data, want, sizeof(want));
+	aml_free(&a);
+
+	/* A field's name is one NameSeg; it has at least one bit; there are 8 locals. */
+	static const char *const bad_names[] = { "\\FLD0", "A.B", "^FLD", "1ABC" };
+	for (size_t i = 0; i < ARRAY_SIZE(bad_names); i++) {
+		aml_init(&a, 64);
+		aml_field_unit(&a, bad_names[i], 8);
+		assert_int_equal(aml_finish(&a), -EINVAL);
+		aml_free(&a);
+	}
+	aml_init(&a, 64);
+	aml_field_unit(&a, "FLD0", 0);
+	assert_int_equal(aml_finish(&a), -EINVAL);
+	aml_free(&a);
+	aml_init(&a, 64);
+	aml_local(&a, 8);
+	assert_int_equal(aml_finish(&a), -EINVAL);
+	aml_free(&a);
+}
+
+/* The generation ID: 16 random bytes in the page the tables leave free, new at each update. */
+static void test_vmgenid(void **state)
+{
+	struct vm_ram v;
+	uint8_t first[X86_VMGENID_SIZE], second[X86_VMGENID_SIZE], zero[X86_VMGENID_SIZE] = { 0 };
+	uint64_t rsdp;
+
+	assert_true(X86_VMGENID_START >= X86_ACPI_START + X86_ACPI_TABLES_SIZE);
+	assert_true(X86_VMGENID_START + X86_VMGENID_SIZE <= X86_ACPI_START + X86_ACPI_SIZE);
+	ram_init(&v);
+	assert_int_equal(x86_acpi_build(&v.gm, CONFIG_MAX_VCPUS, &test_pci, &rsdp), 0);
+	assert_int_equal(guest_mem_read(&v.gm, X86_VMGENID_START, first, sizeof(first)), 0);
+	assert_memory_equal(first, zero, sizeof(zero)); /* the tables stay out of its page */
+
+	assert_int_equal(x86_vmgenid_update(&v.gm), 0);
+	assert_int_equal(guest_mem_read(&v.gm, X86_VMGENID_START, first, sizeof(first)), 0);
+	assert_int_equal(x86_vmgenid_update(&v.gm), 0);
+	assert_int_equal(guest_mem_read(&v.gm, X86_VMGENID_START, second, sizeof(second)), 0);
+	assert_memory_not_equal(first, zero, sizeof(zero));
+	assert_memory_not_equal(first, second, sizeof(first));
+	free(v.ram);
+
+	/* Below 1 MiB of RAM: not there. */
+	struct guest_mem gm;
+	uint8_t *ram = calloc(1, 512 * KiB);
+	assert_non_null(ram);
+	guest_mem_init(&gm);
+	assert_int_equal(guest_mem_add_region(&gm, 0, 512 * KiB, ram), 0);
+	assert_int_equal(x86_vmgenid_update(&gm), -EFAULT);
+	free(ram);
+}
+
 static void test_resources(void **state)
 {
 	struct aml a;
@@ -770,6 +896,8 @@ int main(void)
 		cmocka_unit_test(test_eisaid),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_string_package_method),
+		cmocka_unit_test(test_region_field_if),
+		cmocka_unit_test(test_vmgenid),
 		cmocka_unit_test(test_resources),
 		cmocka_unit_test(test_address_space_resources),
 		cmocka_unit_test(test_errors),

@@ -279,6 +279,21 @@ static void test_seccomp(void **state)
 	cli_args_free(&a);
 }
 
+/* --sys-ctrl: a bare flag (as Cloud Hypervisor's boolean options), off by default. */
+static void test_sys_ctrl(void **state)
+{
+	struct cli_args a;
+
+	(void)state;
+	PARSE_OK(&a, "--kernel", "k");
+	assert_false(a.cfg.sys_ctrl);
+	cli_args_free(&a);
+	PARSE_OK(&a, "--kernel", "k", "--sys-ctrl");
+	assert_true(a.cfg.sys_ctrl);
+	cli_args_free(&a);
+	PARSE_ERR("--sys-ctrl: takes no value", "--sys-ctrl=on");
+}
+
 static void test_vsock(void **state)
 {
 	struct cli_args a;
@@ -443,6 +458,7 @@ static void test_help_text(void **state)
 		"-V, --version",
 		"-h, --help",
 		"--disk",
+		"--sys-ctrl ",
 	};
 
 	(void)state;
@@ -476,6 +492,7 @@ int main(void)
 		cmocka_unit_test(test_balloon),
 		cmocka_unit_test(test_pmem),
 		cmocka_unit_test(test_seccomp),
+		cmocka_unit_test(test_sys_ctrl),
 		cmocka_unit_test(test_error_after_allocations),
 		cmocka_unit_test(test_help_text),
 	};

@@ -222,6 +222,31 @@ static void test_every_section(void **state)
 	expect_round_trip(full_body, full_body);
 }
 
+/* CubeSandbox's "sys_ctrl": false by default and then not written; true in and out. */
+static void test_sys_ctrl(void **state)
+{
+	struct vm_config cfg;
+	json_t *j;
+
+	(void)state;
+	expect_config(MIN_BODY, &cfg);
+	assert_false(cfg.sys_ctrl);
+	j = vm_config_to_json(&cfg);
+	assert_null(json_object_get(j, "sys_ctrl"));
+	json_decref(j);
+	vm_config_free(&cfg);
+
+	expect_config("{\"payload\": {\"kernel\": \"/k\"}, \"sys_ctrl\": true}", &cfg);
+	assert_true(cfg.sys_ctrl);
+	j = vm_config_to_json(&cfg);
+	assert_true(json_is_true(json_object_get(j, "sys_ctrl")));
+	json_decref(j);
+	vm_config_free(&cfg);
+	expect_round_trip("{\"payload\": {\"kernel\": \"/k\"}, \"sys_ctrl\": false}", default_out);
+	expect_error("{\"payload\": {\"kernel\": \"/k\"}, \"sys_ctrl\": 1}",
+		     "sys_ctrl: expected true or false");
+}
+
 static void test_default_ids(void **state)
 {
 	struct vm_config cfg;
@@ -613,6 +638,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_every_section),
 		cmocka_unit_test(test_default_ids),
+		cmocka_unit_test(test_sys_ctrl),
 		cmocka_unit_test(test_unknown_fields_ignored),
 		cmocka_unit_test(test_nulls),
 		cmocka_unit_test(test_type_errors),

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The small legacy devices (src/devices/legacy/: rtc.c, i8042.c, acpi_pm.c, debug_port.c) and
- * the device table (src/devices/devices.c), driven through a real port bus.
+ * The small legacy devices (src/devices/legacy/: rtc.c, i8042.c, acpi_pm.c, debug_port.c,
+ * sys_ctrl.c), the saved state of those and of serial.c, and the device table
+ * (src/devices/devices.c), driven through a real port bus.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -15,6 +16,8 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+
+#include <jansson.h>
 
 #include "bus/bus.h"
 #include "config/config.h"
@@ -43,7 +46,9 @@ struct harness {
 	void *ram;
 	struct vm_config cfg;
 	struct dev_ctx ctx;
-	unsigned poweroffs, resets;
+	unsigned poweroffs, resets, starts;
+	unsigned ged_edges; /* rising edges on the GED's line */
+	bool ged_level;
 };
 
 static void fake_request(void *opaque, enum dev_request req)
@@ -52,8 +57,22 @@ static void fake_request(void *opaque, enum dev_request req)
 
 	if (req == DEV_REQUEST_POWEROFF)
 		h->poweroffs++;
-	else
+	else if (req == DEV_REQUEST_RESET)
 		h->resets++;
+	else
+		h->starts++;
+}
+
+static int fake_set_line(void *opaque, uint32_t gsi, bool level)
+{
+	struct harness *h = opaque;
+
+	if (gsi == ACPI_GED_GSI) {
+		if (level && !h->ged_level)
+			h->ged_edges++;
+		h->ged_level = level;
+	}
+	return 0;
 }
 
 static int setup(void **state)
@@ -81,6 +100,7 @@ static int setup(void **state)
 	h->cfg.serial.mode = CONSOLE_NULL;
 	h->cfg.console.mode = CONSOLE_NULL;
 	h->cfg.memory.size = 512ULL << 20;
+	h->irq = (struct irq_sink){ .set_line = fake_set_line, .opaque = h };
 	h->ctx = (struct dev_ctx){ .pio = &h->pio,
 				   .mmio = &h->mmio,
 				   .irq = &h->irq,
@@ -361,13 +381,302 @@ static void test_debug_port(void **state)
 	debug_port_ops.unrealize(dev);
 }
 
+/* ---- saved state ---- */
+
+#define DUMP_FLAGS (JSON_SORT_KEYS | JSON_COMPACT)
+
+static json_t *save_state(const struct dev_ops *ops, void *dev)
+{
+	json_t *st = json_object();
+	char err[256] = "";
+
+	assert_non_null(st);
+	assert_int_equal(ops->save(dev, st, err, sizeof(err)), 0);
+	assert_string_equal(err, "");
+	return st;
+}
+
+/* save → unrealize → realize(state) → save is byte-identical; returns the restored device. */
+static void *round_trip(struct harness *h, const struct dev_ops *ops, void *dev)
+{
+	json_t *st = save_state(ops, dev);
+	char *before = json_dumps(st, DUMP_FLAGS), *after;
+	void *restored = NULL;
+
+	assert_non_null(before);
+	ops->unrealize(dev);
+	assert_int_equal(ops->realize(&h->ctx, st, &restored), 0);
+	assert_non_null(restored);
+	json_decref(st);
+	st = save_state(ops, restored);
+	after = json_dumps(st, DUMP_FLAGS);
+	assert_string_equal(before, after);
+	free(before);
+	free(after);
+	json_decref(st);
+	return restored;
+}
+
+/* realize(@st) fails with -EINVAL, a line naming @needle, and nothing left on the bus. */
+static void expect_refused(struct harness *h, const struct dev_ops *ops, const json_t *st,
+			   const char *needle)
+{
+	char err[256] = "";
+	void *dev = NULL;
+	unsigned nr = h->pio.nr;
+
+	h->ctx.err = err;
+	h->ctx.errlen = sizeof(err);
+	assert_int_equal(ops->realize(&h->ctx, st, &dev), -EINVAL);
+	assert_null(dev);
+	assert_non_null(strstr(err, needle));
+	assert_non_null(strstr(err, ops->name));
+	assert_int_equal(h->pio.nr, nr);
+	h->ctx.err = NULL;
+	h->ctx.errlen = 0;
+}
+
+/* A copy of @good with @key replaced by @v (NULL: removed). */
+static json_t *mutated(const json_t *good, const char *key, json_t *v)
+{
+	json_t *st = json_deep_copy(good);
+
+	assert_non_null(st);
+	if (v)
+		assert_int_equal(json_object_set_new(st, key, v), 0);
+	else
+		assert_int_equal(json_object_del(st, key), 0);
+	return st;
+}
+
+static void expect_mutation_refused(struct harness *h, const struct dev_ops *ops,
+				    const json_t *good, const char *key, json_t *v)
+{
+	json_t *st = mutated(good, key, v);
+
+	expect_refused(h, ops, st, key);
+	json_decref(st);
+}
+
+static void test_rtc_state(void **state)
+{
+	struct harness *h = *state;
+	void *dev = realize(h, &rtc_ops);
+	json_t *good;
+
+	outb(h, RTC_INDEX, 0x40);
+	outb(h, RTC_DATA, 0xa5);
+	outb(h, RTC_INDEX, 0x0b);
+	outb(h, RTC_DATA, 0x06);  /* binary, 24 h */
+	outb(h, RTC_INDEX, 0x41); /* left selected */
+	dev = round_trip(h, &rtc_ops, dev);
+
+	/* The index survived: a data read without writing the index gives CMOS byte 0x41. */
+	outb(h, RTC_INDEX, 0x41);
+	outb(h, RTC_DATA, 0x5a);
+	good = save_state(&rtc_ops, dev);
+	rtc_ops.unrealize(dev);
+	dev = NULL;
+	assert_int_equal(rtc_ops.realize(&h->ctx, good, &dev), 0);
+	assert_int_equal(inb(h, RTC_DATA), 0x5a);
+	assert_int_equal(cmos_read(h, 0x40), 0xa5);
+	/* The clock continues from the host's, in the restored mode. */
+	assert_close_to_now(rtc_read_time(h, true, true));
+	rtc_ops.unrealize(dev);
+
+	expect_mutation_refused(h, &rtc_ops, good, "index", json_integer(0x80));
+	expect_mutation_refused(h, &rtc_ops, good, "index", json_integer(-1));
+	expect_mutation_refused(h, &rtc_ops, good, "index", NULL);
+	expect_mutation_refused(h, &rtc_ops, good, "cmos", json_string("00ff"));
+	expect_mutation_refused(h, &rtc_ops, good, "cmos", json_integer(0));
+	expect_mutation_refused(h, &rtc_ops, good, "cmos", NULL);
+	/* 128 bytes with UIP set in register A. */
+	char cmos[2 * 128 + 1];
+	memset(cmos, '0', 256);
+	cmos[256] = '\0';
+	cmos[2 * 0x0a] = '8';
+	expect_mutation_refused(h, &rtc_ops, good, "cmos", json_string(cmos));
+	json_t *not_object = json_array();
+	expect_refused(h, &rtc_ops, not_object, "object");
+	json_decref(not_object);
+	json_decref(good);
+
+	/* No saved state for this entry: a cold boot. */
+	dev = NULL;
+	assert_int_equal(rtc_ops.realize(&h->ctx, NULL, &dev), 0);
+	assert_int_equal(cmos_read(h, 0x0b), 0x02);
+	rtc_ops.unrealize(dev);
+}
+
+static void test_i8042_state(void **state)
+{
+	struct harness *h = *state;
+	void *dev = realize(h, &i8042_ops);
+	json_t *good;
+
+	outb(h, KBD_CMD, 0xaa); /* a reply waits */
+	dev = round_trip(h, &i8042_ops, dev);
+	assert_int_equal(inb(h, KBD_CMD) & 0x01, 0x01);
+	assert_int_equal(inb(h, KBD_DATA), 0x55);
+
+	outb(h, KBD_CMD, 0x60); /* a command waits for its data byte */
+	dev = round_trip(h, &i8042_ops, dev);
+	outb(h, KBD_DATA, 0x47);
+	outb(h, KBD_CMD, 0x20);
+	assert_int_equal(inb(h, KBD_DATA), 0x47);
+
+	outb(h, KBD_CMD, 0xd1);
+	good = save_state(&i8042_ops, dev);
+	dev = round_trip(h, &i8042_ops, dev);
+	outb(h, KBD_DATA, 0xfe); /* the output port write: reset */
+	assert_int_equal(h->resets, 1);
+	i8042_ops.unrealize(dev);
+
+	expect_mutation_refused(h, &i8042_ops, good, "pending_cmd", json_integer(0xaa));
+	expect_mutation_refused(h, &i8042_ops, good, "ctr", json_integer(256));
+	expect_mutation_refused(h, &i8042_ops, good, "out_full", json_string("yes"));
+	expect_mutation_refused(h, &i8042_ops, good, "out", NULL);
+	json_decref(good);
+}
+
+static void test_acpi_pm_state(void **state)
+{
+	struct harness *h = *state;
+	void *dev = realize(h, &acpi_pm_ops);
+	json_t *good;
+
+	/* The GED register: raised bits, one edge per raise, read-to-clear. */
+	assert_int_equal(inb(h, ACPI_GED_PORT), 0);
+	assert_int_equal(acpi_pm_ged_raise(dev, ACPI_GED_PWR_BUTTON), 0);
+	assert_int_equal(h->ged_edges, 1);
+	assert_false(h->ged_level);
+	assert_int_equal(acpi_pm_ged_raise(dev, ACPI_GED_VMGENID | 0x80), 0);
+	assert_int_equal(h->ged_edges, 2);
+	outb(h, ACPI_GED_PORT, 0xff); /* ignored */
+	assert_int_equal(inb(h, ACPI_GED_PORT), ACPI_GED_PWR_BUTTON | ACPI_GED_VMGENID);
+	assert_int_equal(inb(h, ACPI_GED_PORT), 0);
+
+	/* A pending event survives a snapshot; a reboot drops it. */
+	assert_int_equal(acpi_pm_ged_raise(dev, ACPI_GED_VMGENID), 0);
+	good = save_state(&acpi_pm_ops, dev);
+	dev = round_trip(h, &acpi_pm_ops, dev);
+	assert_int_equal(h->ged_edges, 3); /* restoring raises nothing by itself */
+	assert_int_equal(inb(h, ACPI_GED_PORT), ACPI_GED_VMGENID);
+	assert_int_equal(acpi_pm_ged_raise(dev, ACPI_GED_PWR_BUTTON), 0);
+	acpi_pm_ops.reset(dev);
+	assert_int_equal(inb(h, ACPI_GED_PORT), 0);
+	/* The PM registers still work after a restore. */
+	outb(h, PM_RESET, 0x01);
+	assert_int_equal(h->resets, 1);
+	acpi_pm_ops.unrealize(dev);
+
+	expect_mutation_refused(h, &acpi_pm_ops, good, "ged_status", json_integer(4));
+	expect_mutation_refused(h, &acpi_pm_ops, good, "ged_status", json_true());
+	expect_mutation_refused(h, &acpi_pm_ops, good, "ged_status", NULL);
+	json_decref(good);
+
+	/* The debug port has nothing to save: it restores as on a cold boot. */
+	assert_null(debug_port_ops.save);
+}
+
+#define COM1_THR (SERIAL_PORT_BASE + 0)
+#define COM1_IER (SERIAL_PORT_BASE + 1)
+#define COM1_IIR (SERIAL_PORT_BASE + 2)
+#define COM1_LCR (SERIAL_PORT_BASE + 3)
+#define COM1_MCR (SERIAL_PORT_BASE + 4)
+#define COM1_LSR (SERIAL_PORT_BASE + 5)
+#define COM1_SCR (SERIAL_PORT_BASE + 7)
+
+static void test_serial_state(void **state)
+{
+	struct harness *h = *state;
+	void *dev = realize(h, &serial_ops);
+	json_t *good;
+	char fifo[2 * 65 + 1];
+
+	/* Divisor, line settings, FIFOs on (trigger 14), loopback: written bytes land in RX. */
+	outb(h, COM1_LCR, 0x80);
+	outb(h, COM1_THR, 0x01); /* DLL: 115200 baud */
+	outb(h, COM1_LCR, 0x03);
+	outb(h, COM1_IIR, 0xc1);
+	outb(h, COM1_MCR, 0x10 | 0x0b);
+	outb(h, COM1_SCR, 0x5c);
+	outb(h, COM1_THR, 'a');
+	outb(h, COM1_THR, 'b');
+	outb(h, COM1_THR, 'c');
+	outb(h, COM1_IER, 0x03); /* RDA and THRE interrupts */
+	good = save_state(&serial_ops, dev);
+	dev = round_trip(h, &serial_ops, dev);
+
+	/* The FIFO's bytes below the trigger level: a timeout interrupt first, then THRE. */
+	assert_int_equal(inb(h, COM1_IIR), 0xc0 | 0x0c);
+	assert_int_equal(inb(h, COM1_LSR) & 0x61, 0x61);
+	assert_int_equal(inb(h, COM1_THR), 'a');
+	assert_int_equal(inb(h, COM1_THR), 'b');
+	assert_int_equal(inb(h, COM1_THR), 'c');
+	assert_int_equal(inb(h, COM1_IIR), 0xc0 | 0x02);
+	assert_int_equal(inb(h, COM1_IIR), 0xc1);
+	assert_int_equal(inb(h, COM1_SCR), 0x5c);
+	assert_int_equal(inb(h, COM1_LCR), 0x03);
+	outb(h, COM1_LCR, 0x83);
+	assert_int_equal(inb(h, COM1_THR), 0x01);
+	outb(h, COM1_LCR, 0x03);
+	serial_ops.resume(dev);
+	serial_ops.unrealize(dev);
+
+	memset(fifo, '6', sizeof(fifo) - 1);
+	fifo[sizeof(fifo) - 1] = '\0';
+	expect_mutation_refused(h, &serial_ops, good, "rx_fifo", json_string(fifo));
+	expect_mutation_refused(h, &serial_ops, good, "rx_fifo", json_string("6x"));
+	expect_mutation_refused(h, &serial_ops, good, "rx_fifo", NULL);
+	expect_mutation_refused(h, &serial_ops, good, "ier", json_integer(0x10));
+	expect_mutation_refused(h, &serial_ops, good, "mcr", json_integer(0x20));
+	expect_mutation_refused(h, &serial_ops, good, "fcr", json_integer(0x08));
+	expect_mutation_refused(h, &serial_ops, good, "lsr_err", json_integer(0x01));
+	expect_mutation_refused(h, &serial_ops, good, "thre_pending", NULL);
+	expect_mutation_refused(h, &serial_ops, good, "lcr", json_integer(300));
+	/* FIFOs off: one byte at most. */
+	json_t *st = mutated(good, "fcr", json_integer(0));
+	expect_refused(h, &serial_ops, st, "rx_fifo");
+	json_decref(st);
+	json_decref(good);
+}
+
+/* ---- sys-ctrl ---- */
+
+static void test_sys_ctrl(void **state)
+{
+	struct harness *h = *state;
+	void *dev = NULL;
+	uint8_t v = 0;
+
+	/* Without --sys-ctrl: no device, the port is nobody's. */
+	assert_int_equal(sys_ctrl_ops.realize(&h->ctx, NULL, &dev), 0);
+	assert_null(dev);
+	assert_false(bus_access(&h->pio, SYS_CTRL_PORT, true, &v, 1));
+
+	h->cfg.sys_ctrl = true;
+	dev = realize(h, &sys_ctrl_ops);
+	assert_int_equal(inb(h, SYS_CTRL_PORT), SYS_CTRL_VERSION);
+	assert_int_equal(h->starts, 0);
+	outb(h, SYS_CTRL_PORT, 0x01);
+	assert_int_equal(h->starts, 1);
+	uint32_t word = 0xdeadbeef;
+	assert_true(bus_access(&h->pio, SYS_CTRL_PORT, true, (uint8_t *)&word, 4));
+	assert_int_equal(h->starts, 2);
+	assert_int_equal(h->resets + h->poweroffs, 0);
+	sys_ctrl_ops.unrealize(dev);
+	assert_false(bus_access(&h->pio, SYS_CTRL_PORT, false, &v, 1));
+	h->cfg.sys_ctrl = false;
+}
+
 /* ---- the table ---- */
 
 /* Devices that exist only when their option is given (--disk, --net, ...). */
 static bool optional_device(const char *name)
 {
-	static const char *const optional[] = { "virtio-blk", "virtio-net", "virtio-vsock",
-						"virtio-balloon", "virtio-pmem" };
+	static const char *const optional[] = { "virtio-blk",	  "virtio-net",	 "virtio-vsock",
+						"virtio-balloon", "virtio-pmem", "sys-ctrl" };
 	for (size_t i = 0; i < ARRAY_SIZE(optional); i++)
 		if (strcmp(name, optional[i]) == 0)
 			return true;
@@ -378,9 +687,10 @@ static void test_dev_table(void **state)
 {
 	struct harness *h = *state;
 	static const char *const expected[] = {
-		"serial",     "rtc",	      "i8042",		"acpi-pm",
-		"debug-port", "virtio-rng",   "virtio-console", "virtio-blk",
-		"virtio-net", "virtio-vsock", "virtio-balloon", "virtio-pmem"
+		"serial",     "rtc",	    "i8042",	    "acpi-pm",
+		"debug-port", "sys-ctrl",   "virtio-rng",   "virtio-console",
+		"virtio-blk", "virtio-net", "virtio-vsock", "virtio-balloon",
+		"virtio-pmem"
 	};
 	void *devs[16] = { 0 };
 	char sock[64];
@@ -424,6 +734,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_i8042, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_acpi_pm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_debug_port, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rtc_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_i8042_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_acpi_pm_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_serial_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sys_ctrl, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dev_table, setup, teardown),
 	};
 

@@ -11,10 +11,18 @@
  *   0x601  X86_PORT_ACPI_PM + 1  SLEEP_STATUS_REG: reads 0 (WAK_STS, bit 7, is never set).
  *   0x604  X86_PORT_ACPI_PM + 4  RESET_REG: writing RESET_VALUE (1) resets the VM.
  *
+ *   0x608  X86_PORT_GED_STATUS       the Generic Event Device's event status (below).
+ *
  * The power button (hardware-reduced: no fixed button, FADT PWR_BUTTON) is a control method
- * device, \_SB_.PWRB (PNP0C0C), signalled through a Generic Event Device (ACPI 6.1 §5.6.9,
- * \_SB_.GED_, ACPI0013) on ISA IRQ X86_GED_IRQ: the VMM pulses the line (vm.power-button), the
- * guest's GED driver runs _EVT, which does Notify (PWRB, 0x80), "button pressed".
+ * device, \_SB_.PWRB (PNP0C0C). The VM Generation ID is \_SB_.VGEN: _CID "VM_Gen_Counter" as
+ * Microsoft's spec says (Linux's vmgenid driver matches it as "VM_GEN_COUNTER": ACPICA upper-
+ * cases _HID/_CID strings), a vendor _HID of the valid ACPI-ID form, and ADDR returning
+ * Package { low DWORD, high DWORD } of X86_VMGENID_START, where vmgenid.c writes the ID.
+ * Both are signalled through a Generic Event Device (ACPI 6.1 §5.6.9, \_SB_.GED_, ACPI0013) on
+ * ISA IRQ X86_GED_IRQ: the VMM latches the event's bit in the status register and pulses the
+ * line; the guest's GED driver runs _EVT, which reads the register once (reading clears it)
+ * and does Notify (PWRB, 0x80), "button pressed", for bit 0 and Notify (VGEN, 0x80), "the ID
+ * changed", for bit 1.
  *
  * With PCI, the MCFG table gives the ECAM window of segment 0 and the DSDT's \_SB_.PCI0 (a
  * PCI Express host bridge) the bus range, the 0xcf8 ports and the windows the PCI root assigns
@@ -41,8 +49,11 @@
 #define ACPI_RESET_VALUE      1
 #define ACPI_SLP_TYP_S5	      5
 
-#define ACPI_OEM_ID	 "CUBICL"
-#define ACPI_OEM_TABLE	 "CUBI" /* + the table's signature */
+#define ACPI_OEM_ID    "CUBICL"
+#define ACPI_OEM_TABLE "CUBI" /* + the table's signature */
+/* \_SB_.VGEN's _HID: an ACPI ID in form (4 vendor characters, 4 hex digits) for OSes that check it;
+ * drivers match the _CID. */
+#define ACPI_VMGENID_HID "CUBE0001"
 #define ACPI_CREATOR_ID	 "CUBI"
 #define ACPI_TABLE_ALIGN 16
 #define ACPI_XSDT_MAX	 8
@@ -299,14 +310,42 @@ static void dsdt_pci_host(struct aml *a, const struct x86_pci_layout *pci)
 	aml_end(a);
 }
 
-/* The power button and the Generic Event Device that signals it. */
-static void dsdt_power_button(struct aml *a)
+/* If (And (Local0, @bit)) { Notify (@target, 0x80) } */
+static void dsdt_ged_dispatch(struct aml *a, uint8_t bit, const char *target)
+{
+	aml_if_begin(a);
+	aml_and(a);
+	aml_local(a, 0);
+	aml_integer(a, bit);
+	aml_byte(a, AML_ZERO_OP); /* no target */
+	aml_notify(a, target, 0x80);
+	aml_end(a);
+}
+
+/* The power button, the VM generation ID and the Generic Event Device that signals them. */
+static void dsdt_ged(struct aml *a)
 {
 	aml_device_begin(a, "PWRB");
 	aml_name(a, "_HID");
 	aml_eisaid(a, "PNP0C0C");
 	aml_name(a, "_UID");
 	aml_integer(a, 0);
+	aml_end(a);
+
+	aml_device_begin(a, "VGEN");
+	aml_name(a, "_HID");
+	aml_string(a, ACPI_VMGENID_HID);
+	aml_name(a, "_CID");
+	aml_string(a, "VM_Gen_Counter");
+	aml_name(a, "_DDN");
+	aml_string(a, "VM_Gen_Counter");
+	aml_method_begin(a, "ADDR", 0, false);
+	aml_return(a);
+	aml_package_begin(a, 2);
+	aml_dword(a, (uint32_t)X86_VMGENID_START);
+	aml_dword(a, (uint32_t)(X86_VMGENID_START >> 32));
+	aml_end(a);
+	aml_end(a);
 	aml_end(a);
 
 	aml_device_begin(a, "GED_");
@@ -318,8 +357,16 @@ static void dsdt_power_button(struct aml *a)
 	aml_resource_begin(a);
 	aml_res_irq(a, X86_GED_IRQ);
 	aml_end(a);
+	aml_op_region(a, "GDST", AML_REGION_SYSTEM_IO, X86_PORT_GED_STATUS, 1);
+	aml_field_begin(a, "GDST", AML_FIELD_BYTE_ACC);
+	aml_field_unit(a, "GDAT", 8);
+	aml_end(a);
 	aml_method_begin(a, "_EVT", 1, true);
-	aml_notify(a, "\\_SB_.PWRB", 0x80); /* 0x80: button pressed */
+	aml_store(a); /* one read: it clears the register */
+	aml_name_string(a, "GDAT");
+	aml_local(a, 0);
+	dsdt_ged_dispatch(a, X86_GED_EVENT_POWER_BUTTON, "\\_SB_.PWRB"); /* button pressed */
+	dsdt_ged_dispatch(a, X86_GED_EVENT_VMGENID, "\\_SB_.VGEN");	 /* the ID changed */
 	aml_end(a);
 	aml_end(a);
 }
@@ -340,7 +387,7 @@ static void dsdt_body(struct aml *a, const struct acpi_ctx *ctx)
 	dsdt_isa_device(a, "RTC_", "PNP0B00", 0, ISA_PORT_RTC, 2, ISA_IRQ_RTC);
 	/* Motherboard resources: keeps the PM registers out of what the OS hands to devices. */
 	dsdt_isa_device(a, "PMRS", "PNP0C02", 0, X86_PORT_ACPI_PM, X86_PORT_ACPI_PM_SIZE, -1);
-	dsdt_power_button(a);
+	dsdt_ged(a);
 	if (ctx->pci)
 		dsdt_pci_host(a, ctx->pci);
 	aml_end(a);
@@ -549,14 +596,15 @@ int x86_acpi_build_buf(void *buf, size_t cap, uint64_t gpa, unsigned nr_vcpus,
 int x86_acpi_build(struct guest_mem *gm, unsigned nr_vcpus, const struct x86_pci_layout *pci,
 		   uint64_t *ret_rsdp)
 {
-	_cleanup_free_ uint8_t *buf = malloc(X86_ACPI_SIZE);
+	_cleanup_free_ uint8_t *buf = malloc(X86_ACPI_TABLES_SIZE);
 	uint64_t rsdp;
 	size_t len;
 	int r;
 
 	if (!buf)
 		return -ENOMEM;
-	r = x86_acpi_build_buf(buf, X86_ACPI_SIZE, X86_ACPI_START, nr_vcpus, pci, &len, &rsdp);
+	r = x86_acpi_build_buf(buf, X86_ACPI_TABLES_SIZE, X86_ACPI_START, nr_vcpus, pci, &len,
+			       &rsdp);
 	if (r < 0)
 		return r;
 	r = guest_mem_write(gm, X86_ACPI_START, buf, len);

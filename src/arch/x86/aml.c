@@ -224,6 +224,59 @@ void aml_notify(struct aml *a, const char *target, uint8_t value)
 	aml_integer(a, value);
 }
 
+void aml_dword(struct aml *a, uint32_t v)
+{
+	const uint8_t d[5] = { AML_DWORD_PREFIX, (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16),
+			       (uint8_t)(v >> 24) };
+	aml_bytes(a, d, sizeof(d));
+}
+
+void aml_local(struct aml *a, unsigned n)
+{
+	if (n > 7) {
+		aml_fail(a, -EINVAL);
+		return;
+	}
+	aml_byte(a, (uint8_t)(AML_LOCAL0_OP + n));
+}
+
+void aml_store(struct aml *a)
+{
+	aml_byte(a, AML_STORE_OP);
+}
+
+void aml_and(struct aml *a)
+{
+	aml_byte(a, AML_AND_OP);
+}
+
+void aml_op_region(struct aml *a, const char *name, uint8_t space, uint64_t offset, uint64_t len)
+{
+	aml_byte(a, AML_EXT_OP_PREFIX);
+	aml_byte(a, AML_OP_REGION_OP);
+	aml_name_string(a, name);
+	aml_byte(a, space);
+	aml_integer(a, offset);
+	aml_integer(a, len);
+}
+
+void aml_field_unit(struct aml *a, const char *name, uint32_t bits)
+{
+	uint8_t len[4];
+	unsigned n = aml_pkglen_encode(bits, len);
+	size_t before = a->len;
+
+	if (n == 0 || bits == 0) {
+		aml_fail(a, -EINVAL);
+		return;
+	}
+	/* A NameSeg, not a path: exactly 4 bytes, no prefix. */
+	aml_name_string(a, name);
+	if (!a->err && a->len - before != 4)
+		aml_fail(a, -EINVAL);
+	aml_bytes(a, len, n);
+}
+
 static void aml_open(struct aml *a, enum aml_frame_kind kind)
 {
 	if (a->err)
@@ -250,6 +303,21 @@ void aml_device_begin(struct aml *a, const char *path)
 	aml_byte(a, AML_DEVICE_OP);
 	aml_open(a, AML_FRAME_PKG);
 	aml_name_string(a, path);
+}
+
+void aml_field_begin(struct aml *a, const char *region, uint8_t flags)
+{
+	aml_byte(a, AML_EXT_OP_PREFIX);
+	aml_byte(a, AML_FIELD_OP);
+	aml_open(a, AML_FRAME_PKG);
+	aml_name_string(a, region);
+	aml_byte(a, flags);
+}
+
+void aml_if_begin(struct aml *a)
+{
+	aml_byte(a, AML_IF_OP);
+	aml_open(a, AML_FRAME_PKG);
 }
 
 void aml_method_begin(struct aml *a, const char *path, unsigned nargs, bool serialized)

@@ -42,6 +42,17 @@
 #define AML_PARENT_PREFIX     0x5e
 #define AML_RETURN_OP	      0xa4
 #define AML_NOTIFY_OP	      0x86
+#define AML_OP_REGION_OP      0x80 /* after AML_EXT_OP_PREFIX */
+#define AML_FIELD_OP	      0x81 /* after AML_EXT_OP_PREFIX */
+#define AML_LOCAL0_OP	      0x60 /* Local0..Local7: 0x60..0x67 */
+#define AML_STORE_OP	      0x70
+#define AML_AND_OP	      0x7b
+#define AML_IF_OP	      0xa0
+
+/* OperationRegion spaces and Field flags (ACPI 6.x §19.6.100, §19.6.48). */
+#define AML_REGION_SYSTEM_MEMORY 0x00
+#define AML_REGION_SYSTEM_IO	 0x01
+#define AML_FIELD_BYTE_ACC	 0x01 /* AccessType ByteAcc; NoLock; UpdateRule Preserve */
 
 enum aml_frame_kind {
 	AML_FRAME_PKG,	    /* PkgLength only */
@@ -99,6 +110,30 @@ void aml_name(struct aml *a, const char *path);
 void aml_return(struct aml *a);
 /* Notify (@target, @value): inside a method body. */
 void aml_notify(struct aml *a, const char *target, uint8_t value);
+
+/* A DWordConst (whatever the value): where a table's reader expects a 32-bit integer. */
+void aml_dword(struct aml *a, uint32_t v);
+
+/* LocalN (@n < 8), as an operand or a target. */
+void aml_local(struct aml *a, unsigned n);
+
+/* Store (source, target): the caller emits the source, then the target. */
+void aml_store(struct aml *a);
+
+/* And (op1, op2, target): the caller emits both operands, then the target (AML_ZERO_OP for
+ * none: the result is only the expression's value). */
+void aml_and(struct aml *a);
+
+/* OperationRegion (@name, @space, @offset, @len). */
+void aml_op_region(struct aml *a, const char *name, uint8_t space, uint64_t offset, uint64_t len);
+
+/* Field (@region, @flags) { ... }: the caller emits aml_field_unit()s, then aml_end(). */
+void aml_field_begin(struct aml *a, const char *region, uint8_t flags);
+/* One named field of @bits bits (1..AML_PKGLEN_MAX) in a Field; @name is one NameSeg. */
+void aml_field_unit(struct aml *a, const char *name, uint32_t bits);
+
+/* If (predicate) { ... }: the caller emits the predicate, then the body, then aml_end(). */
+void aml_if_begin(struct aml *a);
 
 /* Scope(@path) { ... } / Device(@path) { ... }, closed with aml_end(). */
 void aml_scope_begin(struct aml *a, const char *path);

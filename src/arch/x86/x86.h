@@ -43,7 +43,12 @@
 #define X86_EBDA_START	    0x9fc00ULL /* RAM below 1 MiB ends here in e820 */
 #define X86_ACPI_START	    0xe0000ULL /* RSDP and tables (legacy RSDP search area) */
 #define X86_ACPI_SIZE	    0x20000ULL
-#define X86_HIGH_MEM_START  0x100000ULL /* kernel load address */
+/* The VM Generation ID's 16 bytes (vmgenid.c) in the last page of the ACPI area, which the
+ * tables leave free: reserved in e820, so the guest never uses it as RAM. */
+#define X86_VMGENID_START    (X86_ACPI_START + X86_ACPI_SIZE - 0x1000ULL)
+#define X86_VMGENID_SIZE     16
+#define X86_ACPI_TABLES_SIZE (X86_VMGENID_START - X86_ACPI_START) /* what the tables may use */
+#define X86_HIGH_MEM_START   0x100000ULL			  /* kernel load address */
 
 /*
  * I/O ports of the platform devices (devices/legacy).
@@ -54,8 +59,15 @@
 #define X86_PORT_ACPI_PM      0x600 /* sleep control/status and reset register, 0x600-0x60f */
 #define X86_PORT_ACPI_PM_SIZE 0x10
 #define X86_UART_COM1_IRQ     4
-/* The Generic Event Device's interrupt (ISA IRQ, edge, active high): the ACPI power button. */
-#define X86_GED_IRQ 5
+/*
+ * The Generic Event Device's interrupt (ISA IRQ, edge, active high) and its event status
+ * register (8-bit, read-to-clear; devices/legacy/acpi_pm.c): \_SB_.GED_._EVT reads it once and
+ * notifies the power button for bit 0 and the VM generation ID for bit 1.
+ */
+#define X86_GED_IRQ		   5
+#define X86_PORT_GED_STATUS	   (X86_PORT_ACPI_PM + 8)
+#define X86_GED_EVENT_POWER_BUTTON 0x01
+#define X86_GED_EVENT_VMGENID	   0x02
 
 struct x86_ram_range {
 	uint64_t gpa, size;
@@ -126,7 +138,8 @@ int x86_load_kernel(struct guest_mem *gm, const void *kernel, size_t kernel_size
 /*
  * Builds ACPI tables (RSDP, XSDT, FADT hardware-reduced with sleep control/status and reset
  * registers at X86_PORT_ACPI_PM, MADT with one LAPIC per vCPU and the IOAPIC, DSDT with the
- * COM1 UART and _S5) in guest RAM at X86_ACPI_START. With @pci (may be NULL: no PCI), also an
+ * COM1 UART, _S5, the power button, the VM generation ID device and the GED that notifies
+ * them) in guest RAM at X86_ACPI_START, within X86_ACPI_TABLES_SIZE. With @pci (may be NULL: no PCI), also an
  * MCFG table and the host bridge \_SB_.PCI0 in the DSDT with @pci's bus range and windows.
  * Returns 0 with the RSDP's address, -EINVAL for @nr_vcpus 0 or over CONFIG_MAX_VCPUS or a
  * bad @pci, -ENOSPC if they do not fit in X86_ACPI_SIZE, -EFAULT if that range is not RAM.
@@ -141,6 +154,15 @@ int x86_acpi_build(struct guest_mem *gm, unsigned nr_vcpus, const struct x86_pci
  */
 int x86_acpi_build_buf(void *buf, size_t cap, uint64_t gpa, unsigned nr_vcpus,
 		       const struct x86_pci_layout *pci, size_t *ret_len, uint64_t *ret_rsdp);
+
+/*
+ * The VM Generation ID (Microsoft's "Virtual Machine Generation ID" spec; Linux's vmgenid
+ * driver): writes a new random 128-bit ID at X86_VMGENID_START, where the DSDT's \_SB_.VGEN
+ * points. Called at each cold boot and at each restore; after a restore the caller then
+ * notifies the guest (GED event X86_GED_EVENT_VMGENID) so that it reseeds its RNG. Returns 0,
+ * or -errno from getrandom() or guest_mem_write() (-EFAULT: that page is not RAM).
+ */
+int x86_vmgenid_update(struct guest_mem *gm);
 
 /*
  * Builds vCPU @index's CPUID from the host's supported leaves only (never a bit the host did

@@ -14,6 +14,12 @@
  * - CMOS bytes 0x15-0x18 and 0x30-0x31 hold the base and extended (1-64 MiB) memory sizes in
  *   KiB, as a BIOS leaves them; bytes above 16 MiB and 4 GiB are not reported (they depend on
  *   the PCI hole, which is arch's business; Linux reads the e820 map instead).
+ *
+ * Saved state: the index register and the 128 CMOS bytes (the alarm registers and A/B among
+ * them). There is no periodic, alarm or update-ended state to save (none of it exists, above),
+ * and no time base: as in Cloud Hypervisor, whose RTC also reads the host's clock, a restored
+ * guest's clock continues from the host's clock, i.e. it jumps forward by the time the
+ * snapshot spent on disk. The guest cannot set this RTC, so there is no offset to keep.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -22,9 +28,12 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "bus/bus.h"
 #include "config/config.h"
 #include "devices/legacy/legacy.h"
+#include "util/state.h"
 #include "util/util.h"
 
 #define RTC_PORT_BASE 0x70
@@ -64,11 +73,21 @@
 #define CMOS_BASE_MEM_KIB    640
 #define CMOS_EXT_MEM_MAX_KIB (63 * 1024) /* 1 MiB to 64 MiB */
 
+/* What the guest can change, and what a snapshot saves. */
+struct rtc_regs {
+	uint8_t index;
+	uint8_t cmos[RTC_CMOS_SIZE];
+};
+
+static const struct state_field rtc_fields[] = {
+	STATE_U8(struct rtc_regs, index),
+	STATE_BLOB(struct rtc_regs, cmos),
+};
+
 struct rtc {
 	pthread_mutex_t lock;
 	struct bus *pio;
-	uint8_t index;
-	uint8_t cmos[RTC_CMOS_SIZE];
+	struct rtc_regs regs;
 };
 
 static bool rtc_is_clock_reg(uint8_t index)
@@ -90,7 +109,7 @@ static bool rtc_is_clock_reg(uint8_t index)
 
 static uint8_t rtc_encode(const struct rtc *rtc, unsigned v)
 {
-	if (rtc->cmos[RTC_REG_B] & RTC_B_DM_BIN)
+	if (rtc->regs.cmos[RTC_REG_B] & RTC_B_DM_BIN)
 		return (uint8_t)v;
 	return (uint8_t)(((v / 10) << 4) | (v % 10));
 }
@@ -144,7 +163,7 @@ static uint8_t rtc_read_clock(const struct rtc *rtc, uint8_t index)
 		return rtc_encode(rtc, (unsigned)tm.tm_min);
 	case RTC_HOURS:
 		hour = (unsigned)tm.tm_hour;
-		if (rtc->cmos[RTC_REG_B] & RTC_B_24H)
+		if (rtc->regs.cmos[RTC_REG_B] & RTC_B_24H)
 			return rtc_encode(rtc, hour);
 		/* 12-hour mode: 12, 1..11 with the PM flag in bit 7, whatever the encoding. */
 		return rtc_encode(rtc, hour % 12 ? hour % 12 : 12) | (hour >= 12 ? RTC_HOUR_PM : 0);
@@ -163,37 +182,37 @@ static uint8_t rtc_read_clock(const struct rtc *rtc, uint8_t index)
 
 static uint8_t rtc_read_data(struct rtc *rtc)
 {
-	uint8_t index = rtc->index;
+	uint8_t index = rtc->regs.index;
 
 	if (rtc_is_clock_reg(index))
 		return rtc_read_clock(rtc, index);
 	switch (index) {
 	case RTC_REG_A:
-		return rtc->cmos[RTC_REG_A] & (uint8_t)~RTC_A_UIP;
+		return rtc->regs.cmos[RTC_REG_A] & (uint8_t)~RTC_A_UIP;
 	case RTC_REG_C:
 		return 0; /* no interrupt flags, ever */
 	case RTC_REG_D:
 		return RTC_D_VRT;
 	default:
-		return rtc->cmos[index];
+		return rtc->regs.cmos[index];
 	}
 }
 
 static void rtc_write_data(struct rtc *rtc, uint8_t v)
 {
-	uint8_t index = rtc->index;
+	uint8_t index = rtc->regs.index;
 
 	if (rtc_is_clock_reg(index))
 		return; /* the host clock is authoritative */
 	switch (index) {
 	case RTC_REG_A:
-		rtc->cmos[RTC_REG_A] = v & (uint8_t)~RTC_A_UIP;
+		rtc->regs.cmos[RTC_REG_A] = v & (uint8_t)~RTC_A_UIP;
 		return;
 	case RTC_REG_C:
 	case RTC_REG_D:
 		return; /* read-only */
 	default:
-		rtc->cmos[index] = v;
+		rtc->regs.cmos[index] = v;
 		return;
 	}
 }
@@ -208,7 +227,7 @@ static void rtc_pio(void *opaque, uint64_t offset, bool is_write, uint8_t *data,
 
 		if (port == 0) {
 			if (is_write)
-				rtc->index = data[i] & RTC_INDEX_MASK;
+				rtc->regs.index = data[i] & RTC_INDEX_MASK;
 			else
 				data[i] = 0xff; /* the index port is write-only */
 		} else if (port == 1) {
@@ -227,16 +246,36 @@ static void rtc_power_on(struct rtc *rtc, uint64_t mem_size)
 {
 	uint64_t ext_kib = 0;
 
-	memset(rtc->cmos, 0, sizeof(rtc->cmos));
-	rtc->index = 0;
-	rtc->cmos[RTC_REG_A] = RTC_A_DEFAULT;
-	rtc->cmos[RTC_REG_B] = RTC_B_DEFAULT;
-	rtc->cmos[CMOS_BASE_MEM_LO] = CMOS_BASE_MEM_KIB & 0xff;
-	rtc->cmos[CMOS_BASE_MEM_HI] = CMOS_BASE_MEM_KIB >> 8;
+	memset(rtc->regs.cmos, 0, sizeof(rtc->regs.cmos));
+	rtc->regs.index = 0;
+	rtc->regs.cmos[RTC_REG_A] = RTC_A_DEFAULT;
+	rtc->regs.cmos[RTC_REG_B] = RTC_B_DEFAULT;
+	rtc->regs.cmos[CMOS_BASE_MEM_LO] = CMOS_BASE_MEM_KIB & 0xff;
+	rtc->regs.cmos[CMOS_BASE_MEM_HI] = CMOS_BASE_MEM_KIB >> 8;
 	if (mem_size > MiB)
 		ext_kib = MIN((mem_size - MiB) / KiB, (uint64_t)CMOS_EXT_MEM_MAX_KIB);
-	rtc->cmos[CMOS_EXT_MEM_LO] = rtc->cmos[CMOS_EXT_MEM2_LO] = (uint8_t)(ext_kib & 0xff);
-	rtc->cmos[CMOS_EXT_MEM_HI] = rtc->cmos[CMOS_EXT_MEM2_HI] = (uint8_t)(ext_kib >> 8);
+	rtc->regs.cmos[CMOS_EXT_MEM_LO] = rtc->regs.cmos[CMOS_EXT_MEM2_LO] =
+		(uint8_t)(ext_kib & 0xff);
+	rtc->regs.cmos[CMOS_EXT_MEM_HI] = rtc->regs.cmos[CMOS_EXT_MEM2_HI] =
+		(uint8_t)(ext_kib >> 8);
+}
+
+/* The saved index and CMOS bytes, as hostile input: the index within CMOS, register A's UIP
+ * bit clear (it is never stored). */
+static int rtc_restore(struct rtc *rtc, const struct dev_ctx *ctx, const json_t *state)
+{
+	struct rtc_regs tmp = rtc->regs;
+	int r = legacy_state_load(ctx, "rtc", state, rtc_fields, ARRAY_SIZE(rtc_fields), &tmp);
+
+	if (r < 0)
+		return r;
+	if (tmp.index > RTC_INDEX_MASK)
+		return legacy_state_fail(ctx, "rtc", "field 'index': expected 0..%u, got %u",
+					 RTC_INDEX_MASK, tmp.index);
+	if (tmp.cmos[RTC_REG_A] & RTC_A_UIP)
+		return legacy_state_fail(ctx, "rtc", "field 'cmos': register A has UIP set");
+	rtc->regs = tmp;
+	return 0;
 }
 
 static int rtc_realize(const struct dev_ctx *ctx, const struct json_t *state, void **ret)
@@ -250,7 +289,9 @@ static int rtc_realize(const struct dev_ctx *ctx, const struct json_t *state, vo
 	pthread_mutex_init(&rtc->lock, NULL);
 	rtc->pio = ctx->pio;
 	rtc_power_on(rtc, ctx->cfg ? ctx->cfg->memory.size : 0);
-	r = bus_register(ctx->pio, RTC_PORT_BASE, RTC_PORT_SIZE, rtc_pio, rtc, "rtc");
+	r = state ? rtc_restore(rtc, ctx, state) : 0;
+	if (r == 0)
+		r = bus_register(ctx->pio, RTC_PORT_BASE, RTC_PORT_SIZE, rtc_pio, rtc, "rtc");
 	if (r < 0) {
 		pthread_mutex_destroy(&rtc->lock);
 		free(rtc);
@@ -278,10 +319,21 @@ static void rtc_reset(void *dev)
 	struct rtc *rtc = dev;
 
 	pthread_mutex_lock(&rtc->lock);
-	rtc->index = 0;
-	rtc->cmos[RTC_REG_A] = RTC_A_DEFAULT;
-	rtc->cmos[RTC_REG_B] = RTC_B_DEFAULT;
+	rtc->regs.index = 0;
+	rtc->regs.cmos[RTC_REG_A] = RTC_A_DEFAULT;
+	rtc->regs.cmos[RTC_REG_B] = RTC_B_DEFAULT;
 	pthread_mutex_unlock(&rtc->lock);
+}
+
+static int rtc_save(void *dev, json_t *state, char *err, size_t errlen)
+{
+	struct rtc *rtc = dev;
+	int r;
+
+	pthread_mutex_lock(&rtc->lock);
+	r = state_save_fields(state, rtc_fields, ARRAY_SIZE(rtc_fields), &rtc->regs);
+	pthread_mutex_unlock(&rtc->lock);
+	return r < 0 ? error_set(err, errlen, r, "rtc: out of memory") : 0;
 }
 
 const struct dev_ops rtc_ops = {
@@ -289,4 +341,5 @@ const struct dev_ops rtc_ops = {
 	.realize = rtc_realize,
 	.unrealize = rtc_unrealize,
 	.reset = rtc_reset,
+	.save = rtc_save,
 };

@@ -17,6 +17,12 @@
  *   (Linux's console gives up waiting after ~10 ms) loses the byte, as on a real UART; the
  *   loss is counted and logged (rate-limited). The vCPU never blocks on a non-blocking fd.
  *
+ * Saved state: the registers (struct serial_regs), the THRE interrupt latch among them, and the
+ * bytes waiting in the RX FIFO ("rx_fifo", oldest first). Not saved: the backend, reopened from
+ * the config on restore (a clone gets its own console), and output the guest already handed to
+ * the host (it belongs to the host side and keeps draining while paused). The interrupt line's
+ * level is recomputed from the registers; the interrupt controller's own state is the VM's.
+ *
  * Locking: register accesses come from vCPU threads, input/EPOLLOUT from the loop thread; one
  * mutex per UART covers both. irq->set_line and loop->mod_fd/del_fd are called with it held,
  * so neither may wait for a vCPU or for the loop thread to leave a device callback.
@@ -35,11 +41,14 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "bus/bus.h"
 #include "config/config.h"
 #include "devices/backend/term.h"
 #include "devices/legacy/legacy.h"
 #include "util/log.h"
+#include "util/state.h"
 #include "util/util.h"
 
 /* Register offsets from the base port. */
@@ -98,6 +107,21 @@
 #define SERIAL_DEFAULT_DIVISOR 0x0c /* 9600 baud */
 #define SERIAL_CLOSE_DRAIN_MS  200  /* how long unrealize waits for a slow output to drain */
 
+/* The registers: what the guest sets, and (with the RX FIFO's bytes) what a snapshot saves. */
+struct serial_regs {
+	uint8_t ier, lcr, mcr, msr, scr, dll, dlm, fcr;
+	uint8_t lsr_err;   /* LSR_OE, cleared by reading LSR */
+	bool thre_pending; /* THRE interrupt latched, cleared by IIR read or THR write */
+};
+
+static const struct state_field serial_fields[] = {
+	STATE_U8(struct serial_regs, ier),     STATE_U8(struct serial_regs, lcr),
+	STATE_U8(struct serial_regs, mcr),     STATE_U8(struct serial_regs, msr),
+	STATE_U8(struct serial_regs, scr),     STATE_U8(struct serial_regs, dll),
+	STATE_U8(struct serial_regs, dlm),     STATE_U8(struct serial_regs, fcr),
+	STATE_U8(struct serial_regs, lsr_err), STATE_BOOL(struct serial_regs, thre_pending),
+};
+
 /* An fd registered with the VMM loop. */
 struct serial_watch {
 	int fd;
@@ -118,11 +142,8 @@ struct serial {
 	bool out_broken; /* write error: output discarded from now on */
 	bool paused;
 
-	/* registers */
-	uint8_t ier, lcr, mcr, msr, scr, dll, dlm, fcr;
-	uint8_t lsr_err;   /* LSR_OE, cleared by reading LSR */
-	bool thre_pending; /* THRE interrupt latched, cleared by IIR read or THR write */
-	bool irq_level;	   /* what was last sent to the sink */
+	struct serial_regs regs;
+	bool irq_level; /* what was last sent to the sink */
 
 	uint8_t rx[SERIAL_RX_FIFO_SIZE];
 	unsigned rx_head, rx_count;
@@ -137,16 +158,16 @@ struct serial {
 static unsigned serial_rx_capacity(const struct serial *s)
 {
 	/* Without FIFOs a 16550 holds one received byte (16450 mode). */
-	return (s->fcr & FCR_ENABLE) ? SERIAL_RX_FIFO_SIZE : 1;
+	return (s->regs.fcr & FCR_ENABLE) ? SERIAL_RX_FIFO_SIZE : 1;
 }
 
 static unsigned serial_rx_trigger(const struct serial *s)
 {
 	static const unsigned levels[4] = { 1, 4, 8, 14 };
 
-	if (!(s->fcr & FCR_ENABLE))
+	if (!(s->regs.fcr & FCR_ENABLE))
 		return 1;
-	return levels[(s->fcr & FCR_TRIGGER) >> 6];
+	return levels[(s->regs.fcr & FCR_TRIGGER) >> 6];
 }
 
 static bool serial_thr_empty(const struct serial *s)
@@ -156,7 +177,7 @@ static bool serial_thr_empty(const struct serial *s)
 
 static uint8_t serial_lsr(const struct serial *s)
 {
-	uint8_t lsr = s->lsr_err;
+	uint8_t lsr = s->regs.lsr_err;
 
 	if (s->rx_count)
 		lsr |= LSR_DR;
@@ -170,13 +191,13 @@ static uint8_t serial_lsr(const struct serial *s)
 /* The pending interrupt of highest priority, as IIR bits 0-3. */
 static uint8_t serial_iir_id(const struct serial *s)
 {
-	if ((s->ier & IER_RLS) && (s->lsr_err & LSR_OE))
+	if ((s->regs.ier & IER_RLS) && (s->regs.lsr_err & LSR_OE))
 		return IIR_RLS;
-	if ((s->ier & IER_RDA) && s->rx_count)
+	if ((s->regs.ier & IER_RDA) && s->rx_count)
 		return s->rx_count >= serial_rx_trigger(s) ? IIR_RDA : IIR_TIMEOUT;
-	if ((s->ier & IER_THRE) && s->thre_pending)
+	if ((s->regs.ier & IER_THRE) && s->regs.thre_pending)
 		return IIR_THRE;
-	if ((s->ier & IER_MS) && (s->msr & MSR_DELTA))
+	if ((s->regs.ier & IER_MS) && (s->regs.msr & MSR_DELTA))
 		return IIR_MS;
 	return IIR_NO_INT;
 }
@@ -195,17 +216,17 @@ static void serial_update_irq(struct serial *s)
 /* Modem status lines: wired to the MCR outputs in loopback, "cable connected" otherwise. */
 static void serial_update_msr(struct serial *s)
 {
-	uint8_t old = s->msr, now;
+	uint8_t old = s->regs.msr, now;
 
-	if (s->mcr & MCR_LOOP) {
+	if (s->regs.mcr & MCR_LOOP) {
 		now = 0;
-		if (s->mcr & MCR_RTS)
+		if (s->regs.mcr & MCR_RTS)
 			now |= MSR_CTS;
-		if (s->mcr & MCR_DTR)
+		if (s->regs.mcr & MCR_DTR)
 			now |= MSR_DSR;
-		if (s->mcr & MCR_OUT1)
+		if (s->regs.mcr & MCR_OUT1)
 			now |= MSR_RI;
-		if (s->mcr & MCR_OUT2)
+		if (s->regs.mcr & MCR_OUT2)
 			now |= MSR_DCD;
 	} else {
 		now = MSR_DCD | MSR_DSR | MSR_CTS;
@@ -219,7 +240,7 @@ static void serial_update_msr(struct serial *s)
 		now |= MSR_TERI;
 	if ((old ^ now) & MSR_DCD)
 		now |= MSR_DDCD;
-	s->msr = now;
+	s->regs.msr = now;
 }
 
 static void serial_watch_set(struct serial *s, struct serial_watch *w, uint32_t events)
@@ -244,7 +265,7 @@ static void serial_arm(struct serial *s)
 {
 	uint32_t in = 0, out = 0;
 
-	if (!s->in_closed && !s->paused && !(s->mcr & MCR_LOOP) &&
+	if (!s->in_closed && !s->paused && !(s->regs.mcr & MCR_LOOP) &&
 	    s->rx_count < serial_rx_capacity(s))
 		in = EPOLLIN;
 	if (s->tx_count && !s->out_broken)
@@ -277,7 +298,7 @@ static void serial_rx_clear(struct serial *s)
 static void serial_rx_push(struct serial *s, uint8_t byte)
 {
 	if (s->rx_count >= serial_rx_capacity(s)) {
-		s->lsr_err |= LSR_OE; /* only loopback can overrun: host input is paced */
+		s->regs.lsr_err |= LSR_OE; /* only loopback can overrun: host input is paced */
 		return;
 	}
 	s->rx[(s->rx_head + s->rx_count) % SERIAL_RX_FIFO_SIZE] = byte;
@@ -329,7 +350,7 @@ static void serial_flush(struct serial *s)
 
 static void serial_transmit(struct serial *s, uint8_t byte)
 {
-	if (s->mcr & MCR_LOOP) {
+	if (s->regs.mcr & MCR_LOOP) {
 		serial_rx_push(s, byte);
 		return;
 	}
@@ -355,32 +376,33 @@ static uint8_t serial_read_reg(struct serial *s, unsigned reg)
 
 	switch (reg) {
 	case UART_RBR_THR:
-		if (s->lcr & LCR_DLAB)
-			return s->dll;
+		if (s->regs.lcr & LCR_DLAB)
+			return s->regs.dll;
 		return serial_rx_pop(s);
 	case UART_IER:
-		if (s->lcr & LCR_DLAB)
-			return s->dlm;
-		return s->ier;
+		if (s->regs.lcr & LCR_DLAB)
+			return s->regs.dlm;
+		return s->regs.ier;
 	case UART_IIR_FCR:
 		id = serial_iir_id(s);
 		if (id == IIR_THRE)
-			s->thre_pending = false; /* reading IIR acknowledges a THRE interrupt */
-		return id | ((s->fcr & FCR_ENABLE) ? IIR_FIFO : 0);
+			s->regs.thre_pending =
+				false; /* reading IIR acknowledges a THRE interrupt */
+		return id | ((s->regs.fcr & FCR_ENABLE) ? IIR_FIFO : 0);
 	case UART_LCR:
-		return s->lcr;
+		return s->regs.lcr;
 	case UART_MCR:
-		return s->mcr;
+		return s->regs.mcr;
 	case UART_LSR:
 		v = serial_lsr(s);
-		s->lsr_err = 0;
+		s->regs.lsr_err = 0;
 		return v;
 	case UART_MSR:
-		v = s->msr;
-		s->msr &= (uint8_t)~MSR_DELTA;
+		v = s->regs.msr;
+		s->regs.msr &= (uint8_t)~MSR_DELTA;
 		return v;
 	default:
-		return s->scr;
+		return s->regs.scr;
 	}
 }
 
@@ -390,44 +412,44 @@ static void serial_write_reg(struct serial *s, unsigned reg, uint8_t v)
 
 	switch (reg) {
 	case UART_RBR_THR:
-		if (s->lcr & LCR_DLAB) {
-			s->dll = v;
+		if (s->regs.lcr & LCR_DLAB) {
+			s->regs.dll = v;
 			return;
 		}
 		serial_transmit(s, v);
 		/* The byte leaves at once unless the host is slow; THRE then fires again. */
-		s->thre_pending = serial_thr_empty(s);
+		s->regs.thre_pending = serial_thr_empty(s);
 		return;
 	case UART_IER:
-		if (s->lcr & LCR_DLAB) {
-			s->dlm = v;
+		if (s->regs.lcr & LCR_DLAB) {
+			s->regs.dlm = v;
 			return;
 		}
-		old = s->ier;
-		s->ier = v & IER_MASK;
+		old = s->regs.ier;
+		s->regs.ier = v & IER_MASK;
 		/* Enabling the THRE interrupt with THR empty raises it (Linux tests this). */
-		if (!(old & IER_THRE) && (s->ier & IER_THRE) && serial_thr_empty(s))
-			s->thre_pending = true;
+		if (!(old & IER_THRE) && (s->regs.ier & IER_THRE) && serial_thr_empty(s))
+			s->regs.thre_pending = true;
 		return;
 	case UART_IIR_FCR:
 		/* Switching the FIFOs on or off clears them, as does FCR_CLEAR_RX. */
-		if (((s->fcr ^ v) & FCR_ENABLE) || (v & FCR_CLEAR_RX))
+		if (((s->regs.fcr ^ v) & FCR_ENABLE) || (v & FCR_CLEAR_RX))
 			serial_rx_clear(s);
 		/* FCR_CLEAR_TX: bytes already handed to the host are not taken back. */
-		s->fcr = v & (FCR_ENABLE | FCR_TRIGGER);
+		s->regs.fcr = v & (FCR_ENABLE | FCR_TRIGGER);
 		return;
 	case UART_LCR:
-		s->lcr = v;
+		s->regs.lcr = v;
 		return;
 	case UART_MCR:
-		s->mcr = v & MCR_MASK;
+		s->regs.mcr = v & MCR_MASK;
 		serial_update_msr(s);
 		return;
 	case UART_LSR:
 	case UART_MSR:
 		return; /* factory test writes: ignored */
 	default:
-		s->scr = v;
+		s->regs.scr = v;
 		return;
 	}
 }
@@ -464,7 +486,7 @@ static void serial_read_input(struct serial *s)
 	unsigned room;
 	ssize_t n;
 
-	if (s->in_closed || s->paused || (s->mcr & MCR_LOOP))
+	if (s->in_closed || s->paused || (s->regs.mcr & MCR_LOOP))
 		return;
 	room = serial_rx_capacity(s) - s->rx_count;
 	if (!room)
@@ -488,7 +510,7 @@ static void serial_write_output(struct serial *s)
 
 	serial_flush(s);
 	if (was_full && serial_thr_empty(s))
-		s->thre_pending = true; /* the driver waits for this */
+		s->regs.thre_pending = true; /* the driver waits for this */
 }
 
 static void serial_in_cb(void *opaque, uint32_t events)
@@ -538,16 +560,16 @@ static void serial_inout_cb(void *opaque, uint32_t events)
 
 static void serial_reset_regs(struct serial *s)
 {
-	s->ier = 0;
-	s->lcr = 0;
-	s->mcr = 0;
-	s->scr = 0;
-	s->fcr = 0;
-	s->dll = SERIAL_DEFAULT_DIVISOR;
-	s->dlm = 0;
-	s->lsr_err = 0;
-	s->msr = MSR_DCD | MSR_DSR | MSR_CTS;
-	s->thre_pending = false;
+	s->regs.ier = 0;
+	s->regs.lcr = 0;
+	s->regs.mcr = 0;
+	s->regs.scr = 0;
+	s->regs.fcr = 0;
+	s->regs.dll = SERIAL_DEFAULT_DIVISOR;
+	s->regs.dlm = 0;
+	s->regs.lsr_err = 0;
+	s->regs.msr = MSR_DCD | MSR_DSR | MSR_CTS;
+	s->regs.thre_pending = false;
 	serial_rx_clear(s);
 }
 
@@ -666,6 +688,68 @@ uint64_t serial_tx_dropped(void *dev)
 	return n;
 }
 
+/* Hostile input: reserved bits clear, no more bytes than the FIFO holds in that mode. */
+static int serial_restore(struct serial *s, const struct dev_ctx *ctx, const json_t *state)
+{
+	struct serial_regs regs = s->regs;
+	uint8_t rx[SERIAL_RX_FIFO_SIZE];
+	size_t rx_len, cap;
+	char what[160];
+	int r;
+
+	r = legacy_state_load(ctx, "serial", state, serial_fields, ARRAY_SIZE(serial_fields),
+			      &regs);
+	if (r < 0)
+		return r;
+	if (state_get_blob_max(state, "rx_fifo", rx, sizeof(rx), &rx_len, what, sizeof(what)) < 0)
+		return legacy_state_fail(ctx, "serial", "%s", what);
+	if (regs.ier & ~IER_MASK)
+		return legacy_state_fail(ctx, "serial", "field 'ier': reserved bits set (0x%02x)",
+					 regs.ier);
+	if (regs.mcr & ~MCR_MASK)
+		return legacy_state_fail(ctx, "serial", "field 'mcr': reserved bits set (0x%02x)",
+					 regs.mcr);
+	if (regs.fcr & ~(FCR_ENABLE | FCR_TRIGGER))
+		return legacy_state_fail(ctx, "serial", "field 'fcr': reserved bits set (0x%02x)",
+					 regs.fcr);
+	if (regs.lsr_err & ~LSR_OE)
+		return legacy_state_fail(ctx, "serial",
+					 "field 'lsr_err': bits other than OE set (0x%02x)",
+					 regs.lsr_err);
+	cap = (regs.fcr & FCR_ENABLE) ? SERIAL_RX_FIFO_SIZE : 1;
+	if (rx_len > cap)
+		return legacy_state_fail(ctx, "serial",
+					 "field 'rx_fifo': %zu bytes, the FIFO holds %zu", rx_len,
+					 cap);
+
+	pthread_mutex_lock(&s->lock);
+	s->regs = regs;
+	memcpy(s->rx, rx, rx_len);
+	s->rx_head = 0;
+	s->rx_count = (unsigned)rx_len;
+	s->irq_level = serial_iir_id(s) != IIR_NO_INT;
+	s->paused = true; /* quiesced until vm_resume() */
+	serial_arm(s);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static int serial_save(void *dev, json_t *state, char *err, size_t errlen)
+{
+	struct serial *s = dev;
+	uint8_t rx[SERIAL_RX_FIFO_SIZE];
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	for (unsigned i = 0; i < s->rx_count; i++)
+		rx[i] = s->rx[(s->rx_head + i) % SERIAL_RX_FIFO_SIZE];
+	r = state_save_fields(state, serial_fields, ARRAY_SIZE(serial_fields), &s->regs);
+	if (r == 0)
+		r = state_set_blob(state, "rx_fifo", rx, s->rx_count);
+	pthread_mutex_unlock(&s->lock);
+	return r < 0 ? error_set(err, errlen, r, "serial: out of memory") : 0;
+}
+
 static int serial_realize(const struct dev_ctx *ctx, const struct json_t *state, void **ret)
 {
 	const struct console_config *con = &ctx->cfg->serial;
@@ -682,7 +766,15 @@ static int serial_realize(const struct dev_ctx *ctx, const struct json_t *state,
 		term_backend_close(&be);
 		return r;
 	}
-	return serial_create(ctx, &be, ret);
+	r = serial_create(ctx, &be, ret);
+	if (r == 0 && state) {
+		r = serial_restore(*ret, ctx, state);
+		if (r < 0) {
+			serial_destroy(*ret, true);
+			*ret = NULL;
+		}
+	}
+	return r;
 }
 
 static void serial_unrealize(void *dev)
@@ -735,5 +827,6 @@ const struct dev_ops serial_ops = {
 	.reset = serial_reset,
 	.pause = serial_pause,
 	.resume = serial_resume,
+	.save = serial_save,
 	.nodes = serial_nodes,
 };

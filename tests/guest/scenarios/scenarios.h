@@ -16,6 +16,7 @@ bool scenario_virtio_vsock(uint64_t arg, char *why);
 bool scenario_virtio_balloon(uint64_t arg, char *why);
 bool scenario_virtio_pmem(uint64_t arg, char *why);
 bool scenario_snapshot_ticker(uint64_t arg, char *why);
+bool scenario_sys_ctrl(uint64_t arg, char *why);
 bool scenario_hostile_loop(uint64_t arg, char *why);
 bool scenario_hostile_oob(uint64_t arg, char *why);
 bool scenario_hostile_overflow(uint64_t arg, char *why);
