@@ -770,6 +770,8 @@ int vm_create(const struct vm_config *cfg, struct loop *loop, vm_exit_cb on_exit
 	return vm_new(cfg, loop, on_exit, opaque, NULL, false, ret, err, errlen);
 }
 
+static int vm_vmgenid_changed(struct vm *vm);
+
 int vm_restore(const struct vm_config *cfg, const char *dir, bool prefault, struct loop *loop,
 	       vm_exit_cb on_exit, void *opaque, struct vm **ret, char *err, size_t errlen)
 {
@@ -784,6 +786,14 @@ int vm_restore(const struct vm_config *cfg, const char *dir, bool prefault, stru
 	snapshot_close(&snap); /* the RAM mappings hold the file */
 	if (r < 0)
 		return r;
+	/* A clone must not share its template's secrets: a new generation ID, and the guest is
+	 * told (its RNG reseeds) as soon as it runs. */
+	r = vm_vmgenid_changed(vm);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot change the VM generation ID: %s", strerror(-r));
+		vm_destroy(vm);
+		return r;
+	}
 	/* Paused until vm_resume() (Cloud Hypervisor v28): the vCPU threads start and park. */
 	atomic_store(&vm->group.pause, true);
 	vm->state = VM_CREATED;
@@ -996,7 +1006,7 @@ static int vm_ged_raise(struct vm *vm, uint8_t events)
  * devices are restored (the edge must reach the restored irqchip); the guest takes the
  * interrupt when it runs. Returns 0 or -errno.
  */
-__attribute__((unused)) static int vm_vmgenid_changed(struct vm *vm)
+static int vm_vmgenid_changed(struct vm *vm)
 {
 	int r = x86_vmgenid_update(&vm->mem);
 

@@ -147,6 +147,7 @@ static const int vmm_calls[] = {
 	SCMP_SYS(getsockname),
 	SCMP_SYS(unlink),
 	SCMP_SYS(unlinkat),
+	SCMP_SYS(renameat), /* vm.snapshot: its files into place */
 	SCMP_SYS(pipe2),
 	SCMP_SYS(socketpair),
 };
