@@ -55,7 +55,8 @@ bool scenario_snapshot_ticker(uint64_t n, char *why)
 	for (uint64_t i = 1; i <= n; i++) {
 		uint64_t wake = tsc_deadline(tick_ms);
 		while (!tsc_expired(wake)) {
-			if (genid_read(genid, now_id) && (now_id[0] != id[0] || now_id[1] != id[1])) {
+			if (genid_read(genid, now_id) &&
+			    (now_id[0] != id[0] || now_id[1] != id[1])) {
 				id[0] = now_id[0];
 				id[1] = now_id[1];
 				printf("genid changed %lu %016lx%016lx\n", ++changes, id[0], id[1]);
@@ -73,15 +74,16 @@ bool scenario_snapshot_ticker(uint64_t n, char *why)
 		uint64_t deadline = tsc_deadline(TICK_STALL_MS);
 		while (!virtq_get_used(&q, &e)) {
 			if (tsc_expired(deadline)) {
-				snprintf(why, WHY_MAX, "tick %lu: no answer from virtio-rng (status 0x%x)",
-					 i, virtio_status(&v));
+				snprintf(why, WHY_MAX,
+					 "tick %lu: no answer from virtio-rng (status 0x%x)", i,
+					 virtio_status(&v));
 				return false;
 			}
 			cpu_relax();
 		}
 		if (e.id != slot || e.len < 1 || e.len > 64) {
-			snprintf(why, WHY_MAX, "tick %lu: used id %u len %u, expected id %u", i, e.id,
-				 e.len, slot);
+			snprintf(why, WHY_MAX, "tick %lu: used id %u len %u, expected id %u", i,
+				 e.id, e.len, slot);
 			return false;
 		}
 		printf("tick %lu rng=%u\n", i, e.len);
