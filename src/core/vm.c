@@ -69,6 +69,7 @@ struct vm {
 	struct vcpu *vcpus;
 	unsigned nr_vcpus;
 
+	bool genid_pending; /* restored: a new VM generation ID at the first resume */
 	int eventfd;	    /* wakes the loop thread when the guest stops itself */
 	atomic_int pending; /* enum vm_exit, or EXIT_NONE */
 
@@ -786,14 +787,10 @@ int vm_restore(const struct vm_config *cfg, const char *dir, bool prefault, stru
 	snapshot_close(&snap); /* the RAM mappings hold the file */
 	if (r < 0)
 		return r;
-	/* A clone must not share its template's secrets: a new generation ID, and the guest is
-	 * told (its RNG reseeds) as soon as it runs. */
-	r = vm_vmgenid_changed(vm);
-	if (r < 0) {
-		snprintf(err, errlen, "cannot change the VM generation ID: %s", strerror(-r));
-		vm_destroy(vm);
-		return r;
-	}
+	/* A clone must not share its template's secrets: it gets a new generation ID when it
+	 * first runs (vm_resume), so that a restored VM snapshotted again before it ran gives the
+	 * same snapshot. */
+	vm->genid_pending = true;
 	/* Paused until vm_resume() (Cloud Hypervisor v28): the vCPU threads start and park. */
 	atomic_store(&vm->group.pause, true);
 	vm->state = VM_CREATED;
@@ -915,6 +912,13 @@ int vm_resume(struct vm *vm)
 {
 	if (vm->state != VM_PAUSED)
 		return -EBUSY;
+	if (vm->genid_pending) {
+		/* The guest takes the GED interrupt and reseeds its RNG as it resumes. */
+		int r = vm_vmgenid_changed(vm);
+		if (r < 0)
+			return r;
+		vm->genid_pending = false;
+	}
 	for (unsigned i = 0; i < vm->nr_realized; i++)
 		if (vm->devs[i] && dev_table[i]->resume)
 			dev_table[i]->resume(vm->devs[i]);
