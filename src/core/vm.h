@@ -66,8 +66,9 @@ int vm_snapshot(struct vm *vm, const char *dir, char *err, size_t errlen);
  * vm.restore: builds a VM from the snapshot in @dir instead of booting one. @cfg is the
  * snapshot's config.json (read by snapshot_read_config(), possibly with per-clone overrides of
  * net, disks, vsock and pmem); guest RAM is mapped copy-on-write from memory-ranges, or copied
- * in with @prefault. The VM is left Paused: vm_resume() runs it, and gives the
- * guest a new VM generation ID as it does (announced through the GED, so its RNG reseeds). Returns 0 or -errno with one line in @err, everything undone.
+ * in with @prefault. The VM is left Paused: vm_resume() runs it, and gives the guest a new VM
+ * generation ID as it does (announced through the GED, so its RNG reseeds). Returns 0 or -errno
+ * with one line in @err, everything undone.
  */
 int vm_restore(const struct vm_config *cfg, const char *dir, bool prefault, struct loop *loop,
 	       vm_exit_cb on_exit, void *opaque, struct vm **ret, char *err, size_t errlen);
