@@ -50,3 +50,18 @@ void api_cmd_put(struct api_cmd *cmd)
 	pthread_cond_destroy(&cmd->cond);
 	free(cmd);
 }
+
+void api_cmd_defer(struct api_cmd *cmd)
+{
+	atomic_fetch_add(&cmd->refs, 1);
+	cmd->deferred = true;
+}
+
+void api_cmd_finish(struct api_cmd *cmd)
+{
+	pthread_mutex_lock(&cmd->lock);
+	cmd->done = true;
+	pthread_cond_signal(&cmd->cond);
+	pthread_mutex_unlock(&cmd->lock);
+	api_cmd_put(cmd);
+}

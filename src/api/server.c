@@ -138,11 +138,10 @@ static void api_cmd_run(void *opaque)
 	/* When the API thread gave up waiting (its client got 504), the command is not run. */
 	if (atomic_load(&cmd->refs) > 1)
 		cmd->route->run(cmd->vmm, cmd);
-	pthread_mutex_lock(&cmd->lock);
-	cmd->done = true;
-	pthread_cond_signal(&cmd->cond);
-	pthread_mutex_unlock(&cmd->lock);
-	api_cmd_put(cmd);
+	if (cmd->deferred)
+		api_cmd_put(cmd); /* the handler holds its own reference, and finishes later */
+	else
+		api_cmd_finish(cmd);
 }
 
 /* Posts @cmd to the loop and waits for its answer; 0, or -ETIMEDOUT, -EAGAIN (queue full),
@@ -225,10 +224,10 @@ static enum MHD_Result api_dispatch(struct api_server *srv, struct MHD_Connectio
 	json_t *body = NULL;
 	if (route->body == API_BODY_NONE && req->len)
 		return api_fail(c, 400, "%s: takes no request body", route->name);
-	if (route->body == API_BODY_REQUIRED) {
+	if (route->body == API_BODY_REQUIRED && !req->len)
+		return api_fail(c, 400, "%s: a JSON request body is required", route->name);
+	if (route->body != API_BODY_NONE && req->len) {
 		json_error_t jerr;
-		if (!req->len)
-			return api_fail(c, 400, "%s: a JSON request body is required", route->name);
 		body = json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &jerr);
 		if (!body)
 			return api_fail(c, 400, "%s: malformed JSON body: %s (line %d, column %d)",

@@ -326,9 +326,8 @@ static void test_vsock(void **state)
 static void test_not_supported(void **state)
 {
 	static const char *const opts[] = {
-		"fs",	    "restore",	"device",      "numa",	      "watchdog",
-		"platform", "firmware", "memory-zone", "user-device", "vdpa",
-		"sgx-epc",  "gdb",	"tdx",
+		"fs",	       "device",      "numa", "watchdog", "platform", "firmware",
+		"memory-zone", "user-device", "vdpa", "sgx-epc",  "gdb",      "tdx",
 	};
 
 	(void)state;
