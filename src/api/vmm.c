@@ -487,6 +487,34 @@ static void drop_vsock(void *dev)
 	vsock_config_free(dev);
 }
 
+/* The TAP fds sent with the request (SCM_RIGHTS) belong to @net from here: they are closed
+ * with it if it is refused. As with --net fd=[..]: without num_queues in @body, one queue pair
+ * per fd. */
+static void vmm_take_tap_fds(struct api_cmd *cmd, struct net_config *net, const json_t *body)
+{
+	unsigned nfds = 0;
+	for (unsigned i = 0; i < cmd->nr_fds && nfds < CONFIG_MAX_NET_FDS; i++) {
+		net->fds[nfds++] = cmd->fds[i];
+		cmd->fds[i] = -1;
+	}
+	net->num_fds = nfds;
+	if (nfds && !json_object_get(body, "num_queues"))
+		net->num_queues = (uint16_t)(2 * nfds);
+}
+
+/* An fd that is not a TAP queue: -EINVAL naming it. */
+static int vmm_check_tap_fds(const struct net_config *net, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < net->num_fds; i++) {
+		struct ifreq ifr;
+		if (ioctl(net->fds[i], TUNGETIFF, &ifr) < 0)
+			return error_set(err, errlen, -EINVAL,
+					 "fd %u of %u sent with the request is not a TAP device",
+					 i + 1, net->num_fds);
+	}
+	return 0;
+}
+
 unsigned vmm_cmd_add_net(struct vmm *vmm, struct api_cmd *cmd)
 {
 	char err[CONFIG_ERR_MAX] = "";
@@ -494,29 +522,13 @@ unsigned vmm_cmd_add_net(struct vmm *vmm, struct api_cmd *cmd)
 
 	int r = net_config_from_json(cmd->body, &net, err, sizeof(err));
 	if (r == 0) {
-		/* The TAP fds (SCM_RIGHTS) belong to the net config from here: they are closed
-		 * with it if the device is refused. */
-		unsigned nfds = 0;
-		for (unsigned i = 0; i < cmd->nr_fds && nfds < CONFIG_MAX_NET_FDS; i++) {
-			net.fds[nfds++] = cmd->fds[i];
-			cmd->fds[i] = -1;
-		}
-		net.num_fds = nfds;
-		/* As with --net fd=[..]: without num_queues, one queue pair per fd. */
-		if (nfds && !json_object_get(cmd->body, "num_queues"))
-			net.num_queues = (uint16_t)(2 * nfds);
-		/* Refused now rather than at vm.boot: an fd that is not a TAP queue (checked
-		 * only when the device would be accepted; the state errors come first). */
-		for (unsigned i = 0; r == 0 && vmm->have_cfg && !vmm->vm && i < nfds; i++) {
-			struct ifreq ifr;
-			if (ioctl(net.fds[i], TUNGETIFF, &ifr) < 0) {
-				r = error_set(
-					err, sizeof(err), -EINVAL,
-					"fd %u of %u sent with the request is not a TAP device",
-					i + 1, nfds);
-				net_config_free(&net);
-			}
-		}
+		vmm_take_tap_fds(cmd, &net, cmd->body);
+		/* Refused now rather than at vm.boot (checked only when the device would be
+		 * accepted; the state errors come first). */
+		if (vmm->have_cfg && !vmm->vm)
+			r = vmm_check_tap_fds(&net, err, sizeof(err));
+		if (r < 0)
+			net_config_free(&net);
 	}
 	return vmm_add_device(vmm, cmd, r, err, add_net, drop_net, &net);
 }
@@ -794,7 +806,22 @@ static unsigned vmm_restore_cmd(struct vmm *vmm, struct api_cmd *cmd, bool resum
 		return api_cmd_error(cmd, 409, "%s: a VM is already created (%s; vm.delete first)",
 				     name, vmm_state(vmm));
 	}
-	r = vmm_restore_from(vmm, &rc, resume, err, sizeof(err));
+	/* TAP fds (SCM_RIGHTS) are for the one net override, as for vm.add-net. */
+	struct vm_config *ov = rc.overrides;
+	if (cmd->nr_fds && (!ov || ov->num_nets != 1)) {
+		restore_config_free(&rc);
+		return api_cmd_error(cmd, 400,
+				     "%s: TAP fds were sent with the request: they need exactly "
+				     "one net override",
+				     name);
+	}
+	if (cmd->nr_fds) {
+		vmm_take_tap_fds(cmd, &ov->nets[0],
+				 json_array_get(json_object_get(cmd->body, "net"), 0));
+		r = vmm_check_tap_fds(&ov->nets[0], err, sizeof(err));
+	}
+	if (r == 0)
+		r = vmm_restore_from(vmm, &rc, resume, err, sizeof(err));
 	restore_config_free(&rc);
 	if (r < 0)
 		return api_cmd_error(cmd, vmm_errno_status(r), "%s: %s", name, err);
