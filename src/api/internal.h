@@ -33,6 +33,7 @@ struct api_cmd {
 	char *resp;	 /* JSON text, or NULL for no body */
 	bool stop_vmm;	 /* vmm.shutdown: stop the loop once the answer is out */
 	bool deferred;	 /* the handler answers later (api_cmd_defer) */
+	int wakefd;	 /* written when the answer is set (a suspended request), or -1 */
 };
 
 /* Sets the answer: @status with a JSON body {"error": "..."} (printf-style). Returns @status. */
@@ -47,6 +48,8 @@ void api_cmd_put(struct api_cmd *cmd);
  * and marks @cmd deferred; the handler then returns (its return value is not used) and
  * api_cmd_finish() is called later on the loop thread, after api_cmd_reply/api_cmd_error. The
  * API thread waits at most API_CMD_TIMEOUT_MS for it (then 504; finishing later is harmless).
+ * A route that may defer is marked async: the server suspends its connection meanwhile
+ * and serves other requests.
  */
 void api_cmd_defer(struct api_cmd *cmd);
 /* The answer is set: wakes the API thread waiting for it and drops the loop's reference. */
@@ -64,6 +67,8 @@ struct api_route {
 	const char *method;
 	enum api_body body;
 	unsigned (*run)(struct vmm *vmm, struct api_cmd *cmd);
+	bool async; /* may answer late (api_cmd_defer); its connection is suspended
+		     * while it waits, instead of holding the API thread */
 };
 
 const struct api_route *api_route_find(const char *name);

@@ -8,6 +8,7 @@ Tests marked xfail need the snapshot writer and reader (vm_snapshot, vm_restore 
 snapshot/snapshot.c, issue 7) or --sys-ctrl: remove the marks once they are merged."""
 import json
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -175,6 +176,39 @@ def test_waitstart_refusals_and_timeout(vmm, testguest):
     assert len(ticks(vmm)) > before, "the guest stood still while vm.waitstart waited"
     assert api.get("vmm.ping").status == 200
     assert state_of(api) == "Running"
+
+
+def test_waitstart_does_not_hold_the_api(vmm, testguest):
+    """While a vm.waitstart waits, other requests are served (its connection is suspended);
+    a VM shut down meanwhile ends the wait with a 409."""
+    api = vmm.api
+    boot(vmm, ticker_config(testguest), min_ticks=1)
+    result = {}
+    waiter = threading.Thread(target=lambda: result.update(
+        r=api.put("vm.waitstart", {"timeout_ms": 8000})))
+    waiter.start()
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    for _ in range(5):
+        assert api.get("vmm.ping").status == 200
+        assert state_of(api) == "Running"
+    assert time.monotonic() - t0 < 3, "requests waited behind vm.waitstart"
+    assert waiter.is_alive()
+    assert api.put("vm.shutdown").status == 204
+    waiter.join(10)
+    r = result["r"]
+    assert r.status == 409, r
+    assert "shut down before the guest signalled its start" in error_of(r), r
+    # several at once, each answered at its own timeout
+    assert api.put("vm.boot").status == 204
+    got = []
+    waiters = [threading.Thread(target=lambda ms=ms: got.append(
+        (ms, api.put("vm.waitstart", {"timeout_ms": ms}).status))) for ms in (300, 600, 900)]
+    for w in waiters:
+        w.start()
+    for w in waiters:
+        w.join(10)
+    assert sorted(got) == [(300, 504), (600, 504), (900, 504)], got
 
 
 def test_cli_restore_refusals(run_cubicle, testguest, tmp_path):
