@@ -698,6 +698,19 @@ static void test_restore_overrides(void **state)
 	assert_int_equal(cfg.vsock->cid, 3);
 	vm_config_free(&cfg);
 
+	/* vm.waitstart's optional body */
+	uint64_t ms = 7;
+	j = parse("{}");
+	assert_int_equal(vm_waitstart_from_json(j, 100, &ms, err, sizeof(err)), 0);
+	assert_int_equal(ms, 7);
+	json_decref(j);
+	j = parse("{\"timeout_ms\": 100}");
+	assert_int_equal(vm_waitstart_from_json(j, 100, &ms, err, sizeof(err)), 0);
+	assert_int_equal(ms, 100);
+	assert_int_equal(vm_waitstart_from_json(j, 99, &ms, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "timeout_ms"));
+	json_decref(j);
+
 	/* bodies refused before any snapshot is read */
 	static const struct {
 		const char *body, *err;
