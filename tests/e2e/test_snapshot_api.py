@@ -7,6 +7,7 @@ overrides); the success paths run the `ticker` guest, whose count must go on in 
 Tests marked xfail need the snapshot writer and reader (vm_snapshot, vm_restore and
 snapshot/snapshot.c, issue 7) or --sys-ctrl: remove the marks once they are merged."""
 import json
+import os
 import re
 import threading
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from api_client import Api
+from api_client import Api, holds
 from test_api import error_of, idle_config, read_events, vmm  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.usefixtures("kvm")
@@ -153,6 +154,24 @@ def test_restore_refuses_bad_bodies(vmm, route):
         assert r.status == 400, (body, r)
         assert route in error_of(r) and msg in error_of(r), (body, r)
     assert state_of(vmm.api) is None
+
+
+def test_resume_from_snapshot_fds_need_one_net_override(vmm):
+    """TAP fds sent with the request (SCM_RIGHTS) are for the one net override; anything else
+    is refused, and the fds are closed (not kept by cubicle)."""
+    r1, w1 = os.pipe()
+    try:
+        for body, msg in (({"source_url": "file:///s"}, "exactly one net override"),
+                          ({"source_url": "file:///s", "net": [{"id": "a"}, {"id": "b"}]},
+                           "exactly one net override"),
+                          ({"source_url": "file:///s", "net": [{"id": "a"}]},
+                           "fd 1 of 1 sent with the request is not a TAP device")):
+            r = vmm.api.put("vm.resume-from-snapshot", body, fds=[r1])
+            assert r.status == 400 and msg in error_of(r), r
+        assert not holds(vmm.proc.pid, [r1]), "the fds sent with the request leaked"
+    finally:
+        os.close(r1)
+        os.close(w1)
 
 
 def test_waitstart_refusals_and_timeout(vmm, testguest):
