@@ -626,7 +626,9 @@ static unsigned vmm_errno_status(int r)
 	case -ENOTDIR:
 	case -EEXIST:
 	case -ENOTEMPTY:
-	case -EBADMSG:
+	case -EBADMSG:	       /* a damaged snapshot */
+	case -EPROTONOSUPPORT: /* a snapshot of a newer version */
+	case -ELOOP:	       /* a symbolic link where a snapshot file should be */
 	case -EPROTO:
 	case -E2BIG:
 	case -EFBIG:
