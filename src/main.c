@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cubicle: argv → config → VMM (VM, API server) → event loop. Every error that a user, a file or the guest can
+ * cubicle: argv → config → VMM (VM booted or restored, API server) → event loop. Every error that a user, a file or the guest can
  * cause ends here as one line on stderr and exit status 1.
  */
 #include <errno.h>
@@ -62,6 +62,17 @@ static int vmm_start(struct cli_args *args, struct vmm *vmm, struct loop *loop,
 
 	if (args->cfg.payload.kernel) {
 		r = vmm_create_and_boot(vmm, &args->cfg, err, sizeof(err));
+		if (r < 0) {
+			log_error("%s", err);
+			return r;
+		}
+	}
+	if (args->restore) {
+		/* Cloud Hypervisor v28 allows it, but nothing could ever resume the VM. */
+		if (!args->api_socket)
+			log_warn("--restore without --api-socket: the restored VM stays Paused "
+				 "and nothing can resume it");
+		r = vmm_restore(vmm, args->restore, args->restore_prefault, err, sizeof(err));
 		if (r < 0) {
 			log_error("%s", err);
 			return r;
@@ -163,9 +174,10 @@ int main(int argc, char *argv[])
 			return 1;
 		}
 	}
-	/* With only --api-socket, the VMM waits for vm.create (as Kata Containers starts it). */
+	/* With only --api-socket, the VMM waits for vm.create (as Kata Containers starts it);
+	 * with --restore the VM's config comes from the snapshot. */
 	bool api_only = args.api_socket && !args.cfg.payload.kernel;
-	if (!api_only && vm_config_validate(&args.cfg, err, sizeof(err)) < 0) {
+	if (!api_only && !args.restore && vm_config_validate(&args.cfg, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		cli_args_free(&args);
 		return 1;

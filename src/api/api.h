@@ -8,6 +8,7 @@
 #ifndef CUBICLE_API_API_H
 #define CUBICLE_API_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config/config.h"
@@ -34,12 +35,23 @@ struct vmm *vmm_destroy(struct vmm *vmm);
  */
 int vmm_create_and_boot(struct vmm *vmm, struct vm_config *cfg, char *err, size_t errlen);
 
+/*
+ * --restore: builds the VM from the snapshot at @source_url ("file:///dir") instead of
+ * booting one, and leaves it Paused (Cloud Hypervisor v28): vm.resume runs it. Returns 0 or
+ * -errno with one line in @err.
+ */
+int vmm_restore(struct vmm *vmm, const char *source_url, bool prefault, char *err, size_t errlen);
+
 /* Bounds on what one client can make the server hold (named, documented in docs/api.md). */
 #define API_MAX_BODY	    (1u << 20) /* bytes of one request body */
 #define API_MAX_CONNECTIONS 32	       /* open client connections */
 #define API_MAX_FDS	    16	       /* fds (SCM_RIGHTS) with one request */
 #define API_CONN_TIMEOUT_S  10	       /* an idle or stuck connection is closed after this */
 #define API_CMD_TIMEOUT_MS  30000      /* a command the VMM loop has not answered by then: 504 */
+/* vm.waitstart's wait for the guest's start signal: by default, and at most (below
+ * API_CMD_TIMEOUT_MS, so that the answer is the command's own 504). */
+#define VMM_WAITSTART_DEFAULT_MS 10000
+#define VMM_WAITSTART_MAX_MS	 25000
 
 /*
  * Starts the API server on its own thread. @spec is "path=P", "fd=N" or "P" (--api-socket).

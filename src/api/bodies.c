@@ -77,7 +77,7 @@ static int check_remove(const json_t *b, char *err, size_t len)
 	return check_string(vm_remove_device_from_json, b, err, len);
 }
 
-static int check_snapshot(const json_t *b, char *err, size_t len)
+static int check_coredump(const json_t *b, char *err, size_t len)
 {
 	return check_string(vm_snapshot_config_from_json, b, err, len);
 }
@@ -96,15 +96,6 @@ static int check_send(const json_t *b, char *err, size_t len)
 	return r;
 }
 
-static int check_restore(const json_t *b, char *err, size_t len)
-{
-	struct restore_config c;
-	int r = restore_config_from_json(b, &c, err, len);
-	if (r == 0)
-		restore_config_free(&c);
-	return r;
-}
-
 int api_body_check(const char *route, const json_t *body, char *err, size_t errlen)
 {
 	static const struct {
@@ -119,9 +110,7 @@ int api_body_check(const char *route, const json_t *body, char *err, size_t errl
 		{ "vm.resize", check_resize },
 		{ "vm.resize-zone", check_resize_zone },
 		{ "vm.remove-device", check_remove },
-		{ "vm.snapshot", check_snapshot },
-		{ "vm.coredump", check_snapshot }, /* VmCoredumpData {destination_url} */
-		{ "vm.restore", check_restore },
+		{ "vm.coredump", check_coredump }, /* VmCoredumpData {destination_url} */
 		{ "vm.receive-migration", check_receive },
 		{ "vm.send-migration", check_send },
 	};

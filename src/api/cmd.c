@@ -50,3 +50,23 @@ void api_cmd_put(struct api_cmd *cmd)
 	pthread_cond_destroy(&cmd->cond);
 	free(cmd);
 }
+
+void api_cmd_defer(struct api_cmd *cmd)
+{
+	atomic_fetch_add(&cmd->refs, 1);
+	cmd->deferred = true;
+}
+
+void api_cmd_finish(struct api_cmd *cmd)
+{
+	static const uint64_t one = 1;
+
+	pthread_mutex_lock(&cmd->lock);
+	cmd->done = true;
+	pthread_cond_signal(&cmd->cond);
+	/* Under the lock: the server clears wakefd (under it) before it closes the fd. */
+	if (cmd->wakefd >= 0)
+		(void)!write(cmd->wakefd, &one, sizeof(one));
+	pthread_mutex_unlock(&cmd->lock);
+	api_cmd_put(cmd);
+}

@@ -32,6 +32,8 @@ struct api_cmd {
 	unsigned status; /* HTTP status */
 	char *resp;	 /* JSON text, or NULL for no body */
 	bool stop_vmm;	 /* vmm.shutdown: stop the loop once the answer is out */
+	bool deferred;	 /* the handler answers later (api_cmd_defer) */
+	int wakefd;	 /* written when the answer is set (a suspended request), or -1 */
 };
 
 /* Sets the answer: @status with a JSON body {"error": "..."} (printf-style). Returns @status. */
@@ -41,10 +43,22 @@ unsigned api_cmd_error(struct api_cmd *cmd, unsigned status, const char *fmt, ..
  * the body cannot be serialised. */
 unsigned api_cmd_reply(struct api_cmd *cmd, unsigned status, json_t *body);
 void api_cmd_put(struct api_cmd *cmd);
+/*
+ * For a handler that answers later without blocking the loop (vm.waitstart): takes a reference
+ * and marks @cmd deferred; the handler then returns (its return value is not used) and
+ * api_cmd_finish() is called later on the loop thread, after api_cmd_reply/api_cmd_error. The
+ * API thread waits at most API_CMD_TIMEOUT_MS for it (then 504; finishing later is harmless).
+ * A route that may defer is marked async: the server suspends its connection meanwhile
+ * and serves other requests.
+ */
+void api_cmd_defer(struct api_cmd *cmd);
+/* The answer is set: wakes the API thread waiting for it and drops the loop's reference. */
+void api_cmd_finish(struct api_cmd *cmd);
 
 enum api_body {
 	API_BODY_NONE,	   /* a body is refused (400), as Cloud Hypervisor does */
 	API_BODY_REQUIRED, /* a JSON object */
+	API_BODY_OPTIONAL, /* a JSON object or nothing (cmd->body NULL) */
 };
 
 /* A route: runs on the loop thread, answers through api_cmd_error/api_cmd_reply. */
@@ -53,6 +67,8 @@ struct api_route {
 	const char *method;
 	enum api_body body;
 	unsigned (*run)(struct vmm *vmm, struct api_cmd *cmd);
+	bool async; /* may answer late (api_cmd_defer); its connection is suspended
+		     * while it waits, instead of holding the API thread */
 };
 
 const struct api_route *api_route_find(const char *name);
@@ -74,6 +90,11 @@ unsigned vmm_cmd_add_net(struct vmm *vmm, struct api_cmd *cmd);
 unsigned vmm_cmd_add_disk(struct vmm *vmm, struct api_cmd *cmd);
 unsigned vmm_cmd_add_pmem(struct vmm *vmm, struct api_cmd *cmd);
 unsigned vmm_cmd_add_vsock(struct vmm *vmm, struct api_cmd *cmd);
+unsigned vmm_cmd_snapshot(struct vmm *vmm, struct api_cmd *cmd);
+unsigned vmm_cmd_restore(struct vmm *vmm, struct api_cmd *cmd);
+unsigned vmm_cmd_pause2snapshot(struct vmm *vmm, struct api_cmd *cmd);
+unsigned vmm_cmd_resume_from_snapshot(struct vmm *vmm, struct api_cmd *cmd);
+unsigned vmm_cmd_waitstart(struct vmm *vmm, struct api_cmd *cmd);
 /* The body of a route cubicle does not serve yet, parsed as Cloud Hypervisor would: 0, or
  * -EINVAL with one line in @err naming the field, or -ENOMEM (bodies.c). */
 int api_body_check(const char *route, const json_t *body, char *err, size_t errlen);

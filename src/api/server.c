@@ -13,7 +13,8 @@
  * kept-alive connection are dropped by the kernel, never leaked. See docs/api.md.
  *
  * Requests are parsed here and posted to the VMM loop (loop_post); the thread waits for the
- * answer at most API_CMD_TIMEOUT_MS. The loop never waits for a client: a slow client only
+ * answer at most API_CMD_TIMEOUT_MS, except for an async route (vm.waitstart, which may answer
+ * late): its connection is suspended and resumed once the answer is there. The loop never waits for a client: a slow client only
  * holds its own connection, closed after API_CONN_TIMEOUT_S.
  */
 #include "api/internal.h"
@@ -58,6 +59,7 @@ struct api_server {
 	int wakefd;
 	atomic_bool stopping;
 	struct MHD_Daemon *mhd;
+	struct api_req *pending; /* suspended requests of async routes (API thread only) */
 	pthread_t thread;
 	bool started;
 	enum seccomp_mode seccomp;
@@ -70,6 +72,12 @@ struct api_req {
 	size_t len;
 	bool answered; /* an early answer (413) is queued */
 	bool stop_vmm;
+	/* An async command on its way: the connection is suspended until it is done. */
+	struct api_cmd *cmd;
+	struct MHD_Connection *conn;
+	uint64_t deadline_ns;
+	bool suspended;
+	struct api_req *next; /* in srv->pending while suspended */
 };
 
 static struct api_conn *conn_find(struct api_server *srv, int sock)
@@ -138,11 +146,20 @@ static void api_cmd_run(void *opaque)
 	/* When the API thread gave up waiting (its client got 504), the command is not run. */
 	if (atomic_load(&cmd->refs) > 1)
 		cmd->route->run(cmd->vmm, cmd);
-	pthread_mutex_lock(&cmd->lock);
-	cmd->done = true;
-	pthread_cond_signal(&cmd->cond);
-	pthread_mutex_unlock(&cmd->lock);
-	api_cmd_put(cmd);
+	if (cmd->deferred)
+		api_cmd_put(cmd); /* the handler holds its own reference, and finishes later */
+	else
+		api_cmd_finish(cmd);
+}
+
+/* Posts @cmd to the loop: the loop holds a reference from here. 0 or -EAGAIN (queue full). */
+static int api_cmd_post(struct api_server *srv, struct api_cmd *cmd)
+{
+	atomic_store(&cmd->refs, 2);
+	int r = loop_post(srv->loop, api_cmd_run, cmd);
+	if (r < 0)
+		atomic_store(&cmd->refs, 1);
+	return r;
 }
 
 /* Posts @cmd to the loop and waits for its answer; 0, or -ETIMEDOUT, -EAGAIN (queue full),
@@ -151,12 +168,9 @@ static int api_cmd_exec(struct api_server *srv, struct api_cmd *cmd)
 {
 	struct timespec deadline;
 
-	atomic_store(&cmd->refs, 2);
-	int r = loop_post(srv->loop, api_cmd_run, cmd);
-	if (r < 0) {
-		atomic_store(&cmd->refs, 1);
+	int r = api_cmd_post(srv, cmd);
+	if (r < 0)
 		return r;
-	}
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	uint64_t end = deadline.tv_sec * 1000000000ull + deadline.tv_nsec +
 		       API_CMD_TIMEOUT_MS * 1000000ull;
@@ -184,6 +198,7 @@ static struct api_cmd *api_cmd_new(struct api_server *srv, const struct api_rout
 	if (!cmd)
 		return NULL;
 	atomic_init(&cmd->refs, 1);
+	cmd->wakefd = -1;
 	cmd->vmm = srv->vmm;
 	cmd->route = route;
 	pthread_mutex_init(&cmd->lock, NULL);
@@ -208,6 +223,98 @@ static void api_take_fds(struct api_server *srv, struct MHD_Connection *c, struc
 	conn->nr_fds = 0;
 }
 
+/* The answer to @cmd given api_cmd_exec()'s @r. */
+static enum MHD_Result api_answer(struct MHD_Connection *c, struct api_req *req,
+				  struct api_cmd *cmd, int r)
+{
+	const char *name = cmd->route->name;
+	if (r == -EAGAIN)
+		return api_fail(c, 503, "%s: the VMM is busy, try again", name);
+	if (r == -ETIMEDOUT)
+		return api_fail(c, 504, "%s: the VMM did not answer within %u ms", name,
+				API_CMD_TIMEOUT_MS);
+	if (r < 0)
+		return api_fail(c, 503, "%s: the VMM is shutting down", name);
+	req->stop_vmm = cmd->stop_vmm;
+	enum MHD_Result ret = api_queue(c, cmd->status, cmd->resp);
+	cmd->resp = NULL; /* libmicrohttpd owns it now */
+	return ret;
+}
+
+/*
+ * An async route: the command is posted and the connection suspended, so that the thread
+ * serves other requests while the command waits (vm.waitstart); api_check_pending() resumes
+ * it once the loop has answered (it writes srv->wakefd), or at API_CMD_TIMEOUT_MS, or when
+ * the server stops, and libmicrohttpd calls api_on_request() again, which answers.
+ */
+static enum MHD_Result api_dispatch_async(struct api_server *srv, struct MHD_Connection *c,
+					  struct api_req *req, struct api_cmd *cmd)
+{
+	cmd->wakefd = srv->wakefd;
+	if (api_cmd_post(srv, cmd) < 0) {
+		enum MHD_Result ret = api_answer(c, req, cmd, -EAGAIN);
+		api_cmd_put(cmd);
+		return ret;
+	}
+	req->cmd = cmd;
+	req->conn = c;
+	req->deadline_ns = time_now_ns() + API_CMD_TIMEOUT_MS * 1000000ull;
+	req->suspended = true;
+	req->next = srv->pending;
+	srv->pending = req;
+	MHD_suspend_connection(c);
+	return MHD_YES;
+}
+
+/* Drops @req's command: no wakeup from the loop from here (the fd may close), one reference
+ * less. */
+static void api_req_drop_cmd(struct api_req *req)
+{
+	struct api_cmd *cmd = req->cmd;
+	if (!cmd)
+		return;
+	pthread_mutex_lock(&cmd->lock);
+	cmd->wakefd = -1;
+	pthread_mutex_unlock(&cmd->lock);
+	api_cmd_put(cmd);
+	req->cmd = NULL;
+}
+
+/* A suspended request resumed: its answer (the command's, or 504/503). */
+static enum MHD_Result api_answer_async(struct api_server *srv, struct MHD_Connection *c,
+					struct api_req *req)
+{
+	struct api_cmd *cmd = req->cmd;
+	pthread_mutex_lock(&cmd->lock);
+	bool done = cmd->done;
+	pthread_mutex_unlock(&cmd->lock);
+	int r = done ? 0 : atomic_load(&srv->stopping) ? -ECANCELED : -ETIMEDOUT;
+	enum MHD_Result ret = api_answer(c, req, cmd, r);
+	api_req_drop_cmd(req);
+	return ret;
+}
+
+/* Resumes the suspended requests whose command is done or timed out (all when stopping). */
+static void api_check_pending(struct api_server *srv)
+{
+	uint64_t now = time_now_ns();
+	bool stopping = atomic_load(&srv->stopping);
+
+	for (struct api_req **p = &srv->pending; *p;) {
+		struct api_req *req = *p;
+		pthread_mutex_lock(&req->cmd->lock);
+		bool done = req->cmd->done;
+		pthread_mutex_unlock(&req->cmd->lock);
+		if (!done && !stopping && now < req->deadline_ns) {
+			p = &req->next;
+			continue;
+		}
+		*p = req->next;
+		req->suspended = false;
+		MHD_resume_connection(req->conn);
+	}
+}
+
 static enum MHD_Result api_dispatch(struct api_server *srv, struct MHD_Connection *c,
 				    struct api_req *req, const char *url, const char *method)
 {
@@ -225,10 +332,10 @@ static enum MHD_Result api_dispatch(struct api_server *srv, struct MHD_Connectio
 	json_t *body = NULL;
 	if (route->body == API_BODY_NONE && req->len)
 		return api_fail(c, 400, "%s: takes no request body", route->name);
-	if (route->body == API_BODY_REQUIRED) {
+	if (route->body == API_BODY_REQUIRED && !req->len)
+		return api_fail(c, 400, "%s: a JSON request body is required", route->name);
+	if (route->body != API_BODY_NONE && req->len) {
 		json_error_t jerr;
-		if (!req->len)
-			return api_fail(c, 400, "%s: a JSON request body is required", route->name);
 		body = json_loadb(req->body, req->len, JSON_REJECT_DUPLICATES, &jerr);
 		if (!body)
 			return api_fail(c, 400, "%s: malformed JSON body: %s (line %d, column %d)",
@@ -247,20 +354,10 @@ static enum MHD_Result api_dispatch(struct api_server *srv, struct MHD_Connectio
 	}
 	cmd->body = body;
 	api_take_fds(srv, c, cmd);
+	if (route->async)
+		return api_dispatch_async(srv, c, req, cmd);
 	int r = api_cmd_exec(srv, cmd);
-	enum MHD_Result ret;
-	if (r == -EAGAIN)
-		ret = api_fail(c, 503, "%s: the VMM is busy, try again", route->name);
-	else if (r == -ETIMEDOUT)
-		ret = api_fail(c, 504, "%s: the VMM did not answer within %u ms", route->name,
-			       API_CMD_TIMEOUT_MS);
-	else if (r < 0)
-		ret = api_fail(c, 503, "%s: the VMM is shutting down", route->name);
-	else {
-		req->stop_vmm = cmd->stop_vmm;
-		ret = api_queue(c, cmd->status, cmd->resp);
-		cmd->resp = NULL; /* libmicrohttpd owns it now */
-	}
+	enum MHD_Result ret = api_answer(c, req, cmd, r);
 	api_cmd_put(cmd);
 	return ret;
 }
@@ -303,6 +400,8 @@ static enum MHD_Result api_on_request(void *cls, struct MHD_Connection *c, const
 		req->len += n;
 		return MHD_YES;
 	}
+	if (req->cmd)
+		return api_answer_async(srv, c, req);
 	if (req->answered)
 		return MHD_YES;
 	req->answered = true;
@@ -319,6 +418,15 @@ static void api_on_completed(void *cls, struct MHD_Connection *c, void **con_cls
 		return;
 	if (req->stop_vmm)
 		loop_stop(srv->loop, 0);
+	if (req->suspended) {
+		for (struct api_req **p = &srv->pending; *p; p = &(*p)->next) {
+			if (*p == req) {
+				*p = req->next;
+				break;
+			}
+		}
+	}
+	api_req_drop_cmd(req);
 	free(req->body);
 	free(req);
 	*con_cls = NULL;
@@ -458,15 +566,22 @@ static void *api_thread(void *opaque)
 			int fd = evs[i].data.fd;
 			if (fd == API_LISTEN_TAG) {
 				api_accept(srv);
+			} else if (fd == API_WAKE_TAG) {
+				uint64_t count;
+				(void)!read(srv->wakefd, &count, sizeof(count));
 			} else if (fd >= 0) {
 				struct api_conn *conn = conn_find(srv, fd);
 				if (conn && !conn->handed)
 					api_first_bytes(srv, conn);
 			}
 		}
+		api_check_pending(srv);
 		MHD_run(srv->mhd);
 		api_expire(srv);
 	}
+	/* Suspended requests are answered (503) before the thread goes. */
+	api_check_pending(srv);
+	MHD_run(srv->mhd);
 	return NULL;
 }
 
@@ -548,8 +663,9 @@ static int api_epoll_add(struct api_server *srv, int fd, int tag)
 
 static int api_mhd_start(struct api_server *srv, char *err, size_t errlen)
 {
-	srv->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG, 0,
-				    NULL, NULL, api_on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
+	srv->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG |
+					    MHD_ALLOW_SUSPEND_RESUME,
+				    0, NULL, NULL, api_on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
 				    api_mhd_log, srv, MHD_OPTION_CONNECTION_LIMIT,
 				    (unsigned)API_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
 				    (unsigned)API_CONN_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED,

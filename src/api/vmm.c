@@ -10,7 +10,9 @@
 #include <errno.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/timerfd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@
 #include "config/json.h"
 #include "core/loop.h"
 #include "core/vm.h"
+#include "snapshot/snapshot.h"
 #include "util/log.h"
 #include "util/util.h"
 #include "version.h"
@@ -26,14 +29,35 @@
 /* What vmm.ping reports as Cloud Hypervisor's version: the API cubicle speaks. */
 #define VMM_API_VERSION "v28.0"
 
+/* A vm.waitstart waiting for the guest's start signal, or its timer. */
+struct vmm_waiter {
+	struct vmm *vmm;
+	struct api_cmd *cmd;
+	int timerfd;
+	uint64_t timeout_ms;
+	struct vmm_waiter *next;
+};
+
 struct vmm {
 	struct loop *loop;
 	struct event_monitor *events;
 	struct vm_config cfg;
 	bool have_cfg;
-	struct vm *vm; /* between vm.boot and vm.shutdown */
+	struct vm *vm; /* between vm.boot (or a restore) and vm.shutdown */
 	enum seccomp_mode seccomp;
+	struct vmm_waiter *waiters;
 };
+
+static void vmm_waiter_end(struct vmm_waiter *w, unsigned status, const char *msg);
+
+/* Destroys the VM; every vm.waitstart still waiting for it is answered (409). */
+static void vmm_drop_vm(struct vmm *vmm)
+{
+	while (vmm->waiters)
+		vmm_waiter_end(vmm->waiters, 409,
+			       "the VM was shut down before the guest signalled its start");
+	vmm->vm = vm_destroy(vmm->vm);
+}
 
 static void vmm_on_vm_exit(void *opaque, enum vm_exit why)
 {
@@ -88,7 +112,7 @@ struct vmm *vmm_destroy(struct vmm *vmm)
 {
 	if (!vmm)
 		return NULL;
-	vmm->vm = vm_destroy(vmm->vm);
+	vmm_drop_vm(vmm);
 	vm_config_free(&vmm->cfg);
 	vmm->events = event_monitor_close(vmm->events);
 	free(vmm);
@@ -104,7 +128,7 @@ static int vmm_boot(struct vmm *vmm, char *err, size_t errlen)
 		return r;
 	r = vm_boot(vmm->vm);
 	if (r < 0) {
-		vmm->vm = vm_destroy(vmm->vm);
+		vmm_drop_vm(vmm);
 		return error_set(err, errlen, r, "cannot start the vCPUs: %s", strerror(-r));
 	}
 	event_emit(vmm->events, "vm", "booted", NULL, NULL);
@@ -165,7 +189,7 @@ unsigned vmm_cmd_ping(struct vmm *vmm, struct api_cmd *cmd)
 unsigned vmm_cmd_shutdown_vmm(struct vmm *vmm, struct api_cmd *cmd)
 {
 	if (vmm->vm) {
-		vmm->vm = vm_destroy(vmm->vm);
+		vmm_drop_vm(vmm);
 		event_emit(vmm->events, "vm", "shutdown", NULL, NULL);
 	}
 	event_emit(vmm->events, "vmm", "shutdown", NULL, NULL);
@@ -301,7 +325,7 @@ unsigned vmm_cmd_shutdown(struct vmm *vmm, struct api_cmd *cmd)
 {
 	if (!vmm->vm)
 		return vmm_wrong_state(vmm, cmd, "Running or Paused");
-	vmm->vm = vm_destroy(vmm->vm);
+	vmm_drop_vm(vmm);
 	event_emit(vmm->events, "vm", "shutdown", NULL, NULL);
 	return api_cmd_reply(cmd, 204, NULL);
 }
@@ -315,7 +339,7 @@ unsigned vmm_cmd_reboot(struct vmm *vmm, struct api_cmd *cmd)
 	event_emit(vmm->events, "vm", "rebooting", NULL, NULL);
 	int r = vm_reboot(vmm->vm, err, sizeof(err));
 	if (r < 0) {
-		vmm->vm = vm_destroy(vmm->vm);
+		vmm_drop_vm(vmm);
 		return api_cmd_error(cmd, 500, "vm.reboot: %s", err);
 	}
 	event_emit(vmm->events, "vm", "rebooted", NULL, NULL);
@@ -325,7 +349,7 @@ unsigned vmm_cmd_reboot(struct vmm *vmm, struct api_cmd *cmd)
 unsigned vmm_cmd_delete(struct vmm *vmm, struct api_cmd *cmd)
 {
 	if (vmm->vm) {
-		vmm->vm = vm_destroy(vmm->vm);
+		vmm_drop_vm(vmm);
 		event_emit(vmm->events, "vm", "shutdown", NULL, NULL);
 	}
 	if (vmm->have_cfg) {
@@ -463,6 +487,34 @@ static void drop_vsock(void *dev)
 	vsock_config_free(dev);
 }
 
+/* The TAP fds sent with the request (SCM_RIGHTS) belong to @net from here: they are closed
+ * with it if it is refused. As with --net fd=[..]: without num_queues in @body, one queue pair
+ * per fd. */
+static void vmm_take_tap_fds(struct api_cmd *cmd, struct net_config *net, const json_t *body)
+{
+	unsigned nfds = 0;
+	for (unsigned i = 0; i < cmd->nr_fds && nfds < CONFIG_MAX_NET_FDS; i++) {
+		net->fds[nfds++] = cmd->fds[i];
+		cmd->fds[i] = -1;
+	}
+	net->num_fds = nfds;
+	if (nfds && !json_object_get(body, "num_queues"))
+		net->num_queues = (uint16_t)(2 * nfds);
+}
+
+/* An fd that is not a TAP queue: -EINVAL naming it. */
+static int vmm_check_tap_fds(const struct net_config *net, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < net->num_fds; i++) {
+		struct ifreq ifr;
+		if (ioctl(net->fds[i], TUNGETIFF, &ifr) < 0)
+			return error_set(err, errlen, -EINVAL,
+					 "fd %u of %u sent with the request is not a TAP device",
+					 i + 1, net->num_fds);
+	}
+	return 0;
+}
+
 unsigned vmm_cmd_add_net(struct vmm *vmm, struct api_cmd *cmd)
 {
 	char err[CONFIG_ERR_MAX] = "";
@@ -470,29 +522,13 @@ unsigned vmm_cmd_add_net(struct vmm *vmm, struct api_cmd *cmd)
 
 	int r = net_config_from_json(cmd->body, &net, err, sizeof(err));
 	if (r == 0) {
-		/* The TAP fds (SCM_RIGHTS) belong to the net config from here: they are closed
-		 * with it if the device is refused. */
-		unsigned nfds = 0;
-		for (unsigned i = 0; i < cmd->nr_fds && nfds < CONFIG_MAX_NET_FDS; i++) {
-			net.fds[nfds++] = cmd->fds[i];
-			cmd->fds[i] = -1;
-		}
-		net.num_fds = nfds;
-		/* As with --net fd=[..]: without num_queues, one queue pair per fd. */
-		if (nfds && !json_object_get(cmd->body, "num_queues"))
-			net.num_queues = (uint16_t)(2 * nfds);
-		/* Refused now rather than at vm.boot: an fd that is not a TAP queue (checked
-		 * only when the device would be accepted; the state errors come first). */
-		for (unsigned i = 0; r == 0 && vmm->have_cfg && !vmm->vm && i < nfds; i++) {
-			struct ifreq ifr;
-			if (ioctl(net.fds[i], TUNGETIFF, &ifr) < 0) {
-				r = error_set(
-					err, sizeof(err), -EINVAL,
-					"fd %u of %u sent with the request is not a TAP device",
-					i + 1, nfds);
-				net_config_free(&net);
-			}
-		}
+		vmm_take_tap_fds(cmd, &net, cmd->body);
+		/* Refused now rather than at vm.boot (checked only when the device would be
+		 * accepted; the state errors come first). */
+		if (vmm->have_cfg && !vmm->vm)
+			r = vmm_check_tap_fds(&net, err, sizeof(err));
+		if (r < 0)
+			net_config_free(&net);
 	}
 	return vmm_add_device(vmm, cmd, r, err, add_net, drop_net, &net);
 }
@@ -571,4 +607,328 @@ unsigned vmm_cmd_unsupported(struct vmm *vmm, struct api_cmd *cmd)
 		return api_cmd_error(cmd, r == -ENOMEM ? 500 : 400, "%s: %s", cmd->route->name,
 				     err);
 	return api_cmd_error(cmd, 501, "%s: not supported by cubicle yet", cmd->route->name);
+}
+
+/*
+ * Snapshot and restore (Cloud Hypervisor v28's vm.snapshot and vm.restore, CubeSandbox's
+ * vm.pause2snapshot and vm.resume-from-snapshot). The status of a failure follows from the
+ * errno vm_snapshot()/vm_restore() and the snapshot reader give: the client's mistake (a
+ * missing directory, one that already holds a snapshot, a bad URL, a damaged or foreign
+ * snapshot, an override naming nothing) is a 400, the VM's state a 409, the rest a 500.
+ */
+static unsigned vmm_errno_status(int r)
+{
+	switch (r) {
+	case -EBUSY:
+		return 409;
+	case -EINVAL:
+	case -ENOENT:
+	case -ENOTDIR:
+	case -EEXIST:
+	case -ENOTEMPTY:
+	case -EBADMSG:	       /* a damaged snapshot */
+	case -EPROTONOSUPPORT: /* a snapshot of a newer version */
+	case -ELOOP:	       /* a symbolic link where a snapshot file should be */
+	case -EPROTO:
+	case -E2BIG:
+	case -EFBIG:
+		return 400;
+	case -ENOSYS:
+	case -ENOTSUP:
+		return 501;
+	default:
+		return 500;
+	}
+}
+
+/* Writes the paused VM to @url ("file:///dir"), with the events Cloud Hypervisor emits. */
+static int vmm_snapshot_to(struct vmm *vmm, const char *url, char *err, size_t errlen)
+{
+	char *dir = NULL;
+	int r = snapshot_url_path(url, &dir, err, errlen);
+	if (r < 0)
+		return r;
+	event_emit(vmm->events, "vm", "snapshotting", NULL, NULL);
+	r = vm_snapshot(vmm->vm, dir, err, errlen);
+	free(dir);
+	if (r == 0)
+		event_emit(vmm->events, "vm", "snapshotted", NULL, NULL);
+	return r;
+}
+
+/* The body of vm.snapshot / vm.pause2snapshot: a 400 answer, or 0 and *@url (free it). */
+static unsigned vmm_snapshot_body(struct api_cmd *cmd, char **url)
+{
+	char err[CONFIG_ERR_MAX] = "";
+	int r = vm_snapshot_config_from_json(cmd->body, url, err, sizeof(err));
+	if (r < 0)
+		return api_cmd_error(cmd, r == -ENOMEM ? 500 : 400, "%s: %s", cmd->route->name,
+				     err);
+	return 0;
+}
+
+unsigned vmm_cmd_snapshot(struct vmm *vmm, struct api_cmd *cmd)
+{
+	char err[CONFIG_ERR_MAX] = "";
+	char *url = NULL;
+	unsigned status = vmm_snapshot_body(cmd, &url);
+
+	if (status)
+		return status;
+	if (!vmm_in(vmm, VM_PAUSED)) {
+		free(url);
+		return vmm_wrong_state(vmm, cmd, "Paused (vm.pause first)");
+	}
+	int r = vmm_snapshot_to(vmm, url, err, sizeof(err));
+	free(url);
+	if (r < 0)
+		return api_cmd_error(cmd, vmm_errno_status(r), "vm.snapshot: %s", err);
+	return api_cmd_reply(cmd, 204, NULL);
+}
+
+/*
+ * CubeSandbox's vm.pause2snapshot: pauses a running VM (a paused one is taken as it is) and
+ * snapshots it; the VM stays paused. If the snapshot fails, a VM this command paused is
+ * resumed: a failed command leaves the VM as it found it.
+ */
+unsigned vmm_cmd_pause2snapshot(struct vmm *vmm, struct api_cmd *cmd)
+{
+	char err[CONFIG_ERR_MAX] = "";
+	char *url = NULL;
+	unsigned status = vmm_snapshot_body(cmd, &url);
+
+	if (status)
+		return status;
+	bool was_running = vmm_in(vmm, VM_RUNNING);
+	if (!was_running && !vmm_in(vmm, VM_PAUSED)) {
+		free(url);
+		return vmm_wrong_state(vmm, cmd, "Running or Paused");
+	}
+	int r = 0;
+	if (was_running) {
+		event_emit(vmm->events, "vm", "pausing", NULL, NULL);
+		r = vm_pause(vmm->vm);
+		if (r < 0)
+			error_set(err, sizeof(err), r, "cannot pause: %s", strerror(-r));
+		else
+			event_emit(vmm->events, "vm", "paused", NULL, NULL);
+	}
+	if (r == 0)
+		r = vmm_snapshot_to(vmm, url, err, sizeof(err));
+	free(url);
+	if (r < 0 && was_running && vmm_in(vmm, VM_PAUSED)) {
+		event_emit(vmm->events, "vm", "resuming", NULL, NULL);
+		if (vm_resume(vmm->vm) == 0)
+			event_emit(vmm->events, "vm", "resumed", NULL, NULL);
+	}
+	if (r < 0)
+		return api_cmd_error(cmd, vmm_errno_status(r), "vm.pause2snapshot: %s", err);
+	return api_cmd_reply(cmd, 204, NULL);
+}
+
+/*
+ * Builds the VM from the snapshot @rc names, with its overrides: Paused, or Running with
+ * @resume. Needs a VMM without a VM config (-EEXIST). Returns 0 or -errno with one line in
+ * @err; on failure the VMM is as it was (a failed resume after a good restore leaves the
+ * restored VM Paused).
+ */
+static int vmm_restore_from(struct vmm *vmm, struct restore_config *rc, bool resume, char *err,
+			    size_t errlen)
+{
+	struct vm_config cfg;
+	char *dir = NULL;
+	int r;
+
+	if (vmm->have_cfg)
+		return error_set(err, errlen, -EEXIST, "a VM is already created (%s)",
+				 vmm_state(vmm));
+	r = snapshot_url_path(rc->source_url, &dir, err, errlen);
+	if (r < 0)
+		return r;
+	r = snapshot_read_config(dir, &cfg, err, errlen);
+	if (r < 0) {
+		free(dir);
+		return r;
+	}
+	r = restore_config_apply(rc, &cfg, err, errlen);
+	if (r == 0)
+		r = vm_config_check_json(&cfg, err, errlen);
+	if (r < 0) {
+		vm_config_free(&cfg);
+		free(dir);
+		return r;
+	}
+	cfg.seccomp = vmm->seccomp;
+	vmm->cfg = cfg;
+	vmm->have_cfg = true;
+	event_emit(vmm->events, "vm", "restoring", NULL, NULL);
+	r = vm_restore(&vmm->cfg, dir, rc->prefault, vmm->loop, vmm_on_vm_exit, vmm, &vmm->vm, err,
+		       errlen);
+	free(dir);
+	if (r < 0) {
+		vm_config_free(&vmm->cfg);
+		vm_config_init(&vmm->cfg);
+		vmm->have_cfg = false;
+		return r;
+	}
+	event_emit(vmm->events, "vm", "restored", NULL, NULL);
+	if (!resume)
+		return 0;
+	event_emit(vmm->events, "vm", "resuming", NULL, NULL);
+	r = vm_resume(vmm->vm);
+	if (r < 0)
+		return error_set(err, errlen, r, "restored, but cannot resume: %s", strerror(-r));
+	event_emit(vmm->events, "vm", "resumed", NULL, NULL);
+	return 0;
+}
+
+int vmm_restore(struct vmm *vmm, const char *source_url, bool prefault, char *err, size_t errlen)
+{
+	struct restore_config rc = { .source_url = (char *)source_url, .prefault = prefault };
+	int r = vmm_restore_from(vmm, &rc, false, err, errlen);
+	if (r < 0) {
+		char msg[CONFIG_ERR_MAX];
+		snprintf(msg, sizeof(msg), "%s", err);
+		error_set(err, errlen, r, "--restore: %s", msg);
+	}
+	return r;
+}
+
+static unsigned vmm_restore_cmd(struct vmm *vmm, struct api_cmd *cmd, bool resume)
+{
+	char err[CONFIG_ERR_MAX] = "";
+	struct restore_config rc;
+	const char *name = cmd->route->name;
+
+	int r = restore_config_from_json(cmd->body, &rc, err, sizeof(err));
+	if (r < 0)
+		return api_cmd_error(cmd, r == -ENOMEM ? 500 : 400, "%s: %s", name, err);
+	if (vmm->have_cfg) {
+		restore_config_free(&rc);
+		return api_cmd_error(cmd, 409, "%s: a VM is already created (%s; vm.delete first)",
+				     name, vmm_state(vmm));
+	}
+	/* TAP fds (SCM_RIGHTS) are for the one net override, as for vm.add-net. */
+	struct vm_config *ov = rc.overrides;
+	if (cmd->nr_fds && (!ov || ov->num_nets != 1)) {
+		restore_config_free(&rc);
+		return api_cmd_error(cmd, 400,
+				     "%s: TAP fds were sent with the request: they need exactly "
+				     "one net override",
+				     name);
+	}
+	if (cmd->nr_fds) {
+		vmm_take_tap_fds(cmd, &ov->nets[0],
+				 json_array_get(json_object_get(cmd->body, "net"), 0));
+		r = vmm_check_tap_fds(&ov->nets[0], err, sizeof(err));
+	}
+	if (r == 0)
+		r = vmm_restore_from(vmm, &rc, resume, err, sizeof(err));
+	restore_config_free(&rc);
+	if (r < 0)
+		return api_cmd_error(cmd, vmm_errno_status(r), "%s: %s", name, err);
+	return api_cmd_reply(cmd, 204, NULL);
+}
+
+unsigned vmm_cmd_restore(struct vmm *vmm, struct api_cmd *cmd)
+{
+	return vmm_restore_cmd(vmm, cmd, false);
+}
+
+unsigned vmm_cmd_resume_from_snapshot(struct vmm *vmm, struct api_cmd *cmd)
+{
+	return vmm_restore_cmd(vmm, cmd, true);
+}
+
+/*
+ * CubeSandbox's vm.waitstart (--sys-ctrl): 204 once the guest has signalled its start (at
+ * once if it already did), 504 if it does not within the timeout, 409 if the VM goes away
+ * first. The loop never waits: the command is deferred (api_cmd_defer) and answered from the
+ * guest's signal (vm_on_guest_start) or a timerfd.
+ */
+static void vmm_waiter_end(struct vmm_waiter *w, unsigned status, const char *msg)
+{
+	struct vmm *vmm = w->vmm;
+
+	for (struct vmm_waiter **p = &vmm->waiters; *p; p = &(*p)->next) {
+		if (*p == w) {
+			*p = w->next;
+			break;
+		}
+	}
+	if (!vmm->waiters && vmm->vm)
+		vm_on_guest_start(vmm->vm, NULL, NULL);
+	if (w->timerfd >= 0) {
+		loop_del_fd(vmm->loop, w->timerfd);
+		close(w->timerfd);
+	}
+	if (msg)
+		api_cmd_error(w->cmd, status, "vm.waitstart: %s", msg);
+	else
+		api_cmd_reply(w->cmd, status, NULL);
+	api_cmd_finish(w->cmd);
+	free(w);
+}
+
+static void vmm_on_guest_start(void *opaque)
+{
+	struct vmm *vmm = opaque;
+
+	while (vmm->waiters)
+		vmm_waiter_end(vmm->waiters, 204, NULL);
+}
+
+static void vmm_waiter_timeout(void *opaque, uint32_t events)
+{
+	struct vmm_waiter *w = opaque;
+	char msg[96];
+
+	snprintf(msg, sizeof(msg), "the guest did not signal its start within %llu ms",
+		 (unsigned long long)w->timeout_ms);
+	vmm_waiter_end(w, 504, msg);
+}
+
+unsigned vmm_cmd_waitstart(struct vmm *vmm, struct api_cmd *cmd)
+{
+	char err[CONFIG_ERR_MAX] = "";
+	uint64_t timeout_ms = VMM_WAITSTART_DEFAULT_MS;
+
+	int r = vm_waitstart_from_json(cmd->body, VMM_WAITSTART_MAX_MS, &timeout_ms, err,
+				       sizeof(err));
+	if (cmd->body && r < 0)
+		return api_cmd_error(cmd, r == -ENOMEM ? 500 : 400, "vm.waitstart: %s", err);
+	if (!vmm->vm)
+		return vmm_wrong_state(vmm, cmd, "Running or Paused");
+	if (vm_guest_started(vmm->vm))
+		return api_cmd_reply(cmd, 204, NULL);
+
+	struct vmm_waiter *w = calloc(1, sizeof(*w));
+	if (!w)
+		return api_cmd_error(cmd, 500, "vm.waitstart: out of memory");
+	w->vmm = vmm;
+	w->cmd = cmd;
+	w->timeout_ms = timeout_ms;
+	w->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	struct itimerspec its = { .it_value = { .tv_sec = (time_t)(timeout_ms / 1000),
+						.tv_nsec = (long)(timeout_ms % 1000) * 1000000 } };
+	if (timeout_ms == 0)
+		its.it_value.tv_nsec = 1; /* 0 would disarm it: expire at once */
+	r = w->timerfd < 0 ? -errno : 0;
+	if (r == 0 && timerfd_settime(w->timerfd, 0, &its, NULL) < 0)
+		r = -errno;
+	if (r == 0)
+		r = loop_add_fd(vmm->loop, w->timerfd, EPOLLIN, vmm_waiter_timeout, w);
+	if (r < 0) {
+		if (w->timerfd >= 0)
+			close(w->timerfd);
+		free(w);
+		return api_cmd_error(cmd, 500, "vm.waitstart: cannot arm its timer: %s",
+				     strerror(-r));
+	}
+	if (!vmm->waiters)
+		vm_on_guest_start(vmm->vm, vmm_on_guest_start, vmm);
+	w->next = vmm->waiters;
+	vmm->waiters = w;
+	api_cmd_defer(cmd);
+	return 0;
 }

@@ -5,10 +5,12 @@
  * yet" from a typo.
  */
 #include "config/config.h"
+#include "config/kv.h"
 #include "util/util.h"
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum cli_opt_id {
@@ -30,6 +32,7 @@ enum cli_opt_id {
 	OPT_LOG_FILE,
 	OPT_SECCOMP,
 	OPT_SYS_CTRL,
+	OPT_RESTORE,
 	OPT_VERBOSE,
 	OPT_VERSION,
 	OPT_HELP,
@@ -99,6 +102,9 @@ static const struct cli_opt cli_opts[] = {
 	{ OPT_SYS_CTRL, "sys-ctrl", 0, false,
 	  "Enable the guest's start signal (CubeSandbox): a write to I/O port 0x680 marks the "
 	  "guest started, for vm.waitstart [default: off]" },
+	{ OPT_RESTORE, "restore", 0, true,
+	  "Restore from a VM snapshot \"source_url=<source_url>,prefault=on|off\" (the VM is "
+	  "restored Paused: vm.resume runs it)" },
 	{ OPT_VERBOSE, NULL, 'v', false, "Sets the level of debugging output (repeat for more)" },
 	{ OPT_VERSION, "version", 'V', false, "Print version information" },
 	{ OPT_HELP, "help", 'h', false, "Print help information" },
@@ -106,8 +112,8 @@ static const struct cli_opt cli_opts[] = {
 
 /* Cloud Hypervisor v28 options that cubicle refuses for now. */
 static const char *const cli_unsupported[] = {
-	"platform", "memory-zone", "firmware", "fs",	  "device", "user-device", "vdpa",
-	"numa",	    "watchdog",	   "restore",  "sgx-epc", "gdb",    "tdx",	   NULL,
+	"platform", "memory-zone", "firmware", "fs",  "device", "user-device", "vdpa",
+	"numa",	    "watchdog",	   "sgx-epc",  "gdb", "tdx",	NULL,
 };
 
 static const struct cli_opt *find_long(const char *name, size_t len)
@@ -143,6 +149,32 @@ static int set_string(char **slot, const char *value)
 {
 	*slot = strdup(value);
 	return *slot ? 0 : -ENOMEM;
+}
+
+/* --restore source_url=URL[,prefault=on|off] (Cloud Hypervisor v28's RestoreConfig). */
+static int parse_restore(struct cli_args *a, const char *arg, char *err, size_t errlen)
+{
+	struct kv_list l;
+	int r;
+
+	r = kv_split("--restore", arg, &l, err, errlen);
+	for (unsigned i = 0; r >= 0 && i < l.n; i++) {
+		const struct kv *kv = &l.items[i];
+
+		if (strcmp(kv->key, "source_url") == 0)
+			r = kv_str("--restore", kv, &a->restore, err, errlen);
+		else if (strcmp(kv->key, "prefault") == 0)
+			r = kv_bool("--restore", kv, &a->restore_prefault, err, errlen);
+		else
+			r = error_set(
+				err, errlen, -EINVAL,
+				"--restore: unknown key '%s' (expected source_url or prefault)",
+				kv->key);
+	}
+	kv_free(&l);
+	if (r >= 0 && !a->restore)
+		r = error_set(err, errlen, -EINVAL, "--restore: source_url is missing");
+	return r < 0 ? r : 0;
 }
 
 static int apply(struct cli_args *a, const struct cli_opt *o, const char *option, const char *value,
@@ -188,6 +220,8 @@ static int apply(struct cli_args *a, const struct cli_opt *o, const char *option
 	case OPT_SYS_CTRL:
 		cfg->sys_ctrl = true;
 		return 0;
+	case OPT_RESTORE:
+		return parse_restore(a, value, err, errlen);
 	case OPT_VERBOSE:
 		a->verbosity++;
 		return 0;
@@ -214,6 +248,32 @@ static int parse_short(struct cli_args *a, const char *arg, char *err, size_t er
 			return error_set(err, errlen, -EINVAL, "unknown option '%s'",
 					 p == arg + 1 ? arg : option);
 		(void)apply(a, o, option, NULL, err, errlen); /* flags only: cannot fail */
+	}
+	return 0;
+}
+
+/* --restore takes the VM's whole config from the snapshot: the options that describe the VM
+ * would be silently ignored, so they are refused with it. */
+static int restore_conflicts(const unsigned *seen, char *err, size_t errlen)
+{
+	static const enum cli_opt_id vm_opts[] = {
+		OPT_KERNEL, OPT_INITRAMFS, OPT_CMDLINE, OPT_CPUS,     OPT_MEMORY,
+		OPT_SERIAL, OPT_CONSOLE,   OPT_RNG,	OPT_DISK,     OPT_NET,
+		OPT_VSOCK,  OPT_BALLOON,   OPT_PMEM,	OPT_SYS_CTRL,
+	};
+
+	if (!seen[OPT_RESTORE])
+		return 0;
+	for (size_t i = 0; i < ARRAY_SIZE(vm_opts); i++) {
+		if (!seen[vm_opts[i]])
+			continue;
+		const struct cli_opt *o = &cli_opts[0];
+		while (o->id != vm_opts[i])
+			o++;
+		return error_set(err, errlen, -EINVAL,
+				 "--restore: cannot be combined with --%s (the VM's config comes "
+				 "from the snapshot)",
+				 o->name);
 	}
 	return 0;
 }
@@ -281,8 +341,9 @@ static int parse_args(int argc, char *const argv[], struct cli_args *a, char *er
 			if (r < 0)
 				return r;
 		}
+		seen[o->id] += !o->takes_value || repeatable;
 	}
-	return 0;
+	return restore_conflicts(seen, err, errlen);
 }
 
 int cli_parse(int argc, char *const argv[], struct cli_args *ret, char *err, size_t errlen)
@@ -308,7 +369,8 @@ void cli_args_free(struct cli_args *args)
 	free(args->log_file);
 	free(args->api_socket);
 	free(args->event_monitor);
-	args->log_file = args->api_socket = args->event_monitor = NULL;
+	free(args->restore);
+	args->log_file = args->api_socket = args->event_monitor = args->restore = NULL;
 }
 
 void cli_print_help(FILE *f)

@@ -295,7 +295,9 @@ struct cli_args {
 	char *log_file;	     /* --log-file */
 	char *api_socket;    /* --api-socket, as given (the api module parses it) */
 	char *event_monitor; /* --event-monitor, as given */
-	unsigned verbosity;  /* number of -v */
+	char *restore;	     /* --restore's source_url; NULL = none */
+	bool restore_prefault;
+	unsigned verbosity; /* number of -v */
 	bool help, version;
 };
 

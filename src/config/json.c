@@ -455,6 +455,20 @@ static int read_devices(const struct json_reader *top, struct vm_config *cfg)
 	return rc;
 }
 
+static int read_vsock_section(const struct json_reader *top, struct vm_config *cfg)
+{
+	struct json_reader r;
+	bool given;
+	int rc;
+
+	rc = json_reader_child(top, "vsock", JSON_OPTIONAL, &r, &given);
+	if (rc == 0 && given) {
+		cfg->vsock = calloc(1, sizeof(*cfg->vsock));
+		rc = cfg->vsock ? read_vsock(&r, cfg->vsock) : -ENOMEM;
+	}
+	return rc;
+}
+
 static int read_vsock_balloon(const struct json_reader *top, struct vm_config *cfg)
 {
 	struct json_reader r;
@@ -467,11 +481,7 @@ static int read_vsock_balloon(const struct json_reader *top, struct vm_config *c
 		rc = cfg->balloon ? read_balloon(&r, cfg->balloon) : -ENOMEM;
 	}
 	if (rc == 0)
-		rc = json_reader_child(top, "vsock", JSON_OPTIONAL, &r, &given);
-	if (rc == 0 && given) {
-		cfg->vsock = calloc(1, sizeof(*cfg->vsock));
-		rc = cfg->vsock ? read_vsock(&r, cfg->vsock) : -ENOMEM;
-	}
+		rc = read_vsock_section(top, cfg);
 	return rc;
 }
 
@@ -644,15 +654,42 @@ int vm_config_from_json(const json_t *obj, struct vm_config *ret, char *err, siz
 		rc = error_set(err, errlen, -EINVAL, "payload.firmware: not supported yet");
 	if (rc == 0 && !cfg.payload.kernel)
 		rc = error_set(err, errlen, -EINVAL, "payload.kernel: missing");
-	if (rc == 0) {
-		rc = vm_config_validate(&cfg, err, errlen);
-		if (rc == -EINVAL)
-			translate_cli_error(err, errlen);
+	if (rc == 0)
+		rc = vm_config_check_json(&cfg, err, errlen);
+	if (rc < 0) {
+		error_one_line(err, errlen);
+		vm_config_free(&cfg);
+		return rc;
 	}
+	*ret = cfg;
+	return 0;
+}
+
+int vm_config_check_json(struct vm_config *cfg, char *err, size_t errlen)
+{
+	int rc = vm_config_validate(cfg, err, errlen);
+	if (rc == -EINVAL)
+		translate_cli_error(err, errlen);
 	if (rc == 0)
-		rc = vm_config_assign_ids(&cfg);
+		rc = vm_config_assign_ids(cfg);
 	if (rc == 0)
-		rc = vm_config_validate_ids(&cfg, err, errlen);
+		rc = vm_config_validate_ids(cfg, err, errlen);
+	error_one_line(err, errlen);
+	return rc;
+}
+
+int vm_config_devices_from_json(const json_t *obj, struct vm_config *ret, char *err, size_t errlen)
+{
+	struct json_reader top;
+	struct vm_config cfg;
+	int rc;
+
+	vm_config_init(&cfg);
+	rc = json_reader_init(&top, obj, "", err, errlen);
+	if (rc == 0)
+		rc = read_devices(&top, &cfg);
+	if (rc == 0)
+		rc = read_vsock_section(&top, &cfg);
 	if (rc < 0) {
 		error_one_line(err, errlen);
 		vm_config_free(&cfg);

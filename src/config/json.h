@@ -58,6 +58,21 @@ int vm_config_from_json(const json_t *obj, struct vm_config *ret, char *err, siz
 json_t *vm_config_to_json(const struct vm_config *cfg);
 
 /*
+ * vm_config_from_json()'s checks of a whole config, for one built otherwise (a snapshot's
+ * config with RestoreConfig's overrides): vm_config_validate() with JSON field names in the
+ * message, default ids, unique ids. Returns 0, -EINVAL with one line in @err, or -ENOMEM.
+ */
+int vm_config_check_json(struct vm_config *cfg, char *err, size_t errlen);
+
+/*
+ * Only the device sections of a VmConfig-shaped object ("disks", "net", "pmem" arrays and
+ * "vsock"), each element read as in VmConfig (same messages: "net[0].mac: ..."), into @ret
+ * (initialised here; the other sections keep their defaults). No ids are assigned and nothing
+ * is validated across devices. Returns 0, -EINVAL with one line in @err, or -ENOMEM.
+ */
+int vm_config_devices_from_json(const json_t *obj, struct vm_config *ret, char *err, size_t errlen);
+
+/*
  * Device bodies (vm.add-disk, vm.add-net, vm.add-pmem, vm.add-vsock): the same rules as the
  * elements of VmConfig's arrays; messages name the fields without a prefix ("path: missing").
  * They check what one element can be checked for alone (types, required fields, ranges,
@@ -108,6 +123,10 @@ void vm_resize_zone_free(struct vm_resize_zone *r);
 int vm_remove_device_from_json(const json_t *obj, char **ret_id, char *err, size_t errlen);
 int vm_snapshot_config_from_json(const json_t *obj, char **ret_destination_url, char *err,
 				 size_t errlen);
+/* vm.waitstart's optional body {timeout_ms} (cubicle's: CubeSandbox sends none): *@ret_ms is
+ * left as it is when the field is not given; at most @max_ms. */
+int vm_waitstart_from_json(const json_t *obj, uint64_t max_ms, uint64_t *ret_ms, char *err,
+			   size_t errlen);
 int receive_migration_from_json(const json_t *obj, char **ret_receiver_url, char *err,
 				size_t errlen);
 
@@ -124,10 +143,31 @@ void send_migration_free(struct send_migration *s);
 struct restore_config {
 	char *source_url;
 	bool prefault;
+	/*
+	 * CubeSandbox's per-clone overrides ("net", "disks", "pmem" arrays and "vsock", each as
+	 * in VmConfig): NULL when none is given. Only the device sections are used.
+	 */
+	struct vm_config *overrides;
 };
+/*
+ * RestoreConfig {source_url (required), prefault (default false), and CubeSandbox's net,
+ * disks, pmem, vsock overrides}. CubeSandbox's "fs" and "dirty_log" are refused unless
+ * empty/false ("fs: not supported yet"). Every element of "net", "disks" and "pmem" must have
+ * an "id" (the device of the snapshot it replaces): "net[0].id: missing (an override names
+ * the snapshot's device it replaces)".
+ */
 int restore_config_from_json(const json_t *obj, struct restore_config *ret, char *err,
 			     size_t errlen);
 void restore_config_free(struct restore_config *r);
+/*
+ * Applies @r's overrides to @cfg (a snapshot's config): each override device replaces the
+ * device of @cfg with the same id (moved out of @r, the replaced one freed); the vsock override
+ * replaces @cfg's vsock (its id, when given, must be that vsock's; when not, it takes it). The
+ * number of devices never changes. An id that matches nothing, an id given twice, or a vsock
+ * override for a snapshot without vsock is -EINVAL with one line naming the field
+ * ("disks[1].id: the snapshot has no disk 'data'"), and then nothing is changed.
+ */
+int restore_config_apply(struct restore_config *r, struct vm_config *cfg, char *err, size_t errlen);
 
 /*
  * DeviceConfig (vm.add-device, VFIO) {path (required), iommu, id, pci_segment}; also used for

@@ -5,6 +5,7 @@
  */
 #include "config/json.h"
 #include "config/json_read.h"
+#include "util/util.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -92,6 +93,16 @@ int vm_snapshot_config_from_json(const json_t *obj, char **ret_destination_url, 
 	return one_string(obj, "destination_url", ret_destination_url, err, errlen);
 }
 
+int vm_waitstart_from_json(const json_t *obj, uint64_t max_ms, uint64_t *ret_ms, char *err,
+			   size_t errlen)
+{
+	struct json_reader r;
+	int rc = json_reader_init(&r, obj, "", err, errlen);
+	if (rc == 0)
+		rc = json_read_u64(&r, "timeout_ms", JSON_OPTIONAL, max_ms, ret_ms, NULL);
+	return rc;
+}
+
 int receive_migration_from_json(const json_t *obj, char **ret_receiver_url, char *err,
 				size_t errlen)
 {
@@ -132,13 +143,69 @@ void restore_config_free(struct restore_config *r)
 		return;
 	free(r->source_url);
 	r->source_url = NULL;
+	if (r->overrides) {
+		vm_config_free(r->overrides);
+		free(r->overrides);
+		r->overrides = NULL;
+	}
+}
+
+/* The overridable device arrays: RestoreConfig's key and what the messages call a device. */
+enum override_kind { OV_DISK, OV_NET, OV_PMEM, OV_KINDS };
+static const char *const ov_keys[OV_KINDS] = { "disks", "net", "pmem" };
+static const char *const ov_names[OV_KINDS] = { "disk", "net device", "pmem device" };
+
+static unsigned ov_count(const struct vm_config *c, enum override_kind k)
+{
+	return k == OV_DISK ? c->num_disks : k == OV_NET ? c->num_nets : c->num_pmems;
+}
+
+static const char *ov_id(const struct vm_config *c, enum override_kind k, unsigned i)
+{
+	return k == OV_DISK ? c->disks[i].id : k == OV_NET ? c->nets[i].id : c->pmems[i].id;
+}
+
+/* @dst's device @d is freed and replaced by @src's device @s, whose slot is left zeroed. */
+static void ov_move(struct vm_config *dst, unsigned d, struct vm_config *src, unsigned s,
+		    enum override_kind k)
+{
+	switch (k) {
+	case OV_DISK:
+		disk_config_free(&dst->disks[d]);
+		dst->disks[d] = src->disks[s];
+		memset(&src->disks[s], 0, sizeof(src->disks[s]));
+		break;
+	case OV_NET:
+		net_config_free(&dst->nets[d]);
+		dst->nets[d] = src->nets[s];
+		memset(&src->nets[s], 0, sizeof(src->nets[s]));
+		break;
+	case OV_PMEM:
+		pmem_config_free(&dst->pmems[d]);
+		dst->pmems[d] = src->pmems[s];
+		memset(&src->pmems[s], 0, sizeof(src->pmems[s]));
+		break;
+	case OV_KINDS:
+		break;
+	}
+}
+
+/* The index of @id among @c's devices of kind @k, or -1. */
+static int ov_find(const struct vm_config *c, enum override_kind k, const char *id)
+{
+	for (unsigned i = 0; i < ov_count(c, k); i++)
+		if (ov_id(c, k, i) && strcmp(ov_id(c, k, i), id) == 0)
+			return (int)i;
+	return -1;
 }
 
 int restore_config_from_json(const json_t *obj, struct restore_config *ret, char *err,
 			     size_t errlen)
 {
+	static const char *const ov_all[] = { "disks", "net", "pmem", "vsock", NULL };
 	struct json_reader r;
 	struct restore_config v = { 0 };
+	bool dirty_log = false, any = false;
 	int rc;
 
 	rc = json_reader_init(&r, obj, "", err, errlen);
@@ -146,11 +213,88 @@ int restore_config_from_json(const json_t *obj, struct restore_config *ret, char
 		rc = json_read_str(&r, "source_url", JSON_REQUIRED, &v.source_url);
 	if (rc == 0)
 		rc = json_read_bool(&r, "prefault", JSON_DEFAULT, &v.prefault);
+	if (rc == 0)
+		rc = json_refuse_unless_empty(&r, "fs");
+	if (rc == 0)
+		rc = json_read_bool(&r, "dirty_log", JSON_DEFAULT, &dirty_log);
+	if (rc == 0 && dirty_log)
+		rc = json_field_error(&r, "dirty_log", "not supported yet");
+	for (unsigned i = 0; rc == 0 && ov_all[i]; i++)
+		any |= !json_is_null(json_object_get(obj, ov_all[i])) &&
+		       json_object_get(obj, ov_all[i]);
+	if (rc == 0 && any) {
+		v.overrides = malloc(sizeof(*v.overrides));
+		rc = v.overrides ? vm_config_devices_from_json(obj, v.overrides, err, errlen)
+				 : -ENOMEM;
+		if (rc < 0) {
+			free(v.overrides);
+			v.overrides = NULL;
+		}
+	}
+	for (unsigned k = 0; rc == 0 && v.overrides && k < OV_KINDS; k++)
+		for (unsigned i = 0; rc == 0 && i < ov_count(v.overrides, k); i++)
+			if (!ov_id(v.overrides, k, i))
+				rc = error_set(err, errlen, -EINVAL,
+					       "%s[%u].id: missing (an override names the "
+					       "snapshot's device it replaces)",
+					       ov_keys[k], i);
 	if (rc < 0) {
 		restore_config_free(&v);
 		return rc;
 	}
 	*ret = v;
+	return 0;
+}
+
+/* Every override names a device of @cfg, once: 0, or -EINVAL naming the first that does not. */
+static int restore_check(const struct vm_config *ov, const struct vm_config *cfg, char *err,
+			 size_t errlen)
+{
+	for (unsigned k = 0; k < OV_KINDS; k++) {
+		for (unsigned i = 0; i < ov_count(ov, k); i++) {
+			const char *id = ov_id(ov, k, i);
+			if (ov_find(cfg, k, id) < 0)
+				return error_set(err, errlen, -EINVAL,
+						 "%s[%u].id: the snapshot has no %s '%s'",
+						 ov_keys[k], i, ov_names[k], id);
+			for (unsigned j = 0; j < i; j++)
+				if (strcmp(ov_id(ov, k, j), id) == 0)
+					return error_set(err, errlen, -EINVAL,
+							 "%s[%u].id: '%s' is overridden twice",
+							 ov_keys[k], i, id);
+		}
+	}
+	if (!ov->vsock)
+		return 0;
+	if (!cfg->vsock)
+		return error_set(err, errlen, -EINVAL, "vsock: the snapshot has no vsock device");
+	if (ov->vsock->id && cfg->vsock->id && strcmp(ov->vsock->id, cfg->vsock->id) != 0)
+		return error_set(err, errlen, -EINVAL, "vsock.id: the snapshot's vsock is '%s'",
+				 cfg->vsock->id);
+	return 0;
+}
+
+int restore_config_apply(struct restore_config *r, struct vm_config *cfg, char *err, size_t errlen)
+{
+	struct vm_config *ov = r->overrides;
+
+	if (!ov)
+		return 0;
+	int rc = restore_check(ov, cfg, err, errlen);
+	if (rc < 0)
+		return rc;
+	for (unsigned k = 0; k < OV_KINDS; k++)
+		for (unsigned i = 0; i < ov_count(ov, k); i++)
+			ov_move(cfg, (unsigned)ov_find(cfg, k, ov_id(ov, k, i)), ov, i, k);
+	if (ov->vsock) {
+		if (!ov->vsock->id) {
+			ov->vsock->id = cfg->vsock->id;
+			cfg->vsock->id = NULL;
+		}
+		vsock_config_free(cfg->vsock);
+		cfg->vsock = ov->vsock;
+		ov->vsock = NULL;
+	}
 	return 0;
 }
 

@@ -24,6 +24,8 @@ enum args_kind {
 	ARGS_RESIZE,	     /* --cpus N --memory SIZE --balloon SIZE */
 	ARGS_RESIZE_ZONE,    /* --id ID --size SIZE */
 	ARGS_SEND_MIGRATION, /* URL [--local] */
+	ARGS_RESTORE,	     /* RESTORE [--net NET].. [--disk DISK].. [--pmem PMEM].. [--vsock V] */
+	ARGS_WAITSTART,	     /* [--timeout MS] */
 };
 
 struct subcommand {
@@ -76,6 +78,14 @@ static const struct subcommand subcommands[] = {
 	  "Create a snapshot from VM <destination_url>" },
 	{ "restore", "vm.restore", "PUT", ARGS_CONFIG, BODY_RESTORE, NULL,
 	  "Restore VM from a snapshot \"source_url=<source_url>,prefault=on|off\"" },
+	{ "pause2snapshot", "vm.pause2snapshot", "PUT", ARGS_STRING, 0, "destination_url",
+	  "Pause the VM if it runs and snapshot it to <destination_url> (CubeSandbox)" },
+	{ "resume-from-snapshot", "vm.resume-from-snapshot", "PUT", ARGS_RESTORE, 0, NULL,
+	  "Restore a VM and run it (CubeSandbox) \"source_url=<source_url>,prefault=on|off\" "
+	  "[--net <net>].. [--disk <disk>].. [--pmem <pmem>].. [--vsock <vsock>]: each replaces "
+	  "the snapshot's device with its id" },
+	{ "waitstart", "vm.waitstart", "PUT", ARGS_WAITSTART, 0, NULL,
+	  "Wait until the guest signals its start (CubeSandbox, --sys-ctrl) [--timeout <ms>]" },
 	{ "coredump", "vm.coredump", "PUT", ARGS_STRING, 0, "destination_url",
 	  "Create a coredump from VM <file_path>" },
 	{ "send-migration", "vm.send-migration", "PUT", ARGS_SEND_MIGRATION, 0, NULL,
@@ -206,6 +216,92 @@ static int send_migration_body(const char *option, int argc, char *const argv[],
 	return take_body(json_pack("{s:s, s:b}", "destination_url", url, "local", local), req);
 }
 
+/*
+ * `resume-from-snapshot RESTORE [--net NET].. [--disk DISK].. [--pmem PMEM].. [--vsock V]`:
+ * RestoreConfig with CubeSandbox's per-clone overrides, each in its add-* syntax. The fds of
+ * a --net fd=[..] go with the request (SCM_RIGHTS) for the one net override.
+ */
+static int restore_body(const char *option, int argc, char *const argv[], struct request *req,
+			char *err, size_t errlen)
+{
+	static const struct {
+		const char *flag, *key;
+		enum remote_body kind;
+	} flags[] = {
+		{ "--net", "net", BODY_NET },
+		{ "--disk", "disks", BODY_DISK },
+		{ "--pmem", "pmem", BODY_PMEM },
+		{ "--vsock", "vsock", BODY_VSOCK },
+	};
+	json_t *obj = NULL, *dev;
+	int r;
+
+	if (argc < 1 || argv[0][0] == '-')
+		return error_set(err, errlen, -EINVAL, "%s: needs source_url=<source_url>", option);
+	r = remote_body_from_cli(BODY_RESTORE, option, argv[0], &obj, NULL, NULL, err, errlen);
+	for (int i = 1; r == 0 && i < argc; i++) {
+		const char *v = NULL;
+		size_t f;
+		for (f = 0; f < ARRAY_SIZE(flags) && !v; f++)
+			v = flag_value(argc, argv, &i, flags[f].flag);
+		if (!v) {
+			r = error_set(err, errlen, -EINVAL, "%s: unexpected argument '%s'", option,
+				      argv[i]);
+			break;
+		}
+		f--;
+		if (flags[f].kind == BODY_VSOCK && json_object_get(obj, "vsock")) {
+			r = error_set(err, errlen, -EINVAL, "%s: --vsock given more than once",
+				      option);
+			break;
+		}
+		int fds[CONFIG_MAX_NET_FDS];
+		unsigned nfds = 0;
+		r = remote_body_from_cli(flags[f].kind, option, v, &dev, fds, &nfds, err, errlen);
+		if (r == 0 && nfds && req->nfds) {
+			json_decref(dev);
+			r = error_set(err, errlen, -EINVAL,
+				      "%s: fd=[..] can be given to one --net only", option);
+		}
+		if (r < 0)
+			break;
+		memcpy(req->fds, fds, nfds * sizeof(int));
+		req->nfds += nfds;
+		if (flags[f].kind == BODY_VSOCK) {
+			r = json_object_set_new(obj, "vsock", dev) < 0 ? -ENOMEM : 0;
+			continue;
+		}
+		json_t *a = json_object_get(obj, flags[f].key);
+		if (!a && json_object_set_new(obj, flags[f].key, a = json_array()) < 0)
+			a = NULL;
+		r = a && json_array_append_new(a, dev) == 0 ? 0 : -ENOMEM;
+	}
+	if (r < 0) {
+		json_decref(obj);
+		return r;
+	}
+	return take_body(obj, req);
+}
+
+/* `waitstart [--timeout MS]`: without it the server's default (10 s). */
+static int waitstart_body(const char *option, int argc, char *const argv[], struct request *req,
+			  char *err, size_t errlen)
+{
+	uint64_t ms;
+	int i = 0;
+	const char *v = argc > 0 ? flag_value(argc, argv, &i, "--timeout") : NULL;
+
+	if (argc == 0)
+		return 0;
+	if (!v || i + 1 != argc)
+		return error_set(err, errlen, -EINVAL, "%s: unexpected argument '%s'", option,
+				 argv[v ? i + 1 : 0]);
+	if (parse_u64(v, INT64_MAX, &ms) < 0)
+		return error_set(err, errlen, -EINVAL, "%s: invalid value '%s' for --timeout",
+				 option, v);
+	return take_body(json_pack("{s:I}", "timeout_ms", (json_int_t)ms), req);
+}
+
 /* `create [PATH|-]`: the file is checked to be JSON here, for a clear local error. */
 static int create_body(const char *option, int argc, char *const argv[], struct request *req,
 		       char *err, size_t errlen)
@@ -265,6 +361,10 @@ static int build_request(const struct subcommand *cmd, int argc, char *const arg
 		return resize_zone_body(cmd->name, argc, argv, req, err, errlen);
 	case ARGS_SEND_MIGRATION:
 		return send_migration_body(cmd->name, argc, argv, req, err, errlen);
+	case ARGS_RESTORE:
+		return restore_body(cmd->name, argc, argv, req, err, errlen);
+	case ARGS_WAITSTART:
+		return waitstart_body(cmd->name, argc, argv, req, err, errlen);
 	}
 	return -EINVAL;
 }

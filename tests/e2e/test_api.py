@@ -191,9 +191,7 @@ UNSUPPORTED = {
     "vm.remove-device": ({"id": "_disk0"}, {"id": 5}),
     "vm.add-fs": ({"tag": "t", "socket": "/tmp/s", "num_queues": 1, "queue_size": 1024}, None),
     "vm.add-vdpa": ({"path": "/dev/vhost-vdpa-0"}, {"path": 5}),
-    "vm.snapshot": ({"destination_url": "file:///tmp/snap"}, {"destination_url": 5}),
     "vm.coredump": ({"destination_url": "file:///tmp/core"}, {"destination_url": 5}),
-    "vm.restore": ({"source_url": "file:///tmp/snap"}, {"source_url": 5}),
     "vm.receive-migration": ({"receiver_url": "unix:/tmp/m"}, {"receiver_url": 5}),
     "vm.send-migration": ({"destination_url": "unix:/tmp/m"}, {"destination_url": 5}),
 }

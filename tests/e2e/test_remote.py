@@ -160,6 +160,18 @@ CASES = [
      {"destination_url": "file:///tmp/snap"}),
     (["restore", "source_url=file:///tmp/snap,prefault=on"], "PUT", "vm.restore",
      {"source_url": "file:///tmp/snap", "prefault": True}),
+    (["pause2snapshot", "file:///tmp/snap"], "PUT", "vm.pause2snapshot",
+     {"destination_url": "file:///tmp/snap"}),
+    (["resume-from-snapshot", "source_url=file:///tmp/snap"], "PUT",
+     "vm.resume-from-snapshot", {"source_url": "file:///tmp/snap"}),
+    (["resume-from-snapshot", "source_url=file:///s,prefault=off", "--net", "tap=tap7,id=n0",
+      "--disk=path=/c.img,id=d0", "--disk", "path=/e.img,id=d1", "--pmem",
+      "file=/p,id=p0", "--vsock", "cid=9,socket=/v.sock"], "PUT", "vm.resume-from-snapshot",
+     {"source_url": "file:///s", "prefault": False, "net": [{"tap": "tap7", "id": "n0"}],
+      "disks": [{"path": "/c.img", "id": "d0"}, {"path": "/e.img", "id": "d1"}],
+      "pmem": [{"file": "/p", "id": "p0"}], "vsock": {"cid": 9, "socket": "/v.sock"}}),
+    (["waitstart"], "PUT", "vm.waitstart", None),
+    (["waitstart", "--timeout", "1500"], "PUT", "vm.waitstart", {"timeout_ms": 1500}),
     (["coredump", "file:///tmp/core"], "PUT", "vm.coredump",
      {"destination_url": "file:///tmp/core"}),
     (["send-migration", "unix:/tmp/mig", "--local"], "PUT", "vm.send-migration",
@@ -345,3 +357,34 @@ def test_usage(remote_bin):
     assert r.returncode == 0
     for name in ("add-disk", "add-net", "create", "ping", "shutdown-vmm", "send-migration"):
         assert f"  {name} " in r.stdout
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["resume-from-snapshot"], "needs source_url"),
+    (["resume-from-snapshot", "source_url=/s", "--nets", "tap=t"], "unexpected argument"),
+    (["resume-from-snapshot", "source_url=/s", "--vsock", "cid=3,socket=/a", "--vsock",
+      "cid=4,socket=/b"], "--vsock given more than once"),
+    (["resume-from-snapshot", "source_url=/s", "--disk", "bogus=1"], "bogus"),
+    (["waitstart", "--timeout", "soon"], "invalid value 'soon'"),
+    (["waitstart", "5"], "unexpected argument '5'"),
+])
+def test_snapshot_subcommands_refuse_bad_arguments(remote_bin, stub, args, msg):
+    r = run(remote_bin, stub.path, *args)
+    assert r.returncode == 1 and msg in r.stderr, r.stderr
+    assert stub.requests == []
+
+
+def test_resume_from_snapshot_sends_the_net_fds(remote_bin, stub, tmp_path):
+    a = tmp_path / "a"
+    a.write_text("a")
+    fa = os.open(a, os.O_RDONLY)
+    try:
+        r = run(remote_bin, stub.path, "resume-from-snapshot", "source_url=/s", "--net",
+                f"fd={fa},id=n0", pass_fds=(fa,))
+    finally:
+        os.close(fa)
+    assert r.returncode == 0, r.stderr
+    [req] = stub.requests
+    assert json.loads(req["body"]) == {"source_url": "/s", "net": [{"id": "n0"}]}
+    assert len(req["fds"]) == 1
+    os.close(req["fds"][0])

@@ -338,12 +338,44 @@ static void test_vsock(void **state)
 	cli_args_free(&a);
 }
 
+static void test_restore(void **state)
+{
+	struct cli_args a;
+
+	(void)state;
+	PARSE_OK(&a, "--restore", "source_url=file:///snap,prefault=on", "--api-socket", "/s",
+		 "--event-monitor", "path=/e", "--seccomp", "log", "-v");
+	assert_string_equal(a.restore, "file:///snap");
+	assert_true(a.restore_prefault);
+	cli_args_free(&a);
+	assert_null(a.restore);
+	PARSE_OK(&a, "--restore=source_url=/snap");
+	assert_string_equal(a.restore, "/snap");
+	assert_false(a.restore_prefault);
+	cli_args_free(&a);
+
+	PARSE_ERR("--restore: source_url is missing", "--restore", "prefault=on");
+	PARSE_ERR("--restore: unknown key 'x' (expected source_url or prefault)", "--restore",
+		  "source_url=/s,x=1");
+	PARSE_ERR("--restore: given more than once", "--restore", "source_url=/s", "--restore",
+		  "source_url=/t");
+	/* the VM's config comes from the snapshot: the options that describe a VM are refused */
+	PARSE_ERR("--restore: cannot be combined with --kernel (the VM's config comes from the "
+		  "snapshot)",
+		  "--kernel", "/k", "--restore", "source_url=/s");
+	PARSE_ERR("--restore: cannot be combined with --disk (the VM's config comes from the "
+		  "snapshot)",
+		  "--restore", "source_url=/s", "--disk", "path=/d");
+	PARSE_ERR("--restore: cannot be combined with --memory (the VM's config comes from the "
+		  "snapshot)",
+		  "--restore", "source_url=/s", "--memory", "size=1G");
+}
+
 static void test_not_supported(void **state)
 {
 	static const char *const opts[] = {
-		"fs",	    "restore",	"device",      "numa",	      "watchdog",
-		"platform", "firmware", "memory-zone", "user-device", "vdpa",
-		"sgx-epc",  "gdb",	"tdx",
+		"fs",	       "device",      "numa", "watchdog", "platform", "firmware",
+		"memory-zone", "user-device", "vdpa", "sgx-epc",  "gdb",      "tdx",
 	};
 
 	(void)state;
@@ -489,6 +521,7 @@ int main(void)
 		cmocka_unit_test(test_sub_option_errors),
 		cmocka_unit_test(test_vsock),
 		cmocka_unit_test(test_not_supported),
+		cmocka_unit_test(test_restore),
 		cmocka_unit_test(test_balloon),
 		cmocka_unit_test(test_pmem),
 		cmocka_unit_test(test_seccomp),

@@ -632,6 +632,133 @@ static void test_other_bodies(void **state)
 	device_config_free(&dc);
 }
 
+/* A snapshot's config with two disks, a net, a pmem and a vsock, as the overrides meet it. */
+static void restore_base(struct vm_config *cfg)
+{
+	char err[CONFIG_ERR_MAX] = "";
+	json_t *j = parse("{\"payload\": {\"kernel\": \"/k\"},"
+			  " \"disks\": [{\"path\": \"/a\", \"id\": \"d0\"}, {\"path\": \"/b\"}],"
+			  " \"net\": [{\"tap\": \"tap0\", \"id\": \"n0\"}],"
+			  " \"pmem\": [{\"file\": \"/p\", \"size\": 2097152, \"id\": \"p0\"}],"
+			  " \"vsock\": {\"cid\": 3, \"socket\": \"/v\", \"id\": \"v0\"}}");
+	assert_int_equal(vm_config_from_json(j, cfg, err, sizeof(err)), 0);
+	json_decref(j);
+}
+
+/* Parses @body as a RestoreConfig and applies it to the base config; returns apply's code. */
+static int restore_apply(const char *body, struct vm_config *cfg, char *err, size_t errlen)
+{
+	struct restore_config rc;
+	json_t *j = parse(body);
+	int r = restore_config_from_json(j, &rc, err, errlen);
+
+	json_decref(j);
+	assert_int_equal(r, 0);
+	restore_base(cfg);
+	r = restore_config_apply(&rc, cfg, err, errlen);
+	restore_config_free(&rc);
+	return r;
+}
+
+static void test_restore_overrides(void **state)
+{
+	char err[CONFIG_ERR_MAX] = "";
+	struct restore_config rc;
+	struct vm_config cfg;
+	json_t *j;
+
+	(void)state;
+	/* no overrides: nothing allocated, nothing changed */
+	j = parse("{\"source_url\": \"file:///s\", \"net\": null, \"fs\": []}");
+	assert_int_equal(restore_config_from_json(j, &rc, err, sizeof(err)), 0);
+	json_decref(j);
+	assert_null(rc.overrides);
+	restore_base(&cfg);
+	assert_int_equal(restore_config_apply(&rc, &cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg.disks[0].path, "/a");
+	vm_config_free(&cfg);
+	restore_config_free(&rc);
+
+	/* each override replaces the device with its id, in place; the count stays */
+	assert_int_equal(
+		restore_apply("{\"source_url\": \"/s\","
+			      " \"disks\": [{\"path\": \"/clone.img\", \"id\": \"_disk1\"}],"
+			      " \"net\": [{\"tap\": \"tap9\", \"id\": \"n0\"}],"
+			      " \"pmem\": [{\"file\": \"/q\", \"id\": \"p0\"}],"
+			      " \"vsock\": {\"cid\": 7, \"socket\": \"/w\"}}",
+			      &cfg, err, sizeof(err)),
+		0);
+	assert_int_equal(cfg.num_disks, 2);
+	assert_string_equal(cfg.disks[0].path, "/a");
+	assert_string_equal(cfg.disks[1].path, "/clone.img");
+	assert_string_equal(cfg.disks[1].id, "_disk1");
+	assert_int_equal(cfg.num_nets, 1);
+	assert_string_equal(cfg.nets[0].tap, "tap9");
+	assert_string_equal(cfg.pmems[0].file, "/q");
+	assert_int_equal(cfg.vsock->cid, 7);
+	assert_string_equal(cfg.vsock->id, "v0"); /* taken from the snapshot's vsock */
+	assert_int_equal(vm_config_check_json(&cfg, err, sizeof(err)), 0);
+	vm_config_free(&cfg);
+
+	/* an id that matches nothing, twice the same id, a vsock id that differs: nothing moves */
+	assert_int_equal(restore_apply("{\"source_url\": \"/s\","
+				       " \"disks\": [{\"path\": \"/c\", \"id\": \"d0\"}],"
+				       " \"net\": [{\"tap\": \"t\", \"id\": \"nope\"}]}",
+				       &cfg, err, sizeof(err)),
+			 -EINVAL);
+	assert_string_equal(err, "net[0].id: the snapshot has no net device 'nope'");
+	assert_string_equal(cfg.disks[0].path, "/a");
+	vm_config_free(&cfg);
+	assert_int_equal(restore_apply("{\"source_url\": \"/s\", \"pmem\": [{\"file\": \"/c\","
+				       " \"id\": \"p0\"}, {\"file\": \"/d\", \"id\": \"p0\"}]}",
+				       &cfg, err, sizeof(err)),
+			 -EINVAL);
+	assert_string_equal(err, "pmem[1].id: 'p0' is overridden twice");
+	vm_config_free(&cfg);
+	assert_int_equal(restore_apply("{\"source_url\": \"/s\", \"vsock\": {\"cid\": 4,"
+				       " \"socket\": \"/w\", \"id\": \"v1\"}}",
+				       &cfg, err, sizeof(err)),
+			 -EINVAL);
+	assert_string_equal(err, "vsock.id: the snapshot's vsock is 'v0'");
+	assert_int_equal(cfg.vsock->cid, 3);
+	vm_config_free(&cfg);
+
+	/* vm.waitstart's optional body */
+	uint64_t ms = 7;
+	j = parse("{}");
+	assert_int_equal(vm_waitstart_from_json(j, 100, &ms, err, sizeof(err)), 0);
+	assert_int_equal(ms, 7);
+	json_decref(j);
+	j = parse("{\"timeout_ms\": 100}");
+	assert_int_equal(vm_waitstart_from_json(j, 100, &ms, err, sizeof(err)), 0);
+	assert_int_equal(ms, 100);
+	assert_int_equal(vm_waitstart_from_json(j, 99, &ms, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "timeout_ms"));
+	json_decref(j);
+
+	/* bodies refused before any snapshot is read */
+	static const struct {
+		const char *body, *err;
+	} bad[] = {
+		{ "{\"source_url\": \"/s\", \"disks\": [{\"path\": \"/c\"}]}",
+		  "disks[0].id: missing (an override names the snapshot's device it replaces)" },
+		{ "{\"source_url\": \"/s\", \"net\": [{\"id\": \"n0\", \"mac\": \"zz\"}]}",
+		  "net[0].mac" },
+		{ "{\"source_url\": \"/s\", \"net\": {\"id\": \"n0\"}}", "net" },
+		{ "{\"source_url\": \"/s\", \"vsock\": {\"cid\": 3}}", "vsock.socket: missing" },
+		{ "{\"source_url\": \"/s\", \"fs\": [{\"tag\": \"t\"}]}", "fs: not supported yet" },
+		{ "{\"source_url\": \"/s\", \"dirty_log\": true}", "dirty_log: not supported yet" },
+		{ "{\"source_url\": \"/s\", \"prefault\": 1}", "prefault" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		j = parse(bad[i].body);
+		assert_int_equal(restore_config_from_json(j, &rc, err, sizeof(err)), -EINVAL);
+		json_decref(j);
+		if (!strstr(err, bad[i].err))
+			fail_msg("%s: '%s' lacks '%s'", bad[i].body, err, bad[i].err);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -649,6 +776,7 @@ int main(void)
 		cmocka_unit_test(test_array_limits),
 		cmocka_unit_test(test_device_bodies),
 		cmocka_unit_test(test_other_bodies),
+		cmocka_unit_test(test_restore_overrides),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,108 @@
+"""Snapshot and restore of the real Linux guest: one boot (~1 minute on kvm_pvm hosts), then
+clones restored from its snapshot, which is also the fast way to a running Linux here.
+
+The template runs a counter in its /init shell that holds a file open (fd 3) and writes each
+count to the console, to that file, and to its disk (/dev/vda, raw). A clone must go on
+counting from where the template was paused, on the console, through the open file, and to
+its own disk (vm.resume-from-snapshot's per-clone `disks` override) while the template's disk
+stays as it was; Linux must see the new VM generation ID (its RNG reseeds: "crng reseeded due
+to virtual machine fork")."""
+import hashlib
+import os
+import re
+import shutil
+
+import pytest
+
+from api_client import Api
+from conftest import default_cmdline
+
+pytestmark = pytest.mark.usefixtures("kvm")
+
+BOOT_TIMEOUT = int(os.environ.get("CUBICLE_E2E_BOOT_TIMEOUT", "600"))
+COUNTER = ("exec 3>/counter.txt; i=0; while :; do i=$((i+1)); echo counter $i; echo $i >&3 || "
+           "echo counter-file-broken; echo disk-count $i >/dev/vda; sync; sleep 1; done")
+
+
+def sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def counts(text):
+    return [int(x) for x in re.findall(r"counter (\d+)", text)]
+
+
+@pytest.fixture(scope="module")
+def linux_template(tmp_path_factory, guest_env, kvm):
+    """Boots Linux once, lets the counter run, pauses and snapshots it: (directory, disk)."""
+    from conftest import Vm, build_dir
+    work = tmp_path_factory.mktemp("linux-snap")
+    disk = work / "template.img"
+    disk.write_bytes(b"\0" * (1 << 20))
+    snap = work / "snap"
+    snap.mkdir()
+    sock = work / "tpl.sock"
+    vm = Vm([str(build_dir() / "cubicle"), "--kernel", guest_env["CUBICLE_VMLINUX"],
+             "--initramfs", guest_env["CUBICLE_INITRAMFS"],
+             "--cmdline", default_cmdline() + " -- " + COUNTER,
+             "--memory", "size=256M", "--disk", f"path={disk}", "--serial", "tty",
+             "--console", "off", "--api-socket", f"path={sock}"])
+    try:
+        assert vm.wait_for("counter 3\n", timeout=BOOT_TIMEOUT), vm.describe()
+        api = Api(sock)
+        assert api.put("vm.pause").status == 204
+        last = counts(vm.stdout)[-1]
+        r = api.put("vm.snapshot", {"destination_url": f"file://{snap}"})
+        assert r.status == 204, r
+    finally:
+        vm.kill()
+    return snap, disk, last
+
+
+def test_linux_clone_continues(linux_template, vm_factory, tmp_path):
+    snap, disk, last = linux_template
+    before = sha(disk)
+    own = tmp_path / "clone.img"
+    shutil.copyfile(disk, own)
+    sock = tmp_path / "clone.sock"
+    vm = vm_factory("--api-socket", f"path={sock}")
+    api = Api(sock)
+    api.wait_ready()
+    r = api.put("vm.resume-from-snapshot",
+                {"source_url": f"file://{snap}", "disks": [{"path": str(own), "id": "_disk0"}]})
+    assert r.status == 204, r
+    assert vm.wait_for(f"counter {last + 3}\n", timeout=120), vm.describe()
+    seen = counts(vm.stdout)
+    assert seen[0] in (last, last + 1) and seen == list(range(seen[0], seen[-1] + 1)), \
+        vm.describe()
+    assert "counter-file-broken" not in vm.stdout, vm.describe()
+    # The clone's writes reach its own disk; the template's is untouched.
+    assert own.read_bytes().startswith(b"disk-count "), own.read_bytes()[:40]
+    n = int(own.read_bytes()[11:20].split(b"\n")[0])
+    assert n > last, (n, last)
+    assert sha(disk) == before
+    # Linux saw the new VM generation ID.
+    assert vm.wait_for("crng reseeded due to virtual machine fork", timeout=30), vm.describe()
+    info = api.get("vm.info").json
+    assert info["state"] == "Running"
+    assert info["config"]["disks"][0]["path"] == str(own)
+
+
+def test_linux_clones_at_once(linux_template, vm_factory, tmp_path):
+    """Three clones at once from the same snapshot, each on its own disk copy."""
+    snap, disk, last = linux_template
+    vms = []
+    for i in range(3):
+        own = tmp_path / f"c{i}.img"
+        shutil.copyfile(disk, own)
+        sock = tmp_path / f"c{i}.sock"
+        vm = vm_factory("--api-socket", f"path={sock}")
+        api = Api(sock)
+        api.wait_ready()
+        r = api.put("vm.resume-from-snapshot",
+                    {"source_url": f"file://{snap}",
+                     "disks": [{"path": str(own), "id": "_disk0"}]})
+        assert r.status == 204, r
+        vms.append(vm)
+    for vm in vms:
+        assert vm.wait_for(f"counter {last + 2}\n", timeout=180), vm.describe()
