@@ -426,7 +426,7 @@ static int vm_restore_memory(struct vm *vm, const struct snapshot *snap, bool pr
 					 (mc->hugepages ? HV_RAM_HUGEPAGES : 0);
 			r = hv_ram_add(vm->hv, g->gpa, g->size, flags, &host);
 			if (r == 0)
-				r = file_read_at(snap->memory_fd, host, g->size, g->offset);
+				r = snapshot_copy_range(snap, g, host);
 		}
 		if (r < 0)
 			return error_set(err, errlen, r, "snapshot: cannot map guest RAM: %s",

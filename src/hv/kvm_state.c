@@ -239,7 +239,10 @@ static void events_from_kvm(struct hv_vcpu_events *e, const struct kvm_vcpu_even
 		.exception_injected = k->exception.injected,
 		.exception_nr = k->exception.nr,
 		.exception_has_error_code = k->exception.has_error_code,
-		.exception_pending = k->exception.pending,
+		/* Without KVM_CAP_EXCEPTION_PAYLOAD, KVM reports a pending exception as injected
+		 * as well and ignores `pending` on set: keep the state as KVM will load it. */
+		.exception_pending =
+			(k->flags & KVM_VCPUEVENT_VALID_PAYLOAD) ? k->exception.pending : 0,
 		.exception_error_code = k->exception.error_code,
 		.exception_has_payload = k->exception_has_payload,
 		.exception_payload = k->exception_payload,

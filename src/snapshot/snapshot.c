@@ -500,6 +500,41 @@ fail:
 	return r;
 }
 
+int snapshot_copy_range(const struct snapshot *s, const struct snapshot_range *g, uint8_t *host)
+{
+	_cleanup_free_ uint8_t *buf = malloc(CHUNK);
+	uint64_t at = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	while (at < g->size) {
+		off_t data = lseek(s->memory_fd, (off_t)(g->offset + at), SEEK_DATA);
+		if (data < 0 && errno == ENXIO)
+			break; /* only holes from here */
+		if (data < 0)
+			data = (off_t)(g->offset + at); /* no SEEK_DATA here: read everything */
+		if ((uint64_t)data >= g->offset + g->size)
+			break;
+		at = ALIGN_DOWN((uint64_t)data - g->offset, PAGE);
+		off_t hole = lseek(s->memory_fd, (off_t)(g->offset + at), SEEK_HOLE);
+		uint64_t end = hole < 0 ? g->size : MIN(g->size, (uint64_t)hole - g->offset);
+		end = ALIGN_UP(end, PAGE);
+		if (end > g->size)
+			end = g->size;
+		while (at < end) {
+			size_t n = (size_t)MIN(end - at, CHUNK);
+			int r = file_read_at(s->memory_fd, buf, n, g->offset + at);
+			if (r < 0)
+				return r;
+			for (size_t p = 0; p < n; p += PAGE)
+				if (!page_is_zero(buf + p))
+					memcpy(host + at + p, buf + p, PAGE);
+			at += n;
+		}
+	}
+	return 0;
+}
+
 void snapshot_close(struct snapshot *s)
 {
 	json_decref(s->root);

@@ -73,6 +73,15 @@ struct snapshot {
  */
 int snapshot_open(const char *dir, uint64_t memory_size, struct snapshot *ret, char *err,
 		  size_t errlen);
+/*
+ * Copies range @g of the memory file into @host (zeroed memory of g->size bytes, e.g. fresh
+ * anonymous RAM): only the file's data extents are read (SEEK_DATA), and of those only pages
+ * that are not zero are written, so that the untouched pages of a copied-in guest stay
+ * unallocated. For prefault=on restores and RAM that cannot be a private file mapping.
+ * Returns 0 or -errno.
+ */
+int snapshot_copy_range(const struct snapshot *s, const struct snapshot_range *g, uint8_t *host);
+
 /* Accepts a struct left as { .memory_fd = -1 } by a failed snapshot_open(). */
 void snapshot_close(struct snapshot *s);
 

@@ -2,10 +2,7 @@
 cubicle-remote, on the tiny test guests: vm.snapshot, vm.restore, CubeSandbox's
 vm.pause2snapshot, vm.resume-from-snapshot (with per-clone overrides) and vm.waitstart, and
 --restore. Every refusal is checked (the state, the body, the destination, the source, the
-overrides); the success paths run the `ticker` guest, whose count must go on in the clone.
-
-Tests marked xfail need the snapshot writer and reader (vm_snapshot, vm_restore and
-snapshot/snapshot.c, issue 7) or --sys-ctrl: remove the marks once they are merged."""
+overrides); the success paths run the `ticker` guest, whose count must go on in the clone."""
 import json
 import os
 import re
@@ -20,12 +17,12 @@ from test_api import error_of, idle_config, read_events, vmm  # noqa: F401 (a fi
 
 pytestmark = pytest.mark.usefixtures("kvm")
 
-needs_snapshot = pytest.mark.xfail(reason="needs vm_snapshot/vm_restore and snapshot.c",
-                                   strict=False)
-
 TICK = re.compile(r"cubicle-testguest: tick ([0-9a-f]{8})\n")
 
 
+# A clone's first whole tick line may be the one after the template's last whole line: the
+# template's serial may have sent part of the next line before the pause, and the clone sends
+# the rest (which the pattern does not match); hence at_pause + 2 below.
 def ticks(vm):
     return [int(t, 16) for t in TICK.findall(vm.stdout)]
 
@@ -110,7 +107,7 @@ def test_failed_pause2snapshot_resumes_the_vm_it_paused(vmm, testguest, tmp_path
     r = api.put("vm.pause2snapshot", {"destination_url": f"file://{tmp_path / 'missing'}"})
     assert r.status >= 400 and "vm.pause2snapshot" in error_of(r), r
     assert state_of(api) == "Running"
-    assert event_names(vmm)[-4:] == ["pausing", "paused", "resuming", "resumed"]
+    assert event_names(vmm)[-5:] == ["pausing", "paused", "snapshotting", "resuming", "resumed"]
     n = len(ticks(vmm))
     assert vmm.wait_for("tick", count=n + 1, timeout=30), vmm.describe()
     # a VM that was paused stays paused
@@ -247,7 +244,6 @@ def test_cli_restore_refusals(run_cubicle, testguest, tmp_path):
 
 # --- the destination and the source (the snapshot module's checks) --------------------------
 
-@needs_snapshot
 def test_snapshot_destination_errors(vmm, testguest, tmp_path):
     api = vmm.api
     boot(vmm, idle_config(testguest))
@@ -273,7 +269,6 @@ def test_snapshot_destination_errors(vmm, testguest, tmp_path):
     assert state_of(api) == "Paused"
 
 
-@needs_snapshot
 def test_restore_source_errors(vmm, vm_factory, testguest, tmp_path):
     api = vmm.api
     disk = tmp_path / "disk.img"
@@ -311,7 +306,6 @@ def check_snapshot_dir(d):
     assert not [n for n in names if n.startswith(".")], names  # no temporary file left
 
 
-@needs_snapshot
 def test_snapshot_restore_resume_continues(vmm, vm_factory, testguest, tmp_path):
     api = vmm.api
     cfg = ticker_config(testguest)
@@ -340,11 +334,10 @@ def test_snapshot_restore_resume_continues(vmm, vm_factory, testguest, tmp_path)
     assert clone.api.put("vm.resume").status == 204
     assert clone.wait_for("tick", count=2, timeout=30), clone.describe()
     got = ticks(clone)
-    assert got[0] in (at_pause, at_pause + 1), (at_pause, got)  # where it was, not from 0
+    assert got[0] in (at_pause, at_pause + 1, at_pause + 2), (at_pause, got)  # where it was, not from 0
     assert got == sorted(got)
 
 
-@needs_snapshot
 def test_cli_restore(vmm, vm_factory, testguest, tmp_path):
     boot(vmm, ticker_config(testguest), min_ticks=2)
     snap = tmp_path / "snap"
@@ -359,11 +352,10 @@ def test_cli_restore(vmm, vm_factory, testguest, tmp_path):
                     f"source_url=file://{snap},prefault=on")
     assert state_of(clone.api) == "Paused"
     assert clone.api.put("vm.resume").status == 204
-    assert clone.wait_for("tick", count=1, timeout=30), clone.describe()
-    assert ticks(clone)[0] in (at_pause, at_pause + 1)
+    assert clone.wait_for("tick", count=2, timeout=30), clone.describe()
+    assert ticks(clone)[0] in (at_pause, at_pause + 1, at_pause + 2)
 
 
-@needs_snapshot
 def test_resume_from_snapshot_with_overrides(vmm, vm_factory, testguest, tmp_path):
     template_disk, clone_disk = tmp_path / "template.img", tmp_path / "clone.img"
     for d in (template_disk, clone_disk):
@@ -389,7 +381,6 @@ def test_resume_from_snapshot_with_overrides(vmm, vm_factory, testguest, tmp_pat
         str(template_disk)
 
 
-@pytest.mark.xfail(reason="needs --sys-ctrl and vm_guest_started()", strict=False)
 def test_waitstart_answers_once_the_guest_started(vm_factory, testguest, tmp_path):
     sock = tmp_path / "api.sock"
     vm = vm_factory("--api-socket", f"path={sock}", "--kernel", testguest("ticker"),

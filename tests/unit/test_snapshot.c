@@ -136,6 +136,23 @@ static void test_write_and_open(void **state)
 	assert_int_equal(file_read_at(s.memory_fd, buf, RAM_HI, RAM_LO), 0);
 	assert_memory_equal(buf, f->hi, RAM_HI);
 	free(buf);
+	/* Copied in (prefault=on): the same bytes, and the zero pages never touched. */
+	uint8_t *lo =
+		mmap(NULL, RAM_LO, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *hi =
+		mmap(NULL, RAM_HI, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_int_equal(snapshot_copy_range(&s, &s.ranges[0], lo), 0);
+	assert_int_equal(snapshot_copy_range(&s, &s.ranges[1], hi), 0);
+	unsigned char vec[RAM_HI / 4096];
+	assert_int_equal(mincore(hi, RAM_HI, vec), 0);
+	unsigned resident = 0;
+	for (size_t i = 0; i < sizeof(vec); i++)
+		resident += vec[i] & 1;
+	assert_true(resident <= 2); /* the two patterned pages of the high region */
+	assert_memory_equal(lo, f->lo, RAM_LO);
+	assert_memory_equal(hi, f->hi, RAM_HI);
+	munmap(lo, RAM_LO);
+	munmap(hi, RAM_HI);
 	snapshot_close(&s);
 	snapshot_close(&s); /* twice is harmless */
 
