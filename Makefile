@@ -79,6 +79,7 @@ bench: guest
 	./bench/blk/run $(BUILD)
 	./bench/net/run $(BUILD)
 	./bench/vsock/run $(BUILD)
+	./bench/restore/run $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
