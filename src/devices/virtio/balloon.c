@@ -32,6 +32,7 @@
 #include "devices/virtio/virtio_devices.h"
 #include "mem/guest_mem.h"
 #include "util/log.h"
+#include "util/state.h"
 #include "util/util.h"
 #include "virtio/virtio.h"
 
@@ -338,6 +339,77 @@ void balloon_stats_refresh(void *dev)
 			virtio_pci_notify(b->vp, BALLOON_Q_STATS);
 	}
 	virtio_pci_unlock(b->vp);
+}
+
+/* ---- saved state (util/state.h) ---- */
+
+/*
+ * What the balloon keeps besides its transport: the target and what the driver says it holds,
+ * the driver's last statistics, and the features offered (deflate_on_oom, free page reporting:
+ * the config must give the same, the driver negotiated them). Inflated pages need nothing: a
+ * snapshot's RAM has them as zero pages (holes) already. The statistics buffer the device
+ * holds is in flight on statsq: the transport accounts for it (virtio.h) and it is taken
+ * again at resume. Counters are not state: they count from realize.
+ */
+struct balloon_state {
+	uint64_t features;
+	uint32_t num_pages;
+	uint32_t actual;
+	uint32_t stats_valid;
+	uint64_t stats[BALLOON_STATS_MAX];
+};
+
+static const struct state_field balloon_state_fields[] = {
+	STATE_U64(struct balloon_state, features),
+	STATE_U32(struct balloon_state, num_pages),
+	STATE_U32(struct balloon_state, actual),
+	STATE_U32(struct balloon_state, stats_valid),
+	STATE_ARRAY(struct balloon_state, stats, STATE_U64),
+};
+
+int balloon_save_device(void *dev, json_t *obj)
+{
+	struct balloon *b = dev;
+	struct balloon_state st = {
+		.features = b->vops.features,
+		.num_pages = b->num_pages,
+		.actual = b->actual,
+		.stats_valid = b->stats_valid,
+	};
+
+	memcpy(st.stats, b->stats, sizeof(st.stats));
+	return state_save_fields(obj, balloon_state_fields, ARRAY_SIZE(balloon_state_fields),
+				 &st);
+}
+
+int balloon_load_device(void *dev, const json_t *obj, char *err, size_t errlen)
+{
+	struct balloon *b = dev;
+	struct balloon_state st;
+	int r = state_load_fields(obj, balloon_state_fields, ARRAY_SIZE(balloon_state_fields),
+				  &st, err, errlen);
+
+	if (r < 0)
+		return r;
+	if (st.features != b->vops.features)
+		return error_set(err, errlen, -EINVAL,
+				 "field 'features': 0x%llx saved, --balloon gives 0x%llx "
+				 "(deflate_on_oom, free_page_reporting)",
+				 (unsigned long long)st.features,
+				 (unsigned long long)b->vops.features);
+	if ((uint64_t)st.num_pages * BALLOON_PAGE_SIZE > guest_mem_total(b->mem))
+		return error_set(err, errlen, -EINVAL,
+				 "field 'num_pages': %u pages is more than the guest's RAM",
+				 st.num_pages);
+	if (st.stats_valid >> BALLOON_STATS_MAX)
+		return error_set(err, errlen, -EINVAL, "field 'stats_valid': unknown tags");
+	virtio_pci_lock(b->vp);
+	b->num_pages = st.num_pages;
+	b->actual = st.actual;
+	b->stats_valid = st.stats_valid;
+	memcpy(b->stats, st.stats, sizeof(b->stats));
+	virtio_pci_unlock(b->vp);
+	return 0;
 }
 
 static int balloon_realize(const struct dev_ctx *ctx, const struct json_t *state, void **ret)

@@ -23,6 +23,7 @@
 
 #include "devices/virtio/net.h"
 #include "pci/pci.h"
+#include "util/state.h"
 #include "util/util.h"
 
 #define PCI_CLASS_NET_ETHERNET 0x020000
@@ -65,18 +66,25 @@ static void net_set_offloads(struct net *n, uint64_t guest)
 			log_ratelimited(&n->rl, LOG_WARN, "virtio-net %s: TUNSETOFFLOAD: %s", n->id,
 					strerror(-r));
 	}
+	n->guest_offloads = guest;
 	n->offloads = f;
+}
+
+/* Attaches the TAP queues of the first @pairs pairs, detaches the others. */
+static void net_attach_pairs(struct net *n, unsigned pairs)
+{
+	n->active_pairs = pairs;
+	if (n->tap.multi_queue) {
+		for (unsigned i = 0; i < n->pairs; i++)
+			(void)tap_set_queue_enabled(n->pair[i].fd, i < pairs);
+	}
 }
 
 static void net_set_pairs(struct net *n, unsigned pairs)
 {
 	unsigned old = n->active_pairs;
 
-	n->active_pairs = pairs;
-	if (n->tap.multi_queue) {
-		for (unsigned i = 0; i < n->pairs; i++)
-			(void)tap_set_queue_enabled(n->pair[i].fd, i < pairs);
-	}
+	net_attach_pairs(n, pairs);
 	for (unsigned i = 0; i < n->pairs; i++) {
 		if (i >= old && i < pairs) {
 			n->pair[i].rx_starved = false;
@@ -327,7 +335,8 @@ static void net_fill_config(struct net *n, const struct net_config *c)
 {
 	uint8_t *mac = n->cfg;
 
-	if (!c->mac || config_parse_mac(c->mac, mac) < 0) {
+	n->mac_from_config = c->mac && config_parse_mac(c->mac, mac) == 0;
+	if (!n->mac_from_config) {
 		/* Cloud Hypervisor's default: random, locally administered, unicast. */
 		if (getrandom(mac, 6, 0) != 6)
 			memset(mac, 0x5a, 6);
@@ -434,6 +443,119 @@ unsigned net_tap_offloads(void *dev)
 unsigned net_active_pairs(void *dev)
 {
 	return ((struct net *)dev)->active_pairs;
+}
+
+/* ---- saved state (util/state.h) ---- */
+
+/*
+ * What one NIC keeps besides its transport: what the driver negotiated (features, the guest
+ * offloads CTRL_GUEST_OFFLOADS set, the queue pairs MQ enabled) and the config space it read
+ * (the MAC above all: a random one is drawn at realize, and the guest has the snapshot's).
+ * Not state: the counters (they count from realize) and the TAP, which is config (a clone may
+ * get its own TAP through per-clone overrides). Elements the data path holds across a pause
+ * are the transport's to account for (virtio.h), not saved here; neither is a frame read from
+ * the TAP and not yet delivered: it is the host's network's, and lost like any frame in flight.
+ */
+struct net_state {
+	uint8_t mac[6];
+	uint16_t status;
+	uint16_t max_virtqueue_pairs;
+	uint16_t mtu;
+	bool active;
+	uint64_t features;
+	uint64_t guest_offloads;
+	uint32_t active_pairs;
+};
+
+static const struct state_field net_state_fields[] = {
+	STATE_BLOB(struct net_state, mac),
+	STATE_U16(struct net_state, status),
+	STATE_U16(struct net_state, max_virtqueue_pairs),
+	STATE_U16(struct net_state, mtu),
+	STATE_BOOL(struct net_state, active),
+	STATE_U64(struct net_state, features),
+	STATE_U64(struct net_state, guest_offloads),
+	STATE_U32(struct net_state, active_pairs),
+};
+
+static uint16_t net_cfg16(const struct net *n, unsigned off)
+{
+	return (uint16_t)(n->cfg[off] | n->cfg[off + 1] << 8);
+}
+
+int net_save_device(void *dev, json_t *obj)
+{
+	struct net *n = dev;
+	struct net_state st = {
+		.status = net_cfg16(n, 6),
+		.max_virtqueue_pairs = net_cfg16(n, 8),
+		.mtu = net_cfg16(n, 10),
+		.active = n->active,
+		.features = n->features,
+		.guest_offloads = n->guest_offloads,
+		.active_pairs = n->active_pairs,
+	};
+
+	memcpy(st.mac, n->cfg, sizeof(st.mac));
+	return state_save_fields(obj, net_state_fields, ARRAY_SIZE(net_state_fields), &st);
+}
+
+/* Whether @st fits the NIC the config built (@n). */
+static int net_state_check(const struct net *n, const struct net_state *st, char *err,
+			   size_t errlen)
+{
+	if (st->max_virtqueue_pairs != n->pairs)
+		return error_set(err, errlen, -EINVAL,
+				 "field 'max_virtqueue_pairs': %u saved, the config gives %u",
+				 st->max_virtqueue_pairs, n->pairs);
+	if (st->mtu != net_cfg16(n, 10))
+		return error_set(err, errlen, -EINVAL, "field 'mtu': %u saved, the config gives %u",
+				 st->mtu, net_cfg16(n, 10));
+	if (n->mac_from_config && memcmp(st->mac, n->cfg, sizeof(st->mac)))
+		return error_set(err, errlen, -EINVAL,
+				 "field 'mac': the guest has another MAC than --net mac=");
+	if (st->status & ~NET_S_LINK_UP)
+		return error_set(err, errlen, -EINVAL, "field 'status': unknown bits 0x%x",
+				 st->status);
+	/* Device bits only: the transport checks its own (VERSION_1, EVENT_IDX...). */
+	if (st->features & (BIT64(24) - 1) & ~n->vops.features)
+		return error_set(err, errlen, -EINVAL,
+				 "field 'features': bits the device does not offer (0x%llx)",
+				 (unsigned long long)(st->features & (BIT64(24) - 1) &
+						      ~n->vops.features));
+	if (st->guest_offloads & ~(st->features & NET_GUEST_OFFLOADS))
+		return error_set(err, errlen, -EINVAL,
+				 "field 'guest_offloads': offloads not negotiated");
+	if (st->active_pairs > n->pairs || (st->active && !st->active_pairs))
+		return error_set(err, errlen, -EINVAL,
+				 "field 'active_pairs': expected 1..%u queue pairs", n->pairs);
+	return 0;
+}
+
+int net_load_device(void *dev, const json_t *obj, char *err, size_t errlen)
+{
+	struct net *n = dev;
+	struct net_state st;
+	int r = state_load_fields(obj, net_state_fields, ARRAY_SIZE(net_state_fields), &st, err,
+				  errlen);
+
+	if (r == 0)
+		r = net_state_check(n, &st, err, errlen);
+	if (r < 0)
+		return r;
+	virtio_pci_lock(n->vp);
+	memcpy(n->cfg, st.mac, sizeof(st.mac));
+	n->cfg[6] = (uint8_t)st.status;
+	n->cfg[7] = (uint8_t)(st.status >> 8);
+	n->features = st.features;
+	n->active = st.active;
+	/* The TAP (maybe a clone's own) gets the offloads and queues the driver set. */
+	net_set_offloads(n, st.guest_offloads);
+	net_attach_pairs(n, st.active_pairs);
+	for (unsigned i = 0; i < n->pairs; i++)
+		net_pair_arm(&n->pair[i]);
+	virtio_pci_unlock(n->vp);
+	return 0;
 }
 
 /* ---- dev_ops: every --net ---- */

@@ -12,6 +12,22 @@
 
 struct virtio_pci;
 
+/*
+ * Saved state (snapshot): each device's own part, everything that is not its transport's, as
+ * named fields (util/state.h) of one instance. X_save_device() fills @obj (0 or -ENOMEM);
+ * X_load_device() reads it into an instance the config just built (and whose transport was
+ * restored first), checked as hostile input: 0, or -EINVAL with one line in @err naming the
+ * field; nothing changes on failure. Loop thread, device quiesced.
+ */
+int net_save_device(void *dev, struct json_t *obj);
+int net_load_device(void *dev, const struct json_t *obj, char *err, size_t errlen);
+int vsock_save_device(void *dev, struct json_t *obj);
+int vsock_load_device(void *dev, const struct json_t *obj, char *err, size_t errlen);
+int balloon_save_device(void *dev, struct json_t *obj);
+int balloon_load_device(void *dev, const struct json_t *obj, char *err, size_t errlen);
+int pmem_save_device(void *dev, struct json_t *obj);
+int pmem_load_device(void *dev, const struct json_t *obj, char *err, size_t errlen);
+
 extern const struct dev_ops rng_ops;
 extern const struct dev_ops console_ops;
 extern const struct dev_ops net_ops;
