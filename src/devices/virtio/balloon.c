@@ -231,6 +231,15 @@ static void balloon_config_write(void *opaque, uint32_t offset, const uint8_t *d
 	b->actual = le32toh(v);
 }
 
+/* The statistics buffer is statsq's latest pop: nothing is popped after it until it is
+ * returned (virtio_dev_ops.held). The other queues complete what they pop at once. */
+static unsigned balloon_held(void *opaque, unsigned q)
+{
+	const struct balloon *b = opaque;
+
+	return q == BALLOON_Q_STATS && b->have_stats_elem;
+}
+
 static void balloon_dev_reset(void *opaque)
 {
 	struct balloon *b = opaque;
@@ -275,6 +284,7 @@ int balloon_create(const struct dev_ctx *ctx, const struct balloon_config *bc, v
 		.config_write = balloon_config_write,
 		.queue_notify = balloon_queue_notify,
 		.reset = balloon_dev_reset,
+		.held = balloon_held,
 	};
 	if (bc->deflate_on_oom)
 		b->vops.features |= 1ULL << VIRTIO_BALLOON_F_DEFLATE_ON_OOM;
@@ -367,7 +377,7 @@ static const struct state_field balloon_state_fields[] = {
 	STATE_ARRAY(struct balloon_state, stats, STATE_U64),
 };
 
-int balloon_save_device(void *dev, json_t *obj)
+static int balloon_save_device(void *dev, json_t *obj)
 {
 	struct balloon *b = dev;
 	struct balloon_state st = {
@@ -382,7 +392,7 @@ int balloon_save_device(void *dev, json_t *obj)
 				 &st);
 }
 
-int balloon_load_device(void *dev, const json_t *obj, char *err, size_t errlen)
+static int balloon_load_device(void *dev, const json_t *obj, char *err, size_t errlen)
 {
 	struct balloon *b = dev;
 	struct balloon_state st;
@@ -412,20 +422,56 @@ int balloon_load_device(void *dev, const json_t *obj, char *err, size_t errlen)
 	return 0;
 }
 
+int balloon_state_save(void *dev, json_t *obj, char *err, size_t errlen)
+{
+	struct balloon *b = dev;
+
+	return vdev_state_save(b->vp, dev, balloon_save_device, obj, err, errlen);
+}
+
+int balloon_state_load(void *dev, const json_t *obj, char *err, size_t errlen)
+{
+	struct balloon *b = dev;
+
+	return vdev_state_load(b->vp, dev, balloon_load_device, obj, err, errlen);
+}
+
+/* The device is alone in its entry: its state is the instance's object itself. */
 static int balloon_realize(const struct dev_ctx *ctx, const struct json_t *state, void **ret)
 {
 	const struct balloon_config *bc = ctx->cfg->balloon;
+	char why[256];
+	void *b;
 	int r;
 
 	if (!bc) {
 		*ret = NULL;
+		if (state)
+			return error_set(ctx->err, ctx->errlen, -EINVAL,
+					 "--balloon: the snapshot has a balloon, the config none");
 		return 0;
 	}
-	r = balloon_create(ctx, bc, ret);
+	r = balloon_create(ctx, bc, &b);
 	if (r < 0)
-		error_set(ctx->err, ctx->errlen, r, "--balloon: cannot create the device: %s",
-			  strerror(-r));
-	return r;
+		return error_set(ctx->err, ctx->errlen, r,
+				 "--balloon: cannot create the device: %s", strerror(-r));
+	r = state ? balloon_state_load(b, state, why, sizeof(why)) : 0;
+	if (r < 0) {
+		balloon_destroy(b);
+		return error_set(ctx->err, ctx->errlen, r, "--balloon: %s", why);
+	}
+	*ret = b;
+	return 0;
+}
+
+static int balloon_save(void *dev, json_t *state, char *err, size_t errlen)
+{
+	char why[256];
+	int r = balloon_state_save(dev, state, why, sizeof(why));
+
+	if (r < 0)
+		return error_set(err, errlen, r, "virtio-balloon: %s", why);
+	return 0;
 }
 
 static void balloon_unrealize(void *dev)
@@ -476,5 +522,6 @@ const struct dev_ops balloon_ops = {
 	.reset = balloon_reset,
 	.pause = balloon_pause,
 	.resume = balloon_resume,
+	.save = balloon_save,
 	.counters = balloon_counters,
 };

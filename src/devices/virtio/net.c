@@ -204,6 +204,22 @@ static void net_dev_reset(void *opaque)
 	net_set_offloads(n, 0);
 }
 
+/* Buffers popped and not yet used (virtio_dev_ops.held): on a receive queue those of the
+ * frame being delivered and the one in hand, on a transmit queue the chain waiting for the
+ * TAP or the rate limiter. Each is the queue's latest pop: the transport can un-pop them. */
+static unsigned net_held(void *opaque, unsigned q)
+{
+	struct net *n = opaque;
+	const struct net_pair *p;
+
+	if (q >= 2 * n->pairs)
+		return 0; /* the control queue completes every command at once */
+	p = &n->pair[q / 2];
+	if (q % 2)
+		return p->tx_held;
+	return p->nused + p->rx_held;
+}
+
 /* ---- fd callbacks ---- */
 
 static void net_fd_cb(void *opaque, uint32_t events)
@@ -388,6 +404,7 @@ static int net_alloc(const struct dev_ctx *ctx, const struct net_config *c, unsi
 		.queue_notify = net_queue_notify,
 		.activate = net_activate,
 		.reset = net_dev_reset,
+		.held = net_held,
 	};
 	*ret = n;
 	return 0;
@@ -448,21 +465,20 @@ unsigned net_active_pairs(void *dev)
 /* ---- saved state (util/state.h) ---- */
 
 /*
- * What one NIC keeps besides its transport: what the driver negotiated (features, the guest
- * offloads CTRL_GUEST_OFFLOADS set, the queue pairs MQ enabled) and the config space it read
- * (the MAC above all: a random one is drawn at realize, and the guest has the snapshot's).
- * Not state: the counters (they count from realize) and the TAP, which is config (a clone may
- * get its own TAP through per-clone overrides). Elements the data path holds across a pause
- * are the transport's to account for (virtio.h), not saved here; neither is a frame read from
- * the TAP and not yet delivered: it is the host's network's, and lost like any frame in flight.
+ * What one NIC keeps besides its transport (which has the negotiated features and whether the
+ * driver is running: loading it calls net_activate): the guest offloads CTRL_GUEST_OFFLOADS
+ * set, the queue pairs MQ enabled, and the config space the driver read (the MAC above all: a
+ * random one is drawn at realize, and the guest has the snapshot's). Not state: the counters
+ * (they count from realize) and the TAP, which is config (a clone may get its own TAP through
+ * per-clone overrides). Buffers the data path holds across a pause are un-popped by the
+ * transport (net_held); a frame read from the TAP and not yet delivered is not saved: it is
+ * the host network's, lost like any frame in flight.
  */
 struct net_state {
 	uint8_t mac[6];
 	uint16_t status;
 	uint16_t max_virtqueue_pairs;
 	uint16_t mtu;
-	bool active;
-	uint64_t features;
 	uint64_t guest_offloads;
 	uint32_t active_pairs;
 };
@@ -472,8 +488,6 @@ static const struct state_field net_state_fields[] = {
 	STATE_U16(struct net_state, status),
 	STATE_U16(struct net_state, max_virtqueue_pairs),
 	STATE_U16(struct net_state, mtu),
-	STATE_BOOL(struct net_state, active),
-	STATE_U64(struct net_state, features),
 	STATE_U64(struct net_state, guest_offloads),
 	STATE_U32(struct net_state, active_pairs),
 };
@@ -483,15 +497,13 @@ static uint16_t net_cfg16(const struct net *n, unsigned off)
 	return (uint16_t)(n->cfg[off] | n->cfg[off + 1] << 8);
 }
 
-int net_save_device(void *dev, json_t *obj)
+static int net_save_device(void *dev, json_t *obj)
 {
 	struct net *n = dev;
 	struct net_state st = {
 		.status = net_cfg16(n, 6),
 		.max_virtqueue_pairs = net_cfg16(n, 8),
 		.mtu = net_cfg16(n, 10),
-		.active = n->active,
-		.features = n->features,
 		.guest_offloads = n->guest_offloads,
 		.active_pairs = n->active_pairs,
 	};
@@ -500,7 +512,7 @@ int net_save_device(void *dev, json_t *obj)
 	return state_save_fields(obj, net_state_fields, ARRAY_SIZE(net_state_fields), &st);
 }
 
-/* Whether @st fits the NIC the config built (@n). */
+/* Whether @st fits the NIC the config built and its restored transport (@n). */
 static int net_state_check(const struct net *n, const struct net_state *st, char *err,
 			   size_t errlen)
 {
@@ -517,45 +529,53 @@ static int net_state_check(const struct net *n, const struct net_state *st, char
 	if (st->status & ~NET_S_LINK_UP)
 		return error_set(err, errlen, -EINVAL, "field 'status': unknown bits 0x%x",
 				 st->status);
-	/* Device bits only: the transport checks its own (VERSION_1, EVENT_IDX...). */
-	if (st->features & (BIT64(24) - 1) & ~n->vops.features)
+	if (st->guest_offloads & ~(n->features & NET_GUEST_OFFLOADS))
 		return error_set(err, errlen, -EINVAL,
-				 "field 'features': bits the device does not offer (0x%llx)",
-				 (unsigned long long)(st->features & (BIT64(24) - 1) &
-						      ~n->vops.features));
-	if (st->guest_offloads & ~(st->features & NET_GUEST_OFFLOADS))
-		return error_set(err, errlen, -EINVAL,
-				 "field 'guest_offloads': offloads not negotiated");
-	if (st->active_pairs > n->pairs || (st->active && !st->active_pairs))
+				 "field 'guest_offloads': offloads the driver did not negotiate");
+	if (st->active_pairs > n->pairs || (n->active && !st->active_pairs))
 		return error_set(err, errlen, -EINVAL,
 				 "field 'active_pairs': expected 1..%u queue pairs", n->pairs);
 	return 0;
 }
 
-int net_load_device(void *dev, const json_t *obj, char *err, size_t errlen)
+/* After the transport's load (n->features and n->active are the driver's again). */
+static int net_load_device(void *dev, const json_t *obj, char *err, size_t errlen)
 {
 	struct net *n = dev;
 	struct net_state st;
 	int r = state_load_fields(obj, net_state_fields, ARRAY_SIZE(net_state_fields), &st, err,
 				  errlen);
 
+	virtio_pci_lock(n->vp);
 	if (r == 0)
 		r = net_state_check(n, &st, err, errlen);
-	if (r < 0)
-		return r;
-	virtio_pci_lock(n->vp);
-	memcpy(n->cfg, st.mac, sizeof(st.mac));
-	n->cfg[6] = (uint8_t)st.status;
-	n->cfg[7] = (uint8_t)(st.status >> 8);
-	n->features = st.features;
-	n->active = st.active;
-	/* The TAP (maybe a clone's own) gets the offloads and queues the driver set. */
-	net_set_offloads(n, st.guest_offloads);
-	net_attach_pairs(n, st.active_pairs);
-	for (unsigned i = 0; i < n->pairs; i++)
-		net_pair_arm(&n->pair[i]);
+	if (r == 0) {
+		memcpy(n->cfg, st.mac, sizeof(st.mac));
+		n->cfg[6] = (uint8_t)st.status;
+		n->cfg[7] = (uint8_t)(st.status >> 8);
+		/* The TAP (maybe a clone's own) gets the offloads and queues the driver set. */
+		net_set_offloads(n, st.guest_offloads);
+		net_attach_pairs(n, st.active_pairs);
+		n->paused = true; /* as after net_set_pause: resume reads the TAP again */
+		for (unsigned i = 0; i < n->pairs; i++)
+			net_pair_arm(&n->pair[i]);
+	}
 	virtio_pci_unlock(n->vp);
-	return 0;
+	return r;
+}
+
+int net_state_save(void *dev, json_t *obj, char *err, size_t errlen)
+{
+	struct net *n = dev;
+
+	return vdev_state_save(n->vp, dev, net_save_device, obj, err, errlen);
+}
+
+int net_state_load(void *dev, const json_t *obj, char *err, size_t errlen)
+{
+	struct net *n = dev;
+
+	return vdev_state_load(n->vp, dev, net_load_device, obj, err, errlen);
 }
 
 /* ---- dev_ops: every --net ---- */
@@ -594,9 +614,16 @@ static int net_realize_one(const struct dev_ctx *ctx, const struct net_config *c
 static int net_realize(const struct dev_ctx *ctx, const struct json_t *state, void **ret)
 {
 	const struct vm_config *cfg = ctx->cfg;
+	const json_t *saved = NULL;
 	struct net_set *s;
+	char why[256];
+	int r;
 
-	(void)state;
+	if (state) {
+		r = vdev_state_get_instances(state, cfg->num_nets, &saved, why, sizeof(why));
+		if (r < 0)
+			return error_set(ctx->err, ctx->errlen, r, "--net: %s", why);
+	}
 	if (!cfg->num_nets) {
 		*ret = NULL;
 		return 0;
@@ -606,15 +633,40 @@ static int net_realize(const struct dev_ctx *ctx, const struct json_t *state, vo
 		return -ENOMEM;
 	for (unsigned i = 0; i < cfg->num_nets; i++) {
 		void *nic;
-		int r = net_realize_one(ctx, &cfg->nets[i], &nic);
 
+		r = net_realize_one(ctx, &cfg->nets[i], &nic);
 		if (r < 0) {
 			net_set_unrealize(s);
 			return r;
 		}
 		s->nics[s->num++] = nic;
+		r = saved ? net_state_load(nic, json_array_get(saved, i), why, sizeof(why)) : 0;
+		if (r < 0) {
+			error_set(ctx->err, ctx->errlen, r, "--net %s: %s", s->nics[i]->id, why);
+			net_set_unrealize(s);
+			return r;
+		}
 	}
 	*ret = s;
+	return 0;
+}
+
+static int net_set_save(void *dev, json_t *state, char *err, size_t errlen)
+{
+	struct net_set *s = dev;
+	json_t *a = vdev_state_add_instances(state);
+	char why[256];
+
+	if (!a)
+		return error_set(err, errlen, -ENOMEM, "virtio-net: out of memory");
+	for (unsigned i = 0; i < s->num; i++) {
+		json_t *o = state_append_object(a);
+		int r = o ? net_state_save(s->nics[i], o, why, sizeof(why)) : -ENOMEM;
+
+		if (r < 0)
+			return error_set(err, errlen, r, "virtio-net %s: %s", s->nics[i]->id,
+					 o ? why : "out of memory");
+	}
 	return 0;
 }
 
@@ -700,6 +752,7 @@ const struct dev_ops net_ops = {
 	.reset = net_set_reset,
 	.pause = net_set_pause,
 	.resume = net_set_resume,
+	.save = net_set_save,
 	.counters = net_set_counters,
 	.nodes = net_set_nodes,
 };

@@ -269,7 +269,7 @@ static const struct state_field pmem_state_fields[] = {
 	STATE_BOOL(struct pmem_state, discard_writes),
 };
 
-int pmem_save_device(void *dev, json_t *obj)
+static int pmem_save_device(void *dev, json_t *obj)
 {
 	struct pmem *p = dev;
 	struct pmem_state st = { p->gpa, p->size, p->discard_writes };
@@ -277,7 +277,7 @@ int pmem_save_device(void *dev, json_t *obj)
 	return state_save_fields(obj, pmem_state_fields, ARRAY_SIZE(pmem_state_fields), &st);
 }
 
-int pmem_load_device(void *dev, const json_t *obj, char *err, size_t errlen)
+static int pmem_load_device(void *dev, const json_t *obj, char *err, size_t errlen)
 {
 	struct pmem *p = dev;
 	struct pmem_state st;
@@ -302,6 +302,20 @@ int pmem_load_device(void *dev, const json_t *obj, char *err, size_t errlen)
 	return 0;
 }
 
+int pmem_state_save(void *dev, json_t *obj, char *err, size_t errlen)
+{
+	struct pmem *p = dev;
+
+	return vdev_state_save(p->vp, dev, pmem_save_device, obj, err, errlen);
+}
+
+int pmem_state_load(void *dev, const json_t *obj, char *err, size_t errlen)
+{
+	struct pmem *p = dev;
+
+	return vdev_state_load(p->vp, dev, pmem_load_device, obj, err, errlen);
+}
+
 /* All the --pmem devices: one dev_table entry realizes them all. */
 struct pmem_set {
 	unsigned n;
@@ -323,9 +337,16 @@ static void pmem_unrealize(void *dev)
 static int pmem_realize(const struct dev_ctx *ctx, const struct json_t *state, void **ret)
 {
 	const struct vm_config *cfg = ctx->cfg;
+	const json_t *saved = NULL;
 	struct pmem_set *s;
+	char why[256];
 	int r;
 
+	if (state) {
+		r = vdev_state_get_instances(state, cfg->num_pmems, &saved, why, sizeof(why));
+		if (r < 0)
+			return error_set(ctx->err, ctx->errlen, r, OPT ": %s", why);
+	}
 	if (!cfg->num_pmems) {
 		*ret = NULL;
 		return 0;
@@ -342,8 +363,34 @@ static int pmem_realize(const struct dev_ctx *ctx, const struct json_t *state, v
 		snprintf(s->ids[i], sizeof(s->ids[i]), "%s",
 			 cfg->pmems[i].id ? cfg->pmems[i].id : "");
 		s->n = i + 1;
+		r = saved ? pmem_state_load(s->devs[i], json_array_get(saved, i), why, sizeof(why))
+			  : 0;
+		if (r < 0) {
+			error_set(ctx->err, ctx->errlen, r, OPT " %s: %s", s->ids[i], why);
+			pmem_unrealize(s);
+			return r;
+		}
 	}
 	*ret = s;
+	return 0;
+}
+
+static int pmem_save(void *dev, json_t *state, char *err, size_t errlen)
+{
+	struct pmem_set *s = dev;
+	json_t *a = vdev_state_add_instances(state);
+	char why[256];
+
+	if (!a)
+		return error_set(err, errlen, -ENOMEM, "virtio-pmem: out of memory");
+	for (unsigned i = 0; i < s->n; i++) {
+		json_t *o = state_append_object(a);
+		int r = o ? pmem_state_save(s->devs[i], o, why, sizeof(why)) : -ENOMEM;
+
+		if (r < 0)
+			return error_set(err, errlen, r, "virtio-pmem %s: %s", s->ids[i],
+					 o ? why : "out of memory");
+	}
 	return 0;
 }
 
@@ -392,5 +439,6 @@ const struct dev_ops pmem_ops = {
 	.reset = pmem_reset,
 	.pause = pmem_pause,
 	.resume = pmem_resume,
+	.save = pmem_save,
 	.counters = pmem_counters,
 };

@@ -6,6 +6,7 @@
 #ifndef CUBICLE_DEVICES_VIRTIO_VIRTIO_DEVICES_H
 #define CUBICLE_DEVICES_VIRTIO_VIRTIO_DEVICES_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "devices/device.h"
@@ -13,20 +14,40 @@
 struct virtio_pci;
 
 /*
- * Saved state (snapshot): each device's own part, everything that is not its transport's, as
- * named fields (util/state.h) of one instance. X_save_device() fills @obj (0 or -ENOMEM);
- * X_load_device() reads it into an instance the config just built (and whose transport was
- * restored first), checked as hostile input: 0, or -EINVAL with one line in @err naming the
- * field; nothing changes on failure. Loop thread, device quiesced.
+ * Saved state (snapshot) of one instance of net, vsock, balloon or pmem: the transport's object
+ * (virtio_pci_save) with the device's own fields, everything that is not the transport's,
+ * under "device" (util/state.h). X_state_save() runs on the loop thread with the device paused
+ * and returns 0 or -errno with one line in @err (-EBUSY: elements in flight the device does not
+ * hold). X_state_load() takes such an object into an instance the config just built, checked
+ * as hostile input: 0, or -EINVAL with one line in @err naming the field, and the instance is
+ * then fit only to be destroyed; on success it is quiesced as after pause(), until resume().
+ * These are what the dev_ops entries call per instance, and test hooks.
  */
-int net_save_device(void *dev, struct json_t *obj);
-int net_load_device(void *dev, const struct json_t *obj, char *err, size_t errlen);
-int vsock_save_device(void *dev, struct json_t *obj);
-int vsock_load_device(void *dev, const struct json_t *obj, char *err, size_t errlen);
-int balloon_save_device(void *dev, struct json_t *obj);
-int balloon_load_device(void *dev, const struct json_t *obj, char *err, size_t errlen);
-int pmem_save_device(void *dev, struct json_t *obj);
-int pmem_load_device(void *dev, const struct json_t *obj, char *err, size_t errlen);
+int net_state_save(void *dev, struct json_t *obj, char *err, size_t errlen);
+int net_state_load(void *dev, const struct json_t *obj, char *err, size_t errlen);
+int vsock_state_save(void *dev, struct json_t *obj, char *err, size_t errlen);
+int vsock_state_load(void *dev, const struct json_t *obj, char *err, size_t errlen);
+int balloon_state_save(void *dev, struct json_t *obj, char *err, size_t errlen);
+int balloon_state_load(void *dev, const struct json_t *obj, char *err, size_t errlen);
+int pmem_state_save(void *dev, struct json_t *obj, char *err, size_t errlen);
+int pmem_state_load(void *dev, const struct json_t *obj, char *err, size_t errlen);
+
+/* vdev_state.c: what the four have in common. A device's own part: @save fills @obj (0 or
+ * -ENOMEM); @load reads it after the transport was loaded (0 or -EINVAL with @err). */
+typedef int (*vdev_save_fn)(void *dev, struct json_t *obj);
+typedef int (*vdev_load_fn)(void *dev, const struct json_t *obj, char *err, size_t errlen);
+/* One instance: virtio_pci_save() into @obj, then @save into @obj's "device". */
+int vdev_state_save(struct virtio_pci *vp, void *dev, vdev_save_fn save, struct json_t *obj,
+		    char *err, size_t errlen);
+/* One instance: virtio_pci_load() from @obj, then @load from its "device". */
+int vdev_state_load(struct virtio_pci *vp, void *dev, vdev_load_fn load, const struct json_t *obj,
+		    char *err, size_t errlen);
+/* A dev_ops entry's instances, in config order: the array "instances" of @state (NULL when out
+ * of memory), and on load that array, which must have exactly @n entries (else -EINVAL). */
+#define VDEV_STATE_MAX_INSTANCES 64
+struct json_t *vdev_state_add_instances(struct json_t *state);
+int vdev_state_get_instances(const struct json_t *state, unsigned n, const struct json_t **ret,
+			     char *err, size_t errlen);
 
 extern const struct dev_ops rng_ops;
 extern const struct dev_ops console_ops;

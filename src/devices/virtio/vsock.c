@@ -393,14 +393,14 @@ static void vsock_tx(struct vsock *vs)
  * snapshot load): Linux then resets every socket and reads guest_cid again, so a clone may
  * also be given another CID (a per-clone override of --vsock): the config's is used.
  */
-int vsock_save_device(void *dev, json_t *obj)
+static int vsock_save_device(void *dev, json_t *obj)
 {
 	struct vsock *vs = dev;
 
 	return state_set_u64(obj, "guest_cid", vs->guest_cid);
 }
 
-int vsock_load_device(void *dev, const json_t *obj, char *err, size_t errlen)
+static int vsock_load_device(void *dev, const json_t *obj, char *err, size_t errlen)
 {
 	struct vsock *vs = dev;
 	uint64_t cid;
@@ -412,12 +412,29 @@ int vsock_load_device(void *dev, const json_t *obj, char *err, size_t errlen)
 		return error_set(err, errlen, -EINVAL,
 				 "field 'guest_cid': expected %u..%u, not %llu", CONFIG_VSOCK_MIN_CID,
 				 CONFIG_VSOCK_MAX_CID, (unsigned long long)cid);
+	/* After the transport's load: its status is the driver's. */
 	virtio_pci_lock(vs->vp);
 	vs->reset_pending = (virtio_pci_status(vs->vp) &
 			     (VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_NEEDS_RESET)) ==
 			    VIRTIO_STATUS_DRIVER_OK;
+	vs->paused = true; /* as after vsock_pause */
+	vsock_arm_all(vs);
 	virtio_pci_unlock(vs->vp);
 	return 0;
+}
+
+int vsock_state_save(void *dev, json_t *obj, char *err, size_t errlen)
+{
+	struct vsock *vs = dev;
+
+	return vdev_state_save(vs->vp, dev, vsock_save_device, obj, err, errlen);
+}
+
+int vsock_state_load(void *dev, const json_t *obj, char *err, size_t errlen)
+{
+	struct vsock *vs = dev;
+
+	return vdev_state_load(vs->vp, dev, vsock_load_device, obj, err, errlen);
 }
 
 /* Delivers a pending TRANSPORT_RESET into an event buffer, when the driver has lent one. */
@@ -478,6 +495,15 @@ static void vsock_dev_reset(void *opaque)
 	vs->reset_pending = false; /* a new driver has no connection to drop */
 }
 
+/* The receive buffer in hand is the receive queue's latest pop (virtio_dev_ops.held); the
+ * transmit and event queues complete what they pop at once. */
+static unsigned vsock_held(void *opaque, unsigned q)
+{
+	const struct vsock *vs = opaque;
+
+	return q == VSOCK_RXQ && vs->rx_held;
+}
+
 static const struct virtio_dev_ops vsock_vops = {
 	.name = "virtio-vsock",
 	.device_id = VIRTIO_ID_VSOCK,
@@ -488,6 +514,7 @@ static const struct virtio_dev_ops vsock_vops = {
 	.config_read = vsock_config_read,
 	.queue_notify = vsock_queue_notify,
 	.reset = vsock_dev_reset,
+	.held = vsock_held,
 };
 
 static void vsock_listen_cb(void *opaque, uint32_t events)
@@ -615,14 +642,40 @@ void vsock_expire_at(void *dev, uint64_t now_ns)
 	virtio_pci_unlock(vs->vp);
 }
 
+/* The device is alone in its entry: its state is the instance's object itself. */
 static int vsock_realize(const struct dev_ctx *ctx, const struct json_t *state, void **ret)
 {
-	(void)state;
+	char why[256];
+	void *vs;
+	int r;
+
 	if (!ctx->cfg->vsock) {
 		*ret = NULL;
+		if (state)
+			return error_set(ctx->err, ctx->errlen, -EINVAL,
+					 "--vsock: the snapshot has a vsock device, the config none");
 		return 0;
 	}
-	return vsock_create(ctx, ctx->cfg->vsock, ret);
+	r = vsock_create(ctx, ctx->cfg->vsock, &vs);
+	if (r < 0)
+		return r;
+	r = state ? vsock_state_load(vs, state, why, sizeof(why)) : 0;
+	if (r < 0) {
+		vsock_destroy(vs);
+		return error_set(ctx->err, ctx->errlen, r, "--vsock: %s", why);
+	}
+	*ret = vs;
+	return 0;
+}
+
+static int vsock_save(void *dev, json_t *state, char *err, size_t errlen)
+{
+	char why[256];
+	int r = vsock_state_save(dev, state, why, sizeof(why));
+
+	if (r < 0)
+		return error_set(err, errlen, r, "virtio-vsock: %s", why);
+	return 0;
 }
 
 static void vsock_unrealize(void *dev)
@@ -690,6 +743,7 @@ const struct dev_ops vsock_ops = {
 	.reset = vsock_reset,
 	.pause = vsock_pause,
 	.resume = vsock_resume,
+	.save = vsock_save,
 	.counters = vsock_counters,
 	.nodes = vsock_nodes,
 };

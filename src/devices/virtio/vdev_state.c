@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Saved state of the virtio devices that have several instances or a state of their own
+ * (virtio_devices.h: vdev_state_*): one instance is its transport's object (virtio_pci_save)
+ * with the device's own fields beside it under "device"; a dev_ops entry with many instances
+ * keeps them in "instances", in config order.
+ */
+#include <errno.h>
+#include <stdio.h>
+
+#include "devices/virtio/virtio_devices.h"
+#include "util/state.h"
+#include "util/util.h"
+#include "virtio/virtio.h"
+
+int vdev_state_save(struct virtio_pci *vp, void *dev, vdev_save_fn save, json_t *obj, char *err,
+		    size_t errlen)
+{
+	json_t *own;
+	int r = virtio_pci_save(vp, obj, err, errlen);
+
+	if (r < 0)
+		return r;
+	own = state_add_object(obj, "device");
+	if (!own || save(dev, own) < 0)
+		return error_set(err, errlen, -ENOMEM, "out of memory");
+	return 0;
+}
+
+int vdev_state_load(struct virtio_pci *vp, void *dev, vdev_load_fn load, const json_t *obj,
+		    char *err, size_t errlen)
+{
+	const json_t *own;
+	char why[256];
+	int r = state_get_object(obj, "device", &own, err, errlen);
+
+	/* The transport first: loading it calls the device's activate() as the driver's
+	 * DRIVER_OK did, and the device's own state goes on top of what that set up. */
+	if (r == 0)
+		r = virtio_pci_load(vp, obj, err, errlen);
+	if (r == 0) {
+		r = load(dev, own, why, sizeof(why));
+		if (r < 0)
+			error_set(err, errlen, r, "device: %s", why);
+	}
+	return r;
+}
+
+json_t *vdev_state_add_instances(json_t *state)
+{
+	return state_add_array(state, "instances");
+}
+
+int vdev_state_get_instances(const json_t *state, unsigned n, const json_t **ret, char *err,
+			     size_t errlen)
+{
+	const json_t *a;
+	int r = state_get_array(state, "instances", VDEV_STATE_MAX_INSTANCES, &a, err, errlen);
+
+	if (r < 0)
+		return r;
+	if (json_array_size(a) != n)
+		return error_set(err, errlen, -EINVAL,
+				 "field 'instances': %zu saved, the config has %u",
+				 json_array_size(a), n);
+	*ret = a;
+	return 0;
+}
