@@ -194,13 +194,14 @@ static int vp_queue_check(const struct virtio_pci *vp, const struct vp_regs *s, 
 			 vp_nr_vectors(vp));
 		return -EINVAL;
 	}
-	if (!ret->ready) {
-		if (ret->broken) {
-			snprintf(err, errlen, "field 'broken': set on a queue that is not ready");
-			return -EINVAL;
-		}
-		return 0;
+	/* A queue breaks only when ready, and the transport then needs reset. */
+	if (ret->broken && (!ret->ready || !(s->status & VIRTIO_STATUS_NEEDS_RESET))) {
+		snprintf(err, errlen, "field 'broken': set on a queue %s",
+			 ret->ready ? "of a device that does not need reset" : "that is not ready");
+		return -EINVAL;
 	}
+	if (!ret->ready)
+		return 0;
 	if (!ret->enabled || !(s->status & VIRTIO_STATUS_FEATURES_OK)) {
 		snprintf(err, errlen, "field 'ready': set on a queue %s",
 			 ret->enabled ? "before FEATURES_OK" : "not enabled");

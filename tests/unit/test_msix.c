@@ -18,6 +18,7 @@
 #include "hv/mock.h"
 #include "hv/routes.h"
 #include "pci/pci.h"
+#include "util/state.h"
 #include "util/util.h"
 
 #define ECAM	 0xe0000000ULL
@@ -519,6 +520,142 @@ static void test_routed_fallback(void **state)
 	assert_int_equal(h->msis[0].data, 0x4020);
 }
 
+/* ---- snapshot state (pci_function_save/load) ---- */
+
+#define BAR0_MOVED 0xd0000000ULL
+
+static char *state_dump(struct harness *h)
+{
+	json_t *o = json_object();
+	char *s;
+
+	assert_int_equal(pci_function_save(h->fn, o), 0);
+	s = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
+	assert_non_null(s);
+	json_decref(o);
+	return s;
+}
+
+/* Loads @text into a fresh routed function; returns it, or NULL with @err set. */
+static struct harness *state_load(const char *text, char *err, size_t errlen)
+{
+	struct harness *h = harness_new(true);
+	json_t *o = json_loads(text, 0, NULL);
+	int r;
+
+	assert_non_null(o);
+	/* a freshly built function: memory space off, as at a cold boot */
+	cfg_write(h, PCI_COMMAND, 0, 2);
+	err[0] = 0;
+	r = pci_function_load(h->fn, o, err, errlen);
+	json_decref(o);
+	if (r < 0) {
+		assert_int_equal(r, -EINVAL);
+		assert_true(err[0] != 0);
+		h->root = pci_root_destroy(h->root);
+		hv_destroy(h->hv);
+		free(h);
+		return NULL;
+	}
+	return h;
+}
+
+static void test_state_round_trip(void **state)
+{
+	struct harness *h = *state, *g;
+	_cleanup_free_ char *saved = NULL, *again = NULL;
+	char err[256];
+	uint32_t gsi;
+	int efd;
+
+	/* the guest moves BAR0, opens vector 1, leaves vector 2 masked with a message pending */
+	program(h, 1);
+	program(h, 2);
+	set_control(h, PCI_MSIX_CTRL_ENABLE);
+	unmask(h, 1);
+	assert_int_equal(msix_notify(h->fn, 2), 0);
+	cfg_write(h, PCI_BAR0, (uint32_t)BAR0_MOVED, 4);
+	cfg_write(h, PCI_INTERRUPT_LINE, 0x0b, 1);
+	saved = state_dump(h);
+
+	g = state_load(saved, err, sizeof(err));
+	assert_non_null(g);
+	/* the BAR decodes where the guest put it, and only there */
+	assert_int_equal(cfg_read(g, PCI_BAR0, 4) & ~0xfu, BAR0_MOVED);
+	assert_int_equal(cfg_read(g, PCI_INTERRUPT_LINE, 1), 0x0b);
+	assert_int_equal(mmio_read(g, BAR0_MOVED + 0x2000 + 16, 4), 0xfee01000);
+	uint8_t d[4];
+	assert_false(bus_access(&g->mmio, BAR0 + 0x2000, false, d, 4));
+	/* vector 1 has its route and irqfd back; vector 2 is still pending */
+	assert_int_equal(hv_mock_irqfd_count(g->hv), 1);
+	efd = g->last_efd;
+	gsi = g->last_gsi;
+	assert_route(g, gsi, 0xfee01000, 0x4021);
+	assert_int_equal(msix_notify(g->fn, 1), 0);
+	assert_int_equal(efd_take(efd), 1);
+	assert_int_equal(mmio_read(g, BAR0_MOVED + 0x3000, 8), 1u << 2);
+	assert_true(msix_enabled(g->fn));
+	/* save → load → save is byte-identical */
+	again = state_dump(g);
+	assert_string_equal(saved, again);
+	/* and the pending message goes out at the unmask */
+	mmio_write(g, BAR0_MOVED + 0x2000 + 16 * 2 + 12, 0, 4);
+	assert_int_equal(hv_mock_irqfd_count(g->hv), 2);
+	g->root = pci_root_destroy(g->root);
+	hv_destroy(g->hv);
+	free(g);
+}
+
+/* @saved with @key of the top object (or of msix.vectors[0] when @vector) set to @v (NULL:
+ * removed), loaded: must fail naming @want. */
+static void expect_refused(const char *saved, bool vector, const char *key, json_t *v,
+			   const char *want)
+{
+	json_t *o = json_loads(saved, 0, NULL), *target = o;
+	_cleanup_free_ char *text = NULL;
+	char err[256];
+
+	assert_non_null(o);
+	if (vector)
+		target = json_array_get(json_object_get(json_object_get(o, "msix"), "vectors"), 0);
+	if (v)
+		json_object_set_new(target, key, v);
+	else
+		json_object_del(target, key);
+	text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	assert_null(state_load(text, err, sizeof(err)));
+	if (!strstr(err, want))
+		fail_msg("error '%s' lacks '%s'", err, want);
+}
+
+static void test_state_refused(void **state)
+{
+	struct harness *h = *state;
+	_cleanup_free_ char *saved = state_dump(h);
+	uint8_t cfg[PCI_CFG_LEGACY];
+	char hex[2 * PCI_CFG_LEGACY + 1];
+	json_t *o = json_loads(saved, 0, NULL);
+
+	expect_refused(saved, false, "slot", json_integer(SLOT + 1), "slot");
+	expect_refused(saved, false, "slot", json_integer(99), "slot");
+	expect_refused(saved, false, "slot", NULL, "'slot': missing");
+	expect_refused(saved, false, "config", NULL, "'config': missing");
+	expect_refused(saved, false, "config", json_string("00ff"), "config");
+	expect_refused(saved, false, "msix", NULL, "'msix': missing");
+	expect_refused(saved, false, "msix", json_pack("{s:[]}", "vectors"), "vectors");
+	expect_refused(saved, true, "addr", json_integer(5), "addr");
+	expect_refused(saved, true, "masked", NULL, "vector 0: field 'masked': missing");
+
+	/* another device: a read-only byte (the device id) differs */
+	assert_int_equal(state_get_blob(o, "config", cfg, sizeof(cfg), hex, sizeof(hex)), 0);
+	cfg[PCI_DEVICE_ID] ^= 1;
+	for (unsigned i = 0; i < sizeof(cfg); i++)
+		snprintf(hex + 2 * i, 3, "%02x", cfg[i]);
+	json_decref(o);
+	expect_refused(saved, false, "config", json_string(hex), "read-only byte 0x02");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -530,6 +667,8 @@ int main(void)
 		cmocka_unit_test(test_init_errors),
 		cmocka_unit_test_setup_teardown(test_routed_delivery, setup_routed, teardown),
 		cmocka_unit_test_setup_teardown(test_routed_fallback, setup_routed, teardown),
+		cmocka_unit_test_setup_teardown(test_state_round_trip, setup_routed, teardown),
+		cmocka_unit_test_setup_teardown(test_state_refused, setup_routed, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,6 +25,9 @@ struct fake {
 	unsigned notifies, activates, resets;
 	uint64_t features;
 	struct virtq_elem elem;
+	bool hold;	/* queue 0's work pops one element and keeps it */
+	unsigned held;	/* elements kept */
+	bool hide_held; /* held() says 0 (a device that forgets to declare) */
 };
 
 static void fake_config_read(void *opaque, uint32_t offset, uint8_t *data, unsigned len)
@@ -38,6 +41,11 @@ static void fake_queue_notify(void *opaque, unsigned q)
 	struct fake *f = opaque;
 
 	f->notifies++;
+	if (f->hold && q == 0) {
+		if (!f->held && virtio_pci_pop(f->vp, q, &f->elem) > 0)
+			f->held = 1;
+		return;
+	}
 	while (virtio_pci_pop(f->vp, q, &f->elem) > 0)
 		assert_int_equal(virtio_pci_push(f->vp, q, &f->elem, f->elem.in_len), 0);
 	virtio_pci_notify(f->vp, q);
@@ -54,6 +62,14 @@ static void fake_activate(void *opaque, uint64_t features)
 static void fake_reset(void *opaque)
 {
 	((struct fake *)opaque)->resets++;
+	((struct fake *)opaque)->held = 0;
+}
+
+static unsigned fake_held(void *opaque, unsigned q)
+{
+	struct fake *f = opaque;
+
+	return q == 0 && !f->hide_held ? f->held : 0;
 }
 
 static const struct virtio_dev_ops fake_ops = {
@@ -68,6 +84,7 @@ static const struct virtio_dev_ops fake_ops = {
 	.queue_notify = fake_queue_notify,
 	.activate = fake_activate,
 	.reset = fake_reset,
+	.held = fake_held,
 };
 
 struct fx {
@@ -419,6 +436,270 @@ static void test_ioeventfd(void **state)
 	hv_destroy(hv);
 }
 
+/* ---- snapshot state (virtio_pci_save/load) ---- */
+
+static char *save_state(struct fake *f)
+{
+	json_t *o = json_object();
+	char err[200] = "", *s;
+
+	assert_int_equal(virtio_pci_save(f->vp, o, err, sizeof(err)), 0);
+	s = vh_dump(o);
+	json_decref(o);
+	return s;
+}
+
+/* A restore target: a new machine with @h's RAM and a fresh fake device on it. */
+struct restored {
+	struct vh *h;
+	struct fake f;
+};
+
+static void restored_free(struct restored *r)
+{
+	r->f.vp = virtio_pci_destroy(r->f.vp);
+	vh_destroy(r->h);
+	free(r);
+}
+
+/* Loads @o (consumed) into a new device; NULL with @err set when refused. */
+static struct restored *restore_obj(const struct vh *h, json_t *o, char *err, size_t errlen)
+{
+	struct restored *r = calloc(1, sizeof(*r));
+	int ret;
+
+	assert_non_null(r);
+	r->h = vh_clone(h, false);
+	assert_int_equal(
+		virtio_pci_create(r->h->root, &r->h->mem, NULL, &fake_ops, &r->f, &r->f.vp), 0);
+	err[0] = 0;
+	ret = virtio_pci_load(r->f.vp, o, err, errlen);
+	json_decref(o);
+	if (ret < 0) {
+		assert_int_equal(ret, -EINVAL);
+		assert_true(err[0] != 0);
+		restored_free(r);
+		return NULL;
+	}
+	vh_adopt(r->h, virtio_pci_function(r->f.vp));
+	return r;
+}
+
+static struct restored *restore(const struct vh *h, const char *text)
+{
+	char err[256];
+	struct restored *r = restore_obj(h, json_loads(text, 0, NULL), err, sizeof(err));
+
+	if (!r)
+		fail_msg("refused: %s", err);
+	return r;
+}
+
+/* Makes a 64-byte writable buffer available as head @i on queue 0. */
+static void offer(struct vh *h, unsigned i)
+{
+	vh_desc(h, 0, i, BUF + 0x100 * i, 64, VIRTQ_DESC_F_WRITE, 0);
+	vh_avail(h, 0, QSIZE, (uint16_t)i);
+}
+
+static void bring_up(struct fx *x, uint64_t features)
+{
+	struct vh *h = x->h;
+
+	assert_true(vh_negotiate(h, VH_VERSION_1 | features) & VIRTIO_STATUS_FEATURES_OK);
+	vh_setup_queue(h, 0, QSIZE);
+	vh_setup_queue(h, 1, QSIZE / 2);
+	vh_driver_ok(h);
+	for (unsigned i = 0; i < 3; i++)
+		offer(h, i);
+	vh_notify(h, 0);
+	virtio_pci_run_notify(x->f.vp, 0);
+	assert_int_equal(vh_used_idx(h, 0), 3);
+}
+
+static void test_state_round_trip(void **state)
+{
+	struct fx *x = *state;
+	struct vh *h = x->h;
+	_cleanup_free_ char *saved = NULL, *again = NULL;
+	struct restored *r;
+
+	bring_up(x, 1ULL << VIRTIO_F_EVENT_IDX);
+	/* two more requests the device has not seen yet */
+	offer(h, 3);
+	offer(h, 4);
+	virtio_pci_pause(x->f.vp);
+	saved = save_state(&x->f);
+
+	r = restore(h, saved);
+	/* as the driver left it, activated with the negotiated features, paused */
+	assert_int_equal(vh_status(r->h), VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+						  VIRTIO_STATUS_FEATURES_OK |
+						  VIRTIO_STATUS_DRIVER_OK);
+	assert_int_equal(r->f.activates, 1);
+	assert_int_equal(r->f.features, x->f.features);
+	assert_int_equal(r->h->bar, h->bar);
+	vh_wr(r->h, VIRTIO_PCI_COMMON_Q_SELECT, 1, 2);
+	assert_int_equal(vh_rd(r->h, VIRTIO_PCI_COMMON_Q_SIZE, 2), QSIZE / 2);
+	assert_int_equal(vh_rd(r->h, VIRTIO_PCI_COMMON_Q_AVAIL, 8), VH_AVAIL + VH_RING_STEP);
+	again = save_state(&r->f);
+	assert_string_equal(saved, again);
+
+	/* nothing moves while paused; resume serves the next avail entries */
+	virtio_pci_run_notify(r->f.vp, 0);
+	assert_int_equal(vh_used_idx(r->h, 0), 3);
+	r->h->nr_msis = 0;
+	virtio_pci_resume(r->f.vp);
+	virtio_pci_run_notify(r->f.vp, 0);
+	assert_int_equal(vh_used_idx(r->h, 0), 5);
+	assert_int_equal(vh_get32(r->h, VH_USED + 4 + 8 * 3), 3); /* used ring: heads 3, 4 */
+	assert_int_equal(vh_get32(r->h, VH_USED + 4 + 8 * 4), 4);
+	assert_int_equal(vh_used_len(r->h, 0, 4, QSIZE), 64);
+	/* and the next ones after them */
+	offer(r->h, 5);
+	vh_notify(r->h, 0);
+	virtio_pci_run_notify(r->f.vp, 0);
+	assert_int_equal(vh_used_idx(r->h, 0), 6);
+	assert_int_equal(vh_get32(r->h, VH_USED + 4 + 8 * 5), 5);
+	restored_free(r);
+}
+
+static void test_state_held_replayed(void **state)
+{
+	struct fx *x = *state;
+	struct vh *h = x->h;
+	_cleanup_free_ char *saved = NULL, *again = NULL;
+	struct restored *r;
+	json_t *o = json_object();
+	char err[200];
+
+	bring_up(x, 0);
+	/* the device pops head 3 and keeps it across the pause */
+	x->f.hold = true;
+	offer(h, 3);
+	vh_notify(h, 0);
+	virtio_pci_run_notify(x->f.vp, 0);
+	assert_int_equal(x->f.held, 1);
+	virtio_pci_pause(x->f.vp);
+	/* undeclared, it would be lost: refused */
+	x->f.hide_held = true;
+	assert_int_equal(virtio_pci_save(x->f.vp, o, err, sizeof(err)), -EBUSY);
+	assert_non_null(strstr(err, "in flight"));
+	json_decref(o);
+	x->f.hide_held = false;
+	saved = save_state(&x->f);
+
+	/* the restored device pops head 3 again and completes it */
+	r = restore(h, saved);
+	again = save_state(&r->f);
+	assert_string_equal(saved, again);
+	virtio_pci_resume(r->f.vp);
+	virtio_pci_run_notify(r->f.vp, 0);
+	assert_int_equal(vh_used_idx(r->h, 0), 4);
+	assert_int_equal(vh_get32(r->h, VH_USED + 4 + 8 * 3), 3);
+	restored_free(r);
+
+	/* the original completes it itself after resume */
+	virtio_pci_resume(x->f.vp);
+	assert_int_equal(virtio_pci_push(x->f.vp, 0, &x->f.elem, 64), 0);
+	assert_int_equal(vh_used_idx(h, 0), 4);
+}
+
+/* @saved edited at @path/@key, loaded: refused with @want in the error. */
+static void expect_refused(struct vh *h, const char *saved, const char *path, const char *key,
+			   json_t *v, const char *want)
+{
+	char err[256];
+	struct restored *r = restore_obj(h, vh_edit(saved, path, key, v), err, sizeof(err));
+
+	if (r) {
+		restored_free(r);
+		fail_msg("'%s/%s' accepted", path, key);
+	}
+	if (!strstr(err, want))
+		fail_msg("error '%s' lacks '%s'", err, want);
+}
+
+static void test_state_refused(void **state)
+{
+	struct fx *x = *state;
+	struct vh *h = x->h;
+	_cleanup_free_ char *saved = NULL, *again = NULL;
+	struct restored *r;
+	char err[200];
+
+	bring_up(x, 0);
+	virtio_pci_pause(x->f.vp);
+	saved = save_state(&x->f);
+
+	/* rings: outside RAM, misaligned, size not a power of two or above the maximum */
+	expect_refused(h, saved, "queues/0", "desc", json_string("0x100000"), "queue 0: fields");
+	expect_refused(h, saved, "queues/1", "used", json_string("0xfffffffffffff000"),
+		       "queue 1: fields 'size', 'desc'");
+	expect_refused(h, saved, "queues/0", "avail", json_string("0x2001"), "rejected");
+	expect_refused(h, saved, "queues/0", "size", json_integer(12), "ring of 12 entries");
+	expect_refused(h, saved, "queues/0", "size", json_integer(2 * QSIZE), "rejected");
+	/* more in flight than the ring holds */
+	expect_refused(h, saved, "queues/0", "last_avail_idx", json_integer(3 + QSIZE + 1),
+		       "last_avail_idx");
+	/* fields missing or of the wrong type */
+	expect_refused(h, saved, "queues/1", "used_idx", NULL,
+		       "queue 1: field 'used_idx': missing");
+	expect_refused(h, saved, "", "status", NULL, "field 'status': missing");
+	expect_refused(h, saved, "", "status", json_integer(256), "field 'status'");
+	expect_refused(h, saved, "", "queues", json_array(), "field 'queues': 0 queues");
+	expect_refused(h, saved, "", "pci", NULL, "field 'pci': missing");
+	expect_refused(h, saved, "queues/0", "enabled", json_string("yes"), "'enabled'");
+	/* not this device, or not a state a driver can reach */
+	expect_refused(h, saved, "", "device_features", json_string("0x1"), "device_features");
+	expect_refused(h, saved, "", "status", json_integer(VIRTIO_STATUS_DRIVER_OK), "DRIVER_OK");
+	expect_refused(h, saved, "", "driver_features", json_string("0x100000010"),
+		       "driver_features");
+	expect_refused(h, saved, "", "msix_config", json_integer(3), "msix_config");
+	expect_refused(h, saved, "queues/1", "msix_vector", json_integer(7), "msix_vector");
+	expect_refused(h, saved, "queues/0", "enabled", json_false(), "'ready'");
+	expect_refused(h, saved, "queues/1", "broken", json_true(), "broken");
+	expect_refused(h, saved, "pci", "slot", json_integer(pci_function_slot(h->fn) + 1),
+		       "pci: field 'slot'");
+	assert_null(restore_obj(h, json_array(), err, sizeof(err)));
+
+	/* last_avail_idx far ahead of the avail ring in guest memory is loaded (the ring is not
+	 * read): the first pop finds the driver "broke" the queue and the device needs reset */
+	json_t *o = vh_edit(saved, "queues/0", "last_avail_idx", json_integer(1000));
+	json_object_set_new(json_array_get(json_object_get(o, "queues"), 0), "used_idx",
+			    json_integer(1000));
+	json_object_set_new(json_array_get(json_object_get(o, "queues"), 0), "signalled_used",
+			    json_integer(1000));
+	r = restore_obj(h, o, err, sizeof(err));
+	assert_non_null(r);
+	virtio_pci_resume(r->f.vp);
+	virtio_pci_run_notify(r->f.vp, 0);
+	assert_true(vh_status(r->h) & VIRTIO_STATUS_NEEDS_RESET);
+	restored_free(r);
+
+	/* the untouched state still loads */
+	r = restore(h, saved);
+	again = save_state(&r->f);
+	assert_string_equal(saved, again);
+	restored_free(r);
+}
+
+/* A device that was never driven (or was reset) round-trips too. */
+static void test_state_fresh(void **state)
+{
+	struct fx *x = *state;
+	_cleanup_free_ char *saved = save_state(&x->f), *again = NULL;
+	struct restored *r = restore(x->h, saved);
+
+	assert_int_equal(r->f.activates, 0);
+	assert_int_equal(vh_status(r->h), 0);
+	again = save_state(&r->f);
+	assert_string_equal(saved, again);
+	/* a driver can bring it up as usual */
+	assert_true(vh_negotiate(r->h, VH_VERSION_1) & VIRTIO_STATUS_FEATURES_OK);
+	restored_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -432,6 +713,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_notify_before_driver_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pause_defers, setup, teardown),
 		cmocka_unit_test(test_ioeventfd),
+		cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_held_replayed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_fresh, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

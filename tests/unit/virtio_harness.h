@@ -8,6 +8,7 @@
 #ifndef CUBICLE_TESTS_VIRTIO_HARNESS_H
 #define CUBICLE_TESTS_VIRTIO_HARNESS_H
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,8 @@
 #include "devices/device.h"
 #include "mem/guest_mem.h"
 #include "pci/pci.h"
+#include "util/state.h"
+#include "util/util.h"
 #include "virtio/virtio.h"
 
 #define VH_RAM_SIZE  (1ULL << 20)
@@ -335,6 +338,57 @@ static inline uint32_t vh_used_len(struct vh *h, unsigned q, unsigned n, uint16_
 static inline void vh_notify(struct vh *h, unsigned q)
 {
 	vh_wr(h, VIRTIO_PCI_NOTIFY_OFF + VIRTIO_PCI_NOTIFY_MULT * q, q, 2);
+}
+
+/* ---- snapshot round trips ---- */
+
+/* @o as the round-trip tests compare it (caller frees). */
+static inline char *vh_dump(const json_t *o)
+{
+	char *s = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
+
+	assert_non_null(s);
+	return s;
+}
+
+/* A second machine for a restore: @src's guest RAM and driver-side indices copied. */
+static inline struct vh *vh_clone(const struct vh *src, bool with_loop)
+{
+	struct vh *h = vh_create(with_loop);
+
+	memcpy(h->ram, src->ram, VH_RAM_SIZE);
+	memcpy(h->avail_idx, src->avail_idx, sizeof(h->avail_idx));
+	return h;
+}
+
+/* After a restore: the test driver talks to @fn where its restored BAR 0 decodes. */
+static inline void vh_adopt(struct vh *h, struct pci_function *fn)
+{
+	h->fn = fn;
+	h->devfn = pci_function_slot(fn) << 3;
+	h->bar = (vh_cfg_read(h, PCI_BAR0, 4) & ~0xfu) | (uint64_t)vh_cfg_read(h, PCI_BAR0 + 4, 4)
+								 << 32;
+}
+
+/* json_loads() of @text, with a path edit: the member @key of the object at @path ("queues/0",
+ * "" for the top) set to @v, or removed when @v is NULL. */
+static inline json_t *vh_edit(const char *text, const char *path, const char *key, json_t *v)
+{
+	json_t *o = json_loads(text, 0, NULL), *t;
+	char buf[128], *save = NULL;
+
+	assert_non_null(o);
+	t = o;
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *tok = strtok_r(buf, "/", &save); tok; tok = strtok_r(NULL, "/", &save))
+		t = json_is_array(t) ? json_array_get(t, strtoul(tok, NULL, 10))
+				     : json_object_get(t, tok);
+	assert_non_null(t);
+	if (v)
+		json_object_set_new(t, key, v);
+	else
+		json_object_del(t, key);
+	return o;
 }
 
 #endif
