@@ -404,6 +404,7 @@ static int vsock_load_device(void *dev, const json_t *obj, char *err, size_t err
 {
 	struct vsock *vs = dev;
 	uint64_t cid;
+	uint8_t status;
 	int r = state_get_u64(obj, "guest_cid", &cid, err, errlen);
 
 	if (r < 0)
@@ -413,9 +414,9 @@ static int vsock_load_device(void *dev, const json_t *obj, char *err, size_t err
 				 "field 'guest_cid': expected %u..%u, not %llu", CONFIG_VSOCK_MIN_CID,
 				 CONFIG_VSOCK_MAX_CID, (unsigned long long)cid);
 	/* After the transport's load: its status is the driver's. */
+	status = virtio_pci_status(vs->vp);
 	virtio_pci_lock(vs->vp);
-	vs->reset_pending = (virtio_pci_status(vs->vp) &
-			     (VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_NEEDS_RESET)) ==
+	vs->reset_pending = (status & (VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_NEEDS_RESET)) ==
 			    VIRTIO_STATUS_DRIVER_OK;
 	vs->paused = true; /* as after vsock_pause */
 	vsock_arm_all(vs);
