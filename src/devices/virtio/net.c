@@ -678,40 +678,48 @@ static void net_set_reset(void *dev)
 		virtio_pci_reset(s->nics[i]->vp);
 }
 
+void net_pause(void *dev)
+{
+	struct net *n = dev;
+
+	virtio_pci_lock(n->vp);
+	n->paused = true; /* the TAP is not read: frames wait in the host */
+	for (unsigned j = 0; j < n->pairs; j++)
+		net_pair_arm(&n->pair[j]);
+	virtio_pci_unlock(n->vp);
+	virtio_pci_pause(n->vp);
+}
+
+void net_resume(void *dev)
+{
+	struct net *n = dev;
+
+	virtio_pci_resume(n->vp);
+	virtio_pci_lock(n->vp);
+	n->paused = false;
+	for (unsigned j = 0; j < n->pairs; j++) {
+		n->pair[j].rx_starved = false;
+		net_rx(&n->pair[j]);
+		net_tx(&n->pair[j]);
+		net_pair_arm(&n->pair[j]);
+	}
+	virtio_pci_unlock(n->vp);
+}
+
 static void net_set_pause(void *dev)
 {
 	struct net_set *s = dev;
 
-	for (unsigned i = 0; i < s->num; i++) {
-		struct net *n = s->nics[i];
-
-		virtio_pci_lock(n->vp);
-		n->paused = true; /* the TAP is not read: frames wait in the host */
-		for (unsigned j = 0; j < n->pairs; j++)
-			net_pair_arm(&n->pair[j]);
-		virtio_pci_unlock(n->vp);
-		virtio_pci_pause(n->vp);
-	}
+	for (unsigned i = 0; i < s->num; i++)
+		net_pause(s->nics[i]);
 }
 
 static void net_set_resume(void *dev)
 {
 	struct net_set *s = dev;
 
-	for (unsigned i = 0; i < s->num; i++) {
-		struct net *n = s->nics[i];
-
-		virtio_pci_resume(n->vp);
-		virtio_pci_lock(n->vp);
-		n->paused = false;
-		for (unsigned j = 0; j < n->pairs; j++) {
-			n->pair[j].rx_starved = false;
-			net_rx(&n->pair[j]);
-			net_tx(&n->pair[j]);
-			net_pair_arm(&n->pair[j]);
-		}
-		virtio_pci_unlock(n->vp);
-	}
+	for (unsigned i = 0; i < s->num; i++)
+		net_resume(s->nics[i]);
 }
 
 /* Cloud Hypervisor's names (rx_bytes, rx_frames, tx_bytes, tx_frames) and two of ours. */

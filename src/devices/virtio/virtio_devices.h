@@ -112,6 +112,10 @@ void net_get_counters(void *dev, struct net_counters *ret);
 unsigned net_tap_offloads(void *dev);
 /* Queue pairs the driver enabled (VQ_PAIRS_SET; 1 after reset). */
 unsigned net_active_pairs(void *dev);
+/* One NIC's pause and resume (what net_ops does for each): the TAP is not read while paused,
+ * and resume reads it again. */
+void net_pause(void *dev);
+void net_resume(void *dev);
 /* virtio-vsock (virtio id 19): receiveq 0, transmitq 1, eventq 2; host side over Unix
  * sockets (vsock.h). */
 #define VSOCK_QUEUE_SIZE 256
