@@ -336,8 +336,8 @@ static int restore_edit(struct fx *x, const char *text, const char *path, const 
 			json_t *v, char *err, size_t errlen)
 {
 	struct vh *h = vh_clone(x->h, false);
-	uint8_t *ram2 = mmap(NULL, RAM2_SIZE, PROT_READ | PROT_WRITE,
-			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *ram2 =
+		mmap(NULL, RAM2_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	json_t *o = key ? vh_edit(text, path, key, v) : json_loads(text, 0, NULL);
 	void *dev = NULL;
 	int r;

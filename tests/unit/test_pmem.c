@@ -352,10 +352,10 @@ static void test_state_round_trip(void **state)
 	/* one instance restored keeps serving: the next request is the ring's next */
 	h = clone_machine(x, err, sizeof(err));
 	assert_int_equal(pmem_create(&h->ctx, &x->pc, &dev), 0);
-	assert_int_equal(
-		pmem_state_load(dev, json_array_get(json_object_get(saved, "instances"), 0), err,
-				sizeof(err)),
-		0);
+	assert_int_equal(pmem_state_load(dev,
+					 json_array_get(json_object_get(saved, "instances"), 0),
+					 err, sizeof(err)),
+			 0);
 	json_decref(saved);
 	pmem_destroy(x->dev);
 	vh_destroy(x->h);
@@ -410,8 +410,7 @@ static void test_state_refused(void **state)
 	json_decref(o);
 	/* the device's own fields */
 	expect_refused(x, saved, "instances/0/device", "size", json_string("0x200000"), "'size'");
-	expect_refused(x, saved, "instances/0/device", "gpa", json_string("0x1000200000"),
-		       "'gpa'");
+	expect_refused(x, saved, "instances/0/device", "gpa", json_string("0x1000200000"), "'gpa'");
 	expect_refused(x, saved, "instances/0/device", "gpa", json_integer(7), "'gpa'");
 	expect_refused(x, saved, "instances/0/device", "discard_writes", json_true(),
 		       "'discard_writes'");

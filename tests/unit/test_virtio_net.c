@@ -544,8 +544,8 @@ static int restore_edit(struct fx *x, const char *text, const char *path, const 
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp),
 			 0);
-	assert_int_equal(
-		socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp2), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp2),
+			 0);
 	fds[0] = sp[0];
 	fds[1] = sp2[0];
 	assert_int_equal(net_create_with_fds(&h->ctx, &x->cfg, fds, x->ctrlq / 2, &dev), 0);
@@ -577,8 +577,8 @@ static int restore_edit(struct fx *x, const char *text, const char *path, const 
 	return 0;
 }
 
-#define F_STATE                                                                          \
-	(F(VIRTIO_NET_F_CTRL_VQ) | F(VIRTIO_NET_F_MQ) | F(VIRTIO_NET_F_CTRL_GUEST_OFFLOADS) | \
+#define F_STATE                                                                                \
+	(F(VIRTIO_NET_F_CTRL_VQ) | F(VIRTIO_NET_F_MQ) | F(VIRTIO_NET_F_CTRL_GUEST_OFFLOADS) |  \
 	 F(VIRTIO_NET_F_GUEST_CSUM) | F(VIRTIO_NET_F_GUEST_TSO4) | F(VIRTIO_NET_F_MRG_RXBUF) | \
 	 F(VIRTIO_NET_F_CSUM))
 
@@ -615,7 +615,7 @@ static void test_state_round_trip(void **state)
 	assert_int_equal(net_active_pairs(x->dev), 2);
 	assert_int_equal(net_tap_offloads(x->dev), TAP_OFFLOAD_CSUM);
 	assert_int_equal(vh_rd(x->h, VIRTIO_PCI_DEVCFG_OFF + 5, 1), 0x56);
-	assert_false(events_of(x) & EPOLLIN); /* quiesced: the TAP is not read */
+	assert_false(events_of(x) & EPOLLIN);	     /* quiesced: the TAP is not read */
 	assert_int_equal(counters(x).rx_dropped, 0); /* counters count from realize */
 
 	net_resume(x->dev);

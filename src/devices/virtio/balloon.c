@@ -388,16 +388,15 @@ static int balloon_save_device(void *dev, json_t *obj)
 	};
 
 	memcpy(st.stats, b->stats, sizeof(st.stats));
-	return state_save_fields(obj, balloon_state_fields, ARRAY_SIZE(balloon_state_fields),
-				 &st);
+	return state_save_fields(obj, balloon_state_fields, ARRAY_SIZE(balloon_state_fields), &st);
 }
 
 static int balloon_load_device(void *dev, const json_t *obj, char *err, size_t errlen)
 {
 	struct balloon *b = dev;
 	struct balloon_state st;
-	int r = state_load_fields(obj, balloon_state_fields, ARRAY_SIZE(balloon_state_fields),
-				  &st, err, errlen);
+	int r = state_load_fields(obj, balloon_state_fields, ARRAY_SIZE(balloon_state_fields), &st,
+				  err, errlen);
 
 	if (r < 0)
 		return r;

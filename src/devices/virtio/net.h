@@ -107,7 +107,7 @@ struct net {
 	uint64_t guest_offloads; /* NET_GUEST_OFFLOADS bits in force (CTRL_GUEST_OFFLOADS) */
 	unsigned offloads;	 /* TAP_OFFLOAD_* in force: what guest_offloads maps to */
 	bool mac_from_config;	 /* --net mac= gave cfg's MAC (else random at realize) */
-	bool active;	   /* DRIVER_OK and not reset */
+	bool active;		 /* DRIVER_OK and not reset */
 	bool paused;
 	struct virtq_elem *ctrl;
 	struct net_counters c;

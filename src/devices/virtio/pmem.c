@@ -298,7 +298,8 @@ static int pmem_load_device(void *dev, const json_t *obj, char *err, size_t errl
 	if (st.discard_writes != p->discard_writes)
 		return error_set(err, errlen, -EINVAL,
 				 "field 'discard_writes': %s saved, the config says %s",
-				 st.discard_writes ? "on" : "off", p->discard_writes ? "on" : "off");
+				 st.discard_writes ? "on" : "off",
+				 p->discard_writes ? "on" : "off");
 	return 0;
 }
 

@@ -410,9 +410,9 @@ static int vsock_load_device(void *dev, const json_t *obj, char *err, size_t err
 	if (r < 0)
 		return r;
 	if (cid < CONFIG_VSOCK_MIN_CID || cid > CONFIG_VSOCK_MAX_CID)
-		return error_set(err, errlen, -EINVAL,
-				 "field 'guest_cid': expected %u..%u, not %llu", CONFIG_VSOCK_MIN_CID,
-				 CONFIG_VSOCK_MAX_CID, (unsigned long long)cid);
+		return error_set(
+			err, errlen, -EINVAL, "field 'guest_cid': expected %u..%u, not %llu",
+			CONFIG_VSOCK_MIN_CID, CONFIG_VSOCK_MAX_CID, (unsigned long long)cid);
 	/* After the transport's load: its status is the driver's. */
 	status = virtio_pci_status(vs->vp);
 	virtio_pci_lock(vs->vp);
@@ -653,8 +653,9 @@ static int vsock_realize(const struct dev_ctx *ctx, const struct json_t *state, 
 	if (!ctx->cfg->vsock) {
 		*ret = NULL;
 		if (state)
-			return error_set(ctx->err, ctx->errlen, -EINVAL,
-					 "--vsock: the snapshot has a vsock device, the config none");
+			return error_set(
+				ctx->err, ctx->errlen, -EINVAL,
+				"--vsock: the snapshot has a vsock device, the config none");
 		return 0;
 	}
 	r = vsock_create(ctx, ctx->cfg->vsock, &vs);
