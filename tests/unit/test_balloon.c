@@ -15,6 +15,7 @@
 
 #include "devices/virtio/virtio_devices.h"
 #include "virtio_harness.h"
+#include "vdev_state_harness.h"
 
 #define QSIZE 16
 #define BUF   0x40000 /* request buffers in the harness's RAM */
@@ -314,31 +315,20 @@ static void test_not_configured(void **state)
 
 /* ---- snapshot ---- */
 
-/* The device's state as the round-trip tests compare it. */
-static char *save(void *dev)
-{
-	json_t *o = json_object();
-	char err[256] = "", *s;
-
-	assert_int_equal(balloon_ops.save(dev, o, err, sizeof(err)), 0);
-	s = vh_dump(o);
-	json_decref(o);
-	return s;
-}
-
 /*
  * Realizes the balloon from @text (edited: @v for @key of the object at @path, see vh_edit;
  * @key NULL: as is) on a clone of the machine. On success the fixture moves to the clone (the
  * original is destroyed) and 0 is returned; on failure, the error (at least its first 255
  * bytes) is in @err and the fixture is unchanged.
  */
-static int restore_edit(struct fx *x, const char *text, const char *path, const char *key,
-			json_t *v, char *err, size_t errlen)
+static int restore_edit(void *fx, const char *text, const char *path, const char *key, json_t *v,
+			char *err, size_t errlen)
 {
+	struct fx *x = fx;
 	struct vh *h = vh_clone(x->h, false);
 	uint8_t *ram2 =
 		mmap(NULL, RAM2_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	json_t *o = key ? vh_edit(text, path, key, v) : json_loads(text, 0, NULL);
+	json_t *o = vs_load(text, path, key, v);
 	void *dev = NULL;
 	int r;
 
@@ -389,12 +379,12 @@ static void test_state_round_trip(void **state)
 	assert_int_equal(balloon_set_target(x->dev, 40 * 4096), 0);
 	vh_wr(x->h, VIRTIO_PCI_DEVCFG_OFF + 4, 12, 4); /* actual */
 	balloon_ops.pause(x->dev);
-	s1 = save(x->dev);
-	s2 = save(x->dev);
+	s1 = vs_save(balloon_ops.save, x->dev);
+	s2 = vs_save(balloon_ops.save, x->dev);
 	assert_string_equal(s1, s2); /* saving twice gives the same */
 
 	assert_int_equal(restore_edit(x, s1, "", NULL, NULL, err, sizeof(err)), 0);
-	s3 = save(x->dev);
+	s3 = vs_save(balloon_ops.save, x->dev);
 	assert_string_equal(s1, s3);
 	balloon_get_info(x->dev, &i);
 	assert_int_equal(i.target_bytes, 40 * 4096);
@@ -421,17 +411,6 @@ static void test_state_round_trip(void **state)
 	assert_int_equal(counters(x).inflated_pages, 1);
 }
 
-static void expect_refused(struct fx *x, const char *saved, const char *path, const char *key,
-			   json_t *v, const char *want)
-{
-	char err[256];
-
-	if (restore_edit(x, saved, path, key, v, err, sizeof(err)) == 0)
-		fail_msg("'%s/%s' accepted", path, key);
-	if (!strstr(err, want))
-		fail_msg("error '%s' lacks '%s'", err, want);
-}
-
 static void test_state_refused(void **state)
 {
 	struct fx *x = *state;
@@ -440,22 +419,26 @@ static void test_state_refused(void **state)
 
 	start(x, F_STATS);
 	balloon_ops.pause(x->dev);
-	saved = save(x->dev);
-	expect_refused(x, saved, "device", "num_pages", json_integer(1 << 20), "'num_pages'");
-	expect_refused(x, saved, "device", "num_pages", json_integer(-1), "'num_pages'");
-	expect_refused(x, saved, "device", "actual", json_string("12"), "'actual'");
-	expect_refused(x, saved, "device", "stats_valid", json_integer(1 << 16), "'stats_valid'");
-	expect_refused(x, saved, "device", "stats", json_array(), "'stats'");
-	expect_refused(x, saved, "device", "features", NULL, "'features'");
-	expect_refused(x, saved, "", "device", NULL, "'device'");
-	expect_refused(x, saved, "", "device", json_integer(3), "'device'");
-	expect_refused(x, saved, "", "queues", NULL, "'queues'");
+	saved = vs_save(balloon_ops.save, x->dev);
+	vs_expect_refused(restore_edit, x, saved, "device", "num_pages", json_integer(1 << 20),
+			  "'num_pages'");
+	vs_expect_refused(restore_edit, x, saved, "device", "num_pages", json_integer(-1),
+			  "'num_pages'");
+	vs_expect_refused(restore_edit, x, saved, "device", "actual", json_string("12"),
+			  "'actual'");
+	vs_expect_refused(restore_edit, x, saved, "device", "stats_valid", json_integer(1 << 16),
+			  "'stats_valid'");
+	vs_expect_refused(restore_edit, x, saved, "device", "stats", json_array(), "'stats'");
+	vs_expect_refused(restore_edit, x, saved, "device", "features", NULL, "'features'");
+	vs_expect_refused(restore_edit, x, saved, "", "device", NULL, "'device'");
+	vs_expect_refused(restore_edit, x, saved, "", "device", json_integer(3), "'device'");
+	vs_expect_refused(restore_edit, x, saved, "", "queues", NULL, "'queues'");
 	/* another config: free page reporting adds a queue and a feature */
 	x->bc.free_page_reporting = true;
-	expect_refused(x, saved, "", NULL, NULL, "has 4");
+	vs_expect_refused(restore_edit, x, saved, "", NULL, NULL, "has 4");
 	x->bc.free_page_reporting = false;
 	x->bc.deflate_on_oom = true;
-	expect_refused(x, saved, "", NULL, NULL, "features");
+	vs_expect_refused(restore_edit, x, saved, "", NULL, NULL, "features");
 	x->bc.deflate_on_oom = false;
 	/* a balloon in the snapshot, none in the config */
 	{

@@ -17,6 +17,7 @@
 
 #include "devices/virtio/virtio_devices.h"
 #include "virtio_harness.h"
+#include "vdev_state_harness.h"
 
 #define QSIZE	 16
 #define REQ	 0x40000
@@ -313,17 +314,6 @@ static json_t *save_all(struct fx *x)
 	return o;
 }
 
-static char *save_set(void *set)
-{
-	json_t *o = json_object();
-	char err[256] = "", *s;
-
-	assert_int_equal(pmem_ops.save(set, o, err, sizeof(err)), 0);
-	s = vh_dump(o);
-	json_decref(o);
-	return s;
-}
-
 static void test_state_round_trip(void **state)
 {
 	struct fx *x = *state;
@@ -343,7 +333,7 @@ static void test_state_round_trip(void **state)
 	/* the dev_ops entry: realize from the state, save again */
 	h = clone_machine(x, err, sizeof(err));
 	assert_int_equal(pmem_ops.realize(&h->ctx, saved, &set), 0);
-	s2 = save_set(set);
+	s2 = vs_save(pmem_ops.save, set);
 	assert_string_equal(s1, s2);
 	pmem_ops.resume(set);
 	pmem_ops.unrealize(set);
@@ -369,24 +359,24 @@ static void test_state_round_trip(void **state)
 	assert_int_equal(resp(x), 0);
 }
 
-/* pmem_ops.realize of @saved edited (vh_edit; @key NULL: as is) must fail naming @want. */
-static void expect_refused(struct fx *x, const char *saved, const char *path, const char *key,
-			   json_t *v, const char *want)
+/* pmem_ops.realize of @text edited (vs_load) on a clone (vs_restore_fn); the restored devices
+ * are not kept. */
+static int restore_edit(void *fx, const char *text, const char *path, const char *key, json_t *v,
+			char *err, size_t errlen)
 {
-	json_t *o = key ? vh_edit(saved, path, key, v) : json_loads(saved, 0, NULL);
-	char err[256];
-	struct vh *h = clone_machine(x, err, sizeof(err));
+	struct fx *x = fx;
+	json_t *o = vs_load(text, path, key, v);
+	struct vh *h = clone_machine(x, err, errlen);
 	void *set = (void *)1;
 	int r = pmem_ops.realize(&h->ctx, o, &set);
 
 	json_decref(o);
-	vh_destroy(h);
 	if (r == 0)
-		fail_msg("'%s/%s' accepted", path, key ? key : "");
-	assert_int_equal(r, -EINVAL);
-	if (!strstr(err, want))
-		fail_msg("error '%s' lacks '%s'", err, want);
-	assert_int_equal(x->maps, x->unmaps + 1); /* only the original's mapping is left */
+		pmem_ops.unrealize(set);
+	else
+		assert_true(r == -EINVAL && err[0]);
+	vh_destroy(h);
+	return r;
 }
 
 static void test_state_refused(void **state)
@@ -403,23 +393,30 @@ static void test_state_refused(void **state)
 	/* another number of devices than the config's */
 	a = json_object_get(o, "instances");
 	json_array_append(a, json_array_get(a, 0));
-	expect_refused(x, saved, "", "instances", json_deep_copy(a), "'instances': 2 saved");
-	expect_refused(x, saved, "", "instances", json_array(), "'instances': 0 saved");
-	expect_refused(x, saved, "", "instances", json_object(), "'instances'");
-	expect_refused(x, saved, "", "instances", NULL, "'instances'");
+	vs_expect_refused(restore_edit, x, saved, "", "instances", json_deep_copy(a),
+			  "'instances': 2 saved");
+	vs_expect_refused(restore_edit, x, saved, "", "instances", json_array(),
+			  "'instances': 0 saved");
+	vs_expect_refused(restore_edit, x, saved, "", "instances", json_object(), "'instances'");
+	vs_expect_refused(restore_edit, x, saved, "", "instances", NULL, "'instances'");
 	json_decref(o);
 	/* the device's own fields */
-	expect_refused(x, saved, "instances/0/device", "size", json_string("0x200000"), "'size'");
-	expect_refused(x, saved, "instances/0/device", "gpa", json_string("0x1000200000"), "'gpa'");
-	expect_refused(x, saved, "instances/0/device", "gpa", json_integer(7), "'gpa'");
-	expect_refused(x, saved, "instances/0/device", "discard_writes", json_true(),
-		       "'discard_writes'");
-	expect_refused(x, saved, "instances/0/device", "size", NULL, "'size'");
-	expect_refused(x, saved, "instances/0", "device", NULL, "'device'");
+	vs_expect_refused(restore_edit, x, saved, "instances/0/device", "size",
+			  json_string("0x200000"), "'size'");
+	vs_expect_refused(restore_edit, x, saved, "instances/0/device", "gpa",
+			  json_string("0x1000200000"), "'gpa'");
+	vs_expect_refused(restore_edit, x, saved, "instances/0/device", "gpa", json_integer(7),
+			  "'gpa'");
+	vs_expect_refused(restore_edit, x, saved, "instances/0/device", "discard_writes",
+			  json_true(), "'discard_writes'");
+	vs_expect_refused(restore_edit, x, saved, "instances/0/device", "size", NULL, "'size'");
+	vs_expect_refused(restore_edit, x, saved, "instances/0", "device", NULL, "'device'");
 	/* the restored VM placed the device elsewhere: the guest's page tables say otherwise */
 	x->next_gpa = FAKE_GPA + PMEM_GPA_ALIGN;
-	expect_refused(x, saved, "", NULL, NULL, "the guest has the device at 0x1000000000");
+	vs_expect_refused(restore_edit, x, saved, "", NULL, NULL,
+			  "the guest has the device at 0x1000000000");
 	x->next_gpa = 0;
+	assert_int_equal(x->maps, x->unmaps + 1); /* only the original's mapping is left */
 	/* a snapshot with a pmem, a config without */
 	{
 		char err[256];

@@ -20,6 +20,7 @@
 #include "devices/virtio/net.h"
 #include "util/util.h"
 #include "virtio_harness.h"
+#include "vdev_state_harness.h"
 
 #define QSIZE	 16
 #define RXQ	 0
@@ -516,28 +517,18 @@ static void test_tx_rate_limit(void **state)
 
 /* ---- snapshot ---- */
 
-static char *save(struct fx *x)
-{
-	json_t *o = json_object();
-	char err[256] = "", *s;
-
-	assert_int_equal(net_state_save(x->dev, o, err, sizeof(err)), 0);
-	s = vh_dump(o);
-	json_decref(o);
-	return s;
-}
-
 /*
  * Builds a NIC from x->cfg on a clone of the machine, with TAP queues of its own (a clone's
  * TAP), and loads @text into it (edited as vh_edit does; @key NULL: as is). On success the
  * fixture moves to the clone (the original is destroyed); on failure @err has the error and
  * the fixture is unchanged.
  */
-static int restore_edit(struct fx *x, const char *text, const char *path, const char *key,
-			json_t *v, char *err, size_t errlen)
+static int restore_edit(void *fx, const char *text, const char *path, const char *key, json_t *v,
+			char *err, size_t errlen)
 {
+	struct fx *x = fx;
 	struct vh *h = vh_clone(x->h, true);
-	json_t *o = key ? vh_edit(text, path, key, v) : json_loads(text, 0, NULL);
+	json_t *o = vs_load(text, path, key, v);
 	int sp[2], sp2[2], fds[2];
 	void *dev;
 	int r;
@@ -605,12 +596,12 @@ static void test_state_round_trip(void **state)
 	vh_fire(x->h, x->sp[0], EPOLLIN);
 	assert_int_equal(vh_used_idx(x->h, RXQ), 0); /* two buffers held, the frame waits */
 	net_pause(x->dev);
-	s1 = save(x);
-	s2 = save(x);
+	s1 = vs_save(net_state_save, x->dev);
+	s2 = vs_save(net_state_save, x->dev);
 	assert_string_equal(s1, s2);
 
 	assert_int_equal(restore_edit(x, s1, "", NULL, NULL, err, sizeof(err)), 0);
-	s3 = save(x);
+	s3 = vs_save(net_state_save, x->dev);
 	assert_string_equal(s1, s3);
 	assert_int_equal(net_active_pairs(x->dev), 2);
 	assert_int_equal(net_tap_offloads(x->dev), TAP_OFFLOAD_CSUM);
@@ -656,7 +647,7 @@ static void test_state_tx_held(void **state)
 	used = vh_used_idx(x->h, TXQ);
 	assert_true(used < sent);
 	net_pause(x->dev);
-	s1 = save(x);
+	s1 = vs_save(net_state_save, x->dev);
 	assert_int_equal(restore_edit(x, s1, "", NULL, NULL, err, sizeof(err)), 0);
 	net_resume(x->dev);
 	kick(x, TXQ);
@@ -678,7 +669,7 @@ static void test_state_mac(void **state)
 
 	fx_start(x, 0, 1);
 	net_pause(x->dev);
-	s1 = save(x);
+	s1 = vs_save(net_state_save, x->dev);
 	free(x->cfg.mac);
 	x->cfg.mac = strdup("52:54:00:00:00:01");
 	assert_int_equal(restore_edit(x, s1, "", NULL, NULL, err, sizeof(err)), -EINVAL);
@@ -688,19 +679,8 @@ static void test_state_mac(void **state)
 	assert_int_equal(restore_edit(x, s1, "", NULL, NULL, err, sizeof(err)), 0);
 	assert_int_equal(vh_rd(x->h, VIRTIO_PCI_DEVCFG_OFF, 1), 0x52);
 	assert_int_equal(vh_rd(x->h, VIRTIO_PCI_DEVCFG_OFF + 5, 1), 0x56);
-	s2 = save(x);
+	s2 = vs_save(net_state_save, x->dev);
 	assert_string_equal(s1, s2);
-}
-
-static void expect_refused(struct fx *x, const char *saved, const char *path, const char *key,
-			   json_t *v, const char *want)
-{
-	char err[256];
-
-	if (restore_edit(x, saved, path, key, v, err, sizeof(err)) == 0)
-		fail_msg("'%s/%s' accepted", path, key);
-	if (!strstr(err, want))
-		fail_msg("error '%s' lacks '%s'", err, want);
 }
 
 static void test_state_refused(void **state)
@@ -710,25 +690,29 @@ static void test_state_refused(void **state)
 
 	fx_start(x, F_STATE, 2);
 	net_pause(x->dev);
-	saved = save(x);
-	expect_refused(x, saved, "device", "max_virtqueue_pairs", json_integer(1),
-		       "'max_virtqueue_pairs'");
-	expect_refused(x, saved, "device", "mtu", json_integer(9000), "'mtu'");
-	expect_refused(x, saved, "device", "mtu", json_integer(70000), "'mtu'");
-	expect_refused(x, saved, "device", "status", json_integer(8), "'status'");
-	expect_refused(x, saved, "device", "guest_offloads", json_string("0x100"),
-		       "'guest_offloads'"); /* GUEST_TSO6: not negotiated */
-	expect_refused(x, saved, "device", "active_pairs", json_integer(0), "'active_pairs'");
-	expect_refused(x, saved, "device", "active_pairs", json_integer(3), "'active_pairs'");
-	expect_refused(x, saved, "device", "mac", json_string("5254"), "'mac'");
-	expect_refused(x, saved, "device", "mac", json_string("zz5400123456"), "'mac'");
-	expect_refused(x, saved, "device", "mac", NULL, "'mac'");
-	expect_refused(x, saved, "", "device", NULL, "'device'");
-	expect_refused(x, saved, "", "driver_features", json_string("0x1"), "driver_features");
-	expect_refused(x, saved, "", "queues", json_array(), "'queues'");
+	saved = vs_save(net_state_save, x->dev);
+	vs_expect_refused(restore_edit, x, saved, "device", "max_virtqueue_pairs", json_integer(1),
+			  "'max_virtqueue_pairs'");
+	vs_expect_refused(restore_edit, x, saved, "device", "mtu", json_integer(9000), "'mtu'");
+	vs_expect_refused(restore_edit, x, saved, "device", "mtu", json_integer(70000), "'mtu'");
+	vs_expect_refused(restore_edit, x, saved, "device", "status", json_integer(8), "'status'");
+	vs_expect_refused(restore_edit, x, saved, "device", "guest_offloads", json_string("0x100"),
+			  "'guest_offloads'"); /* GUEST_TSO6: not negotiated */
+	vs_expect_refused(restore_edit, x, saved, "device", "active_pairs", json_integer(0),
+			  "'active_pairs'");
+	vs_expect_refused(restore_edit, x, saved, "device", "active_pairs", json_integer(3),
+			  "'active_pairs'");
+	vs_expect_refused(restore_edit, x, saved, "device", "mac", json_string("5254"), "'mac'");
+	vs_expect_refused(restore_edit, x, saved, "device", "mac", json_string("zz5400123456"),
+			  "'mac'");
+	vs_expect_refused(restore_edit, x, saved, "device", "mac", NULL, "'mac'");
+	vs_expect_refused(restore_edit, x, saved, "", "device", NULL, "'device'");
+	vs_expect_refused(restore_edit, x, saved, "", "driver_features", json_string("0x1"),
+			  "driver_features");
+	vs_expect_refused(restore_edit, x, saved, "", "queues", json_array(), "'queues'");
 	/* the config has one queue pair less: another device */
 	x->ctrlq = 2;
-	expect_refused(x, saved, "", NULL, NULL, "queues");
+	vs_expect_refused(restore_edit, x, saved, "", NULL, NULL, "queues");
 	x->ctrlq = 4;
 }
 

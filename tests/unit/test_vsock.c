@@ -27,6 +27,7 @@
 #include "devices/virtio/vsock.h"
 #include "util/util.h"
 #include "virtio_harness.h"
+#include "vdev_state_harness.h"
 
 #define QSIZE	   16
 #define GUEST_CID  3
@@ -47,6 +48,7 @@ struct fx {
 	unsigned tx_next;
 	bool no_repost;
 	uint32_t guest_buf_alloc, guest_fwd_cnt;
+	uint64_t clone_cid; /* the CID a restore_edit() clone is given; 0: GUEST_CID */
 };
 
 struct pkt {
@@ -873,34 +875,24 @@ static void post_event_buf(struct fx *x, unsigned i)
 	pump(x);
 }
 
-static char *save(void *dev)
-{
-	json_t *o = json_object();
-	char err[256] = "", *s;
-
-	assert_int_equal(vsock_ops.save(dev, o, err, sizeof(err)), 0);
-	s = vh_dump(o);
-	json_decref(o);
-	return s;
-}
-
 /*
  * Realizes the device from @text (edited as vh_edit does; @key NULL: as is) on a clone of the
- * machine whose --vsock is @cid on "<dir>/clone.sock" (a per-clone override). On success the
+ * machine whose --vsock is x->clone_cid on "<dir>/clone.sock" (a per-clone override). On success the
  * fixture moves to the clone (the original is destroyed, its connections with it); on failure
  * @err has the error and the fixture is unchanged.
  */
-static int restore_edit(struct fx *x, uint64_t cid, const char *text, const char *path,
-			const char *key, json_t *v, char *err, size_t errlen)
+static int restore_edit(void *fx, const char *text, const char *path, const char *key, json_t *v,
+			char *err, size_t errlen)
 {
+	struct fx *x = fx;
 	struct vh *h = vh_clone(x->h, true);
-	json_t *o = key ? vh_edit(text, path, key, v) : json_loads(text, 0, NULL);
+	json_t *o = vs_load(text, path, key, v);
 	void *dev = NULL;
 	int r;
 
 	h->cfg.vsock = calloc(1, sizeof(*h->cfg.vsock));
 	assert_non_null(h->cfg.vsock);
-	h->cfg.vsock->cid = cid;
+	h->cfg.vsock->cid = x->clone_cid ? x->clone_cid : GUEST_CID;
 	h->cfg.vsock->id = strdup("_vsock0");
 	assert_true(asprintf(&h->cfg.vsock->socket, "%s/clone.sock", x->dir) > 0);
 	err[0] = 0;
@@ -943,12 +935,12 @@ static void test_state_round_trip(void **state)
 	assert_int_equal(vh_used_idx(x->h, VSOCK_EVQ), 0); /* nothing to say yet */
 	fd = host_open(x, 1234, &hp);
 	vsock_ops.pause(x->dev);
-	s1 = save(x->dev);
-	s2 = save(x->dev);
+	s1 = vs_save(vsock_ops.save, x->dev);
+	s2 = vs_save(vsock_ops.save, x->dev);
 	assert_string_equal(s1, s2);
 
-	assert_int_equal(restore_edit(x, GUEST_CID, s1, "", NULL, NULL, err, sizeof(err)), 0);
-	s3 = save(x->dev);
+	assert_int_equal(restore_edit(x, s1, "", NULL, NULL, err, sizeof(err)), 0);
+	s3 = vs_save(vsock_ops.save, x->dev);
 	assert_string_equal(s1, s3);
 	assert_int_equal(counter(x, "connections_active"), 0);
 	assert_true(host_eof(fd)); /* the template's connection went with it */
@@ -985,8 +977,9 @@ static void test_state_reset_waits_for_buffer(void **state)
 	char err[256];
 
 	vsock_ops.pause(x->dev);
-	s1 = save(x->dev);
-	assert_int_equal(restore_edit(x, GUEST_CID + 1, s1, "", NULL, NULL, err, sizeof(err)), 0);
+	s1 = vs_save(vsock_ops.save, x->dev);
+	x->clone_cid = GUEST_CID + 1;
+	assert_int_equal(restore_edit(x, s1, "", NULL, NULL, err, sizeof(err)), 0);
 	assert_int_equal(vh_rd(x->h, VIRTIO_PCI_DEVCFG_OFF, 4), GUEST_CID + 1);
 	vsock_ops.resume(x->dev);
 	pump(x);
@@ -1006,22 +999,11 @@ static void test_state_no_reset_before_driver(void **state)
 	post_event_buf(x, 0);
 	vh_wr(x->h, VIRTIO_PCI_COMMON_STATUS, 0, 1); /* the driver resets the device */
 	vsock_ops.pause(x->dev);
-	s1 = save(x->dev);
-	assert_int_equal(restore_edit(x, GUEST_CID, s1, "", NULL, NULL, err, sizeof(err)), 0);
+	s1 = vs_save(vsock_ops.save, x->dev);
+	assert_int_equal(restore_edit(x, s1, "", NULL, NULL, err, sizeof(err)), 0);
 	vsock_ops.resume(x->dev);
 	pump(x);
 	assert_int_equal(vh_used_idx(x->h, VSOCK_EVQ), 0);
-}
-
-static void expect_refused(struct fx *x, const char *saved, const char *path, const char *key,
-			   json_t *v, const char *want)
-{
-	char err[256];
-
-	if (restore_edit(x, GUEST_CID, saved, path, key, v, err, sizeof(err)) == 0)
-		fail_msg("'%s/%s' accepted", path, key);
-	if (!strstr(err, want))
-		fail_msg("error '%s' lacks '%s'", err, want);
 }
 
 static void test_state_refused(void **state)
@@ -1033,14 +1015,17 @@ static void test_state_refused(void **state)
 	json_t *o;
 
 	vsock_ops.pause(x->dev);
-	saved = save(x->dev);
-	expect_refused(x, saved, "device", "guest_cid", json_string("0x2"), "'guest_cid'");
-	expect_refused(x, saved, "device", "guest_cid", json_string("0xffffffff"), "'guest_cid'");
-	expect_refused(x, saved, "device", "guest_cid", json_integer(3), "'guest_cid'");
-	expect_refused(x, saved, "device", "guest_cid", NULL, "'guest_cid'");
-	expect_refused(x, saved, "", "device", json_array(), "'device'");
-	expect_refused(x, saved, "", "status", json_integer(0x104), "'status'");
-	expect_refused(x, saved, "", "queues", json_array(), "'queues'");
+	saved = vs_save(vsock_ops.save, x->dev);
+	vs_expect_refused(restore_edit, x, saved, "device", "guest_cid", json_string("0x2"),
+			  "'guest_cid'");
+	vs_expect_refused(restore_edit, x, saved, "device", "guest_cid", json_string("0xffffffff"),
+			  "'guest_cid'");
+	vs_expect_refused(restore_edit, x, saved, "device", "guest_cid", json_integer(3),
+			  "'guest_cid'");
+	vs_expect_refused(restore_edit, x, saved, "device", "guest_cid", NULL, "'guest_cid'");
+	vs_expect_refused(restore_edit, x, saved, "", "device", json_array(), "'device'");
+	vs_expect_refused(restore_edit, x, saved, "", "status", json_integer(0x104), "'status'");
+	vs_expect_refused(restore_edit, x, saved, "", "queues", json_array(), "'queues'");
 	/* a vsock in the snapshot, none in the config */
 	o = json_loads(saved, 0, NULL);
 	x->h->ctx.err = err;

@@ -445,7 +445,7 @@ static int balloon_realize(const struct dev_ctx *ctx, const struct json_t *state
 
 	if (!bc) {
 		*ret = NULL;
-		if (state)
+		if (state && json_object_size(state))
 			return error_set(ctx->err, ctx->errlen, -EINVAL,
 					 "--balloon: the snapshot has a balloon, the config none");
 		return 0;
@@ -465,12 +465,9 @@ static int balloon_realize(const struct dev_ctx *ctx, const struct json_t *state
 
 static int balloon_save(void *dev, json_t *state, char *err, size_t errlen)
 {
-	char why[256];
-	int r = balloon_state_save(dev, state, why, sizeof(why));
-
-	if (r < 0)
-		return error_set(err, errlen, r, "virtio-balloon: %s", why);
-	return 0;
+	if (!dev)
+		return 0; /* not configured: nothing */
+	return vdev_state_save_named(state, balloon_state_save, dev, "virtio-balloon", err, errlen);
 }
 
 static void balloon_unrealize(void *dev)

@@ -654,20 +654,12 @@ static int net_realize(const struct dev_ctx *ctx, const struct json_t *state, vo
 static int net_set_save(void *dev, json_t *state, char *err, size_t errlen)
 {
 	struct net_set *s = dev;
-	json_t *a = vdev_state_add_instances(state);
-	char why[256];
+	int r = 0;
 
-	if (!a)
-		return error_set(err, errlen, -ENOMEM, "virtio-net: out of memory");
-	for (unsigned i = 0; i < s->num; i++) {
-		json_t *o = state_append_object(a);
-		int r = o ? net_state_save(s->nics[i], o, why, sizeof(why)) : -ENOMEM;
-
-		if (r < 0)
-			return error_set(err, errlen, r, "virtio-net %s: %s", s->nics[i]->id,
-					 o ? why : "out of memory");
-	}
-	return 0;
+	for (unsigned i = 0; r == 0 && s && i < s->num; i++)
+		r = vdev_state_append(state, net_state_save, s->nics[i], "virtio-net",
+				      s->nics[i]->id, err, errlen);
+	return r;
 }
 
 static void net_set_reset(void *dev)

@@ -379,20 +379,12 @@ static int pmem_realize(const struct dev_ctx *ctx, const struct json_t *state, v
 static int pmem_save(void *dev, json_t *state, char *err, size_t errlen)
 {
 	struct pmem_set *s = dev;
-	json_t *a = vdev_state_add_instances(state);
-	char why[256];
+	int r = 0;
 
-	if (!a)
-		return error_set(err, errlen, -ENOMEM, "virtio-pmem: out of memory");
-	for (unsigned i = 0; i < s->n; i++) {
-		json_t *o = state_append_object(a);
-		int r = o ? pmem_state_save(s->devs[i], o, why, sizeof(why)) : -ENOMEM;
-
-		if (r < 0)
-			return error_set(err, errlen, r, "virtio-pmem %s: %s", s->ids[i],
-					 o ? why : "out of memory");
-	}
-	return 0;
+	for (unsigned i = 0; r == 0 && s && i < s->n; i++)
+		r = vdev_state_append(state, pmem_state_save, s->devs[i], "virtio-pmem", s->ids[i],
+				      err, errlen);
+	return r;
 }
 
 static void pmem_reset(void *dev)

@@ -46,17 +46,44 @@ int vdev_state_load(struct virtio_pci *vp, void *dev, vdev_load_fn load, const j
 	return r;
 }
 
-json_t *vdev_state_add_instances(json_t *state)
+int vdev_state_save_named(json_t *obj, vdev_state_save_fn save, void *dev, const char *name,
+			  char *err, size_t errlen)
 {
-	return state_add_array(state, "instances");
+	char why[256];
+	int r = save(dev, obj, why, sizeof(why));
+
+	if (r < 0)
+		return error_set(err, errlen, r, "%s: %s", name, why);
+	return 0;
+}
+
+int vdev_state_append(json_t *state, vdev_state_save_fn save, void *dev, const char *name,
+		      const char *id, char *err, size_t errlen)
+{
+	json_t *a = json_object_get(state, "instances");
+	json_t *o;
+	char what[128];
+
+	if (!a)
+		a = state_add_array(state, "instances");
+	o = a ? state_append_object(a) : NULL;
+	snprintf(what, sizeof(what), "%s %s", name, id);
+	if (!o)
+		return error_set(err, errlen, -ENOMEM, "%s: out of memory", what);
+	return vdev_state_save_named(o, save, dev, what, err, errlen);
 }
 
 int vdev_state_get_instances(const json_t *state, unsigned n, const json_t **ret, char *err,
 			     size_t errlen)
 {
 	const json_t *a;
-	int r = state_get_array(state, "instances", VDEV_STATE_MAX_INSTANCES, &a, err, errlen);
+	int r;
 
+	if (!n && !json_object_get(state, "instances")) {
+		*ret = NULL; /* saved without any */
+		return 0;
+	}
+	r = state_get_array(state, "instances", VDEV_STATE_MAX_INSTANCES, &a, err, errlen);
 	if (r < 0)
 		return r;
 	if (json_array_size(a) != n)

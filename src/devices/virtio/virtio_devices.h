@@ -42,10 +42,21 @@ int vdev_state_save(struct virtio_pci *vp, void *dev, vdev_save_fn save, struct 
 /* One instance: virtio_pci_load() from @obj, then @load from its "device". */
 int vdev_state_load(struct virtio_pci *vp, void *dev, vdev_load_fn load, const struct json_t *obj,
 		    char *err, size_t errlen);
-/* A dev_ops entry's instances, in config order: the array "instances" of @state (NULL when out
- * of memory), and on load that array, which must have exactly @n entries (else -EINVAL). */
+/*
+ * A dev_ops entry's instances, in config order, are the array "instances" of its state (absent
+ * when there are none). vdev_state_append() appends one: @save (an X_state_save) of @dev into
+ * a new object; 0 or -errno with one line in @err naming @name and @id. On load,
+ * vdev_state_get_instances() gives that array, which must have exactly @n entries (else
+ * -EINVAL with @err); *@ret is NULL when @n is 0 and the array absent.
+ */
 #define VDEV_STATE_MAX_INSTANCES 64
-struct json_t *vdev_state_add_instances(struct json_t *state);
+typedef int (*vdev_state_save_fn)(void *dev, struct json_t *obj, char *err, size_t errlen);
+/* @save of @dev into @obj, its error line prefixed with @name (a dev_ops entry of one instance
+ * saves it as its whole state). */
+int vdev_state_save_named(struct json_t *obj, vdev_state_save_fn save, void *dev, const char *name,
+			  char *err, size_t errlen);
+int vdev_state_append(struct json_t *state, vdev_state_save_fn save, void *dev, const char *name,
+		      const char *id, char *err, size_t errlen);
 int vdev_state_get_instances(const struct json_t *state, unsigned n, const struct json_t **ret,
 			     char *err, size_t errlen);
 

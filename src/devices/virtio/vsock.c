@@ -652,7 +652,7 @@ static int vsock_realize(const struct dev_ctx *ctx, const struct json_t *state, 
 
 	if (!ctx->cfg->vsock) {
 		*ret = NULL;
-		if (state)
+		if (state && json_object_size(state))
 			return error_set(
 				ctx->err, ctx->errlen, -EINVAL,
 				"--vsock: the snapshot has a vsock device, the config none");
@@ -672,12 +672,9 @@ static int vsock_realize(const struct dev_ctx *ctx, const struct json_t *state, 
 
 static int vsock_save(void *dev, json_t *state, char *err, size_t errlen)
 {
-	char why[256];
-	int r = vsock_state_save(dev, state, why, sizeof(why));
-
-	if (r < 0)
-		return error_set(err, errlen, r, "virtio-vsock: %s", why);
-	return 0;
+	if (!dev)
+		return 0; /* not configured: nothing */
+	return vdev_state_save_named(state, vsock_state_save, dev, "virtio-vsock", err, errlen);
 }
 
 static void vsock_unrealize(void *dev)
