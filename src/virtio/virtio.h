@@ -207,8 +207,8 @@ void virtio_pci_resume(struct virtio_pci *vp);
  * device's ops->activate() gets the negotiated features and the ioeventfds are registered, as
  * the status write did. The transport is left paused: virtio_pci_resume() kicks every enabled
  * queue. Call once, on a transport just created (nothing happened on it). Returns 0, or -EINVAL
- * (-ENOMEM) with one line in @err naming the field; the transport is then fit only for
- * virtio_pci_destroy().
+ * (-ENOMEM) with one line in @err naming the device and the field ("virtio-rng: queue 0: field
+ * 'size': missing"); the transport is then fit only for virtio_pci_destroy().
  */
 int virtio_pci_save(struct virtio_pci *vp, struct json_t *obj, char *err, size_t errlen);
 int virtio_pci_load(struct virtio_pci *vp, const struct json_t *obj, char *err, size_t errlen);

@@ -256,7 +256,7 @@ static void vp_regs_apply(struct virtio_pci *vp, const struct vp_regs *s)
 	vp->isr = s->isr;
 }
 
-int virtio_pci_load(struct virtio_pci *vp, const json_t *obj, char *err, size_t errlen)
+static int vp_load(struct virtio_pci *vp, const json_t *obj, char *err, size_t errlen)
 {
 	unsigned nq = vp->ops->num_queues;
 	struct vp_queue_regs qs[VIRTIO_PCI_MAX_QUEUES];
@@ -273,8 +273,8 @@ int virtio_pci_load(struct virtio_pci *vp, const json_t *obj, char *err, size_t 
 	if (r < 0)
 		return r;
 	if (json_array_size(queues) != nq) {
-		snprintf(err, errlen, "field 'queues': %zu queues, %s has %u",
-			 json_array_size(queues), vp->ops->name, nq);
+		snprintf(err, errlen, "field 'queues': %zu queues, the device has %u",
+			 json_array_size(queues), nq);
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&vp->lock);
@@ -305,4 +305,14 @@ int virtio_pci_load(struct virtio_pci *vp, const json_t *obj, char *err, size_t 
 	}
 	pthread_mutex_unlock(&vp->lock);
 	return 0;
+}
+
+int virtio_pci_load(struct virtio_pci *vp, const json_t *obj, char *err, size_t errlen)
+{
+	char why[256] = "";
+	int r = vp_load(vp, obj, why, sizeof(why));
+
+	if (r < 0)
+		snprintf(err, errlen, "%s: %s", vp->ops->name, why);
+	return r;
 }

@@ -647,6 +647,210 @@ static void test_rate_limited(void **state)
 	assert_int_equal(x->h->ram[DATA + 1024 + 512], VIRTIO_BLK_S_OK);
 }
 
+/* ---- snapshot state ---- */
+
+/* Two disks in the config: the fixture's image (1 queue, @ops_size: an ops rate limit) and a
+ * second image (2 queues). @path2 is filled with the second image's name. */
+static void two_disks(struct vm_config *cfg, const char *path, char *path2, uint64_t ops_size)
+{
+	int fd;
+
+	if (!path2[0]) {
+		snprintf(path2, 64, "/tmp/cubicle-test-blk2-XXXXXX");
+		fd = mkstemp(path2);
+		assert_true(fd >= 0);
+		assert_int_equal(ftruncate(fd, 64 * 1024), 0);
+		close(fd);
+	}
+	cfg->num_disks = 2;
+	for (unsigned i = 0; i < 2; i++) {
+		struct disk_config *d = &cfg->disks[i];
+
+		disk_config_init(d);
+		d->path = strdup(i ? path2 : path);
+		d->id = strdup(i ? "_disk1" : "_disk0");
+		d->num_queues = (uint16_t)(i + 1);
+		d->queue_size = QSIZE;
+		d->disable_io_uring = use_pool;
+	}
+	cfg->disks[0].rate_limiter.ops =
+		(struct token_bucket_config){ .size = ops_size, .refill_time = 1000000 };
+}
+
+/* Realizes every disk of @h's config from @text; NULL with @err set when refused. */
+static void *realize_from(struct vh *h, const char *text, char *err, size_t errlen)
+{
+	json_t *o = json_loads(text, 0, NULL);
+	void *set = NULL;
+	int r;
+
+	assert_non_null(o);
+	err[0] = 0;
+	h->ctx.err = err;
+	h->ctx.errlen = errlen;
+	r = blk_ops.realize(&h->ctx, o, &set);
+	json_decref(o);
+	if (r < 0) {
+		assert_null(set);
+		assert_true(err[0] != 0);
+		return NULL;
+	}
+	assert_non_null(set);
+	return set;
+}
+
+/* Posts a one-sector read of @sector as chain @head (its header, data and status at slot
+ * @head of the buffers) on disk 0's queue 0. */
+static void post_read(struct vh *h, unsigned head, uint64_t sector)
+{
+	uint64_t hdr = HDR + 32ULL * head, data = DATA + 1024ULL * head;
+
+	memset(h->ram + hdr, 0, BLK_HDR_SIZE);
+	h->ram[hdr] = VIRTIO_BLK_T_IN;
+	h->ram[hdr + 8] = (uint8_t)sector;
+	vh_desc(h, 0, head, hdr, BLK_HDR_SIZE, VIRTQ_DESC_F_NEXT, head + 1);
+	vh_desc(h, 0, head + 1, data, BLK_SECTOR + 1, VIRTQ_DESC_F_WRITE, 0);
+	vh_avail(h, 0, QSIZE, (uint16_t)head);
+}
+
+static void assert_read_done(struct vh *h, unsigned head, uint64_t sector)
+{
+	uint64_t data = DATA + 1024ULL * head;
+
+	assert_int_equal(h->ram[data + BLK_SECTOR], VIRTIO_BLK_S_OK);
+	for (unsigned i = 0; i < BLK_SECTOR; i++)
+		assert_int_equal(h->ram[data + i], pattern(sector * BLK_SECTOR + i));
+}
+
+/* The transport of disk @i of @set, run as the loop would, I/O drained. */
+static void run_disk(void *set, unsigned i)
+{
+	void *d = blk_set_disk(set, i);
+
+	virtio_pci_run_notify(blk_transport(d), 0);
+	blk_drain(d);
+}
+
+/*
+ * Disk 0 served one read and has a second posted (@ops_size 0) or held by its rate limiter
+ * (@ops_size 1) at the snapshot: the restored set serves it, and the next one.
+ */
+static void state_round_trip(struct fx *x, uint64_t ops_size)
+{
+	_cleanup_free_ char *saved = NULL, *again = NULL;
+	char path2[64] = "", err[256];
+	void *set = NULL, *set2;
+	struct vh *g;
+
+	two_disks(&x->h->cfg, x->path, path2, ops_size);
+	x->h->ctx.err = err;
+	x->h->ctx.errlen = sizeof(err);
+	assert_int_equal(blk_ops.realize(&x->h->ctx, NULL, &set), 0);
+	vh_attach(x->h, virtio_pci_function(blk_transport(blk_set_disk(set, 0))), 2);
+	assert_true(vh_negotiate(x->h, VH_VERSION_1) & VIRTIO_STATUS_FEATURES_OK);
+	vh_setup_queue(x->h, 0, QSIZE);
+	vh_driver_ok(x->h);
+	post_read(x->h, 0, 1);
+	vh_notify(x->h, 0);
+	run_disk(set, 0);
+	assert_int_equal(vh_used_idx(x->h, 0), 1);
+	assert_read_done(x->h, 0, 1);
+	post_read(x->h, 2, 2);
+	if (ops_size) {
+		vh_notify(x->h, 0);
+		run_disk(set, 0);
+		assert_int_equal(vh_used_idx(x->h, 0), 1); /* held by the limiter */
+	}
+	blk_ops.pause(set);
+	saved = vh_save(&blk_ops, set);
+	blk_ops.unrealize(set); /* its images' locks go with it */
+
+	g = vh_clone(x->h, false);
+	two_disks(&g->cfg, x->path, path2, ops_size);
+	set2 = realize_from(g, saved, err, sizeof(err));
+	if (!set2)
+		fail_msg("refused: %s", err);
+	vh_adopt(g, virtio_pci_function(blk_transport(blk_set_disk(set2, 0))));
+	again = vh_save(&blk_ops, set2);
+	assert_string_equal(saved, again);
+	/* paused until resumed */
+	run_disk(set2, 0);
+	assert_int_equal(vh_used_idx(g, 0), 1);
+	blk_ops.resume(set2);
+	run_disk(set2, 0);
+	assert_int_equal(vh_used_idx(g, 0), 2);
+	assert_read_done(g, 2, 2);
+	if (!ops_size) {
+		post_read(g, 4, 3);
+		vh_notify(g, 0);
+		run_disk(set2, 0);
+		assert_int_equal(vh_used_idx(g, 0), 3);
+		assert_read_done(g, 4, 3);
+	}
+	blk_ops.unrealize(set2);
+	vh_destroy(g);
+	unlink(path2);
+}
+
+static void test_state_round_trip(void **state)
+{
+	state_round_trip(*state, 0);
+}
+
+static void test_state_held_by_limiter(void **state)
+{
+	state_round_trip(*state, 1);
+}
+
+static void test_state_refused(void **state)
+{
+	struct fx *x = *state;
+	_cleanup_free_ char *saved = NULL;
+	char path2[64] = "", err[256];
+	const char *edits[][3] = {
+		{ "", "disks", "virtio-blk: field 'disks': missing" },
+		{ "disks/1", "queues", "--disk _disk1: virtio-blk: field 'queues': missing" },
+		{ "disks/0", "pci", "--disk _disk0: virtio-blk: field 'pci': missing" },
+	};
+	void *set = NULL;
+	json_t *o;
+	char *text;
+
+	two_disks(&x->h->cfg, x->path, path2, 0);
+	x->h->ctx.err = err;
+	x->h->ctx.errlen = sizeof(err);
+	assert_int_equal(blk_ops.realize(&x->h->ctx, NULL, &set), 0);
+	blk_ops.pause(set);
+	saved = vh_save(&blk_ops, set);
+	blk_ops.unrealize(set);
+	for (size_t i = 0; i < ARRAY_SIZE(edits); i++) {
+		o = vh_edit(saved, edits[i][0], edits[i][1], NULL);
+		text = json_dumps(o, 0);
+		json_decref(o);
+		assert_null(realize_from(x->h, text, err, sizeof(err)));
+		assert_string_equal(err, edits[i][2]);
+		free(text);
+	}
+	/* one disk's state for two disks; disk 1's queues for disk 0 */
+	o = json_loads(saved, 0, NULL);
+	json_array_remove(json_object_get(o, "disks"), 1);
+	text = json_dumps(o, 0);
+	assert_null(realize_from(x->h, text, err, sizeof(err)));
+	assert_string_equal(err, "virtio-blk: field 'disks': 1 disks saved, 2 configured");
+	free(text);
+	json_decref(o);
+	o = json_loads(saved, 0, NULL);
+	json_t *disks = json_object_get(o, "disks");
+	json_object_set(json_array_get(disks, 0), "queues",
+			json_object_get(json_array_get(disks, 1), "queues"));
+	text = json_dumps(o, 0);
+	assert_null(realize_from(x->h, text, err, sizeof(err)));
+	assert_non_null(strstr(err, "--disk _disk0: virtio-blk: field 'queues': 2 queues"));
+	free(text);
+	json_decref(o);
+	unlink(path2);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -668,6 +872,9 @@ int main(void)
 		T(test_reset_with_requests),
 		T(test_direct_bounce),
 		T(test_rate_limited),
+		T(test_state_round_trip),
+		T(test_state_held_by_limiter),
+		T(test_state_refused),
 	};
 	int r;
 

@@ -246,6 +246,116 @@ static void test_rx_paced_by_buffers(void **state)
 	assert_null(vh_find_fd(x->h, x->in[0]));
 }
 
+/* ---- snapshot state ---- */
+
+static char *save(void *dev)
+{
+	return vh_save(&console_ops, dev);
+}
+
+/* Output half written and an input buffer waiting for bytes, both held across a snapshot:
+ * the restored console writes the rest of the output (not the part already out) and fills
+ * the buffer once input comes. Elements past PIPE_BUF, so that a full pipe takes part of one. */
+#define BIG_TX 5000
+
+static void test_state_round_trip(void **state)
+{
+	struct fx *x = *state;
+	struct virtio_pci *vp = console_transport(x->dev);
+	_cleanup_free_ char *saved = NULL, *again = NULL;
+	uint8_t got[2 * BIG_TX];
+	int in[2], out[2];
+	char err[200];
+	json_t *o;
+	void *dev;
+	struct vh *g;
+	size_t have = 0;
+
+	for (unsigned i = 0; i < 2 * BIG_TX; i++)
+		x->h->ram[TX_BUF + i] = (uint8_t)(i * 11 + 3);
+	for (unsigned i = 0; i < 2; i++) {
+		vh_desc(x->h, TXQ, i, TX_BUF + (uint64_t)i * BIG_TX, BIG_TX, 0, 0);
+		vh_avail(x->h, TXQ, QSIZE, (uint16_t)i);
+	}
+	vh_notify(x->h, TXQ);
+	virtio_pci_run_notify(vp, TXQ);
+	assert_int_equal(vh_used_idx(x->h, TXQ), 0); /* the first is partly out */
+	vh_desc(x->h, RXQ, 0, RX_BUF, 64, VIRTQ_DESC_F_WRITE, 0);
+	vh_avail(x->h, RXQ, QSIZE, 0);
+	vh_notify(x->h, RXQ);
+	virtio_pci_run_notify(vp, RXQ);
+	vh_fire(x->h, x->in[0], EPOLLIN); /* nothing to read: the buffer is held */
+	assert_int_equal(vh_used_idx(x->h, RXQ), 0);
+	console_ops.pause(x->dev);
+	saved = save(x->dev);
+	o = json_loads(saved, 0, NULL);
+	assert_int_equal(
+		json_integer_value(json_object_get(json_object_get(o, "device"), "tx_off")),
+		PIPE_CAP);
+
+	g = vh_clone(x->h, true);
+	assert_int_equal(pipe2(in, O_NONBLOCK | O_CLOEXEC), 0);
+	assert_int_equal(pipe2(out, O_NONBLOCK | O_CLOEXEC), 0);
+	assert_int_equal(console_create_with_fds(&g->ctx, in[0], out[1], &dev), 0);
+	assert_int_equal(console_restore(dev, o, err, sizeof(err)), 0);
+	json_decref(o);
+	vh_adopt(g, virtio_pci_function(console_transport(dev)));
+	again = save(dev);
+	assert_string_equal(saved, again);
+
+	console_ops.resume(dev);
+	virtio_pci_run_notify(console_transport(dev), TXQ);
+	virtio_pci_run_notify(console_transport(dev), RXQ);
+	assert_int_equal(vh_used_idx(g, TXQ), 2);
+	while (have < sizeof(got)) {
+		ssize_t n = read(out[0], got + have, sizeof(got) - have);
+
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+	}
+	assert_int_equal(have, 2 * BIG_TX - PIPE_CAP);
+	assert_memory_equal(got, g->ram + TX_BUF + PIPE_CAP, have);
+	assert_int_equal(write(in[1], "hi", 2), 2);
+	vh_fire(g, in[0], EPOLLIN);
+	assert_int_equal(vh_used_idx(g, RXQ), 1);
+	assert_memory_equal(g->ram + RX_BUF, "hi", 2);
+
+	console_ops.unrealize(dev);
+	for (unsigned i = 0; i < 2; i++) {
+		close(in[i]);
+		close(out[i]);
+	}
+	vh_destroy(g);
+}
+
+static void test_state_refused(void **state)
+{
+	struct fx *x = *state;
+	_cleanup_free_ char *saved = NULL;
+	const char *edits[][3] = {
+		{ "", "device", "virtio-console: field 'device': missing" },
+		{ "device", "tx_off", "virtio-console: field 'tx_off': missing" },
+		{ "queues/1", "desc", "virtio-console: queue 1: field 'desc': missing" },
+	};
+	char err[200];
+
+	console_ops.pause(x->dev);
+	saved = save(x->dev);
+	for (size_t i = 0; i < ARRAY_SIZE(edits); i++) {
+		struct vh *g = vh_clone(x->h, true);
+		json_t *o = vh_edit(saved, edits[i][0], edits[i][1], NULL);
+		void *dev;
+
+		assert_int_equal(console_create_with_fds(&g->ctx, -1, -1, &dev), 0);
+		assert_int_equal(console_restore(dev, o, err, sizeof(err)), -EINVAL);
+		assert_string_equal(err, edits[i][2]);
+		json_decref(o);
+		console_ops.unrealize(dev);
+		vh_destroy(g);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -253,6 +363,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_final_drain_at_teardown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tx_held_across_pause, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_paced_by_buffers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_refused, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "devices/virtio/virtio_devices.h"
@@ -142,6 +143,133 @@ static void test_bad_sources(void **state)
 	assert_null(dev);
 }
 
+/* ---- snapshot state ---- */
+
+static char *save(void *dev)
+{
+	return vh_save(&rng_ops, dev);
+}
+
+/* Realizes the rng on @h from @text (the state), checks save gives @text back. */
+static void *restore(struct vh *h, const char *text)
+{
+	json_t *o = json_loads(text, 0, NULL);
+	void *dev = NULL;
+	_cleanup_free_ char *again = NULL;
+	char err[256] = "";
+
+	assert_non_null(o);
+	h->ctx.err = err;
+	h->ctx.errlen = sizeof(err);
+	if (rng_ops.realize(&h->ctx, o, &dev) < 0)
+		fail_msg("refused: %s", err);
+	json_decref(o);
+	vh_adopt(h, virtio_pci_function(rng_transport(dev)));
+	again = save(dev);
+	assert_string_equal(text, again);
+	return dev;
+}
+
+static void test_state_round_trip(void **state)
+{
+	struct fx *x = *state;
+	_cleanup_free_ char *saved = NULL;
+	struct vh *g;
+	void *dev;
+
+	assert_int_equal(rng_ops.realize(&x->h->ctx, NULL, &x->dev), 0);
+	vh_attach(x->h, virtio_pci_function(rng_transport(x->dev)), 2);
+	assert_true(vh_negotiate(x->h, VH_VERSION_1) & VIRTIO_STATUS_FEATURES_OK);
+	vh_setup_queue(x->h, 0, QSIZE);
+	vh_driver_ok(x->h);
+	vh_desc(x->h, 0, 0, BUF, 64, VIRTQ_DESC_F_WRITE, 0);
+	assert_int_equal(serve(x), 64);
+	/* one more request posted, not yet served */
+	vh_avail(x->h, 0, QSIZE, 0);
+	rng_ops.pause(x->dev);
+	saved = save(x->dev);
+
+	g = vh_clone(x->h, false);
+	dev = restore(g, saved);
+	/* paused until resumed */
+	virtio_pci_run_notify(rng_transport(dev), 0);
+	assert_int_equal(vh_used_idx(g, 0), 1);
+	rng_ops.resume(dev);
+	virtio_pci_run_notify(rng_transport(dev), 0);
+	assert_int_equal(vh_used_idx(g, 0), 2);
+	assert_int_equal(vh_used_len(g, 0, 1, QSIZE), 64);
+	rng_ops.unrealize(dev);
+	vh_destroy(g);
+}
+
+/* A request waiting for a slow source is replayed by the restored device. */
+static void test_state_waiting_request(void **state)
+{
+	struct fx *x = *state;
+	_cleanup_free_ char *saved = NULL, *arg = NULL;
+	struct vh *h = vh_create(true), *g;
+	char err[128];
+	void *dev;
+	int w;
+
+	snprintf(x->path, sizeof(x->path), "/tmp/cubicle-test-rng-fifo-%d", getpid());
+	assert_int_equal(mkfifo(x->path, 0600), 0);
+	w = open(x->path, O_RDWR | O_NONBLOCK); /* a writer that writes nothing yet */
+	assert_true(w >= 0);
+	assert_true(asprintf(&arg, "src=%s", x->path) > 0);
+	assert_int_equal(config_parse_rng(&h->cfg, arg, err, sizeof(err)), 0);
+	assert_int_equal(rng_ops.realize(&h->ctx, NULL, &dev), 0);
+	vh_attach(h, virtio_pci_function(rng_transport(dev)), 2);
+	assert_true(vh_negotiate(h, VH_VERSION_1) & VIRTIO_STATUS_FEATURES_OK);
+	vh_setup_queue(h, 0, QSIZE);
+	vh_driver_ok(h);
+	vh_desc(h, 0, 0, BUF, 64, VIRTQ_DESC_F_WRITE, 0);
+	vh_avail(h, 0, QSIZE, 0);
+	vh_notify(h, 0);
+	virtio_pci_run_notify(rng_transport(dev), 0);
+	assert_int_equal(vh_used_idx(h, 0), 0); /* held, waiting for the source */
+	rng_ops.pause(dev);
+	saved = save(dev);
+
+	g = vh_clone(h, true);
+	assert_int_equal(config_parse_rng(&g->cfg, arg, err, sizeof(err)), 0);
+	void *dev2 = restore(g, saved);
+	assert_int_equal(write(w, "abcd", 4), 4);
+	rng_ops.resume(dev2);
+	virtio_pci_run_notify(rng_transport(dev2), 0);
+	assert_int_equal(vh_used_idx(g, 0), 1);
+	assert_int_equal(vh_used_len(g, 0, 0, QSIZE), 4);
+	assert_memory_equal(g->ram + BUF, "abcd", 4);
+
+	rng_ops.unrealize(dev2);
+	rng_ops.unrealize(dev);
+	close(w);
+	vh_destroy(g);
+	vh_destroy(h);
+}
+
+static void test_state_refused(void **state)
+{
+	struct fx *x = *state;
+	char err[256] = "";
+	json_t *o;
+	void *dev = NULL;
+
+	assert_int_equal(rng_ops.realize(&x->h->ctx, NULL, &x->dev), 0);
+	rng_ops.pause(x->dev);
+	_cleanup_free_ char *saved = save(x->dev);
+	struct vh *g = vh_create(false);
+
+	g->ctx.err = err;
+	g->ctx.errlen = sizeof(err);
+	o = vh_edit(saved, "queues/0", "size", NULL);
+	assert_int_equal(rng_ops.realize(&g->ctx, o, &dev), -EINVAL);
+	assert_null(dev);
+	assert_string_equal(err, "virtio-rng: queue 0: field 'size': missing");
+	json_decref(o);
+	vh_destroy(g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -150,6 +278,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_big_request_capped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_wraps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_sources, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_waiting_request, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_refused, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

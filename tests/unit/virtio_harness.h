@@ -351,6 +351,20 @@ static inline char *vh_dump(const json_t *o)
 	return s;
 }
 
+/* @ops->save of @dev, dumped (caller frees). */
+static inline char *vh_save(const struct dev_ops *ops, void *dev)
+{
+	json_t *o = json_object();
+	char err[256] = "", *s;
+
+	assert_non_null(o);
+	if (ops->save(dev, o, err, sizeof(err)) < 0)
+		fail_msg("save: %s", err);
+	s = vh_dump(o);
+	json_decref(o);
+	return s;
+}
+
 /* A second machine for a restore: @src's guest RAM and driver-side indices copied. */
 static inline struct vh *vh_clone(const struct vh *src, bool with_loop)
 {

@@ -22,6 +22,7 @@
 #include "devices/virtio/blk.h"
 #include "util/log.h"
 #include "util/ratelimit.h"
+#include "util/state.h"
 #include "util/util.h"
 #include "pci/pci.h"
 #include "virtio/virtio.h"
@@ -731,6 +732,15 @@ static void blk_vreset(void *opaque)
 	}
 }
 
+/* The request waiting for the rate limiter is its queue's latest pop, and pause drained the
+ * others (virtio.h: held elements). */
+static unsigned blk_held(void *opaque, unsigned q)
+{
+	struct blk *b = opaque;
+
+	return q < b->num_queues && b->q[q].held;
+}
+
 static void blk_config_read(void *opaque, uint32_t offset, uint8_t *data, unsigned len)
 {
 	struct blk *b = opaque;
@@ -896,6 +906,7 @@ int blk_create(const struct dev_ctx *ctx, const struct disk_config *d, void **re
 		.config_read = blk_config_read,
 		.queue_notify = blk_queue_notify,
 		.reset = blk_vreset,
+		.held = blk_held,
 	};
 	r = virtio_pci_create(ctx->pci, ctx->mem, ctx->loop, &b->vops, b, &b->vp);
 	if (r < 0)
@@ -926,6 +937,13 @@ struct blk_set {
 	struct blk *disks[CONFIG_MAX_DISKS];
 };
 
+void *blk_set_disk(void *set, unsigned i)
+{
+	struct blk_set *s = set;
+
+	return i < s->n ? s->disks[i] : NULL;
+}
+
 static void blk_set_unrealize(void *dev)
 {
 	struct blk_set *s = dev;
@@ -937,11 +955,66 @@ static void blk_set_unrealize(void *dev)
 	free(s);
 }
 
+/*
+ * Snapshot state: {"disks": [one transport state per --disk, in order]} (virtio_pci_save). The
+ * config gives the rest (image, queues, serial); the rate limiter starts full again.
+ */
+static int blk_set_save(void *dev, json_t *state, char *err, size_t errlen)
+{
+	struct blk_set *s = dev;
+	json_t *disks = state_add_array(state, "disks");
+	int r = disks ? 0 : -ENOMEM;
+
+	for (unsigned i = 0; r == 0 && i < s->n; i++) {
+		json_t *d = state_append_object(disks);
+
+		r = d ? virtio_pci_save(s->disks[i]->vp, d, err, errlen) : -ENOMEM;
+	}
+	if (r == -ENOMEM)
+		snprintf(err, errlen, "virtio-blk: out of memory");
+	return r;
+}
+
+/* The disks' states in @state, one per configured disk (ctx->err set otherwise). */
+static int blk_set_states(const struct dev_ctx *ctx, const json_t *state, const json_t **ret)
+{
+	const json_t *disks;
+	char why[160];
+	int r;
+
+	r = state_get_array(state, "disks", CONFIG_MAX_DISKS, &disks, why, sizeof(why));
+	if (r < 0)
+		return error_set(ctx->err, ctx->errlen, r, "virtio-blk: %s", why);
+	if (json_array_size(disks) != ctx->cfg->num_disks)
+		return error_set(ctx->err, ctx->errlen, -EINVAL,
+				 "virtio-blk: field 'disks': %zu disks saved, %u configured",
+				 json_array_size(disks), ctx->cfg->num_disks);
+	*ret = disks;
+	return 0;
+}
+
+/* The disk just created takes its saved state, paused (blk_set_resume starts it). */
+static int blk_restore(const struct dev_ctx *ctx, struct blk *b, const json_t *state)
+{
+	char why[CONFIG_ERR_MAX];
+	int r = virtio_pci_load(b->vp, state, why, sizeof(why));
+
+	if (r < 0)
+		return error_set(ctx->err, ctx->errlen, r, "--disk %s: %s", b->id, why);
+	return 0;
+}
+
 static int blk_set_realize(const struct dev_ctx *ctx, const struct json_t *state, void **ret)
 {
+	const json_t *disks = NULL;
 	struct blk_set *s;
 	int r;
 
+	if (state) {
+		r = blk_set_states(ctx, state, &disks);
+		if (r < 0)
+			return r;
+	}
 	if (ctx->cfg->num_disks == 0) {
 		*ret = NULL;
 		return 0;
@@ -953,11 +1026,14 @@ static int blk_set_realize(const struct dev_ctx *ctx, const struct json_t *state
 		void *d;
 
 		r = blk_create(ctx, &ctx->cfg->disks[i], &d);
+		if (r == 0)
+			s->disks[s->n++] = d;
+		if (r == 0 && disks)
+			r = blk_restore(ctx, d, json_array_get(disks, i));
 		if (r < 0) {
 			blk_set_unrealize(s);
 			return r;
 		}
-		s->disks[s->n++] = d;
 	}
 	*ret = s;
 	return 0;
@@ -1021,6 +1097,7 @@ const struct dev_ops blk_ops = {
 	.reset = blk_set_reset,
 	.pause = blk_set_pause,
 	.resume = blk_set_resume,
+	.save = blk_set_save,
 	.counters = blk_set_counters,
 	.nodes = blk_set_nodes,
 };

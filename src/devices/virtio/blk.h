@@ -79,5 +79,7 @@ struct virtio_pci *blk_transport(void *dev);
 void blk_drain(void *dev);
 /* Which engine serves the disk: "io_uring" or "thread-pool". */
 const char *blk_engine(void *dev);
+/* Disk @i (in --disk order) of what blk_ops.realize returned, or NULL (tests). */
+void *blk_set_disk(void *set, unsigned i);
 
 #endif

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -29,6 +30,7 @@
 #include "devices/virtio/virtio_devices.h"
 #include "pci/pci.h"
 #include "util/log.h"
+#include "util/state.h"
 #include "util/util.h"
 #include "virtio/virtio.h"
 
@@ -57,6 +59,7 @@ struct console {
 	bool rx_held, tx_held;
 	bool paused;		     /* vm.pause: no backend I/O into or out of guest buffers */
 	size_t tx_off;		     /* bytes of tx already written */
+	uint32_t tx_replay_off;	     /* restored: bytes of the next tx popped already written */
 	uint64_t tx_bytes, rx_bytes; /* vm.counters */
 	struct virtq_elem rx, tx;
 	uint8_t rxbuf[CONSOLE_RX_CHUNK];
@@ -157,7 +160,9 @@ static void console_tx(struct console *c)
 			if (virtio_pci_pop(c->vp, CONSOLE_TXQ, &c->tx) <= 0)
 				break;
 			c->tx_held = true;
-			c->tx_off = 0;
+			/* The element held at a snapshot comes back first (virtio.h). */
+			c->tx_off = c->tx_replay_off;
+			c->tx_replay_off = 0;
 		}
 		if (console_tx_write(c) == -EAGAIN)
 			break; /* backpressure: EPOLLOUT brings us back */
@@ -230,6 +235,7 @@ static void console_dev_reset(void *opaque)
 	/* Their buffers belong to the driver again; unwritten output of a reset device is lost. */
 	c->rx_held = false;
 	c->tx_held = false;
+	c->tx_replay_off = 0;
 	c->rx_starved = false;
 	console_arm(c);
 }
@@ -279,6 +285,14 @@ static void console_inout_cb(void *opaque, uint32_t events)
 	virtio_pci_unlock(c->vp);
 }
 
+/* Each queue's held element is its latest pop (virtio.h: held elements). */
+static unsigned console_held(void *opaque, unsigned q)
+{
+	struct console *c = opaque;
+
+	return q == CONSOLE_RXQ ? c->rx_held : c->tx_held;
+}
+
 static const struct virtio_dev_ops console_vops = {
 	.name = "virtio-console",
 	.device_id = VIRTIO_ID_CONSOLE,
@@ -288,6 +302,7 @@ static const struct virtio_dev_ops console_vops = {
 	.config_size = CONSOLE_CFG_SIZE,
 	.queue_notify = console_queue_notify,
 	.reset = console_dev_reset,
+	.held = console_held,
 };
 
 /* ---- life cycle ---- */
@@ -398,10 +413,62 @@ struct virtio_pci *console_transport(void *dev)
 	return ((struct console *)dev)->vp;
 }
 
+static void console_pause(void *dev);
+
+/*
+ * Snapshot state: the transport, and under "device" "tx_off", the bytes of the held transmit
+ * element already written to the output (the element is replayed, its written part is not).
+ * The config space is all zeros (no features) and the backend reopens from the config.
+ */
+static int console_save(void *dev, json_t *state, char *err, size_t errlen)
+{
+	struct console *c = dev;
+	json_t *d;
+	int r;
+
+	r = virtio_pci_save(c->vp, state, err, errlen);
+	if (r < 0)
+		return r;
+	d = state_add_object(state, "device");
+	virtio_pci_lock(c->vp);
+	r = d ? state_set_u32(d, "tx_off", c->tx_held ? (uint32_t)c->tx_off : c->tx_replay_off)
+	      : -ENOMEM;
+	virtio_pci_unlock(c->vp);
+	if (r < 0)
+		snprintf(err, errlen, "virtio-console: out of memory");
+	return r;
+}
+
+int console_restore(void *dev, const json_t *state, char *err, size_t errlen)
+{
+	struct console *c = dev;
+	const json_t *d;
+	uint32_t tx_off;
+	char why[160];
+	int r;
+
+	r = state_get_object(state, "device", &d, why, sizeof(why));
+	if (r == 0)
+		r = state_get_u32(d, "tx_off", UINT32_MAX, &tx_off, why, sizeof(why));
+	if (r < 0) {
+		snprintf(err, errlen, "virtio-console: %s", why);
+		return r;
+	}
+	console_pause(c);
+	r = virtio_pci_load(c->vp, state, err, errlen);
+	if (r < 0)
+		return r;
+	virtio_pci_lock(c->vp);
+	c->tx_replay_off = tx_off;
+	virtio_pci_unlock(c->vp);
+	return 0;
+}
+
 static int console_realize(const struct dev_ctx *ctx, const struct json_t *state, void **ret)
 {
 	const struct console_config *con = &ctx->cfg->console;
 	struct term_backend be;
+	void *dev;
 	int r;
 
 	if (con->mode == CONSOLE_OFF) {
@@ -414,7 +481,15 @@ static int console_realize(const struct dev_ctx *ctx, const struct json_t *state
 		term_backend_close(&be);
 		return r;
 	}
-	return console_create(ctx, &be, ret);
+	r = console_create(ctx, &be, &dev);
+	if (r == 0 && state) {
+		r = console_restore(dev, state, ctx->err, ctx->errlen);
+		if (r < 0)
+			console_destroy(dev);
+	}
+	if (r == 0)
+		*ret = dev;
+	return r;
 }
 
 static void console_unrealize(void *dev)
@@ -475,6 +550,7 @@ const struct dev_ops console_ops = {
 	.reset = console_reset,
 	.pause = console_pause,
 	.resume = console_resume,
+	.save = console_save,
 	.counters = console_counters,
 	.nodes = console_nodes,
 };

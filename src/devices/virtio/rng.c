@@ -21,6 +21,7 @@
 #include "devices/virtio/virtio_devices.h"
 #include "pci/pci.h"
 #include "util/log.h"
+#include "util/state.h"
 #include "util/util.h"
 #include "virtio/virtio.h"
 
@@ -135,6 +136,12 @@ static void rng_dev_reset(void *opaque)
 	rng_wait(r, false);
 }
 
+/* The element waiting for the source is always the latest pop (virtio.h: held elements). */
+static unsigned rng_held(void *opaque, unsigned q)
+{
+	return ((struct rng *)opaque)->have_elem;
+}
+
 static const struct virtio_dev_ops rng_vops = {
 	.name = "virtio-rng",
 	.device_id = VIRTIO_ID_RNG,
@@ -143,6 +150,7 @@ static const struct virtio_dev_ops rng_vops = {
 	.max_queue_size = RNG_QUEUE_SIZE,
 	.queue_notify = rng_queue_notify,
 	.reset = rng_dev_reset,
+	.held = rng_held,
 };
 
 static void rng_destroy(struct rng *r)
@@ -238,9 +246,32 @@ struct virtio_pci *rng_transport(void *dev)
 	return ((struct rng *)dev)->vp;
 }
 
+/* Snapshot state: the transport's only (virtio_pci_save); the source reopens from the config
+ * and the element waiting for it is replayed. */
+static int rng_save(void *dev, json_t *state, char *err, size_t errlen)
+{
+	return virtio_pci_save(rng_transport(dev), state, err, errlen);
+}
+
 static int rng_realize(const struct dev_ctx *ctx, const struct json_t *state, void **ret)
 {
-	return rng_create(ctx, config_rng_src(ctx->cfg), ret);
+	struct rng *r;
+	int err;
+
+	err = rng_create(ctx, config_rng_src(ctx->cfg), (void **)&r);
+	if (err < 0 || !state) {
+		if (err == 0)
+			*ret = r;
+		return err;
+	}
+	r->paused = true; /* as after rng_pause(): vm_resume() calls rng_resume() */
+	err = virtio_pci_load(r->vp, state, ctx->err, ctx->errlen);
+	if (err < 0) {
+		rng_destroy(r);
+		return err;
+	}
+	*ret = r;
+	return 0;
 }
 
 static void rng_unrealize(void *dev)
@@ -297,6 +328,7 @@ const struct dev_ops rng_ops = {
 	.reset = rng_reset,
 	.pause = rng_pause,
 	.resume = rng_resume,
+	.save = rng_save,
 	.counters = rng_counters,
 	.nodes = rng_nodes,
 };

@@ -91,6 +91,13 @@ struct virtio_pci *rng_transport(void *dev);
  */
 int console_create_with_fds(const struct dev_ctx *ctx, int in_fd, int out_fd, void **ret);
 struct virtio_pci *console_transport(void *dev);
+/*
+ * The tail of console_ops.realize from a snapshot, and a test hook: takes the state
+ * console_ops.save wrote (the transport, "device": {"tx_off"}) into a console just created,
+ * which is left paused (console_ops.resume). Returns 0, or -EINVAL with one line in @err; the
+ * console is then fit only for unrealize.
+ */
+int console_restore(void *dev, const struct json_t *state, char *err, size_t errlen);
 
 /*
  * virtio-net (virtio id 1) on TAP queues: receiveq 2i / transmitq 2i+1 for pair i, then the
