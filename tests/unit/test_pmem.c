@@ -301,7 +301,7 @@ static struct vh *clone_machine(struct fx *x, char *err, size_t errlen)
 	return h;
 }
 
-/* {"instances": [the one device's state]}, as pmem_ops.save writes it. */
+/* {"pmems": [the one device's state]}, as pmem_ops.save writes it. */
 static json_t *save_all(struct fx *x)
 {
 	json_t *o = json_object(), *a = json_array(), *inst = json_object();
@@ -310,7 +310,7 @@ static json_t *save_all(struct fx *x)
 	assert_true(o && a && inst);
 	assert_int_equal(pmem_state_save(x->dev, inst, err, sizeof(err)), 0);
 	json_array_append_new(a, inst);
-	json_object_set_new(o, "instances", a);
+	json_object_set_new(o, "pmems", a);
 	return o;
 }
 
@@ -342,8 +342,7 @@ static void test_state_round_trip(void **state)
 	/* one instance restored keeps serving: the next request is the ring's next */
 	h = clone_machine(x, err, sizeof(err));
 	assert_int_equal(pmem_create(&h->ctx, &x->pc, &dev), 0);
-	assert_int_equal(pmem_state_load(dev,
-					 json_array_get(json_object_get(saved, "instances"), 0),
+	assert_int_equal(pmem_state_load(dev, json_array_get(json_object_get(saved, "pmems"), 0),
 					 err, sizeof(err)),
 			 0);
 	json_decref(saved);
@@ -391,26 +390,25 @@ static void test_state_refused(void **state)
 	o = save_all(x);
 	saved = vh_dump(o);
 	/* another number of devices than the config's */
-	a = json_object_get(o, "instances");
+	a = json_object_get(o, "pmems");
 	json_array_append(a, json_array_get(a, 0));
-	vs_expect_refused(restore_edit, x, saved, "", "instances", json_deep_copy(a),
-			  "'instances': 2 saved");
-	vs_expect_refused(restore_edit, x, saved, "", "instances", json_array(),
-			  "'instances': 0 saved");
-	vs_expect_refused(restore_edit, x, saved, "", "instances", json_object(), "'instances'");
-	vs_expect_refused(restore_edit, x, saved, "", "instances", NULL, "'instances'");
+	vs_expect_refused(restore_edit, x, saved, "", "pmems", json_deep_copy(a),
+			  "'pmems': 2 saved");
+	vs_expect_refused(restore_edit, x, saved, "", "pmems", json_array(), "'pmems': 0 saved");
+	vs_expect_refused(restore_edit, x, saved, "", "pmems", json_object(), "'pmems'");
+	vs_expect_refused(restore_edit, x, saved, "", "pmems", NULL, "'pmems'");
 	json_decref(o);
 	/* the device's own fields */
-	vs_expect_refused(restore_edit, x, saved, "instances/0/device", "size",
-			  json_string("0x200000"), "'size'");
-	vs_expect_refused(restore_edit, x, saved, "instances/0/device", "gpa",
+	vs_expect_refused(restore_edit, x, saved, "pmems/0/device", "size", json_string("0x200000"),
+			  "'size'");
+	vs_expect_refused(restore_edit, x, saved, "pmems/0/device", "gpa",
 			  json_string("0x1000200000"), "'gpa'");
-	vs_expect_refused(restore_edit, x, saved, "instances/0/device", "gpa", json_integer(7),
+	vs_expect_refused(restore_edit, x, saved, "pmems/0/device", "gpa", json_integer(7),
 			  "'gpa'");
-	vs_expect_refused(restore_edit, x, saved, "instances/0/device", "discard_writes",
-			  json_true(), "'discard_writes'");
-	vs_expect_refused(restore_edit, x, saved, "instances/0/device", "size", NULL, "'size'");
-	vs_expect_refused(restore_edit, x, saved, "instances/0", "device", NULL, "'device'");
+	vs_expect_refused(restore_edit, x, saved, "pmems/0/device", "discard_writes", json_true(),
+			  "'discard_writes'");
+	vs_expect_refused(restore_edit, x, saved, "pmems/0/device", "size", NULL, "'size'");
+	vs_expect_refused(restore_edit, x, saved, "pmems/0", "device", NULL, "'device'");
 	/* the restored VM placed the device elsewhere: the guest's page tables say otherwise */
 	x->next_gpa = FAKE_GPA + PMEM_GPA_ALIGN;
 	vs_expect_refused(restore_edit, x, saved, "", NULL, NULL,

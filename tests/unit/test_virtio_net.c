@@ -716,6 +716,29 @@ static void test_state_refused(void **state)
 	x->ctrlq = 4;
 }
 
+/* net_ops from a state with another number of NICs than the config: refused before any TAP
+ * is opened. */
+static void test_state_nic_count(void **state)
+{
+	struct fx *x = *state;
+	json_t *o = json_loads("{\"nets\": [{}, {}]}", 0, NULL);
+	char err[256] = "";
+	void *dev = (void *)1;
+
+	x->h->ctx.err = err;
+	x->h->ctx.errlen = sizeof(err);
+	assert_int_equal(net_ops.realize(&x->h->ctx, o, &dev), -EINVAL);
+	assert_non_null(strstr(err, "--net: field 'nets': 2 saved, the config has 0"));
+	json_object_set_new(o, "nets", json_string("x"));
+	assert_int_equal(net_ops.realize(&x->h->ctx, o, &dev), -EINVAL);
+	assert_non_null(strstr(err, "'nets'"));
+	json_object_clear(o);
+	assert_int_equal(net_ops.realize(&x->h->ctx, o, &dev), 0); /* none saved, none configured */
+	assert_null(dev);
+	x->h->ctx.err = NULL;
+	json_decref(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -734,6 +757,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_state_tx_held, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_mac, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_nic_count, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

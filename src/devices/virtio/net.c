@@ -620,7 +620,8 @@ static int net_realize(const struct dev_ctx *ctx, const struct json_t *state, vo
 	int r;
 
 	if (state) {
-		r = vdev_state_get_instances(state, cfg->num_nets, &saved, why, sizeof(why));
+		r = vdev_state_get_instances(state, "nets", cfg->num_nets, &saved, why,
+					     sizeof(why));
 		if (r < 0)
 			return error_set(ctx->err, ctx->errlen, r, "--net: %s", why);
 	}
@@ -657,7 +658,7 @@ static int net_set_save(void *dev, json_t *state, char *err, size_t errlen)
 	int r = 0;
 
 	for (unsigned i = 0; r == 0 && s && i < s->num; i++)
-		r = vdev_state_append(state, net_state_save, s->nics[i], "virtio-net",
+		r = vdev_state_append(state, "nets", net_state_save, s->nics[i], "virtio-net",
 				      s->nics[i]->id, err, errlen);
 	return r;
 }

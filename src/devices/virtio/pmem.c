@@ -344,7 +344,8 @@ static int pmem_realize(const struct dev_ctx *ctx, const struct json_t *state, v
 	int r;
 
 	if (state) {
-		r = vdev_state_get_instances(state, cfg->num_pmems, &saved, why, sizeof(why));
+		r = vdev_state_get_instances(state, "pmems", cfg->num_pmems, &saved, why,
+					     sizeof(why));
 		if (r < 0)
 			return error_set(ctx->err, ctx->errlen, r, OPT ": %s", why);
 	}
@@ -382,8 +383,8 @@ static int pmem_save(void *dev, json_t *state, char *err, size_t errlen)
 	int r = 0;
 
 	for (unsigned i = 0; r == 0 && s && i < s->n; i++)
-		r = vdev_state_append(state, pmem_state_save, s->devs[i], "virtio-pmem", s->ids[i],
-				      err, errlen);
+		r = vdev_state_append(state, "pmems", pmem_state_save, s->devs[i], "virtio-pmem",
+				      s->ids[i], err, errlen);
 	return r;
 }
 

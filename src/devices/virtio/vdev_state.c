@@ -3,7 +3,8 @@
  * Saved state of the virtio devices that have several instances or a state of their own
  * (virtio_devices.h: vdev_state_*): one instance is its transport's object (virtio_pci_save)
  * with the device's own fields beside it under "device"; a dev_ops entry with many instances
- * keeps them in "instances", in config order.
+ * keeps them in an array named after the config's ("nets", "pmems", as blk's "disks"), in
+ * config order.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -57,15 +58,15 @@ int vdev_state_save_named(json_t *obj, vdev_state_save_fn save, void *dev, const
 	return 0;
 }
 
-int vdev_state_append(json_t *state, vdev_state_save_fn save, void *dev, const char *name,
-		      const char *id, char *err, size_t errlen)
+int vdev_state_append(json_t *state, const char *key, vdev_state_save_fn save, void *dev,
+		      const char *name, const char *id, char *err, size_t errlen)
 {
-	json_t *a = json_object_get(state, "instances");
+	json_t *a = json_object_get(state, key);
 	json_t *o;
 	char what[128];
 
 	if (!a)
-		a = state_add_array(state, "instances");
+		a = state_add_array(state, key);
 	o = a ? state_append_object(a) : NULL;
 	snprintf(what, sizeof(what), "%s %s", name, id);
 	if (!o)
@@ -73,23 +74,22 @@ int vdev_state_append(json_t *state, vdev_state_save_fn save, void *dev, const c
 	return vdev_state_save_named(o, save, dev, what, err, errlen);
 }
 
-int vdev_state_get_instances(const json_t *state, unsigned n, const json_t **ret, char *err,
-			     size_t errlen)
+int vdev_state_get_instances(const json_t *state, const char *key, unsigned n, const json_t **ret,
+			     char *err, size_t errlen)
 {
 	const json_t *a;
 	int r;
 
-	if (!n && !json_object_get(state, "instances")) {
+	if (!n && !json_object_get(state, key)) {
 		*ret = NULL; /* saved without any */
 		return 0;
 	}
-	r = state_get_array(state, "instances", VDEV_STATE_MAX_INSTANCES, &a, err, errlen);
+	r = state_get_array(state, key, VDEV_STATE_MAX_INSTANCES, &a, err, errlen);
 	if (r < 0)
 		return r;
 	if (json_array_size(a) != n)
-		return error_set(err, errlen, -EINVAL,
-				 "field 'instances': %zu saved, the config has %u",
-				 json_array_size(a), n);
+		return error_set(err, errlen, -EINVAL, "field '%s': %zu saved, the config has %u",
+				 key, json_array_size(a), n);
 	*ret = a;
 	return 0;
 }

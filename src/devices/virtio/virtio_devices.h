@@ -43,11 +43,11 @@ int vdev_state_save(struct virtio_pci *vp, void *dev, vdev_save_fn save, struct 
 int vdev_state_load(struct virtio_pci *vp, void *dev, vdev_load_fn load, const struct json_t *obj,
 		    char *err, size_t errlen);
 /*
- * A dev_ops entry's instances, in config order, are the array "instances" of its state (absent
- * when there are none). vdev_state_append() appends one: @save (an X_state_save) of @dev into
- * a new object; 0 or -errno with one line in @err naming @name and @id. On load,
- * vdev_state_get_instances() gives that array, which must have exactly @n entries (else
- * -EINVAL with @err); *@ret is NULL when @n is 0 and the array absent.
+ * A dev_ops entry's instances, in config order, are the array @key of its state ("nets",
+ * "pmems"; absent when there are none). vdev_state_append() appends one: @save (an
+ * X_state_save) of @dev into a new object; 0 or -errno with one line in @err naming @name and
+ * @id. On load, vdev_state_get_instances() gives that array, which must have exactly @n
+ * entries (else -EINVAL with @err); *@ret is NULL when @n is 0 and the array absent.
  */
 #define VDEV_STATE_MAX_INSTANCES 64
 typedef int (*vdev_state_save_fn)(void *dev, struct json_t *obj, char *err, size_t errlen);
@@ -55,10 +55,10 @@ typedef int (*vdev_state_save_fn)(void *dev, struct json_t *obj, char *err, size
  * saves it as its whole state). */
 int vdev_state_save_named(struct json_t *obj, vdev_state_save_fn save, void *dev, const char *name,
 			  char *err, size_t errlen);
-int vdev_state_append(struct json_t *state, vdev_state_save_fn save, void *dev, const char *name,
-		      const char *id, char *err, size_t errlen);
-int vdev_state_get_instances(const struct json_t *state, unsigned n, const struct json_t **ret,
-			     char *err, size_t errlen);
+int vdev_state_append(struct json_t *state, const char *key, vdev_state_save_fn save, void *dev,
+		      const char *name, const char *id, char *err, size_t errlen);
+int vdev_state_get_instances(const struct json_t *state, const char *key, unsigned n,
+			     const struct json_t **ret, char *err, size_t errlen);
 
 extern const struct dev_ops rng_ops;
 extern const struct dev_ops console_ops;
