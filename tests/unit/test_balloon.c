@@ -457,6 +457,18 @@ static void test_state_refused(void **state)
 	assert_int_equal(restore_edit(x, saved, "", NULL, NULL, err, sizeof(err)), 0);
 }
 
+/* One byte of the saved state changed at a time: loaded or refused, never a crash. */
+static void test_state_damaged(void **state)
+{
+	struct fx *x = *state;
+	_cleanup_free_ char *saved = NULL;
+
+	start(x, F_STATS);
+	balloon_ops.pause(x->dev);
+	saved = vs_save(balloon_ops.save, x->dev);
+	assert_true(vs_damage(restore_edit, x, saved) > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -472,6 +484,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_not_configured, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_damaged, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -739,6 +739,18 @@ static void test_state_nic_count(void **state)
 	json_decref(o);
 }
 
+/* One byte of the saved state changed at a time: loaded or refused, never a crash. */
+static void test_state_damaged(void **state)
+{
+	struct fx *x = *state;
+	_cleanup_free_ char *saved = NULL;
+
+	fx_start(x, F_STATE, 2);
+	net_pause(x->dev);
+	saved = vs_save(net_state_save, x->dev);
+	assert_true(vs_damage(restore_edit, x, saved) > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -758,6 +770,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_state_mac, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_nic_count, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_damaged, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

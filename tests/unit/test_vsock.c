@@ -1037,6 +1037,17 @@ static void test_state_refused(void **state)
 	json_decref(o);
 }
 
+/* One byte of the saved state changed at a time: loaded or refused, never a crash. */
+static void test_state_damaged(void **state)
+{
+	struct fx *x = *state;
+	_cleanup_free_ char *saved = NULL;
+
+	vsock_ops.pause(x->dev);
+	saved = vs_save(vsock_ops.save, x->dev);
+	assert_true(vs_damage(restore_edit, x, saved) > 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1066,6 +1077,7 @@ int main(void)
 		T(test_state_reset_waits_for_buffer),
 		T(test_state_no_reset_before_driver),
 		T(test_state_refused),
+		T(test_state_damaged),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -54,4 +54,42 @@ static inline void vs_expect_refused(vs_restore_fn restore, void *fx, const char
 		fail_msg("error '%s' lacks '%s'", err, want);
 }
 
+/*
+ * Damage: each alphanumeric byte of @saved changed in turn (a digit to another, a letter to
+ * 'q' or '9'), every result that still parses restored: it must load or be refused with
+ * -EINVAL, never crash (the ASan build runs this). Returns how many loaded.
+ */
+static inline unsigned vs_damage(vs_restore_fn restore, void *fx, const char *saved)
+{
+	size_t len = strlen(saved);
+	char *t = malloc(len + 1), err[256];
+	unsigned loaded = 0;
+
+	assert_non_null(t);
+	for (size_t i = 0; i < len; i++) {
+		char c = saved[i];
+		json_t *o;
+		int r;
+
+		if (c >= '0' && c <= '9')
+			c = (char)('0' + (c - '0' + 7) % 10);
+		else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+			c = c == 'q' ? '9' : 'q';
+		else
+			continue;
+		memcpy(t, saved, len + 1);
+		t[i] = c;
+		o = json_loads(t, 0, NULL);
+		if (!o)
+			continue;
+		json_decref(o);
+		r = restore(fx, t, "", NULL, NULL, err, sizeof(err));
+		if (r != 0 && r != -EINVAL)
+			fail_msg("byte %zu: %d (%s)", i, r, err);
+		loaded += r == 0;
+	}
+	free(t);
+	return loaded;
+}
+
 #endif
