@@ -406,6 +406,29 @@ static void test_rx_bad_buffers(void **state)
 	assert_int_equal(virtio_pci_status(vp(x)) & VIRTIO_STATUS_NEEDS_RESET, 0);
 }
 
+/* MRG_RXBUF with a bad buffer after the first part of a frame: the frame is cut there (its
+ * buffers published, dropped and counted), the bad one returned, and the next frame goes. */
+static void test_rx_mergeable_bad_buffer(void **state)
+{
+	struct fx *x = *state;
+
+	fx_start(x, F(VIRTIO_NET_F_MRG_RXBUF), 1);
+	rx_buffer(x, 0, 1024);
+	vh_desc(x->h, RXQ, 1, RX_BUF + 0x2000, 1024, 0, 0); /* readable */
+	vh_avail(x->h, RXQ, QSIZE, 1);
+	rx_buffer(x, 2, 1600);
+	kick(x, RXQ);
+	host_send(x, 2500, 3, NULL);
+	host_send(x, 100, 4, NULL);
+	vh_fire(x->h, x->sp[0], EPOLLIN);
+	assert_int_equal(vh_used_idx(x->h, RXQ), 3);
+	assert_int_equal(vh_used_len(x->h, RXQ, 0, QSIZE), 1024);
+	assert_int_equal(vh_used_len(x->h, RXQ, 1, QSIZE), 0);
+	assert_int_equal(vh_used_len(x->h, RXQ, 2, QSIZE), HDR + 100);
+	assert_int_equal(counters(x).rx_dropped, 1);
+	assert_int_equal(counters(x).rx_frames, 1);
+}
+
 /* Sends a control command (@len bytes at CTRL_BUF) and returns the ack. */
 static uint8_t ctrl(struct fx *x, const uint8_t *cmd, uint32_t len, uint32_t ack_len)
 {
@@ -762,6 +785,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rx_backpressure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_mergeable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_bad_buffers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rx_mergeable_bad_buffer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ctrl_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tx_rate_limit, setup, teardown),
