@@ -35,8 +35,10 @@ int vdev_state_load(struct virtio_pci *vp, void *dev, vdev_load_fn load, const j
 	char why[256];
 	int r = state_get_object(obj, "device", &own, err, errlen);
 
-	/* The transport first: loading it calls the device's activate() as the driver's
-	 * DRIVER_OK did, and the device's own state goes on top of what that set up. */
+	/* The transport first (virtio.h has the device's own state first; these four need the
+	 * other order): loading it calls the device's activate() as the driver's DRIVER_OK did
+	 * (net resets its offloads and queue pairs there), and the device's own state goes on
+	 * top of what that set up and is checked against the restored status and features. */
 	if (r == 0)
 		r = virtio_pci_load(vp, obj, err, errlen);
 	if (r == 0) {
