@@ -48,7 +48,7 @@ def linux_template(tmp_path_factory, guest_env, kvm):
              "--memory", "size=256M", "--disk", f"path={disk}", "--serial", "tty",
              "--console", "off", "--api-socket", f"path={sock}"])
     try:
-        assert vm.wait_for("counter 3\n", timeout=BOOT_TIMEOUT), vm.describe()
+        assert vm.wait_for("counter 3\r", timeout=BOOT_TIMEOUT), vm.describe()
         api = Api(sock)
         assert api.put("vm.pause").status == 204
         last = counts(vm.stdout)[-1]
@@ -71,7 +71,7 @@ def test_linux_clone_continues(linux_template, vm_factory, tmp_path):
     r = api.put("vm.resume-from-snapshot",
                 {"source_url": f"file://{snap}", "disks": [{"path": str(own), "id": "_disk0"}]})
     assert r.status == 204, r
-    assert vm.wait_for(f"counter {last + 3}\n", timeout=120), vm.describe()
+    assert vm.wait_for(f"counter {last + 3}\r", timeout=120), vm.describe()
     seen = counts(vm.stdout)
     assert seen[0] in (last, last + 1) and seen == list(range(seen[0], seen[-1] + 1)), \
         vm.describe()
@@ -105,4 +105,4 @@ def test_linux_clones_at_once(linux_template, vm_factory, tmp_path):
         assert r.status == 204, r
         vms.append(vm)
     for vm in vms:
-        assert vm.wait_for(f"counter {last + 2}\n", timeout=180), vm.describe()
+        assert vm.wait_for(f"counter {last + 2}\r", timeout=180), vm.describe()

@@ -15,6 +15,7 @@
 
 #include "devices/virtio/virtio_devices.h"
 #include "virtio_harness.h"
+#include "vdev_state_harness.h"
 
 #define QSIZE 16
 #define BUF   0x40000 /* request buffers in the harness's RAM */
@@ -312,6 +313,162 @@ static void test_not_configured(void **state)
 	assert_null(dev);
 }
 
+/* ---- snapshot ---- */
+
+/*
+ * Realizes the balloon from @text (edited: @v for @key of the object at @path, see vh_edit;
+ * @key NULL: as is) on a clone of the machine. On success the fixture moves to the clone (the
+ * original is destroyed) and 0 is returned; on failure, the error (at least its first 255
+ * bytes) is in @err and the fixture is unchanged.
+ */
+static int restore_edit(void *fx, const char *text, const char *path, const char *key, json_t *v,
+			char *err, size_t errlen)
+{
+	struct fx *x = fx;
+	struct vh *h = vh_clone(x->h, false);
+	uint8_t *ram2 =
+		mmap(NULL, RAM2_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	json_t *o = vs_load(text, path, key, v);
+	void *dev = NULL;
+	int r;
+
+	assert_true(ram2 != MAP_FAILED);
+	memcpy(ram2, x->ram2, RAM2_SIZE);
+	assert_int_equal(guest_mem_add_region(&h->mem, RAM2_GPA, RAM2_SIZE, ram2), 0);
+	h->cfg.memory = x->h->cfg.memory;
+	h->cfg.balloon = calloc(1, sizeof(*h->cfg.balloon));
+	assert_non_null(h->cfg.balloon);
+	*h->cfg.balloon = x->bc;
+	err[0] = 0;
+	h->ctx.err = err;
+	h->ctx.errlen = errlen;
+	r = balloon_ops.realize(&h->ctx, o, &dev);
+	h->ctx.err = NULL;
+	json_decref(o);
+	if (r < 0) {
+		assert_true(err[0] != 0);
+		assert_null(dev);
+		vh_destroy(h);
+		munmap(ram2, RAM2_SIZE);
+		return r;
+	}
+	balloon_ops.unrealize(x->dev);
+	vh_destroy(x->h);
+	munmap(x->ram2, RAM2_SIZE);
+	x->h = h;
+	x->dev = dev;
+	x->ram2 = ram2;
+	vh_adopt(h, virtio_pci_function(balloon_transport(dev)));
+	return 0;
+}
+
+static void test_state_round_trip(void **state)
+{
+	struct fx *x = *state;
+	_cleanup_free_ char *s1 = NULL, *s2 = NULL, *s3 = NULL;
+	uint8_t *st = x->h->ram + BUF + BALLOON_Q_STATS * 0x10000;
+	uint32_t pfns[] = { RAM2_PFN + 3 };
+	struct balloon_info i;
+	char err[256];
+
+	x->bc.free_page_reporting = true;
+	x->bc.deflate_on_oom = true;
+	start(x, F_STATS | F_DEFLATE | F_REPORTING);
+	put_stat(st, 4, 123456);
+	assert_int_equal(post(x, BALLOON_Q_STATS, BUF + BALLOON_Q_STATS * 0x10000, 10, false), 0);
+	assert_int_equal(balloon_set_target(x->dev, 40 * 4096), 0);
+	vh_wr(x->h, VIRTIO_PCI_DEVCFG_OFF + 4, 12, 4); /* actual */
+	balloon_ops.pause(x->dev);
+	s1 = vs_save(balloon_ops.save, x->dev);
+	s2 = vs_save(balloon_ops.save, x->dev);
+	assert_string_equal(s1, s2); /* saving twice gives the same */
+
+	assert_int_equal(restore_edit(x, s1, "", NULL, NULL, err, sizeof(err)), 0);
+	s3 = vs_save(balloon_ops.save, x->dev);
+	assert_string_equal(s1, s3);
+	balloon_get_info(x->dev, &i);
+	assert_int_equal(i.target_bytes, 40 * 4096);
+	assert_int_equal(i.actual_bytes, 12 * 4096);
+	assert_int_equal(i.stats[4], 123456);
+	assert_int_equal(i.counters.stats_updates, 0); /* counters count from realize */
+	assert_int_equal(devcfg(x, 0), 40);
+
+	/* resumed: the statistics buffer the device held is taken again, and returned on a
+	 * refresh; inflate works on the clone's RAM */
+	balloon_ops.resume(x->dev);
+	st = x->h->ram + BUF + BALLOON_Q_STATS * 0x10000; /* the clone's RAM */
+	put_stat(st, 4, 77);
+	virtio_pci_run_notify(balloon_transport(x->dev), BALLOON_Q_STATS);
+	balloon_get_info(x->dev, &i);
+	assert_int_equal(i.stats[4], 77);
+	assert_int_equal(i.counters.stats_updates, 1);
+	assert_int_equal(vh_used_idx(x->h, BALLOON_Q_STATS), 0);
+	balloon_stats_refresh(x->dev);
+	assert_int_equal(vh_used_idx(x->h, BALLOON_Q_STATS), 1);
+	memset(x->ram2 + 3 * 4096, 0x5a, 4096);
+	assert_int_equal(post_pfns(x, BALLOON_Q_INFLATE, pfns, 1), 1);
+	assert_int_equal(x->ram2[3 * 4096], 0);
+	assert_int_equal(counters(x).inflated_pages, 1);
+}
+
+static void test_state_refused(void **state)
+{
+	struct fx *x = *state;
+	_cleanup_free_ char *saved = NULL;
+	char err[256];
+
+	start(x, F_STATS);
+	balloon_ops.pause(x->dev);
+	saved = vs_save(balloon_ops.save, x->dev);
+	vs_expect_refused(restore_edit, x, saved, "device", "num_pages", json_integer(1 << 20),
+			  "'num_pages'");
+	vs_expect_refused(restore_edit, x, saved, "device", "num_pages", json_integer(-1),
+			  "'num_pages'");
+	vs_expect_refused(restore_edit, x, saved, "device", "actual", json_string("12"),
+			  "'actual'");
+	vs_expect_refused(restore_edit, x, saved, "device", "stats_valid", json_integer(1 << 16),
+			  "'stats_valid'");
+	vs_expect_refused(restore_edit, x, saved, "device", "stats", json_array(), "'stats'");
+	vs_expect_refused(restore_edit, x, saved, "device", "features", NULL, "'features'");
+	vs_expect_refused(restore_edit, x, saved, "", "device", NULL, "'device'");
+	vs_expect_refused(restore_edit, x, saved, "", "device", json_integer(3), "'device'");
+	vs_expect_refused(restore_edit, x, saved, "", "queues", NULL, "'queues'");
+	/* another config: free page reporting adds a queue and a feature */
+	x->bc.free_page_reporting = true;
+	vs_expect_refused(restore_edit, x, saved, "", NULL, NULL, "has 4");
+	x->bc.free_page_reporting = false;
+	x->bc.deflate_on_oom = true;
+	vs_expect_refused(restore_edit, x, saved, "", NULL, NULL, "features");
+	x->bc.deflate_on_oom = false;
+	/* a balloon in the snapshot, none in the config */
+	{
+		void *dev = (void *)1;
+		json_t *o = json_loads(saved, 0, NULL);
+
+		x->h->ctx.err = err;
+		x->h->ctx.errlen = sizeof(err);
+		assert_int_equal(balloon_ops.realize(&x->h->ctx, o, &dev), -EINVAL);
+		assert_non_null(strstr(err, "--balloon"));
+		assert_null(dev);
+		x->h->ctx.err = NULL;
+		json_decref(o);
+	}
+	/* and the saved state itself is still fine */
+	assert_int_equal(restore_edit(x, saved, "", NULL, NULL, err, sizeof(err)), 0);
+}
+
+/* One byte of the saved state changed at a time: loaded or refused, never a crash. */
+static void test_state_damaged(void **state)
+{
+	struct fx *x = *state;
+	_cleanup_free_ char *saved = NULL;
+
+	start(x, F_STATS);
+	balloon_ops.pause(x->dev);
+	saved = vs_save(balloon_ops.save, x->dev);
+	assert_true(vs_damage(restore_edit, x, saved) > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -325,6 +482,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_free_page_reporting, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hugepages_counted_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_configured, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_damaged, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,6 +17,7 @@
 
 #include "devices/virtio/virtio_devices.h"
 #include "virtio_harness.h"
+#include "vdev_state_harness.h"
 
 #define QSIZE	 16
 #define REQ	 0x40000
@@ -34,6 +35,7 @@ struct fx {
 	unsigned maps, unmaps;
 	void *host;
 	uint64_t size, align, gpa, unmapped_gpa;
+	uint64_t next_gpa; /* 0: FAKE_GPA */
 	int map_result;
 };
 
@@ -49,8 +51,8 @@ static int fake_map(void *opaque, void *host, uint64_t size, uint64_t align, boo
 	x->host = host;
 	x->size = size;
 	x->align = align;
-	x->gpa = FAKE_GPA;
-	*ret_gpa = FAKE_GPA;
+	x->gpa = x->next_gpa ? x->next_gpa : FAKE_GPA;
+	*ret_gpa = x->gpa;
 	return 0;
 }
 
@@ -277,6 +279,174 @@ static void test_file_errors(void **state)
 	assert_int_equal(pmem_create(&x->h->ctx, &x->pc, &x->dev), 0);
 }
 
+/* ---- snapshot ---- */
+
+/* A machine for a restore: @x's RAM, its fake map_ram, and a config with @x's one --pmem. */
+static struct vh *clone_machine(struct fx *x, char *err, size_t errlen)
+{
+	struct vh *h = vh_clone(x->h, false);
+	struct pmem_config *pc = &h->cfg.pmems[0];
+
+	h->ctx.map_ram = fake_map;
+	h->ctx.unmap_ram = fake_unmap;
+	h->ctx.ram_opaque = x;
+	h->ctx.err = err;
+	h->ctx.errlen = errlen;
+	*pc = x->pc;
+	pc->file = strdup(x->pc.file);
+	pc->id = strdup("_pmem0");
+	assert_true(pc->file && pc->id);
+	h->cfg.num_pmems = 1;
+	err[0] = 0;
+	return h;
+}
+
+/* {"pmems": [the one device's state]}, as pmem_ops.save writes it. */
+static json_t *save_all(struct fx *x)
+{
+	json_t *o = json_object(), *a = json_array(), *inst = json_object();
+	char err[256] = "";
+
+	assert_true(o && a && inst);
+	assert_int_equal(pmem_state_save(x->dev, inst, err, sizeof(err)), 0);
+	json_array_append_new(a, inst);
+	json_object_set_new(o, "pmems", a);
+	return o;
+}
+
+static void test_state_round_trip(void **state)
+{
+	struct fx *x = *state;
+	_cleanup_free_ char *s1 = NULL, *s2 = NULL;
+	json_t *saved;
+	struct vh *h;
+	void *set = NULL, *dev = NULL;
+	char err[256];
+
+	make_file(x, MB2);
+	start(x);
+	assert_int_equal(request(x, 0, 4, 4), 4);
+	virtio_pci_pause(pmem_transport(x->dev));
+	saved = save_all(x);
+	s1 = vh_dump(saved);
+
+	/* the dev_ops entry: realize from the state, save again */
+	h = clone_machine(x, err, sizeof(err));
+	assert_int_equal(pmem_ops.realize(&h->ctx, saved, &set), 0);
+	s2 = vs_save(pmem_ops.save, set);
+	assert_string_equal(s1, s2);
+	pmem_ops.resume(set);
+	pmem_ops.unrealize(set);
+	vh_destroy(h);
+
+	/* one instance restored keeps serving: the next request is the ring's next */
+	h = clone_machine(x, err, sizeof(err));
+	assert_int_equal(pmem_create(&h->ctx, &x->pc, &dev), 0);
+	assert_int_equal(pmem_state_load(dev, json_array_get(json_object_get(saved, "pmems"), 0),
+					 err, sizeof(err)),
+			 0);
+	json_decref(saved);
+	pmem_destroy(x->dev);
+	vh_destroy(x->h);
+	x->h = h;
+	x->dev = dev;
+	vh_adopt(h, virtio_pci_function(pmem_transport(dev)));
+	assert_int_equal(vh_rd(h, VIRTIO_PCI_DEVCFG_OFF, 8), FAKE_GPA);
+	virtio_pci_resume(pmem_transport(dev));
+	assert_int_equal(vh_used_idx(h, 0), 1);
+	assert_int_equal(request(x, 0, 4, 4), 4);
+	assert_int_equal(resp(x), 0);
+}
+
+/* pmem_ops.realize of @text edited (vs_load) on a clone (vs_restore_fn); the restored devices
+ * are not kept. */
+static int restore_edit(void *fx, const char *text, const char *path, const char *key, json_t *v,
+			char *err, size_t errlen)
+{
+	struct fx *x = fx;
+	json_t *o = vs_load(text, path, key, v);
+	struct vh *h = clone_machine(x, err, errlen);
+	void *set = (void *)1;
+	int r = pmem_ops.realize(&h->ctx, o, &set);
+
+	json_decref(o);
+	if (r == 0)
+		pmem_ops.unrealize(set);
+	else
+		assert_true(r == -EINVAL && err[0]);
+	vh_destroy(h);
+	return r;
+}
+
+static void test_state_refused(void **state)
+{
+	struct fx *x = *state;
+	_cleanup_free_ char *saved = NULL;
+	json_t *o, *a;
+
+	make_file(x, 2 * MB2);
+	start(x);
+	virtio_pci_pause(pmem_transport(x->dev));
+	o = save_all(x);
+	saved = vh_dump(o);
+	/* another number of devices than the config's */
+	a = json_object_get(o, "pmems");
+	json_array_append(a, json_array_get(a, 0));
+	vs_expect_refused(restore_edit, x, saved, "", "pmems", json_deep_copy(a),
+			  "'pmems': 2 saved");
+	vs_expect_refused(restore_edit, x, saved, "", "pmems", json_array(), "'pmems': 0 saved");
+	vs_expect_refused(restore_edit, x, saved, "", "pmems", json_object(), "'pmems'");
+	vs_expect_refused(restore_edit, x, saved, "", "pmems", NULL, "'pmems'");
+	json_decref(o);
+	/* the device's own fields */
+	vs_expect_refused(restore_edit, x, saved, "pmems/0/device", "size", json_string("0x200000"),
+			  "'size'");
+	vs_expect_refused(restore_edit, x, saved, "pmems/0/device", "gpa",
+			  json_string("0x1000200000"), "'gpa'");
+	vs_expect_refused(restore_edit, x, saved, "pmems/0/device", "gpa", json_integer(7),
+			  "'gpa'");
+	vs_expect_refused(restore_edit, x, saved, "pmems/0/device", "discard_writes", json_true(),
+			  "'discard_writes'");
+	vs_expect_refused(restore_edit, x, saved, "pmems/0/device", "size", NULL, "'size'");
+	vs_expect_refused(restore_edit, x, saved, "pmems/0", "device", NULL, "'device'");
+	/* the restored VM placed the device elsewhere: the guest's page tables say otherwise */
+	x->next_gpa = FAKE_GPA + PMEM_GPA_ALIGN;
+	vs_expect_refused(restore_edit, x, saved, "", NULL, NULL,
+			  "the guest has the device at 0x1000000000");
+	x->next_gpa = 0;
+	assert_int_equal(x->maps, x->unmaps + 1); /* only the original's mapping is left */
+	/* a snapshot with a pmem, a config without */
+	{
+		char err[256];
+		struct vh *h = clone_machine(x, err, sizeof(err));
+		void *set = (void *)1;
+
+		o = json_loads(saved, 0, NULL);
+		h->cfg.num_pmems = 0;
+		assert_int_equal(pmem_ops.realize(&h->ctx, o, &set), -EINVAL);
+		assert_non_null(strstr(err, "1 saved, the config has 0"));
+		h->cfg.num_pmems = 1; /* its strings are freed with it */
+		json_decref(o);
+		vh_destroy(h);
+	}
+}
+
+/* One byte of the saved state changed at a time: loaded or refused, never a crash. */
+static void test_state_damaged(void **state)
+{
+	struct fx *x = *state;
+	_cleanup_free_ char *saved = NULL;
+	json_t *o;
+
+	make_file(x, 2 * MB2);
+	start(x);
+	virtio_pci_pause(pmem_transport(x->dev));
+	o = save_all(x);
+	saved = vh_dump(o);
+	json_decref(o);
+	assert_true(vs_damage(restore_edit, x, saved) > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -285,6 +455,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_discard_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_damaged, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

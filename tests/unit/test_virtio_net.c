@@ -20,6 +20,7 @@
 #include "devices/virtio/net.h"
 #include "util/util.h"
 #include "virtio_harness.h"
+#include "vdev_state_harness.h"
 
 #define QSIZE	 16
 #define RXQ	 0
@@ -405,6 +406,29 @@ static void test_rx_bad_buffers(void **state)
 	assert_int_equal(virtio_pci_status(vp(x)) & VIRTIO_STATUS_NEEDS_RESET, 0);
 }
 
+/* MRG_RXBUF with a bad buffer after the first part of a frame: the frame is cut there (its
+ * buffers published, dropped and counted), the bad one returned, and the next frame goes. */
+static void test_rx_mergeable_bad_buffer(void **state)
+{
+	struct fx *x = *state;
+
+	fx_start(x, F(VIRTIO_NET_F_MRG_RXBUF), 1);
+	rx_buffer(x, 0, 1024);
+	vh_desc(x->h, RXQ, 1, RX_BUF + 0x2000, 1024, 0, 0); /* readable */
+	vh_avail(x->h, RXQ, QSIZE, 1);
+	rx_buffer(x, 2, 1600);
+	kick(x, RXQ);
+	host_send(x, 2500, 3, NULL);
+	host_send(x, 100, 4, NULL);
+	vh_fire(x->h, x->sp[0], EPOLLIN);
+	assert_int_equal(vh_used_idx(x->h, RXQ), 3);
+	assert_int_equal(vh_used_len(x->h, RXQ, 0, QSIZE), 1024);
+	assert_int_equal(vh_used_len(x->h, RXQ, 1, QSIZE), 0);
+	assert_int_equal(vh_used_len(x->h, RXQ, 2, QSIZE), HDR + 100);
+	assert_int_equal(counters(x).rx_dropped, 1);
+	assert_int_equal(counters(x).rx_frames, 1);
+}
+
 /* Sends a control command (@len bytes at CTRL_BUF) and returns the ack. */
 static uint8_t ctrl(struct fx *x, const uint8_t *cmd, uint32_t len, uint32_t ack_len)
 {
@@ -514,6 +538,242 @@ static void test_tx_rate_limit(void **state)
 	}
 }
 
+/* ---- snapshot ---- */
+
+/*
+ * Builds a NIC from x->cfg on a clone of the machine, with TAP queues of its own (a clone's
+ * TAP), and loads @text into it (edited as vh_edit does; @key NULL: as is). On success the
+ * fixture moves to the clone (the original is destroyed); on failure @err has the error and
+ * the fixture is unchanged.
+ */
+static int restore_edit(void *fx, const char *text, const char *path, const char *key, json_t *v,
+			char *err, size_t errlen)
+{
+	struct fx *x = fx;
+	struct vh *h = vh_clone(x->h, true);
+	json_t *o = vs_load(text, path, key, v);
+	int sp[2], sp2[2], fds[2];
+	void *dev;
+	int r;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp),
+			 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp2),
+			 0);
+	fds[0] = sp[0];
+	fds[1] = sp2[0];
+	assert_int_equal(net_create_with_fds(&h->ctx, &x->cfg, fds, x->ctrlq / 2, &dev), 0);
+	err[0] = 0;
+	r = net_state_load(dev, o, err, errlen);
+	json_decref(o);
+	if (r < 0) {
+		assert_int_equal(r, -EINVAL);
+		assert_true(err[0] != 0);
+		net_destroy(dev);
+		vh_destroy(h);
+		for (unsigned i = 0; i < 2; i++) {
+			close(sp[i]);
+			close(sp2[i]);
+		}
+		return r;
+	}
+	net_destroy(x->dev);
+	vh_destroy(x->h);
+	for (unsigned i = 0; i < 2; i++) {
+		close(x->sp[i]);
+		close(x->sp2[i]);
+		x->sp[i] = sp[i];
+		x->sp2[i] = sp2[i];
+	}
+	x->h = h;
+	x->dev = dev;
+	vh_adopt(h, virtio_pci_function(net_transport(dev)));
+	return 0;
+}
+
+#define F_STATE                                                                                \
+	(F(VIRTIO_NET_F_CTRL_VQ) | F(VIRTIO_NET_F_MQ) | F(VIRTIO_NET_F_CTRL_GUEST_OFFLOADS) |  \
+	 F(VIRTIO_NET_F_GUEST_CSUM) | F(VIRTIO_NET_F_GUEST_TSO4) | F(VIRTIO_NET_F_MRG_RXBUF) | \
+	 F(VIRTIO_NET_F_CSUM))
+
+/*
+ * Offloads and queue pairs the driver set survive, with the clone's TAP set up for them; the
+ * buffers a half-delivered frame held are offered again (the frame itself, the host
+ * network's, is lost); the clone receives and sends.
+ */
+static void test_state_round_trip(void **state)
+{
+	struct fx *x = *state;
+	_cleanup_free_ char *s1 = NULL, *s2 = NULL, *s3 = NULL;
+	uint8_t want[HDR + 4096], hdr[HDR] = { 0 }, got[256];
+	char err[256];
+
+	fx_start(x, F_STATE, 2);
+	assert_int_equal(ctrl(x, (uint8_t[]){ NET_CTRL_MQ, 0, 2, 0 }, 4, 1), NET_CTRL_OK);
+	assert_int_equal(ctrl(x, (uint8_t[]){ 5, 0, 0x02, 0, 0, 0, 0, 0, 0, 0 }, 10, 1),
+			 NET_CTRL_OK); /* GUEST_CSUM only */
+	rx_buffer(x, 0, 1024);
+	rx_buffer(x, 1, 1024);
+	kick(x, RXQ);
+	host_send(x, 2500, 3, NULL);
+	vh_fire(x->h, x->sp[0], EPOLLIN);
+	assert_int_equal(vh_used_idx(x->h, RXQ), 0); /* two buffers held, the frame waits */
+	net_pause(x->dev);
+	s1 = vs_save(net_state_save, x->dev);
+	s2 = vs_save(net_state_save, x->dev);
+	assert_string_equal(s1, s2);
+
+	assert_int_equal(restore_edit(x, s1, "", NULL, NULL, err, sizeof(err)), 0);
+	s3 = vs_save(net_state_save, x->dev);
+	assert_string_equal(s1, s3);
+	assert_int_equal(net_active_pairs(x->dev), 2);
+	assert_int_equal(net_tap_offloads(x->dev), TAP_OFFLOAD_CSUM);
+	assert_int_equal(vh_rd(x->h, VIRTIO_PCI_DEVCFG_OFF + 5, 1), 0x56);
+	assert_false(events_of(x) & EPOLLIN);	     /* quiesced: the TAP is not read */
+	assert_int_equal(counters(x).rx_dropped, 0); /* counters count from realize */
+
+	net_resume(x->dev);
+	assert_true(events_of(x) & EPOLLIN);
+	host_send(x, 2500, 4, want);
+	vh_fire(x->h, x->sp[0], EPOLLIN);
+	assert_int_equal(vh_used_idx(x->h, RXQ), 0);
+	rx_buffer(x, 2, 1024);
+	kick(x, RXQ);
+	assert_int_equal(vh_used_idx(x->h, RXQ), 3); /* buffers 0 and 1 again, then 2 */
+	want[NET_HDR_NUM_BUFFERS] = 3;
+	assert_memory_equal(x->h->ram + RX_BUF, want, 1024);
+	assert_int_equal(counters(x).rx_frames, 1);
+	tx_frame(x, 0, hdr, 60, 9);
+	kick(x, TXQ);
+	assert_int_equal(vh_used_idx(x->h, TXQ), 1);
+	assert_int_equal(read(x->sp[1], got, sizeof(got)), HDR + 60);
+	assert_int_equal(ctrl(x, (uint8_t[]){ NET_CTRL_MQ, 0, 1, 0 }, 4, 1), NET_CTRL_OK);
+	assert_int_equal(net_active_pairs(x->dev), 1);
+}
+
+/* A transmit chain waiting for the TAP (EAGAIN) is sent by the clone. */
+static void test_state_tx_held(void **state)
+{
+	struct fx *x = *state;
+	_cleanup_free_ char *s1 = NULL;
+	uint8_t hdr[HDR] = { 0 }, got[2048];
+	int small = 4096;
+	unsigned sent = 0, recvd = 0;
+	uint16_t used;
+	char err[256];
+
+	assert_int_equal(setsockopt(x->sp[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	fx_start(x, 0, 1);
+	for (unsigned i = 0; i < QSIZE / 2; i++, sent++)
+		tx_frame(x, 2 * i, hdr, 1500, (uint8_t)i);
+	kick(x, TXQ);
+	used = vh_used_idx(x->h, TXQ);
+	assert_true(used < sent);
+	net_pause(x->dev);
+	s1 = vs_save(net_state_save, x->dev);
+	assert_int_equal(restore_edit(x, s1, "", NULL, NULL, err, sizeof(err)), 0);
+	net_resume(x->dev);
+	kick(x, TXQ);
+	assert_int_equal(vh_used_idx(x->h, TXQ), sent);
+	while (read(x->sp[1], got, sizeof(got)) > 0) {
+		assert_int_equal(got[HDR], (uint8_t)(used + recvd));
+		recvd++;
+	}
+	assert_int_equal(recvd, sent - used); /* from the held chain on, in order */
+}
+
+/* The MAC is the snapshot's: a clone whose config has none (it was random) gets it, one whose
+ * config names another is refused. */
+static void test_state_mac(void **state)
+{
+	struct fx *x = *state;
+	_cleanup_free_ char *s1 = NULL, *s2 = NULL;
+	char err[256];
+
+	fx_start(x, 0, 1);
+	net_pause(x->dev);
+	s1 = vs_save(net_state_save, x->dev);
+	free(x->cfg.mac);
+	x->cfg.mac = strdup("52:54:00:00:00:01");
+	assert_int_equal(restore_edit(x, s1, "", NULL, NULL, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "'mac'"));
+	free(x->cfg.mac);
+	x->cfg.mac = NULL;
+	assert_int_equal(restore_edit(x, s1, "", NULL, NULL, err, sizeof(err)), 0);
+	assert_int_equal(vh_rd(x->h, VIRTIO_PCI_DEVCFG_OFF, 1), 0x52);
+	assert_int_equal(vh_rd(x->h, VIRTIO_PCI_DEVCFG_OFF + 5, 1), 0x56);
+	s2 = vs_save(net_state_save, x->dev);
+	assert_string_equal(s1, s2);
+}
+
+static void test_state_refused(void **state)
+{
+	struct fx *x = *state;
+	_cleanup_free_ char *saved = NULL;
+
+	fx_start(x, F_STATE, 2);
+	net_pause(x->dev);
+	saved = vs_save(net_state_save, x->dev);
+	vs_expect_refused(restore_edit, x, saved, "device", "max_virtqueue_pairs", json_integer(1),
+			  "'max_virtqueue_pairs'");
+	vs_expect_refused(restore_edit, x, saved, "device", "mtu", json_integer(9000), "'mtu'");
+	vs_expect_refused(restore_edit, x, saved, "device", "mtu", json_integer(70000), "'mtu'");
+	vs_expect_refused(restore_edit, x, saved, "device", "status", json_integer(8), "'status'");
+	vs_expect_refused(restore_edit, x, saved, "device", "guest_offloads", json_string("0x100"),
+			  "'guest_offloads'"); /* GUEST_TSO6: not negotiated */
+	vs_expect_refused(restore_edit, x, saved, "device", "active_pairs", json_integer(0),
+			  "'active_pairs'");
+	vs_expect_refused(restore_edit, x, saved, "device", "active_pairs", json_integer(3),
+			  "'active_pairs'");
+	vs_expect_refused(restore_edit, x, saved, "device", "mac", json_string("5254"), "'mac'");
+	vs_expect_refused(restore_edit, x, saved, "device", "mac", json_string("zz5400123456"),
+			  "'mac'");
+	vs_expect_refused(restore_edit, x, saved, "device", "mac", NULL, "'mac'");
+	vs_expect_refused(restore_edit, x, saved, "", "device", NULL, "'device'");
+	vs_expect_refused(restore_edit, x, saved, "", "driver_features", json_string("0x1"),
+			  "driver_features");
+	vs_expect_refused(restore_edit, x, saved, "", "queues", json_array(), "'queues'");
+	/* the config has one queue pair less: another device */
+	x->ctrlq = 2;
+	vs_expect_refused(restore_edit, x, saved, "", NULL, NULL, "queues");
+	x->ctrlq = 4;
+}
+
+/* net_ops from a state with another number of NICs than the config: refused before any TAP
+ * is opened. */
+static void test_state_nic_count(void **state)
+{
+	struct fx *x = *state;
+	json_t *o = json_loads("{\"nets\": [{}, {}]}", 0, NULL);
+	char err[256] = "";
+	void *dev = (void *)1;
+
+	x->h->ctx.err = err;
+	x->h->ctx.errlen = sizeof(err);
+	assert_int_equal(net_ops.realize(&x->h->ctx, o, &dev), -EINVAL);
+	assert_non_null(strstr(err, "--net: field 'nets': 2 saved, the config has 0"));
+	json_object_set_new(o, "nets", json_string("x"));
+	assert_int_equal(net_ops.realize(&x->h->ctx, o, &dev), -EINVAL);
+	assert_non_null(strstr(err, "'nets'"));
+	json_object_clear(o);
+	assert_int_equal(net_ops.realize(&x->h->ctx, o, &dev), 0); /* none saved, none configured */
+	assert_null(dev);
+	x->h->ctx.err = NULL;
+	json_decref(o);
+}
+
+/* One byte of the saved state changed at a time: loaded or refused, never a crash. */
+static void test_state_damaged(void **state)
+{
+	struct fx *x = *state;
+	_cleanup_free_ char *saved = NULL;
+
+	fx_start(x, F_STATE, 2);
+	net_pause(x->dev);
+	saved = vs_save(net_state_save, x->dev);
+	assert_true(vs_damage(restore_edit, x, saved) > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -525,9 +785,16 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rx_backpressure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_mergeable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_bad_buffers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rx_mergeable_bad_buffer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ctrl_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tx_rate_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_tx_held, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_mac, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_nic_count, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_damaged, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

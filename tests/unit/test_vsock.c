@@ -27,6 +27,7 @@
 #include "devices/virtio/vsock.h"
 #include "util/util.h"
 #include "virtio_harness.h"
+#include "vdev_state_harness.h"
 
 #define QSIZE	   16
 #define GUEST_CID  3
@@ -47,6 +48,7 @@ struct fx {
 	unsigned tx_next;
 	bool no_repost;
 	uint32_t guest_buf_alloc, guest_fwd_cnt;
+	uint64_t clone_cid; /* the CID a restore_edit() clone is given; 0: GUEST_CID */
 };
 
 struct pkt {
@@ -860,6 +862,192 @@ static void test_pause_resume(void **state)
 	close(fd);
 }
 
+/* ---- snapshot ---- */
+
+#define EV_BUF 0x70000 /* the guest's event buffers (struct virtio_vsock_event: le32 id) */
+
+static void post_event_buf(struct fx *x, unsigned i)
+{
+	memset(x->h->ram + EV_BUF + 8ULL * i, 0xff, 8);
+	vh_desc(x->h, VSOCK_EVQ, i, EV_BUF + 8ULL * i, 8, VIRTQ_DESC_F_WRITE, 0);
+	vh_avail(x->h, VSOCK_EVQ, QSIZE, (uint16_t)i);
+	vh_notify(x->h, VSOCK_EVQ);
+	pump(x);
+}
+
+/*
+ * Realizes the device from @text (edited as vh_edit does; @key NULL: as is) on a clone of the
+ * machine whose --vsock is x->clone_cid on "<dir>/clone.sock" (a per-clone override). On success the
+ * fixture moves to the clone (the original is destroyed, its connections with it); on failure
+ * @err has the error and the fixture is unchanged.
+ */
+static int restore_edit(void *fx, const char *text, const char *path, const char *key, json_t *v,
+			char *err, size_t errlen)
+{
+	struct fx *x = fx;
+	struct vh *h = vh_clone(x->h, true);
+	json_t *o = vs_load(text, path, key, v);
+	void *dev = NULL;
+	int r;
+
+	h->cfg.vsock = calloc(1, sizeof(*h->cfg.vsock));
+	assert_non_null(h->cfg.vsock);
+	h->cfg.vsock->cid = x->clone_cid ? x->clone_cid : GUEST_CID;
+	h->cfg.vsock->id = strdup("_vsock0");
+	assert_true(asprintf(&h->cfg.vsock->socket, "%s/clone.sock", x->dir) > 0);
+	err[0] = 0;
+	h->ctx.err = err;
+	h->ctx.errlen = errlen;
+	r = vsock_ops.realize(&h->ctx, o, &dev);
+	h->ctx.err = NULL;
+	json_decref(o);
+	if (r < 0) {
+		assert_int_equal(r, -EINVAL);
+		assert_true(err[0] != 0);
+		vh_destroy(h);
+		return r;
+	}
+	vsock_ops.unrealize(x->dev);
+	vh_destroy(x->h);
+	x->h = h;
+	x->dev = dev;
+	snprintf(x->path, sizeof(x->path), "%s/clone.sock", x->dir);
+	vh_adopt(h, virtio_pci_function(vsock_transport(dev)));
+	return 0;
+}
+
+static uint32_t event_id(struct fx *x, unsigned i)
+{
+	return vh_get32(x->h, EV_BUF + 8ULL * i);
+}
+
+/* A template with connections open is snapshotted: none survives, the guest is told with a
+ * TRANSPORT_RESET at resume, and the clone takes new connections on its own socket. */
+static void test_state_round_trip(void **state)
+{
+	struct fx *x = *state;
+	_cleanup_free_ char *s1 = NULL, *s2 = NULL, *s3 = NULL;
+	uint32_t hp;
+	char err[256];
+	int fd;
+
+	post_event_buf(x, 0);
+	assert_int_equal(vh_used_idx(x->h, VSOCK_EVQ), 0); /* nothing to say yet */
+	fd = host_open(x, 1234, &hp);
+	vsock_ops.pause(x->dev);
+	s1 = vs_save(vsock_ops.save, x->dev);
+	s2 = vs_save(vsock_ops.save, x->dev);
+	assert_string_equal(s1, s2);
+
+	assert_int_equal(restore_edit(x, s1, "", NULL, NULL, err, sizeof(err)), 0);
+	s3 = vs_save(vsock_ops.save, x->dev);
+	assert_string_equal(s1, s3);
+	assert_int_equal(counter(x, "connections_active"), 0);
+	assert_true(host_eof(fd)); /* the template's connection went with it */
+	close(fd);
+	pump(x);
+	assert_int_equal(vh_used_idx(x->h, VSOCK_EVQ), 0); /* quiesced until resume */
+
+	vsock_ops.resume(x->dev);
+	pump(x);
+	assert_int_equal(vh_used_idx(x->h, VSOCK_EVQ), 1);
+	assert_int_equal(vh_used_len(x->h, VSOCK_EVQ, 0, QSIZE), 4);
+	assert_int_equal(event_id(x, 0), 0); /* VIRTIO_VSOCK_EVENT_TRANSPORT_RESET */
+	/* once */
+	post_event_buf(x, 1);
+	assert_int_equal(vh_used_idx(x->h, VSOCK_EVQ), 1);
+	/* the clone works */
+	fd = host_open(x, 1235, &hp);
+	gsend(x, VSOCK_OP_RW, 1235, hp, "hi", 2, 0);
+	{
+		char buf[2];
+
+		host_read(fd, buf, 2);
+		assert_memory_equal(buf, "hi", 2);
+	}
+	close(fd);
+}
+
+/* No event buffer at resume: the reset waits for the first one; another CID (a per-clone
+ * override) is what the guest reads again. */
+static void test_state_reset_waits_for_buffer(void **state)
+{
+	struct fx *x = *state;
+	_cleanup_free_ char *s1 = NULL;
+	char err[256];
+
+	vsock_ops.pause(x->dev);
+	s1 = vs_save(vsock_ops.save, x->dev);
+	x->clone_cid = GUEST_CID + 1;
+	assert_int_equal(restore_edit(x, s1, "", NULL, NULL, err, sizeof(err)), 0);
+	assert_int_equal(vh_rd(x->h, VIRTIO_PCI_DEVCFG_OFF, 4), GUEST_CID + 1);
+	vsock_ops.resume(x->dev);
+	pump(x);
+	assert_int_equal(vh_used_idx(x->h, VSOCK_EVQ), 0);
+	post_event_buf(x, 0);
+	assert_int_equal(vh_used_idx(x->h, VSOCK_EVQ), 1);
+	assert_int_equal(event_id(x, 0), 0);
+}
+
+/* A driver that was not running has no connection to drop: no event. */
+static void test_state_no_reset_before_driver(void **state)
+{
+	struct fx *x = *state;
+	_cleanup_free_ char *s1 = NULL;
+	char err[256];
+
+	post_event_buf(x, 0);
+	vh_wr(x->h, VIRTIO_PCI_COMMON_STATUS, 0, 1); /* the driver resets the device */
+	vsock_ops.pause(x->dev);
+	s1 = vs_save(vsock_ops.save, x->dev);
+	assert_int_equal(restore_edit(x, s1, "", NULL, NULL, err, sizeof(err)), 0);
+	vsock_ops.resume(x->dev);
+	pump(x);
+	assert_int_equal(vh_used_idx(x->h, VSOCK_EVQ), 0);
+}
+
+static void test_state_refused(void **state)
+{
+	struct fx *x = *state;
+	_cleanup_free_ char *saved = NULL;
+	char err[256];
+	void *dev = (void *)1;
+	json_t *o;
+
+	vsock_ops.pause(x->dev);
+	saved = vs_save(vsock_ops.save, x->dev);
+	vs_expect_refused(restore_edit, x, saved, "device", "guest_cid", json_string("0x2"),
+			  "'guest_cid'");
+	vs_expect_refused(restore_edit, x, saved, "device", "guest_cid", json_string("0xffffffff"),
+			  "'guest_cid'");
+	vs_expect_refused(restore_edit, x, saved, "device", "guest_cid", json_integer(3),
+			  "'guest_cid'");
+	vs_expect_refused(restore_edit, x, saved, "device", "guest_cid", NULL, "'guest_cid'");
+	vs_expect_refused(restore_edit, x, saved, "", "device", json_array(), "'device'");
+	vs_expect_refused(restore_edit, x, saved, "", "status", json_integer(0x104), "'status'");
+	vs_expect_refused(restore_edit, x, saved, "", "queues", json_array(), "'queues'");
+	/* a vsock in the snapshot, none in the config */
+	o = json_loads(saved, 0, NULL);
+	x->h->ctx.err = err;
+	x->h->ctx.errlen = sizeof(err);
+	assert_int_equal(vsock_ops.realize(&x->h->ctx, o, &dev), -EINVAL);
+	assert_null(dev);
+	assert_non_null(strstr(err, "--vsock"));
+	x->h->ctx.err = NULL;
+	json_decref(o);
+}
+
+/* One byte of the saved state changed at a time: loaded or refused, never a crash. */
+static void test_state_damaged(void **state)
+{
+	struct fx *x = *state;
+	_cleanup_free_ char *saved = NULL;
+
+	vsock_ops.pause(x->dev);
+	saved = vs_save(vsock_ops.save, x->dev);
+	assert_true(vs_damage(restore_edit, x, saved) > 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -885,6 +1073,11 @@ int main(void)
 		T(test_device_reset),
 		T(test_pause_resume),
 		T(test_setup_timeouts),
+		T(test_state_round_trip),
+		T(test_state_reset_waits_for_buffer),
+		T(test_state_no_reset_before_driver),
+		T(test_state_refused),
+		T(test_state_damaged),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,6 +32,7 @@
 #include "devices/virtio/virtio_devices.h"
 #include "mem/guest_mem.h"
 #include "util/log.h"
+#include "util/state.h"
 #include "util/util.h"
 #include "virtio/virtio.h"
 
@@ -230,6 +231,15 @@ static void balloon_config_write(void *opaque, uint32_t offset, const uint8_t *d
 	b->actual = le32toh(v);
 }
 
+/* The statistics buffer is statsq's latest pop: nothing is popped after it until it is
+ * returned (virtio_dev_ops.held). The other queues complete what they pop at once. */
+static unsigned balloon_held(void *opaque, unsigned q)
+{
+	const struct balloon *b = opaque;
+
+	return q == BALLOON_Q_STATS && b->have_stats_elem;
+}
+
 static void balloon_dev_reset(void *opaque)
 {
 	struct balloon *b = opaque;
@@ -274,6 +284,7 @@ int balloon_create(const struct dev_ctx *ctx, const struct balloon_config *bc, v
 		.config_write = balloon_config_write,
 		.queue_notify = balloon_queue_notify,
 		.reset = balloon_dev_reset,
+		.held = balloon_held,
 	};
 	if (bc->deflate_on_oom)
 		b->vops.features |= 1ULL << VIRTIO_BALLOON_F_DEFLATE_ON_OOM;
@@ -340,20 +351,123 @@ void balloon_stats_refresh(void *dev)
 	virtio_pci_unlock(b->vp);
 }
 
+/* ---- saved state (util/state.h) ---- */
+
+/*
+ * What the balloon keeps besides its transport: the target and what the driver says it holds,
+ * the driver's last statistics, and the features offered (deflate_on_oom, free page reporting:
+ * the config must give the same, the driver negotiated them). Inflated pages need nothing: a
+ * snapshot's RAM has them as zero pages (holes) already. The statistics buffer the device
+ * holds is in flight on statsq: the transport accounts for it (virtio.h) and it is taken
+ * again at resume. Counters are not state: they count from realize.
+ */
+struct balloon_state {
+	uint64_t features;
+	uint32_t num_pages;
+	uint32_t actual;
+	uint32_t stats_valid;
+	uint64_t stats[BALLOON_STATS_MAX];
+};
+
+static const struct state_field balloon_state_fields[] = {
+	STATE_U64(struct balloon_state, features),
+	STATE_U32(struct balloon_state, num_pages),
+	STATE_U32(struct balloon_state, actual),
+	STATE_U32(struct balloon_state, stats_valid),
+	STATE_ARRAY(struct balloon_state, stats, STATE_U64),
+};
+
+static int balloon_save_device(void *dev, json_t *obj)
+{
+	struct balloon *b = dev;
+	struct balloon_state st = {
+		.features = b->vops.features,
+		.num_pages = b->num_pages,
+		.actual = b->actual,
+		.stats_valid = b->stats_valid,
+	};
+
+	memcpy(st.stats, b->stats, sizeof(st.stats));
+	return state_save_fields(obj, balloon_state_fields, ARRAY_SIZE(balloon_state_fields), &st);
+}
+
+static int balloon_load_device(void *dev, const json_t *obj, char *err, size_t errlen)
+{
+	struct balloon *b = dev;
+	struct balloon_state st;
+	int r = state_load_fields(obj, balloon_state_fields, ARRAY_SIZE(balloon_state_fields), &st,
+				  err, errlen);
+
+	if (r < 0)
+		return r;
+	if (st.features != b->vops.features)
+		return error_set(err, errlen, -EINVAL,
+				 "field 'features': 0x%llx saved, --balloon gives 0x%llx "
+				 "(deflate_on_oom, free_page_reporting)",
+				 (unsigned long long)st.features,
+				 (unsigned long long)b->vops.features);
+	if ((uint64_t)st.num_pages * BALLOON_PAGE_SIZE > guest_mem_total(b->mem))
+		return error_set(err, errlen, -EINVAL,
+				 "field 'num_pages': %u pages is more than the guest's RAM",
+				 st.num_pages);
+	if (st.stats_valid >> BALLOON_STATS_MAX)
+		return error_set(err, errlen, -EINVAL, "field 'stats_valid': unknown tags");
+	virtio_pci_lock(b->vp);
+	b->num_pages = st.num_pages;
+	b->actual = st.actual;
+	b->stats_valid = st.stats_valid;
+	memcpy(b->stats, st.stats, sizeof(b->stats));
+	virtio_pci_unlock(b->vp);
+	return 0;
+}
+
+int balloon_state_save(void *dev, json_t *obj, char *err, size_t errlen)
+{
+	struct balloon *b = dev;
+
+	return vdev_state_save(b->vp, dev, balloon_save_device, obj, err, errlen);
+}
+
+int balloon_state_load(void *dev, const json_t *obj, char *err, size_t errlen)
+{
+	struct balloon *b = dev;
+
+	return vdev_state_load(b->vp, dev, balloon_load_device, obj, err, errlen);
+}
+
+/* The device is alone in its entry: its state is the instance's object itself. */
 static int balloon_realize(const struct dev_ctx *ctx, const struct json_t *state, void **ret)
 {
 	const struct balloon_config *bc = ctx->cfg->balloon;
+	char why[256];
+	void *b;
 	int r;
 
 	if (!bc) {
 		*ret = NULL;
+		if (state && json_object_size(state))
+			return error_set(ctx->err, ctx->errlen, -EINVAL,
+					 "--balloon: the snapshot has a balloon, the config none");
 		return 0;
 	}
-	r = balloon_create(ctx, bc, ret);
+	r = balloon_create(ctx, bc, &b);
 	if (r < 0)
-		error_set(ctx->err, ctx->errlen, r, "--balloon: cannot create the device: %s",
-			  strerror(-r));
-	return r;
+		return error_set(ctx->err, ctx->errlen, r,
+				 "--balloon: cannot create the device: %s", strerror(-r));
+	r = state ? balloon_state_load(b, state, why, sizeof(why)) : 0;
+	if (r < 0) {
+		balloon_destroy(b);
+		return error_set(ctx->err, ctx->errlen, r, "--balloon: %s", why);
+	}
+	*ret = b;
+	return 0;
+}
+
+static int balloon_save(void *dev, json_t *state, char *err, size_t errlen)
+{
+	if (!dev)
+		return 0; /* not configured: nothing */
+	return vdev_state_save_named(state, balloon_state_save, dev, "virtio-balloon", err, errlen);
 }
 
 static void balloon_unrealize(void *dev)
@@ -404,5 +518,6 @@ const struct dev_ops balloon_ops = {
 	.reset = balloon_reset,
 	.pause = balloon_pause,
 	.resume = balloon_resume,
+	.save = balloon_save,
 	.counters = balloon_counters,
 };

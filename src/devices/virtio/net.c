@@ -23,6 +23,7 @@
 
 #include "devices/virtio/net.h"
 #include "pci/pci.h"
+#include "util/state.h"
 #include "util/util.h"
 
 #define PCI_CLASS_NET_ETHERNET 0x020000
@@ -65,18 +66,25 @@ static void net_set_offloads(struct net *n, uint64_t guest)
 			log_ratelimited(&n->rl, LOG_WARN, "virtio-net %s: TUNSETOFFLOAD: %s", n->id,
 					strerror(-r));
 	}
+	n->guest_offloads = guest;
 	n->offloads = f;
+}
+
+/* Attaches the TAP queues of the first @pairs pairs, detaches the others. */
+static void net_attach_pairs(struct net *n, unsigned pairs)
+{
+	n->active_pairs = pairs;
+	if (n->tap.multi_queue) {
+		for (unsigned i = 0; i < n->pairs; i++)
+			(void)tap_set_queue_enabled(n->pair[i].fd, i < pairs);
+	}
 }
 
 static void net_set_pairs(struct net *n, unsigned pairs)
 {
 	unsigned old = n->active_pairs;
 
-	n->active_pairs = pairs;
-	if (n->tap.multi_queue) {
-		for (unsigned i = 0; i < n->pairs; i++)
-			(void)tap_set_queue_enabled(n->pair[i].fd, i < pairs);
-	}
+	net_attach_pairs(n, pairs);
 	for (unsigned i = 0; i < n->pairs; i++) {
 		if (i >= old && i < pairs) {
 			n->pair[i].rx_starved = false;
@@ -194,6 +202,22 @@ static void net_dev_reset(void *opaque)
 		net_pair_arm(&n->pair[i]);
 	}
 	net_set_offloads(n, 0);
+}
+
+/* Buffers popped and not yet used (virtio_dev_ops.held): on a receive queue those of the
+ * frame being delivered and the one in hand, on a transmit queue the chain waiting for the
+ * TAP or the rate limiter. Each is the queue's latest pop: the transport can un-pop them. */
+static unsigned net_held(void *opaque, unsigned q)
+{
+	struct net *n = opaque;
+	const struct net_pair *p;
+
+	if (q >= 2 * n->pairs)
+		return 0; /* the control queue completes every command at once */
+	p = &n->pair[q / 2];
+	if (q % 2)
+		return p->tx_held;
+	return p->nused + p->rx_held;
 }
 
 /* ---- fd callbacks ---- */
@@ -327,7 +351,8 @@ static void net_fill_config(struct net *n, const struct net_config *c)
 {
 	uint8_t *mac = n->cfg;
 
-	if (!c->mac || config_parse_mac(c->mac, mac) < 0) {
+	n->mac_from_config = c->mac && config_parse_mac(c->mac, mac) == 0;
+	if (!n->mac_from_config) {
 		/* Cloud Hypervisor's default: random, locally administered, unicast. */
 		if (getrandom(mac, 6, 0) != 6)
 			memset(mac, 0x5a, 6);
@@ -379,6 +404,7 @@ static int net_alloc(const struct dev_ctx *ctx, const struct net_config *c, unsi
 		.queue_notify = net_queue_notify,
 		.activate = net_activate,
 		.reset = net_dev_reset,
+		.held = net_held,
 	};
 	*ret = n;
 	return 0;
@@ -436,6 +462,122 @@ unsigned net_active_pairs(void *dev)
 	return ((struct net *)dev)->active_pairs;
 }
 
+/* ---- saved state (util/state.h) ---- */
+
+/*
+ * What one NIC keeps besides its transport (which has the negotiated features and whether the
+ * driver is running: loading it calls net_activate): the guest offloads CTRL_GUEST_OFFLOADS
+ * set, the queue pairs MQ enabled, and the config space the driver read (the MAC above all: a
+ * random one is drawn at realize, and the guest has the snapshot's). Not state: the counters
+ * (they count from realize) and the TAP, which is config (a clone may get its own TAP through
+ * per-clone overrides). Buffers the data path holds across a pause are un-popped by the
+ * transport (net_held); a frame read from the TAP and not yet delivered is not saved: it is
+ * the host network's, lost like any frame in flight.
+ */
+struct net_state {
+	uint8_t mac[6];
+	uint16_t status;
+	uint16_t max_virtqueue_pairs;
+	uint16_t mtu;
+	uint64_t guest_offloads;
+	uint32_t active_pairs;
+};
+
+static const struct state_field net_state_fields[] = {
+	STATE_BLOB(struct net_state, mac),
+	STATE_U16(struct net_state, status),
+	STATE_U16(struct net_state, max_virtqueue_pairs),
+	STATE_U16(struct net_state, mtu),
+	STATE_U64(struct net_state, guest_offloads),
+	STATE_U32(struct net_state, active_pairs),
+};
+
+static uint16_t net_cfg16(const struct net *n, unsigned off)
+{
+	return (uint16_t)(n->cfg[off] | n->cfg[off + 1] << 8);
+}
+
+static int net_save_device(void *dev, json_t *obj)
+{
+	struct net *n = dev;
+	struct net_state st = {
+		.status = net_cfg16(n, 6),
+		.max_virtqueue_pairs = net_cfg16(n, 8),
+		.mtu = net_cfg16(n, 10),
+		.guest_offloads = n->guest_offloads,
+		.active_pairs = n->active_pairs,
+	};
+
+	memcpy(st.mac, n->cfg, sizeof(st.mac));
+	return state_save_fields(obj, net_state_fields, ARRAY_SIZE(net_state_fields), &st);
+}
+
+/* Whether @st fits the NIC the config built and its restored transport (@n). */
+static int net_state_check(const struct net *n, const struct net_state *st, char *err,
+			   size_t errlen)
+{
+	if (st->max_virtqueue_pairs != n->pairs)
+		return error_set(err, errlen, -EINVAL,
+				 "field 'max_virtqueue_pairs': %u saved, the config gives %u",
+				 st->max_virtqueue_pairs, n->pairs);
+	if (st->mtu != net_cfg16(n, 10))
+		return error_set(err, errlen, -EINVAL, "field 'mtu': %u saved, the config gives %u",
+				 st->mtu, net_cfg16(n, 10));
+	if (n->mac_from_config && memcmp(st->mac, n->cfg, sizeof(st->mac)))
+		return error_set(err, errlen, -EINVAL,
+				 "field 'mac': the guest has another MAC than --net mac=");
+	if (st->status & ~NET_S_LINK_UP)
+		return error_set(err, errlen, -EINVAL, "field 'status': unknown bits 0x%x",
+				 st->status);
+	if (st->guest_offloads & ~(n->features & NET_GUEST_OFFLOADS))
+		return error_set(err, errlen, -EINVAL,
+				 "field 'guest_offloads': offloads the driver did not negotiate");
+	if (st->active_pairs > n->pairs || (n->active && !st->active_pairs))
+		return error_set(err, errlen, -EINVAL,
+				 "field 'active_pairs': expected 1..%u queue pairs", n->pairs);
+	return 0;
+}
+
+/* After the transport's load (n->features and n->active are the driver's again). */
+static int net_load_device(void *dev, const json_t *obj, char *err, size_t errlen)
+{
+	struct net *n = dev;
+	struct net_state st;
+	int r = state_load_fields(obj, net_state_fields, ARRAY_SIZE(net_state_fields), &st, err,
+				  errlen);
+
+	virtio_pci_lock(n->vp);
+	if (r == 0)
+		r = net_state_check(n, &st, err, errlen);
+	if (r == 0) {
+		memcpy(n->cfg, st.mac, sizeof(st.mac));
+		n->cfg[6] = (uint8_t)st.status;
+		n->cfg[7] = (uint8_t)(st.status >> 8);
+		/* The TAP (maybe a clone's own) gets the offloads and queues the driver set. */
+		net_set_offloads(n, st.guest_offloads);
+		net_attach_pairs(n, st.active_pairs);
+		n->paused = true; /* as after net_set_pause: resume reads the TAP again */
+		for (unsigned i = 0; i < n->pairs; i++)
+			net_pair_arm(&n->pair[i]);
+	}
+	virtio_pci_unlock(n->vp);
+	return r;
+}
+
+int net_state_save(void *dev, json_t *obj, char *err, size_t errlen)
+{
+	struct net *n = dev;
+
+	return vdev_state_save(n->vp, dev, net_save_device, obj, err, errlen);
+}
+
+int net_state_load(void *dev, const json_t *obj, char *err, size_t errlen)
+{
+	struct net *n = dev;
+
+	return vdev_state_load(n->vp, dev, net_load_device, obj, err, errlen);
+}
+
 /* ---- dev_ops: every --net ---- */
 
 struct net_set {
@@ -472,9 +614,17 @@ static int net_realize_one(const struct dev_ctx *ctx, const struct net_config *c
 static int net_realize(const struct dev_ctx *ctx, const struct json_t *state, void **ret)
 {
 	const struct vm_config *cfg = ctx->cfg;
+	const json_t *saved = NULL;
 	struct net_set *s;
+	char why[256];
+	int r;
 
-	(void)state;
+	if (state) {
+		r = vdev_state_get_instances(state, "nets", cfg->num_nets, &saved, why,
+					     sizeof(why));
+		if (r < 0)
+			return error_set(ctx->err, ctx->errlen, r, "--net: %s", why);
+	}
 	if (!cfg->num_nets) {
 		*ret = NULL;
 		return 0;
@@ -484,16 +634,33 @@ static int net_realize(const struct dev_ctx *ctx, const struct json_t *state, vo
 		return -ENOMEM;
 	for (unsigned i = 0; i < cfg->num_nets; i++) {
 		void *nic;
-		int r = net_realize_one(ctx, &cfg->nets[i], &nic);
 
+		r = net_realize_one(ctx, &cfg->nets[i], &nic);
 		if (r < 0) {
 			net_set_unrealize(s);
 			return r;
 		}
 		s->nics[s->num++] = nic;
+		r = saved ? net_state_load(nic, json_array_get(saved, i), why, sizeof(why)) : 0;
+		if (r < 0) {
+			error_set(ctx->err, ctx->errlen, r, "--net %s: %s", s->nics[i]->id, why);
+			net_set_unrealize(s);
+			return r;
+		}
 	}
 	*ret = s;
 	return 0;
+}
+
+static int net_set_save(void *dev, json_t *state, char *err, size_t errlen)
+{
+	struct net_set *s = dev;
+	int r = 0;
+
+	for (unsigned i = 0; r == 0 && s && i < s->num; i++)
+		r = vdev_state_append(state, "nets", net_state_save, s->nics[i], "virtio-net",
+				      s->nics[i]->id, err, errlen);
+	return r;
 }
 
 static void net_set_reset(void *dev)
@@ -504,40 +671,48 @@ static void net_set_reset(void *dev)
 		virtio_pci_reset(s->nics[i]->vp);
 }
 
+void net_pause(void *dev)
+{
+	struct net *n = dev;
+
+	virtio_pci_lock(n->vp);
+	n->paused = true; /* the TAP is not read: frames wait in the host */
+	for (unsigned j = 0; j < n->pairs; j++)
+		net_pair_arm(&n->pair[j]);
+	virtio_pci_unlock(n->vp);
+	virtio_pci_pause(n->vp);
+}
+
+void net_resume(void *dev)
+{
+	struct net *n = dev;
+
+	virtio_pci_resume(n->vp);
+	virtio_pci_lock(n->vp);
+	n->paused = false;
+	for (unsigned j = 0; j < n->pairs; j++) {
+		n->pair[j].rx_starved = false;
+		net_rx(&n->pair[j]);
+		net_tx(&n->pair[j]);
+		net_pair_arm(&n->pair[j]);
+	}
+	virtio_pci_unlock(n->vp);
+}
+
 static void net_set_pause(void *dev)
 {
 	struct net_set *s = dev;
 
-	for (unsigned i = 0; i < s->num; i++) {
-		struct net *n = s->nics[i];
-
-		virtio_pci_lock(n->vp);
-		n->paused = true; /* the TAP is not read: frames wait in the host */
-		for (unsigned j = 0; j < n->pairs; j++)
-			net_pair_arm(&n->pair[j]);
-		virtio_pci_unlock(n->vp);
-		virtio_pci_pause(n->vp);
-	}
+	for (unsigned i = 0; i < s->num; i++)
+		net_pause(s->nics[i]);
 }
 
 static void net_set_resume(void *dev)
 {
 	struct net_set *s = dev;
 
-	for (unsigned i = 0; i < s->num; i++) {
-		struct net *n = s->nics[i];
-
-		virtio_pci_resume(n->vp);
-		virtio_pci_lock(n->vp);
-		n->paused = false;
-		for (unsigned j = 0; j < n->pairs; j++) {
-			n->pair[j].rx_starved = false;
-			net_rx(&n->pair[j]);
-			net_tx(&n->pair[j]);
-			net_pair_arm(&n->pair[j]);
-		}
-		virtio_pci_unlock(n->vp);
-	}
+	for (unsigned i = 0; i < s->num; i++)
+		net_resume(s->nics[i]);
 }
 
 /* Cloud Hypervisor's names (rx_bytes, rx_frames, tx_bytes, tx_frames) and two of ours. */
@@ -578,6 +753,7 @@ const struct dev_ops net_ops = {
 	.reset = net_set_reset,
 	.pause = net_set_pause,
 	.resume = net_set_resume,
+	.save = net_set_save,
 	.counters = net_set_counters,
 	.nodes = net_set_nodes,
 };

@@ -103,9 +103,11 @@ struct net {
 	unsigned pairs, active_pairs;
 	uint16_t queue_size;
 	uint8_t cfg[NET_CFG_SIZE];
-	uint64_t features; /* negotiated, from activate */
-	unsigned offloads; /* TAP_OFFLOAD_* in force */
-	bool active;	   /* DRIVER_OK and not reset */
+	uint64_t features;	 /* negotiated, from activate */
+	uint64_t guest_offloads; /* NET_GUEST_OFFLOADS bits in force (CTRL_GUEST_OFFLOADS) */
+	unsigned offloads;	 /* TAP_OFFLOAD_* in force: what guest_offloads maps to */
+	bool mac_from_config;	 /* --net mac= gave cfg's MAC (else random at realize) */
+	bool active;		 /* DRIVER_OK and not reset */
 	bool paused;
 	struct virtq_elem *ctrl;
 	struct net_counters c;

@@ -174,7 +174,16 @@ static bool rx_deliver(struct net_pair *p)
 			p->rx_held = true;
 		}
 		if (p->rx->out_num || p->rx->in_len < (p->nused == 0 ? TAP_VNET_HDR_LEN : 1)) {
+			/* A frame half in buffers is cut (the guest drops it) rather than passed
+			 * by this one: what the pair holds stays the queue's latest pops, which
+			 * is what lets a snapshot un-pop it (net_held). */
+			bool cut = p->nused > 0;
+
+			if (cut)
+				rx_publish(p, false);
 			rx_return_bad(p);
+			if (cut)
+				return true;
 			continue;
 		}
 		if (!mrg ? rx_deliver_one(p) : rx_deliver_part(p))

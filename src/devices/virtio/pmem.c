@@ -29,6 +29,7 @@
 #include "config/config.h"
 #include "devices/virtio/virtio_devices.h"
 #include "util/log.h"
+#include "util/state.h"
 #include "util/util.h"
 #include "virtio/virtio.h"
 
@@ -245,6 +246,77 @@ void pmem_get_counters(void *dev, struct pmem_counters *ret)
 	virtio_pci_unlock(p->vp);
 }
 
+/* ---- saved state (util/state.h) ---- */
+
+/*
+ * The guest has the device's guest-physical range in its page tables (and in config space):
+ * a restored device must sit at the same place. The device memory area is allocated in a
+ * fixed order from the config, so the same config gives the same address; a restore checks
+ * it rather than trusting it. The file's contents are not state: the file is opened again
+ * from the config. With discard_writes=on the guest's writes lived in private copy-on-write
+ * pages of the mapping, which are not guest RAM: they are NOT carried into the snapshot, and
+ * the restored guest sees the file as it is on disk.
+ */
+struct pmem_state {
+	uint64_t gpa;
+	uint64_t size;
+	bool discard_writes;
+};
+
+static const struct state_field pmem_state_fields[] = {
+	STATE_U64(struct pmem_state, gpa),
+	STATE_U64(struct pmem_state, size),
+	STATE_BOOL(struct pmem_state, discard_writes),
+};
+
+static int pmem_save_device(void *dev, json_t *obj)
+{
+	struct pmem *p = dev;
+	struct pmem_state st = { p->gpa, p->size, p->discard_writes };
+
+	return state_save_fields(obj, pmem_state_fields, ARRAY_SIZE(pmem_state_fields), &st);
+}
+
+static int pmem_load_device(void *dev, const json_t *obj, char *err, size_t errlen)
+{
+	struct pmem *p = dev;
+	struct pmem_state st;
+	int r = state_load_fields(obj, pmem_state_fields, ARRAY_SIZE(pmem_state_fields), &st, err,
+				  errlen);
+
+	if (r < 0)
+		return r;
+	if (st.size != p->size)
+		return error_set(err, errlen, -EINVAL,
+				 "field 'size': %" PRIu64 " bytes saved, the file gives %" PRIu64,
+				 st.size, p->size);
+	if (st.gpa != p->gpa)
+		return error_set(err, errlen, -EINVAL,
+				 "field 'gpa': the guest has the device at 0x%" PRIx64
+				 ", the restored VM placed it at 0x%" PRIx64,
+				 st.gpa, p->gpa);
+	if (st.discard_writes != p->discard_writes)
+		return error_set(err, errlen, -EINVAL,
+				 "field 'discard_writes': %s saved, the config says %s",
+				 st.discard_writes ? "on" : "off",
+				 p->discard_writes ? "on" : "off");
+	return 0;
+}
+
+int pmem_state_save(void *dev, json_t *obj, char *err, size_t errlen)
+{
+	struct pmem *p = dev;
+
+	return vdev_state_save(p->vp, dev, pmem_save_device, obj, err, errlen);
+}
+
+int pmem_state_load(void *dev, const json_t *obj, char *err, size_t errlen)
+{
+	struct pmem *p = dev;
+
+	return vdev_state_load(p->vp, dev, pmem_load_device, obj, err, errlen);
+}
+
 /* All the --pmem devices: one dev_table entry realizes them all. */
 struct pmem_set {
 	unsigned n;
@@ -266,9 +338,17 @@ static void pmem_unrealize(void *dev)
 static int pmem_realize(const struct dev_ctx *ctx, const struct json_t *state, void **ret)
 {
 	const struct vm_config *cfg = ctx->cfg;
+	const json_t *saved = NULL;
 	struct pmem_set *s;
+	char why[256];
 	int r;
 
+	if (state) {
+		r = vdev_state_get_instances(state, "pmems", cfg->num_pmems, &saved, why,
+					     sizeof(why));
+		if (r < 0)
+			return error_set(ctx->err, ctx->errlen, r, OPT ": %s", why);
+	}
 	if (!cfg->num_pmems) {
 		*ret = NULL;
 		return 0;
@@ -285,9 +365,27 @@ static int pmem_realize(const struct dev_ctx *ctx, const struct json_t *state, v
 		snprintf(s->ids[i], sizeof(s->ids[i]), "%s",
 			 cfg->pmems[i].id ? cfg->pmems[i].id : "");
 		s->n = i + 1;
+		r = saved ? pmem_state_load(s->devs[i], json_array_get(saved, i), why, sizeof(why))
+			  : 0;
+		if (r < 0) {
+			error_set(ctx->err, ctx->errlen, r, OPT " %s: %s", s->ids[i], why);
+			pmem_unrealize(s);
+			return r;
+		}
 	}
 	*ret = s;
 	return 0;
+}
+
+static int pmem_save(void *dev, json_t *state, char *err, size_t errlen)
+{
+	struct pmem_set *s = dev;
+	int r = 0;
+
+	for (unsigned i = 0; r == 0 && s && i < s->n; i++)
+		r = vdev_state_append(state, "pmems", pmem_state_save, s->devs[i], "virtio-pmem",
+				      s->ids[i], err, errlen);
+	return r;
 }
 
 static void pmem_reset(void *dev)
@@ -335,5 +433,6 @@ const struct dev_ops pmem_ops = {
 	.reset = pmem_reset,
 	.pause = pmem_pause,
 	.resume = pmem_resume,
+	.save = pmem_save,
 	.counters = pmem_counters,
 };

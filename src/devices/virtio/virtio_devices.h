@@ -6,11 +6,59 @@
 #ifndef CUBICLE_DEVICES_VIRTIO_VIRTIO_DEVICES_H
 #define CUBICLE_DEVICES_VIRTIO_VIRTIO_DEVICES_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "devices/device.h"
 
 struct virtio_pci;
+
+/*
+ * Saved state (snapshot) of one instance of net, vsock, balloon or pmem: the transport's object
+ * (virtio_pci_save) with the device's own fields, everything that is not the transport's,
+ * under "device" (util/state.h). X_state_save() runs on the loop thread with the device paused
+ * and returns 0 or -errno with one line in @err (-EBUSY: elements in flight the device does not
+ * hold). X_state_load() takes such an object into an instance the config just built, checked
+ * as hostile input: 0, or -EINVAL with one line in @err naming the field, and the instance is
+ * then fit only to be destroyed; on success it is quiesced as after pause(), until resume().
+ * These are what the dev_ops entries call per instance, and test hooks.
+ */
+int net_state_save(void *dev, struct json_t *obj, char *err, size_t errlen);
+int net_state_load(void *dev, const struct json_t *obj, char *err, size_t errlen);
+int vsock_state_save(void *dev, struct json_t *obj, char *err, size_t errlen);
+int vsock_state_load(void *dev, const struct json_t *obj, char *err, size_t errlen);
+int balloon_state_save(void *dev, struct json_t *obj, char *err, size_t errlen);
+int balloon_state_load(void *dev, const struct json_t *obj, char *err, size_t errlen);
+int pmem_state_save(void *dev, struct json_t *obj, char *err, size_t errlen);
+int pmem_state_load(void *dev, const struct json_t *obj, char *err, size_t errlen);
+
+/* vdev_state.c: what the four have in common. A device's own part: @save fills @obj (0 or
+ * -ENOMEM); @load reads it after the transport was loaded (0 or -EINVAL with @err). */
+typedef int (*vdev_save_fn)(void *dev, struct json_t *obj);
+typedef int (*vdev_load_fn)(void *dev, const struct json_t *obj, char *err, size_t errlen);
+/* One instance: virtio_pci_save() into @obj, then @save into @obj's "device". */
+int vdev_state_save(struct virtio_pci *vp, void *dev, vdev_save_fn save, struct json_t *obj,
+		    char *err, size_t errlen);
+/* One instance: virtio_pci_load() from @obj, then @load from its "device". */
+int vdev_state_load(struct virtio_pci *vp, void *dev, vdev_load_fn load, const struct json_t *obj,
+		    char *err, size_t errlen);
+/*
+ * A dev_ops entry's instances, in config order, are the array @key of its state ("nets",
+ * "pmems"; absent when there are none). vdev_state_append() appends one: @save (an
+ * X_state_save) of @dev into a new object; 0 or -errno with one line in @err naming @name and
+ * @id. On load, vdev_state_get_instances() gives that array, which must have exactly @n
+ * entries (else -EINVAL with @err); *@ret is NULL when @n is 0 and the array absent.
+ */
+#define VDEV_STATE_MAX_INSTANCES 64
+typedef int (*vdev_state_save_fn)(void *dev, struct json_t *obj, char *err, size_t errlen);
+/* @save of @dev into @obj, its error line prefixed with @name (a dev_ops entry of one instance
+ * saves it as its whole state). */
+int vdev_state_save_named(struct json_t *obj, vdev_state_save_fn save, void *dev, const char *name,
+			  char *err, size_t errlen);
+int vdev_state_append(struct json_t *state, const char *key, vdev_state_save_fn save, void *dev,
+		      const char *name, const char *id, char *err, size_t errlen);
+int vdev_state_get_instances(const struct json_t *state, const char *key, unsigned n,
+			     const struct json_t **ret, char *err, size_t errlen);
 
 extern const struct dev_ops rng_ops;
 extern const struct dev_ops console_ops;
@@ -82,6 +130,10 @@ void net_get_counters(void *dev, struct net_counters *ret);
 unsigned net_tap_offloads(void *dev);
 /* Queue pairs the driver enabled (VQ_PAIRS_SET; 1 after reset). */
 unsigned net_active_pairs(void *dev);
+/* One NIC's pause and resume (what net_ops does for each): the TAP is not read while paused,
+ * and resume reads it again. */
+void net_pause(void *dev);
+void net_resume(void *dev);
 /* virtio-vsock (virtio id 19): receiveq 0, transmitq 1, eventq 2; host side over Unix
  * sockets (vsock.h). */
 #define VSOCK_QUEUE_SIZE 256

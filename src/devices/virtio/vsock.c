@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * virtio-vsock (virtio 1.2 §5.10), stream sockets only, host side over Unix sockets (vsock.h,
- * vsock_conn.c): receiveq 0 (device → guest), transmitq 1 (guest → device), eventq 2 (never
- * used: there is no live migration to announce). Config space: le64 guest_cid.
+ * vsock_conn.c): receiveq 0 (device → guest), transmitq 1 (guest → device), eventq 2 (used
+ * once per restore: see "saved state" below). Config space: le64 guest_cid.
  *
  * The guest is the attacker. Every transmit packet is checked before anything acts on it: a
  * header shorter than 44 bytes, a len beyond the element or VSOCK_MAX_PKT_LEN, a type other
@@ -29,6 +29,7 @@
 #include "devices/virtio/vsock.h"
 #include "pci/pci.h"
 #include "util/log.h"
+#include "util/state.h"
 #include "util/util.h"
 
 #define PCI_CLASS_OTHER 0xff0000
@@ -381,6 +382,82 @@ static void vsock_tx(struct vsock *vs)
 		virtio_pci_notify(vs->vp, VSOCK_TXQ);
 }
 
+/* ---- saved state (util/state.h) ---- */
+
+/*
+ * A snapshot cannot carry the connections: their host ends are Unix sockets of the process
+ * that took it (and a template has some open when it is snapshotted: they are simply not
+ * saved). What is saved besides the transport is the guest's CID. A restored device starts
+ * with no connection and the listener re-created from the config; when the driver was running
+ * it is told at resume with a TRANSPORT_RESET event (§5.10.6.6, what Firecracker does after a
+ * snapshot load): Linux then resets every socket and reads guest_cid again, so a clone may
+ * also be given another CID (a per-clone override of --vsock): the config's is used.
+ */
+static int vsock_save_device(void *dev, json_t *obj)
+{
+	struct vsock *vs = dev;
+
+	return state_set_u64(obj, "guest_cid", vs->guest_cid);
+}
+
+static int vsock_load_device(void *dev, const json_t *obj, char *err, size_t errlen)
+{
+	struct vsock *vs = dev;
+	uint64_t cid;
+	uint8_t status;
+	int r = state_get_u64(obj, "guest_cid", &cid, err, errlen);
+
+	if (r < 0)
+		return r;
+	if (cid < CONFIG_VSOCK_MIN_CID || cid > CONFIG_VSOCK_MAX_CID)
+		return error_set(
+			err, errlen, -EINVAL, "field 'guest_cid': expected %u..%u, not %llu",
+			CONFIG_VSOCK_MIN_CID, CONFIG_VSOCK_MAX_CID, (unsigned long long)cid);
+	/* After the transport's load: its status is the driver's. */
+	status = virtio_pci_status(vs->vp);
+	virtio_pci_lock(vs->vp);
+	vs->reset_pending = (status & (VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_NEEDS_RESET)) ==
+			    VIRTIO_STATUS_DRIVER_OK;
+	vs->paused = true; /* as after vsock_pause */
+	vsock_arm_all(vs);
+	virtio_pci_unlock(vs->vp);
+	return 0;
+}
+
+int vsock_state_save(void *dev, json_t *obj, char *err, size_t errlen)
+{
+	struct vsock *vs = dev;
+
+	return vdev_state_save(vs->vp, dev, vsock_save_device, obj, err, errlen);
+}
+
+int vsock_state_load(void *dev, const json_t *obj, char *err, size_t errlen)
+{
+	struct vsock *vs = dev;
+
+	return vdev_state_load(vs->vp, dev, vsock_load_device, obj, err, errlen);
+}
+
+/* Delivers a pending TRANSPORT_RESET into an event buffer, when the driver has lent one. */
+static void vsock_send_reset(struct vsock *vs)
+{
+	uint8_t ev[VSOCK_EVENT_SIZE];
+	int r;
+
+	if (!vs->reset_pending || vs->paused)
+		return;
+	r = virtio_pci_pop(vs->vp, VSOCK_EVQ, &vs->tx); /* tx is only held inside vsock_tx */
+	if (r == 0)
+		return; /* it waits for the driver's next event buffer */
+	vs->reset_pending = false;
+	if (r < 0)
+		return; /* the driver broke the queue: it resets the device anyway */
+	put_le(ev, VSOCK_EVENT_TRANSPORT_RESET, sizeof(ev));
+	(void)virtio_pci_push(vs->vp, VSOCK_EVQ, &vs->tx,
+			      (uint32_t)virtq_elem_write(&vs->tx, 0, ev, sizeof(ev)));
+	virtio_pci_notify(vs->vp, VSOCK_EVQ);
+}
+
 /* ---- transport callbacks ---- */
 
 static void vsock_config_read(void *opaque, uint32_t offset, uint8_t *data, unsigned len)
@@ -398,6 +475,10 @@ static void vsock_queue_notify(void *opaque, unsigned q)
 
 	if (vs->paused)
 		return;
+	if (q == VSOCK_EVQ) {
+		vsock_send_reset(vs);
+		return;
+	}
 	if (q == VSOCK_TXQ)
 		vsock_tx(vs);
 	/* New receive buffers, or replies the transmit queue just asked for. */
@@ -412,6 +493,16 @@ static void vsock_dev_reset(void *opaque)
 	vsock_conn_close_all(vs);
 	vs->rst_len = 0;
 	vs->rx_held = false;
+	vs->reset_pending = false; /* a new driver has no connection to drop */
+}
+
+/* The receive buffer in hand is the receive queue's latest pop (virtio_dev_ops.held); the
+ * transmit and event queues complete what they pop at once. */
+static unsigned vsock_held(void *opaque, unsigned q)
+{
+	const struct vsock *vs = opaque;
+
+	return q == VSOCK_RXQ && vs->rx_held;
 }
 
 static const struct virtio_dev_ops vsock_vops = {
@@ -424,6 +515,7 @@ static const struct virtio_dev_ops vsock_vops = {
 	.config_read = vsock_config_read,
 	.queue_notify = vsock_queue_notify,
 	.reset = vsock_dev_reset,
+	.held = vsock_held,
 };
 
 static void vsock_listen_cb(void *opaque, uint32_t events)
@@ -551,14 +643,38 @@ void vsock_expire_at(void *dev, uint64_t now_ns)
 	virtio_pci_unlock(vs->vp);
 }
 
+/* The device is alone in its entry: its state is the instance's object itself. */
 static int vsock_realize(const struct dev_ctx *ctx, const struct json_t *state, void **ret)
 {
-	(void)state;
+	char why[256];
+	void *vs;
+	int r;
+
 	if (!ctx->cfg->vsock) {
 		*ret = NULL;
+		if (state && json_object_size(state))
+			return error_set(
+				ctx->err, ctx->errlen, -EINVAL,
+				"--vsock: the snapshot has a vsock device, the config none");
 		return 0;
 	}
-	return vsock_create(ctx, ctx->cfg->vsock, ret);
+	r = vsock_create(ctx, ctx->cfg->vsock, &vs);
+	if (r < 0)
+		return r;
+	r = state ? vsock_state_load(vs, state, why, sizeof(why)) : 0;
+	if (r < 0) {
+		vsock_destroy(vs);
+		return error_set(ctx->err, ctx->errlen, r, "--vsock: %s", why);
+	}
+	*ret = vs;
+	return 0;
+}
+
+static int vsock_save(void *dev, json_t *state, char *err, size_t errlen)
+{
+	if (!dev)
+		return 0; /* not configured: nothing */
+	return vdev_state_save_named(state, vsock_state_save, dev, "virtio-vsock", err, errlen);
 }
 
 static void vsock_unrealize(void *dev)
@@ -589,6 +705,7 @@ static void vsock_resume(void *dev)
 	virtio_pci_resume(vs->vp);
 	virtio_pci_lock(vs->vp);
 	vs->paused = false;
+	vsock_send_reset(vs);
 	vsock_arm_all(vs);
 	for (unsigned i = vs->nr_conns; i-- > 0;) {
 		if (i < vs->nr_conns) /* a refresh may close one (the last moves to its slot) */
@@ -625,6 +742,7 @@ const struct dev_ops vsock_ops = {
 	.reset = vsock_reset,
 	.pause = vsock_pause,
 	.resume = vsock_resume,
+	.save = vsock_save,
 	.counters = vsock_counters,
 	.nodes = vsock_nodes,
 };

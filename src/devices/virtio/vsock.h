@@ -44,6 +44,10 @@
 #define VSOCK_TXQ 1
 #define VSOCK_EVQ 2
 
+/* struct virtio_vsock_event (§5.10.6.6): le32 id. */
+#define VSOCK_EVENT_TRANSPORT_RESET 0
+#define VSOCK_EVENT_SIZE	    4
+
 /* Limits (every one a guest or a host client could otherwise push). */
 #define VSOCK_MAX_CONNS	       128 /* open connections, both directions, handshakes included */
 #define VSOCK_CONN_BUF_SIZE    (256 * 1024) /* buf_alloc: guest→host bytes held per connection */
@@ -148,6 +152,9 @@ struct vsock {
 	int timer_fd; /* set-up deadlines; armed while a connection has one */
 	bool timer_watched, timer_armed;
 	bool paused;
+	/* Restored with the driver running: its connections are gone, and it learns so from a
+	 * TRANSPORT_RESET event on the event queue once resumed (vsock_send_reset). */
+	bool reset_pending;
 	struct vsock_conn *conns[VSOCK_MAX_CONNS];
 	unsigned nr_conns;
 	struct vsock_conn *work_head, *work_tail; /* connections owing the guest a packet */
