@@ -246,6 +246,15 @@ void hv_set_io_ops(struct hv *hv, const struct hv_io_ops *ops, void *opaque)
 	hv->opaque = opaque;
 }
 
+/* Guest RAM must not end up in a core dump of the VMM; THP when asked for. */
+static void kvm_ram_advise(void *p, uint64_t size, unsigned flags)
+{
+	if (madvise(p, size, MADV_DONTDUMP) < 0)
+		log_debug("kvm: madvise(MADV_DONTDUMP): %s", strerror(errno));
+	if ((flags & HV_RAM_THP) && madvise(p, size, MADV_HUGEPAGE) < 0)
+		log_debug("kvm: madvise(MADV_HUGEPAGE): %s", strerror(errno));
+}
+
 /* Maps the memory for one slot; fills @slot->host and @slot->memfd. */
 static int kvm_ram_map(struct kvm_ram_slot *slot, unsigned flags)
 {
@@ -275,13 +284,7 @@ static int kvm_ram_map(struct kvm_ram_slot *slot, unsigned flags)
 	p = mmap(NULL, slot->size, PROT_READ | PROT_WRITE, mflags, fd, 0);
 	if (p == MAP_FAILED)
 		return -errno;
-
-	/* Guest RAM must not end up in a core dump of the VMM. */
-	if (madvise(p, slot->size, MADV_DONTDUMP) < 0)
-		log_debug("kvm: madvise(MADV_DONTDUMP): %s", strerror(errno));
-	if ((flags & HV_RAM_THP) && madvise(p, slot->size, MADV_HUGEPAGE) < 0)
-		log_debug("kvm: madvise(MADV_HUGEPAGE): %s", strerror(errno));
-
+	kvm_ram_advise(p, slot->size, flags);
 	slot->host = p;
 	slot->memfd = fd_take(&fd);
 	return 0;
@@ -325,10 +328,7 @@ static int kvm_ram_map_file(struct kvm_ram_slot *slot, int fd, uint64_t offset, 
 	p = mmap(NULL, slot->size, PROT_READ | PROT_WRITE, mflags, fd, (off_t)offset);
 	if (p == MAP_FAILED)
 		return -errno;
-	if (madvise(p, slot->size, MADV_DONTDUMP) < 0)
-		log_debug("kvm: madvise(MADV_DONTDUMP): %s", strerror(errno));
-	if ((flags & HV_RAM_THP) && madvise(p, slot->size, MADV_HUGEPAGE) < 0)
-		log_debug("kvm: madvise(MADV_HUGEPAGE): %s", strerror(errno));
+	kvm_ram_advise(p, slot->size, flags);
 	slot->host = p;
 	return 0;
 }

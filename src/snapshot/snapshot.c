@@ -97,25 +97,6 @@ static int read_file_at(int dirfd, const char *name, size_t max, char **ret, siz
 	return 0;
 }
 
-static int write_all(int fd, const void *data, size_t len, uint64_t off)
-{
-	const uint8_t *p = data;
-
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
 static bool page_is_zero(const uint8_t *p)
 {
 	const uint64_t *w = (const uint64_t *)p;
@@ -141,7 +122,7 @@ static int write_sparse(int fd, const uint8_t *host, uint64_t size, uint64_t off
 				continue;
 		}
 		if (run_len) {
-			int r = write_all(fd, host + run, run_len, off + run);
+			int r = file_write_at(fd, host + run, run_len, off + run);
 			if (r < 0)
 				return r;
 			run_len = 0;
@@ -158,7 +139,7 @@ static int write_file_at(int dirfd, const char *name, const char *data, size_t l
 
 	if (fd < 0)
 		return -errno;
-	r = write_all(fd, data, len, 0);
+	r = file_write_at(fd, data, len, 0);
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
 	return r;

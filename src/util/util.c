@@ -214,12 +214,13 @@ void error_prefix(char *err, size_t errlen, const char *fmt, ...)
 	memcpy(err, head, hl);
 }
 
-int file_read_at(int fd, void *buf, size_t len, uint64_t off)
+/* pread() or pwrite() until @len bytes are done. */
+static int file_io_at(int fd, void *buf, size_t len, uint64_t off, bool write)
 {
 	uint8_t *p = buf;
 
 	while (len > 0) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
+		ssize_t n = write ? pwrite(fd, p, len, (off_t)off) : pread(fd, p, len, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -231,6 +232,16 @@ int file_read_at(int fd, void *buf, size_t len, uint64_t off)
 		off += (uint64_t)n;
 	}
 	return 0;
+}
+
+int file_read_at(int fd, void *buf, size_t len, uint64_t off)
+{
+	return file_io_at(fd, buf, len, off, false);
+}
+
+int file_write_at(int fd, const void *buf, size_t len, uint64_t off)
+{
+	return file_io_at(fd, (void *)buf, len, off, true);
 }
 
 const char *format_size(char *buf, size_t len, uint64_t n)

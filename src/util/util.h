@@ -74,6 +74,9 @@ void error_prefix(char *err, size_t errlen, const char *fmt, ...)
 /* Reads exactly @len bytes of @fd at @off. Returns 0, -EIO at a premature end of file, or
  * -errno. */
 int file_read_at(int fd, void *buf, size_t len, uint64_t off);
+/* Writes exactly @len bytes at @off. Returns 0, -EIO when nothing could be written, or -errno
+ * (-ENOSPC, -EFBIG...). */
+int file_write_at(int fd, const void *buf, size_t len, uint64_t off);
 
 /* A size as a user writes it: "512M", "1.5G", "300K", "17 bytes", "0". Returns @buf. */
 const char *format_size(char *buf, size_t len, uint64_t n);

@@ -89,6 +89,23 @@ def testguest(guest_env):
     return path
 
 
+@pytest.fixture(scope="session")
+def device_guest():
+    """The device test guest (tests/guest/), built with cubicle."""
+    path = build_dir() / "tests" / "guest" / "testguest.elf"
+    if not path.exists():
+        pytest.fail(f"{path} missing: run `make build`", pytrace=False)
+    return str(path)
+
+
+def tsc_khz():
+    """The host's TSC frequency for the test guest's timers (/proc/cpuinfo's MHz)."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("cpu MHz"):
+            return int(float(line.split(":")[1]) * 1000)
+    return 0
+
+
 def no_core_dump(returncode):
     """A returncode that is neither a signal death nor a shell-style 128+N."""
     return 0 <= returncode < 128

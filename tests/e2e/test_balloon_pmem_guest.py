@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from test_device_guest import HOSTILE_RING, assert_all_passed, device_guest  # noqa: F401
+from test_device_guest import HOSTILE_RING, assert_all_passed
 
 pytestmark = pytest.mark.usefixtures("kvm")
 

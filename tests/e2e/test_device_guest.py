@@ -9,16 +9,7 @@ import re
 
 import pytest
 
-from conftest import build_dir
-
 pytestmark = pytest.mark.usefixtures("kvm")
-
-@pytest.fixture(scope="session")
-def device_guest():
-    path = build_dir() / "tests" / "guest" / "testguest.elf"
-    if not path.exists():
-        pytest.fail(f"{path} missing: run `make build`", pytrace=False)
-    return str(path)
 
 
 def run_scenarios(run_cubicle, device_guest, words, timeout=60):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Vm, build_dir
+from conftest import Vm
 
 pytestmark = pytest.mark.usefixtures("kvm")
 
@@ -22,14 +22,6 @@ FRAMES = 200
 
 TUNSETIFF = 0x400454CA
 IFF_TAP, IFF_NO_PI, IFF_VNET_HDR, IFF_MULTI_QUEUE = 0x0002, 0x1000, 0x4000, 0x0100
-
-
-@pytest.fixture(scope="module")
-def device_guest():
-    path = build_dir() / "tests" / "guest" / "testguest.elf"
-    if not path.exists():
-        pytest.fail(f"{path} missing: run `make build`", pytrace=False)
-    return str(path)
 
 
 @pytest.fixture

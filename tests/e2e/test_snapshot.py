@@ -15,27 +15,11 @@ from pathlib import Path
 import pytest
 
 from api_client import Api
-from conftest import build_dir
+from conftest import tsc_khz
 
 pytestmark = pytest.mark.usefixtures("kvm")
 
 SNAPSHOT_FILES = ("config.json", "state.json", "memory-ranges")
-
-
-@pytest.fixture(scope="session")
-def device_guest():
-    path = build_dir() / "tests" / "guest" / "testguest.elf"
-    if not path.exists():
-        pytest.fail(f"{path} missing: run `make build`", pytrace=False)
-    return str(path)
-
-
-def tsc_khz():
-    """The host's TSC frequency for the test guest's timers (/proc/cpuinfo's MHz)."""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("cpu MHz"):
-            return int(float(line.split(":")[1]) * 1000)
-    return 0
 
 
 GENID_GPA = 0xff000  # arch/x86/x86.h: X86_VMGENID_START

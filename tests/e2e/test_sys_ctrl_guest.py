@@ -5,7 +5,7 @@ reads the device's version (1) and the write marks the guest started, which the 
 debug level (-vv) once. vm.waitstart, which waits on the same flag, is tested with the API."""
 import pytest
 
-from test_device_guest import assert_all_passed, device_guest  # noqa: F401
+from test_device_guest import assert_all_passed
 
 pytestmark = pytest.mark.usefixtures("kvm")
 

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from test_device_guest import HOSTILE_RING, assert_all_passed, device_guest  # noqa: F401
+from test_device_guest import HOSTILE_RING, assert_all_passed
 
 pytestmark = pytest.mark.usefixtures("kvm")
 
