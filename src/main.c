@@ -67,6 +67,13 @@ static int vmm_start(struct cli_args *args, struct vmm *vmm, struct loop *loop,
 			return r;
 		}
 	}
+	if (args->prewarm) {
+		/* The slow set-up calls run in the background (hv_ready() joins them). */
+		r = vmm_prewarm(vmm, args->prewarm);
+		if (r < 0)
+			log_warn("--prewarm: cannot prepare the hypervisor: %s (going on without)",
+				 strerror(-r));
+	}
 	if (args->restore) {
 		/* Cloud Hypervisor v28 allows it, but nothing could ever resume the VM. */
 		if (!args->api_socket)

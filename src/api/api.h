@@ -29,6 +29,13 @@ int vmm_create(struct loop *loop, const char *event_monitor, enum seccomp_mode s
 struct vmm *vmm_destroy(struct vmm *vmm);
 
 /*
+ * --prewarm: prepares the hypervisor side of a VM with up to @ram bytes of RAM below 3 GiB
+ * (vm_prewarm_create()), for the first VM this VMM builds (vm.boot, vm.restore,
+ * vm.resume-from-snapshot). Returns 0 or -errno (the VMM works without it).
+ */
+int vmm_prewarm(struct vmm *vmm, uint64_t ram);
+
+/*
  * vm.create then vm.boot for the command line: @cfg (validated, ids assigned) is moved into
  * the VMM on success (the caller's copy is zeroed) and left to the caller on failure.
  * Returns 0 or -errno with one line in @err.

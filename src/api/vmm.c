@@ -46,6 +46,7 @@ struct vmm {
 	struct vm *vm; /* between vm.boot (or a restore) and vm.shutdown */
 	enum seccomp_mode seccomp;
 	struct vmm_waiter *waiters;
+	struct vm_prewarm *prewarm; /* --prewarm: taken by the first VM */
 };
 
 static void vmm_waiter_end(struct vmm_waiter *w, unsigned status, const char *msg);
@@ -113,17 +114,25 @@ struct vmm *vmm_destroy(struct vmm *vmm)
 	if (!vmm)
 		return NULL;
 	vmm_drop_vm(vmm);
+	vmm->prewarm = vm_prewarm_destroy(vmm->prewarm);
 	vm_config_free(&vmm->cfg);
 	vmm->events = event_monitor_close(vmm->events);
 	free(vmm);
 	return NULL;
 }
 
+int vmm_prewarm(struct vmm *vmm, uint64_t ram)
+{
+	vmm->prewarm = vm_prewarm_destroy(vmm->prewarm);
+	return vm_prewarm_create(ram, &vmm->prewarm);
+}
+
 /* Builds and starts the VM from the stored config. */
 static int vmm_boot(struct vmm *vmm, char *err, size_t errlen)
 {
 	event_emit(vmm->events, "vm", "booting", NULL, NULL);
-	int r = vm_create(&vmm->cfg, vmm->loop, vmm_on_vm_exit, vmm, &vmm->vm, err, errlen);
+	int r = vm_create(&vmm->cfg, vmm->loop, vmm_on_vm_exit, vmm, &vmm->prewarm, &vmm->vm, err,
+			  errlen);
 	if (r < 0)
 		return r;
 	r = vm_boot(vmm->vm);
@@ -762,8 +771,8 @@ static int vmm_restore_from(struct vmm *vmm, struct restore_config *rc, bool res
 	vmm->cfg = cfg;
 	vmm->have_cfg = true;
 	event_emit(vmm->events, "vm", "restoring", NULL, NULL);
-	r = vm_restore(&vmm->cfg, dir, rc->prefault, vmm->loop, vmm_on_vm_exit, vmm, &vmm->vm, err,
-		       errlen);
+	r = vm_restore(&vmm->cfg, dir, rc->prefault, vmm->loop, vmm_on_vm_exit, vmm, &vmm->prewarm,
+		       &vmm->vm, err, errlen);
 	free(dir);
 	if (r < 0) {
 		vm_config_free(&vmm->cfg);

@@ -33,6 +33,7 @@ enum cli_opt_id {
 	OPT_SECCOMP,
 	OPT_SYS_CTRL,
 	OPT_RESTORE,
+	OPT_PREWARM,
 	OPT_VERBOSE,
 	OPT_VERSION,
 	OPT_HELP,
@@ -102,6 +103,10 @@ static const struct cli_opt cli_opts[] = {
 	{ OPT_SYS_CTRL, "sys-ctrl", 0, false,
 	  "Enable the guest's start signal (CubeSandbox): a write to I/O port 0x680 marks the "
 	  "guest started, for vm.waitstart [default: off]" },
+	{ OPT_PREWARM, "prewarm", 0, true,
+	  "While waiting for its VM through the API, prepare the hypervisor for a guest of up to "
+	  "SIZE of RAM below 3G (cubicle's own; a pooled VMM then restores or boots without the "
+	  "slowest set-up call) [default: off]" },
 	{ OPT_RESTORE, "restore", 0, true,
 	  "Restore from a VM snapshot \"source_url=<source_url>,prefault=on|off\" (the VM is "
 	  "restored Paused: vm.resume runs it)" },
@@ -220,6 +225,14 @@ static int apply(struct cli_args *a, const struct cli_opt *o, const char *option
 	case OPT_SYS_CTRL:
 		cfg->sys_ctrl = true;
 		return 0;
+	case OPT_PREWARM: {
+		int r = parse_size(value, &a->prewarm);
+		if (r < 0 || a->prewarm == 0 || a->prewarm % 4096 || a->prewarm > 3 * GiB)
+			return error_set(err, errlen, -EINVAL,
+					 "--prewarm: '%s' is not a size of 4K..3G in 4K units",
+					 value);
+		return 0;
+	}
 	case OPT_RESTORE:
 		return parse_restore(a, value, err, errlen);
 	case OPT_VERBOSE:
@@ -343,6 +356,10 @@ static int parse_args(int argc, char *const argv[], struct cli_args *a, char *er
 		}
 		seen[o->id] += !o->takes_value || repeatable;
 	}
+	if (seen[OPT_PREWARM] && (!seen[OPT_API_SOCKET] || seen[OPT_KERNEL] || seen[OPT_RESTORE]))
+		return error_set(err, errlen, -EINVAL,
+				 "--prewarm: only for a VMM that waits for its VM through the API "
+				 "(--api-socket, without --kernel or --restore)");
 	return restore_conflicts(seen, err, errlen);
 }
 

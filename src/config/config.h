@@ -297,26 +297,19 @@ struct cli_args {
 	char *event_monitor; /* --event-monitor, as given */
 	char *restore;	     /* --restore's source_url; NULL = none */
 	bool restore_prefault;
+	uint64_t prewarm;   /* --prewarm: low RAM to prepare for the API's VM; 0 = none */
 	unsigned verbosity; /* number of -v */
 	bool help, version;
 };
 
 /*
- * Parses argv (Cloud Hypervisor v28 syntax): --kernel PATH, --initramfs PATH, --cmdline STR,
- * --cpus .., --memory .., --serial .., --console .., --rng .., --api-socket ..,
- * --event-monitor .., --log-file PATH, -v (repeatable),
- * --version/-V, --help/-h. Both "--opt value" and "--opt=value". Returns 0, or -EINVAL with one
- * line in @err naming the option and the problem ("unknown option '--foo'", "--kernel: missing
- * value", "--cpus: ..."), or -ENOMEM. @ret is set only on success. Options Cloud Hypervisor has
- * and cubicle does not yet (--disk, --net, ...) give "--disk: not supported yet". Does not
- * validate the whole config (vm_config_validate does) and does not open files.
- * --cpus .., --memory .., --serial .., --console .., --rng .., --vsock .., --log-file PATH,
- * -v (repeatable), --version/-V, --help/-h. Both "--opt value" and "--opt=value". Returns 0,
- * or -EINVAL with one line in @err naming the option and the problem ("unknown option
- * '--foo'", "--kernel: missing value", "--cpus: ..."), or -ENOMEM. @ret is set only on
- * success. Options Cloud Hypervisor has and cubicle does not yet (--disk, --net, ...) give
- * "--disk: not supported yet". Does not validate the whole config (vm_config_validate does)
- * and does not open files.
+ * Parses argv (Cloud Hypervisor v28 syntax, cli.c's table: --kernel, --cpus, --memory, the
+ * devices, --api-socket, --restore, ...; cubicle's own --seccomp log, --sys-ctrl, --prewarm).
+ * Both "--opt value" and "--opt=value". Returns 0, or -EINVAL with one line in @err naming the
+ * option and the problem ("unknown option '--foo'", "--kernel: missing value", "--cpus: ..."),
+ * or -ENOMEM. @ret is set only on success. Options Cloud Hypervisor has and cubicle does not
+ * ("--numa") give "--numa: not supported yet". Does not validate the whole config
+ * (vm_config_validate does) and does not open files.
  */
 int cli_parse(int argc, char *const argv[], struct cli_args *ret, char *err, size_t errlen);
 /* Frees what cli_parse() allocated. Accepts NULL. */

@@ -643,8 +643,60 @@ static int vm_restore_cpus(struct vm *vm, const json_t *state, char *err, size_t
 }
 
 /* @snap NULL: a cold boot. Otherwise a restore from it (RAM, devices, CPU state). */
-static int vm_build(struct vm *vm, const struct snapshot *snap, bool prefault, char *err,
-		    size_t errlen)
+struct vm_prewarm {
+	struct hv *hv;
+	uint64_t ram; /* bytes of low RAM its reservation holds */
+};
+
+int vm_prewarm_create(uint64_t ram, struct vm_prewarm **ret)
+{
+	struct vm_prewarm *p = calloc(1, sizeof(*p));
+	struct x86_ram_range low[2];
+	int r;
+
+	if (!p)
+		return -ENOMEM;
+	x86_layout_ram(ram, low);
+	p->ram = low[0].size;
+	r = hv_create(&p->hv);
+	if (r == 0)
+		r = hv_ram_reserve(p->hv, low[0].gpa, p->ram);
+	if (r < 0) {
+		vm_prewarm_destroy(p);
+		return r;
+	}
+	*ret = p;
+	return 0;
+}
+
+struct vm_prewarm *vm_prewarm_destroy(struct vm_prewarm *p)
+{
+	if (p) {
+		hv_destroy(p->hv);
+		free(p);
+	}
+	return NULL;
+}
+
+/* The hypervisor for a new VM: the pre-warmed one when the VM's RAM fits its reservation. */
+static int vm_hv_create(struct vm *vm, struct vm_prewarm **prewarm)
+{
+	struct vm_prewarm *p = prewarm ? ptr_take(prewarm) : NULL;
+	const struct memory_config *mc = &vm->cfg->memory;
+	struct x86_ram_range low[2];
+
+	x86_layout_ram(mc->size, low);
+	if (p && low[0].size <= p->ram && !mc->hugepages) {
+		vm->hv = ptr_take(&p->hv);
+		log_debug("vm: using the pre-warmed hypervisor (%" PRIu64 "M reserved)",
+			  p->ram >> 20);
+	}
+	vm_prewarm_destroy(p);
+	return vm->hv ? 0 : hv_create(&vm->hv);
+}
+
+static int vm_build(struct vm *vm, const struct snapshot *snap, bool prefault,
+		    struct vm_prewarm **prewarm, char *err, size_t errlen)
 {
 	struct hv_caps caps;
 	struct x86_boot boot;
@@ -678,7 +730,7 @@ static int vm_build(struct vm *vm, const struct snapshot *snap, bool prefault, c
 		return r;
 	}
 
-	r = hv_create(&vm->hv);
+	r = vm_hv_create(vm, prewarm);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot create the VM: %s", strerror(-r));
 		return r;
@@ -742,8 +794,8 @@ static int vm_build(struct vm *vm, const struct snapshot *snap, bool prefault, c
 }
 
 static int vm_new(const struct vm_config *cfg, struct loop *loop, vm_exit_cb on_exit, void *opaque,
-		  const struct snapshot *snap, bool prefault, struct vm **ret, char *err,
-		  size_t errlen)
+		  const struct snapshot *snap, bool prefault, struct vm_prewarm **prewarm,
+		  struct vm **ret, char *err, size_t errlen)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
 	if (!vm) {
@@ -756,7 +808,7 @@ static int vm_new(const struct vm_config *cfg, struct loop *loop, vm_exit_cb on_
 	vm->opaque = opaque;
 	vm->eventfd = -1;
 	vcpu_group_init(&vm->group);
-	int r = vm_build(vm, snap, prefault, err, errlen);
+	int r = vm_build(vm, snap, prefault, prewarm, err, errlen);
 	if (r < 0) {
 		vm_destroy(vm);
 		return r;
@@ -766,15 +818,16 @@ static int vm_new(const struct vm_config *cfg, struct loop *loop, vm_exit_cb on_
 }
 
 int vm_create(const struct vm_config *cfg, struct loop *loop, vm_exit_cb on_exit, void *opaque,
-	      struct vm **ret, char *err, size_t errlen)
+	      struct vm_prewarm **prewarm, struct vm **ret, char *err, size_t errlen)
 {
-	return vm_new(cfg, loop, on_exit, opaque, NULL, false, ret, err, errlen);
+	return vm_new(cfg, loop, on_exit, opaque, NULL, false, prewarm, ret, err, errlen);
 }
 
 static int vm_vmgenid_changed(struct vm *vm);
 
 int vm_restore(const struct vm_config *cfg, const char *dir, bool prefault, struct loop *loop,
-	       vm_exit_cb on_exit, void *opaque, struct vm **ret, char *err, size_t errlen)
+	       vm_exit_cb on_exit, void *opaque, struct vm_prewarm **prewarm, struct vm **ret,
+	       char *err, size_t errlen)
 {
 	struct snapshot snap = { .memory_fd = -1 };
 	struct vm *vm;
@@ -783,7 +836,7 @@ int vm_restore(const struct vm_config *cfg, const char *dir, bool prefault, stru
 	r = snapshot_open(dir, cfg->memory.size, &snap, err, errlen);
 	if (r < 0)
 		return r;
-	r = vm_new(cfg, loop, on_exit, opaque, &snap, prefault, &vm, err, errlen);
+	r = vm_new(cfg, loop, on_exit, opaque, &snap, prefault, prewarm, &vm, err, errlen);
 	snapshot_close(&snap); /* the RAM mappings hold the file */
 	if (r < 0)
 		return r;
@@ -940,7 +993,7 @@ int vm_reboot(struct vm *vm, char *err, size_t errlen)
 {
 	vm_teardown(vm);
 	vm->reboots++;
-	int r = vm_build(vm, NULL, false, err, errlen);
+	int r = vm_build(vm, NULL, false, NULL, err, errlen);
 	if (r < 0) {
 		vm_teardown(vm);
 		vm->state = VM_SHUTDOWN;

@@ -35,13 +35,27 @@ enum vm_exit {
 typedef void (*vm_exit_cb)(void *opaque, enum vm_exit why);
 
 /*
+ * --prewarm: the hypervisor side of a VM with up to @ram bytes of RAM below the 32-bit hole (a
+ * VM, its interrupt controllers and its RAM's memory slot, hv_ram_reserve()), prepared while
+ * the VMM waits for its VM through the API: the slowest part of a VM's set-up, paid before
+ * anyone waits for it. vm_create() and vm_restore() take it when given one and the VM's RAM
+ * fits (and destroy it when it does not). Returns 0 or -errno (-EOPNOTSUPP: the backend cannot
+ * pre-warm).
+ */
+struct vm_prewarm;
+int vm_prewarm_create(uint64_t ram, struct vm_prewarm **ret);
+/* Accepts NULL; returns NULL. */
+struct vm_prewarm *vm_prewarm_destroy(struct vm_prewarm *p);
+
+/*
  * Builds the VM from @cfg (copied by reference: it must outlive the VM): guest RAM, devices,
  * kernel and initramfs, ACPI tables, vCPUs. Does not start the vCPUs. On failure everything
  * built is undone in reverse and -errno returned with one line for the user in @err.
- * @on_exit runs on the loop thread.
+ * @on_exit runs on the loop thread. @prewarm: NULL, or a pre-warmed hypervisor (*@prewarm may
+ * be NULL) that the build takes (*@prewarm becomes NULL either way).
  */
 int vm_create(const struct vm_config *cfg, struct loop *loop, vm_exit_cb on_exit, void *opaque,
-	      struct vm **ret, char *err, size_t errlen);
+	      struct vm_prewarm **prewarm, struct vm **ret, char *err, size_t errlen);
 
 /* Created → Running: starts the vCPU threads. */
 int vm_boot(struct vm *vm);
@@ -71,7 +85,8 @@ int vm_snapshot(struct vm *vm, const char *dir, char *err, size_t errlen);
  * with one line in @err, everything undone.
  */
 int vm_restore(const struct vm_config *cfg, const char *dir, bool prefault, struct loop *loop,
-	       vm_exit_cb on_exit, void *opaque, struct vm **ret, char *err, size_t errlen);
+	       vm_exit_cb on_exit, void *opaque, struct vm_prewarm **prewarm, struct vm **ret,
+	       char *err, size_t errlen);
 
 /* Stops everything and frees. Accepts NULL; returns NULL. */
 struct vm *vm_destroy(struct vm *vm);

@@ -85,6 +85,21 @@ int hv_ram_add_file(struct hv *hv, uint64_t gpa, uint64_t size, int fd, uint64_t
 		    unsigned flags, void **ret_host);
 
 /*
+ * Pre-warming, for a VMM that waits for its VM (a pooled `cubicle --api-socket --prewarm`):
+ * registers guest-physical [@gpa, @gpa + @size) now as one memory slot over address space not
+ * yet backed, so that the hypervisor's slowest set-up call (a memory slot: ~7 ms on kvm_pvm
+ * hosts, whatever its size) is paid before the VM is asked for. A later hv_ram_add() or
+ * hv_ram_add_file() at the same @gpa of at most @size bytes, without HV_RAM_HUGEPAGES, backs
+ * the start of it with no hypervisor call; the rest stays unbacked (a vCPU touching it fails,
+ * as a guest touching what its memory map does not offer deserves). Any other range that
+ * overlaps it is refused (-EINVAL): a caller whose RAM does not fit destroys this VM and
+ * creates another. The slot's bookkeeping costs host memory in proportion to @size (about
+ * 2 KiB per MiB on kvm_pvm), so reserve what the expected guests need. Returns 0, -EINVAL,
+ * -ENOSPC, or -EOPNOTSUPP when the backend cannot (bhyve, the mock).
+ */
+int hv_ram_reserve(struct hv *hv, uint64_t gpa, uint64_t size);
+
+/*
  * Device memory (virtio-pmem): maps @size bytes of the caller's memory at @host (page aligned;
  * it stays the caller's and must outlive the mapping) at guest-physical @gpa as a memory slot
  * of its own, read-only to the guest when @readonly. Synchronous. Returns 0, -EINVAL for

@@ -255,8 +255,9 @@ static void kvm_ram_advise(void *p, uint64_t size, unsigned flags)
 		log_debug("kvm: madvise(MADV_HUGEPAGE): %s", strerror(errno));
 }
 
-/* Maps the memory for one slot; fills @slot->host and @slot->memfd. */
-static int kvm_ram_map(struct kvm_ram_slot *slot, unsigned flags)
+/* Maps the memory for one slot (at @at, a reservation, when not NULL); fills @slot->host and
+ * @slot->memfd. */
+static int kvm_ram_map(struct kvm_ram_slot *slot, unsigned flags, void *at)
 {
 	/* Ordinary RAM is overcommitted (thousands of mostly idle guests); huge pages are
 	 * reserved at mmap time, so a pool too small fails here instead of with SIGBUS later. */
@@ -281,7 +282,7 @@ static int kvm_ram_map(struct kvm_ram_slot *slot, unsigned flags)
 		if (flags & HV_RAM_HUGEPAGES)
 			mflags |= MAP_HUGETLB;
 	}
-	p = mmap(NULL, slot->size, PROT_READ | PROT_WRITE, mflags, fd, 0);
+	p = mmap(at, slot->size, PROT_READ | PROT_WRITE, mflags | (at ? MAP_FIXED : 0), fd, 0);
 	if (p == MAP_FAILED)
 		return -errno;
 	kvm_ram_advise(p, slot->size, flags);
@@ -318,14 +319,15 @@ static uint32_t kvm_free_slot_id(struct hv *hv)
 }
 
 /* Maps @size bytes of @fd from @offset copy-on-write for a slot; fills @slot->host. */
-static int kvm_ram_map_file(struct kvm_ram_slot *slot, int fd, uint64_t offset, unsigned flags)
+static int kvm_ram_map_file(struct kvm_ram_slot *slot, int fd, uint64_t offset, unsigned flags,
+			    void *at)
 {
-	int mflags = MAP_PRIVATE | MAP_NORESERVE;
+	int mflags = MAP_PRIVATE | MAP_NORESERVE | (at ? MAP_FIXED : 0);
 	void *p;
 
 	if (flags & HV_RAM_PREFAULT)
 		mflags |= MAP_POPULATE;
-	p = mmap(NULL, slot->size, PROT_READ | PROT_WRITE, mflags, fd, (off_t)offset);
+	p = mmap(at, slot->size, PROT_READ | PROT_WRITE, mflags, fd, (off_t)offset);
 	if (p == MAP_FAILED)
 		return -errno;
 	kvm_ram_advise(p, slot->size, flags);
@@ -333,7 +335,58 @@ static int kvm_ram_map_file(struct kvm_ram_slot *slot, int fd, uint64_t offset, 
 	return 0;
 }
 
-/* hv_ram_add() (@fd < 0) and hv_ram_add_file(): a new slot, registered in the background. */
+/* The unbacked reservation that RAM at @gpa of @size bytes can take, or NULL. */
+static struct kvm_ram_slot *kvm_ram_reservation(struct hv *hv, uint64_t gpa, uint64_t size,
+						unsigned flags)
+{
+	for (unsigned i = 0; i < hv->n_slots; i++) {
+		struct kvm_ram_slot *s = &hv->slots[i];
+		if (s->reserved && s->gpa == gpa && size <= s->size && !(flags & HV_RAM_HUGEPAGES))
+			return s;
+	}
+	return NULL;
+}
+
+int hv_ram_reserve(struct hv *hv, uint64_t gpa, uint64_t size)
+{
+	struct kvm_userspace_memory_region region;
+	struct kvm_ram_slot slot = { .gpa = gpa, .size = size, .memfd = -1, .reserved = true };
+	int r = 0;
+
+	if (size == 0 || !IS_ALIGNED(gpa, PAGE_SIZE_4K) || !IS_ALIGNED(size, PAGE_SIZE_4K) ||
+	    range_overflows(gpa, size) || size > SIZE_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&hv->slots_lock);
+	if (kvm_ram_overlaps(hv, gpa, size))
+		r = -EINVAL;
+	else if (hv->n_slots == KVM_MAX_RAM_SLOTS)
+		r = -ENOSPC;
+	if (r == 0) {
+		/* Address space only: no memory, no commit charge until backed. */
+		slot.host = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+				 -1, 0);
+		if (slot.host == MAP_FAILED)
+			r = -errno;
+	}
+	if (r < 0) {
+		pthread_mutex_unlock(&hv->slots_lock);
+		return r;
+	}
+	slot.id = kvm_free_slot_id(hv);
+	region = (struct kvm_userspace_memory_region){
+		.slot = slot.id,
+		.guest_phys_addr = gpa,
+		.memory_size = size,
+		.userspace_addr = (uintptr_t)slot.host,
+	};
+	hv->slots[hv->n_slots++] = slot;
+	pthread_mutex_unlock(&hv->slots_lock);
+	return kvm_defer(hv, KVM_SET_USER_MEMORY_REGION, &region, sizeof(region),
+			 "KVM_SET_USER_MEMORY_REGION");
+}
+
+/* hv_ram_add() (@fd < 0) and hv_ram_add_file(): a new slot, registered in the background, or
+ * the start of a reservation. */
 static int kvm_ram_add(struct hv *hv, uint64_t gpa, uint64_t size, unsigned flags, int fd,
 		       uint64_t offset, void **ret_host)
 {
@@ -347,6 +400,18 @@ static int kvm_ram_add(struct hv *hv, uint64_t gpa, uint64_t size, unsigned flag
 		return -EINVAL;
 
 	pthread_mutex_lock(&hv->slots_lock);
+	struct kvm_ram_slot *res = kvm_ram_reservation(hv, gpa, size, flags);
+	if (res) {
+		/* Pre-warmed: back the start of the registered slot, no hypervisor call. */
+		r = fd < 0 ? kvm_ram_map(&slot, flags, res->host)
+			   : kvm_ram_map_file(&slot, fd, offset, flags, res->host);
+		if (r == 0) {
+			res->reserved = false;
+			res->memfd = slot.memfd;
+			*ret_host = slot.host;
+		}
+		goto out;
+	}
 	if (kvm_ram_overlaps(hv, gpa, size)) {
 		r = -EINVAL;
 		goto out;
@@ -355,7 +420,8 @@ static int kvm_ram_add(struct hv *hv, uint64_t gpa, uint64_t size, unsigned flag
 		r = -ENOSPC;
 		goto out;
 	}
-	r = fd < 0 ? kvm_ram_map(&slot, flags) : kvm_ram_map_file(&slot, fd, offset, flags);
+	r = fd < 0 ? kvm_ram_map(&slot, flags, NULL)
+		   : kvm_ram_map_file(&slot, fd, offset, flags, NULL);
 	if (r < 0)
 		goto out;
 	slot.id = kvm_free_slot_id(hv);

@@ -44,6 +44,7 @@ struct kvm_ram_slot {
 	int memfd;     /* -1 unless HV_RAM_SHARED; kept for sharing with vhost-user backends */
 	uint32_t id;   /* KVM's slot number */
 	bool borrowed; /* hv_mem_map(): the memory is the caller's, never unmapped here */
+	bool reserved; /* hv_ram_reserve(): registered, @host not backed until hv_ram_add*() */
 };
 
 /*

@@ -775,3 +775,8 @@ int hv_ram_add_file(struct hv *hv, uint64_t gpa, uint64_t size, int fd, uint64_t
 	*ret_host = p;
 	return 0;
 }
+
+int hv_ram_reserve(struct hv *hv, uint64_t gpa, uint64_t size)
+{
+	return -EOPNOTSUPP; /* the mock has no slow set-up to pay ahead */
+}

@@ -209,3 +209,37 @@ def test_missing_snapshot_refused(run_cubicle, tmp_path):
     vm = run_cubicle("--restore", f"source_url=file://{tmp_path}/none", timeout=30)
     assert vm.proc.returncode != 0
     assert "snapshot" in vm.stderr, vm.describe()
+
+
+def pool_vmm(vm_factory, tmp_path, name, *extra):
+    sock = tmp_path / f"{name}.sock"
+    vm = vm_factory("-vv", "--api-socket", f"path={sock}", *extra)
+    api = Api(sock)
+    api.wait_ready()
+    return vm, api
+
+
+@pytest.mark.parametrize("prewarm, used", [("512M", True), ("64M", False)])
+def test_prewarmed_pool_restore(template, vm_factory, tmp_path, prewarm, used):
+    """--prewarm: a pooled VMM restores into the hypervisor it prepared when the snapshot's
+    RAM fits (512M here), and into a new one when it does not."""
+    d, tpl, _ = template
+    tpl.kill()
+    vm, api = pool_vmm(vm_factory, tmp_path, "pool", "--prewarm", prewarm)
+    ok(api.put("vm.resume-from-snapshot", {"source_url": f"file://{d}"}),
+       "vm.resume-from-snapshot")
+    assert vm.wait_for("PASS snapshot-ticker 60 ticks", timeout=60), vm.describe()
+    assert ticks(vm.stdout)[0] == 6, vm.describe()
+    assert ("using the pre-warmed hypervisor" in vm.stderr) == used, vm.describe()
+
+
+def test_prewarmed_pool_boot(vm_factory, device_guest, tmp_path):
+    """A VM created and booted through the API also takes the prepared hypervisor."""
+    vm, api = pool_vmm(vm_factory, tmp_path, "pool", "--prewarm", "256M")
+    cfg = {"payload": {"kernel": device_guest,
+                       "cmdline": f"snapshot-ticker 3 tick-ms=5 tsc_khz={tsc_khz()}"},
+           "memory": {"size": 128 << 20}, "serial": {"mode": "Tty"}, "console": {"mode": "Off"}}
+    ok(api.put("vm.create", cfg), "vm.create")
+    ok(api.put("vm.boot"), "vm.boot")
+    assert vm.wait_for("DONE passed=1 failed=0", timeout=60), vm.describe()
+    assert "using the pre-warmed hypervisor (256M reserved)" in vm.stderr, vm.describe()

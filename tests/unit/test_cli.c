@@ -371,6 +371,34 @@ static void test_restore(void **state)
 		  "--restore", "source_url=/s", "--memory", "size=1G");
 }
 
+static void test_prewarm(void **state)
+{
+	struct cli_args a;
+
+	(void)state;
+	PARSE_OK(&a, "--api-socket", "/s", "--prewarm", "256M");
+	assert_int_equal(a.prewarm, 256 * MiB);
+	cli_args_free(&a);
+	PARSE_OK(&a, "--api-socket", "/s");
+	assert_int_equal(a.prewarm, 0);
+	cli_args_free(&a);
+	PARSE_ERR("--prewarm: '4G' is not a size of 4K..3G in 4K units", "--api-socket", "/s",
+		  "--prewarm", "4G");
+	PARSE_ERR("--prewarm: '0' is not a size of 4K..3G in 4K units", "--api-socket", "/s",
+		  "--prewarm", "0");
+	PARSE_ERR("--prewarm: 'lots' is not a size of 4K..3G in 4K units", "--api-socket", "/s",
+		  "--prewarm", "lots");
+	PARSE_ERR("--prewarm: only for a VMM that waits for its VM through the API (--api-socket, "
+		  "without --kernel or --restore)",
+		  "--prewarm", "256M");
+	PARSE_ERR("--prewarm: only for a VMM that waits for its VM through the API (--api-socket, "
+		  "without --kernel or --restore)",
+		  "--api-socket", "/s", "--kernel", "/k", "--prewarm", "256M");
+	PARSE_ERR("--prewarm: only for a VMM that waits for its VM through the API (--api-socket, "
+		  "without --kernel or --restore)",
+		  "--api-socket", "/s", "--restore", "source_url=/x", "--prewarm", "256M");
+}
+
 static void test_not_supported(void **state)
 {
 	static const char *const opts[] = {
@@ -522,6 +550,7 @@ int main(void)
 		cmocka_unit_test(test_vsock),
 		cmocka_unit_test(test_not_supported),
 		cmocka_unit_test(test_restore),
+		cmocka_unit_test(test_prewarm),
 		cmocka_unit_test(test_balloon),
 		cmocka_unit_test(test_pmem),
 		cmocka_unit_test(test_seccomp),
