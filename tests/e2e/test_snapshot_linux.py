@@ -1,7 +1,7 @@
 """Snapshot and restore of the real Linux guest: one boot (~1 minute on kvm_pvm hosts), then
 clones restored from its snapshot, which is also the fast way to a running Linux here.
 
-The template runs a counter in its /init shell that holds a file open (fd 3) and writes each
+The template has two vCPUs (both are saved and restored) and runs a counter in its /init shell that holds a file open (fd 3) and writes each
 count to the console, to that file, and to its disk (/dev/vda, raw). A clone must go on
 counting from where the template was paused, on the console, through the open file, and to
 its own disk (vm.resume-from-snapshot's per-clone `disks` override) while the template's disk
@@ -45,7 +45,8 @@ def linux_template(tmp_path_factory, guest_env, kvm):
     vm = Vm([str(build_dir() / "cubicle"), "--kernel", guest_env["CUBICLE_VMLINUX"],
              "--initramfs", guest_env["CUBICLE_INITRAMFS"],
              "--cmdline", default_cmdline() + " -- " + COUNTER,
-             "--memory", "size=256M", "--disk", f"path={disk}", "--serial", "tty",
+             "--cpus", "boot=2", "--memory", "size=256M", "--disk", f"path={disk}",
+             "--serial", "tty",
              "--console", "off", "--api-socket", f"path={sock}"])
     try:
         assert vm.wait_for("counter 3\r", timeout=BOOT_TIMEOUT), vm.describe()
@@ -85,6 +86,7 @@ def test_linux_clone_continues(linux_template, vm_factory, tmp_path):
     assert vm.wait_for("crng reseeded due to virtual machine fork", timeout=30), vm.describe()
     info = api.get("vm.info").json
     assert info["state"] == "Running"
+    assert info["config"]["cpus"]["boot_vcpus"] == 2
     assert info["config"]["disks"][0]["path"] == str(own)
 
 
