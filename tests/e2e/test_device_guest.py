@@ -79,3 +79,14 @@ def test_hostile_target_selects_device(run_cubicle, device_guest):
     assert re.search(r"PASS hostile-loop rng: ", vm.stdout), vm.stdout
     vm = run_scenarios(run_cubicle, device_guest, "hostile-target=nosuch hostile-oob")
     assert re.search(r"FAIL hostile-oob: unknown hostile-target 'nosuch'", vm.stdout), vm.stdout
+
+
+@pytest.mark.parametrize("serial", ["tty", "file=/dev/null"])
+def test_serial_to_dev_null(cubicle_bin, device_guest, serial):
+    """Output to a file epoll cannot watch (/dev/null, as a service manager may hand over)
+    is written directly instead of failing the device."""
+    import subprocess
+    p = subprocess.run([cubicle_bin, "--kernel", device_guest, "--cmdline", "smoke",
+                        "--serial", serial, "--console", "off"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 0, p.stderr.decode()

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -71,6 +72,21 @@ static int term_tty_raw(int fd, struct termios *ret_saved)
 	return 0;
 }
 
+/* Whether epoll can watch @fd: regular files and some devices (/dev/null) cannot, and their
+ * writes never wait, so they are written blocking instead of watched. */
+static bool term_pollable(int fd)
+{
+	struct epoll_event ev = { .events = EPOLLOUT };
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	bool ok;
+
+	if (ep < 0)
+		return true; /* cannot tell: the caller's epoll will say */
+	ok = epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0 || errno != EPERM;
+	close(ep);
+	return ok;
+}
+
 static int term_backend_tty(struct term_backend *be)
 {
 	struct stat st;
@@ -86,7 +102,7 @@ static int term_backend_tty(struct term_backend *be)
 
 	if (fstat(STDOUT_FILENO, &st) < 0)
 		return 0; /* no stdout: output discarded */
-	if (S_ISREG(st.st_mode)) {
+	if (S_ISREG(st.st_mode) || !term_pollable(STDOUT_FILENO)) {
 		be->out_fd = STDOUT_FILENO; /* never blocks for long, keeps its O_APPEND/offset */
 		return 0;
 	}
@@ -117,7 +133,7 @@ static int term_backend_file(struct term_backend *be, const char *path, const ch
 	term_backend_own(be, fd);
 	be->out_fd = fd;
 	/* A FIFO or device could block the vCPU or the loop: it is ours, make it non-blocking. */
-	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode) && term_pollable(fd)) {
 		flags = fcntl(fd, F_GETFL);
 		if (flags >= 0)
 			(void)fcntl(fd, F_SETFL, flags | O_NONBLOCK);
