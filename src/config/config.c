@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #define X86_HUGEPAGE_2M (2ULL << 20)
@@ -103,14 +104,36 @@ static int assign_id(char **id, const char *prefix, unsigned index)
 	return 0;
 }
 
+/* Cloud Hypervisor's default guest MAC, drawn once into the config so that the guest keeps it
+ * across reboots and vm.info shows it: random, locally administered, unicast. */
+static int assign_mac(char **mac)
+{
+	uint8_t m[6];
+
+	if (*mac)
+		return 0;
+	if (getrandom(m, sizeof(m), 0) != (ssize_t)sizeof(m))
+		return -EIO;
+	m[0] = (uint8_t)((m[0] & ~0x01) | 0x02);
+	if (asprintf(mac, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]) <
+	    0) {
+		*mac = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 int vm_config_assign_ids(struct vm_config *cfg)
 {
 	int r = 0;
 
 	for (unsigned i = 0; r == 0 && i < cfg->num_disks; i++)
 		r = assign_id(&cfg->disks[i].id, "disk", i);
-	for (unsigned i = 0; r == 0 && i < cfg->num_nets; i++)
+	for (unsigned i = 0; r == 0 && i < cfg->num_nets; i++) {
 		r = assign_id(&cfg->nets[i].id, "net", i);
+		if (r == 0)
+			r = assign_mac(&cfg->nets[i].mac);
+	}
 	for (unsigned i = 0; r == 0 && i < cfg->num_pmems; i++)
 		r = assign_id(&cfg->pmems[i].id, "pmem", i);
 	if (r == 0 && cfg->vsock)

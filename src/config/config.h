@@ -203,8 +203,9 @@ void pmem_config_free(struct pmem_config *p);
 void vsock_config_free(struct vsock_config *v);
 
 /* Gives every disk, net, pmem and vsock without an id Cloud Hypervisor's default one ("_disk0",
- * "_net1", ...: the index among its kind). Returns 0 or -ENOMEM. Call once the config is
- * complete, before vm_create (the CLI and the API both do). */
+ * "_net1", ...: the index among its kind), and every net without a MAC a random one (locally
+ * administered, unicast), kept for the VM's life. Returns 0, -ENOMEM or -EIO. Call once the
+ * config is complete, before vm_create (the CLI and the API both do). */
 int vm_config_assign_ids(struct vm_config *cfg);
 
 /* Fills @cfg with Cloud Hypervisor v28's defaults (no kernel). */

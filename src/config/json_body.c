@@ -176,6 +176,9 @@ static void ov_move(struct vm_config *dst, unsigned d, struct vm_config *src, un
 		memset(&src->disks[s], 0, sizeof(src->disks[s]));
 		break;
 	case OV_NET:
+		/* Without a MAC of its own the clone keeps the snapshot's: the guest has it. */
+		if (!src->nets[s].mac)
+			src->nets[s].mac = ptr_take(&dst->nets[d].mac);
 		net_config_free(&dst->nets[d]);
 		dst->nets[d] = src->nets[s];
 		memset(&src->nets[s], 0, sizeof(src->nets[s]));

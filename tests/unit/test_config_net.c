@@ -69,7 +69,11 @@ static void test_defaults(void **state)
 	n = &a.cfg.nets[0];
 	assert_string_equal(n->tap, "tap7");
 	assert_null(n->ip);
-	assert_null(n->mac);
+	/* a random MAC, locally administered and unicast, drawn once into the config */
+	assert_non_null(n->mac);
+	uint8_t mac[6];
+	assert_int_equal(config_parse_mac(n->mac, mac), 0);
+	assert_int_equal(mac[0] & 0x03, 0x02);
 	assert_int_equal(n->num_queues, 2);
 	assert_int_equal(n->queue_size, 256);
 	assert_int_equal(n->mtu, 0);

@@ -638,7 +638,8 @@ static void restore_base(struct vm_config *cfg)
 	char err[CONFIG_ERR_MAX] = "";
 	json_t *j = parse("{\"payload\": {\"kernel\": \"/k\"},"
 			  " \"disks\": [{\"path\": \"/a\", \"id\": \"d0\"}, {\"path\": \"/b\"}],"
-			  " \"net\": [{\"tap\": \"tap0\", \"id\": \"n0\"}],"
+			  " \"net\": [{\"tap\": \"tap0\", \"id\": \"n0\","
+			  " \"mac\": \"12:34:56:78:9a:bc\"}],"
 			  " \"pmem\": [{\"file\": \"/p\", \"size\": 2097152, \"id\": \"p0\"}],"
 			  " \"vsock\": {\"cid\": 3, \"socket\": \"/v\", \"id\": \"v0\"}}");
 	assert_int_equal(vm_config_from_json(j, cfg, err, sizeof(err)), 0);
@@ -694,6 +695,7 @@ static void test_restore_overrides(void **state)
 	assert_string_equal(cfg.disks[1].id, "_disk1");
 	assert_int_equal(cfg.num_nets, 1);
 	assert_string_equal(cfg.nets[0].tap, "tap9");
+	assert_string_equal(cfg.nets[0].mac, "12:34:56:78:9a:bc"); /* no MAC given: the guest's */
 	assert_string_equal(cfg.pmems[0].file, "/q");
 	assert_int_equal(cfg.vsock->cid, 7);
 	assert_string_equal(cfg.vsock->id, "v0"); /* taken from the snapshot's vsock */
