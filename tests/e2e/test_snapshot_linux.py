@@ -6,7 +6,9 @@ count to the console, to that file, and to its disk (/dev/vda, raw). A clone mus
 counting from where the template was paused, on the console, through the open file, and to
 its own disk (vm.resume-from-snapshot's per-clone `disks` override) while the template's disk
 stays as it was; Linux must see the new VM generation ID (its RNG reseeds: "crng reseeded due
-to virtual machine fork")."""
+to virtual machine fork"). The template also serves vsock port 1234 (guest/tools/vsock-echo):
+a clone's connections were reset by the restore, but its listener answers on the clone's own
+socket and CID."""
 import hashlib
 import os
 import re
@@ -20,7 +22,9 @@ from conftest import default_cmdline
 pytestmark = pytest.mark.usefixtures("kvm")
 
 BOOT_TIMEOUT = int(os.environ.get("CUBICLE_E2E_BOOT_TIMEOUT", "600"))
-COUNTER = ("exec 3>/counter.txt; i=0; while :; do i=$((i+1)); echo counter $i; echo $i >&3 || "
+VSOCK_PORT = 1234
+COUNTER = (f"vsock-echo serve {VSOCK_PORT} & "
+           "exec 3>/counter.txt; i=0; while :; do i=$((i+1)); echo counter $i; echo $i >&3 || "
            "echo counter-file-broken; echo disk-count $i >/dev/vda; sync; sleep 1; done")
 
 
@@ -46,10 +50,12 @@ def linux_template(tmp_path_factory, guest_env, kvm):
              "--initramfs", guest_env["CUBICLE_INITRAMFS"],
              "--cmdline", default_cmdline() + " -- " + COUNTER,
              "--cpus", "boot=2", "--memory", "size=256M", "--disk", f"path={disk}",
+             "--vsock", f"cid=3,socket={work / 'tpl.vsock'}",
              "--serial", "tty",
              "--console", "off", "--api-socket", f"path={sock}"])
     try:
         assert vm.wait_for("counter 3\r", timeout=BOOT_TIMEOUT), vm.describe()
+        assert vm.wait_for("vsock-echo: listening", timeout=60), vm.describe()
         api = Api(sock)
         assert api.put("vm.pause").status == 204
         last = counts(vm.stdout)[-1]
@@ -108,3 +114,41 @@ def test_linux_clones_at_once(linux_template, vm_factory, tmp_path):
         vms.append(vm)
     for vm in vms:
         assert vm.wait_for(f"counter {last + 2}\r", timeout=180), vm.describe()
+
+
+def test_linux_clone_vsock(linux_template, vm_factory, tmp_path):
+    """The guest's vsock listener survives the restore (connections are reset, listeners are
+    not) and answers through the clone's own Unix socket and CID."""
+    import socket
+    snap, disk, last = linux_template
+    own = tmp_path / "clone.img"
+    shutil.copyfile(disk, own)
+    path = tmp_path / "clone.vsock"
+    sock = tmp_path / "clone.sock"
+    vm = vm_factory("--api-socket", f"path={sock}")
+    api = Api(sock)
+    api.wait_ready()
+    r = api.put("vm.resume-from-snapshot",
+                {"source_url": f"file://{snap}", "disks": [{"path": str(own), "id": "_disk0"}],
+                 "vsock": {"cid": 4, "socket": str(path)}})
+    assert r.status == 204, r
+    assert vm.wait_for(f"counter {last + 2}\r", timeout=120), vm.describe()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(60)
+    s.connect(str(path))
+    s.sendall(f"CONNECT {VSOCK_PORT}\n".encode())
+    line = b""
+    while not line.endswith(b"\n"):
+        b = s.recv(1)
+        assert b, f"connection closed after {line!r}\n{vm.describe()}"
+        line += b
+    assert line.startswith(b"OK "), line
+    s.sendall(b"hello clone")
+    got = b""
+    while len(got) < len(b"hello clone"):
+        b = s.recv(64)
+        assert b, got
+        got += b
+    assert got == b"hello clone", got
+    s.close()
+    assert api.get("vm.info").json["config"]["vsock"]["cid"] == 4
