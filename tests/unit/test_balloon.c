@@ -131,6 +131,24 @@ static void test_features_and_config(void **state)
 	assert_int_equal(devcfg(x, 4), 268);
 }
 
+/* vm.info's memory_actual_size: what the driver says it holds, never more than the RAM. */
+static void test_actual_bytes(void **state)
+{
+	struct fx *x = *state;
+
+	assert_int_equal(balloon_actual_bytes(NULL), 0);
+	start(x, F_STATS);
+	assert_int_equal(balloon_actual_bytes(x->dev), 0);
+	vh_wr(x->h, VIRTIO_PCI_DEVCFG_OFF + 4, 12, 4);
+	assert_int_equal(balloon_actual_bytes(x->dev), 12 * 4096);
+	/* a driver's lie: 2^32 - 1 pages, 16 TiB */
+	vh_wr(x->h, VIRTIO_PCI_DEVCFG_OFF + 4, 0xffffffff, 4);
+	assert_int_equal(balloon_actual_bytes(x->dev), guest_mem_total(&x->h->mem));
+	/* a device reset: the driver holds nothing */
+	vh_wr(x->h, VIRTIO_PCI_COMMON_STATUS, 0, 1);
+	assert_int_equal(balloon_actual_bytes(x->dev), 0);
+}
+
 static void test_target_sends_config_interrupt(void **state)
 {
 	struct fx *x = *state;
@@ -473,6 +491,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_features_and_config, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_actual_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_target_sends_config_interrupt, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_inflate_gives_pages_back, setup, teardown),

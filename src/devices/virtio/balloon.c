@@ -338,6 +338,19 @@ void balloon_get_info(void *dev, struct balloon_info *ret)
 	virtio_pci_unlock(b->vp);
 }
 
+uint64_t balloon_actual_bytes(void *dev)
+{
+	struct balloon *b = dev;
+	uint64_t bytes;
+
+	if (!b)
+		return 0;
+	virtio_pci_lock(b->vp);
+	bytes = (uint64_t)b->actual * BALLOON_PAGE_SIZE;
+	virtio_pci_unlock(b->vp);
+	return MIN(bytes, guest_mem_total(b->mem));
+}
+
 void balloon_stats_refresh(void *dev)
 {
 	struct balloon *b = dev;
