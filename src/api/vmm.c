@@ -263,11 +263,14 @@ unsigned vmm_cmd_info(struct vmm *vmm, struct api_cmd *cmd)
 		return vmm_wrong_state(vmm, cmd, NULL);
 	json_t *config = vm_config_to_json(&vmm->cfg);
 	json_t *tree = json_object();
+	/* As Cloud Hypervisor: the memory size less what the balloon holds. */
+	uint64_t ballooned = vmm->vm ? vm_balloon_actual(vmm->vm) : 0;
+	uint64_t actual_size = vmm->cfg.memory.size - MIN(ballooned, vmm->cfg.memory.size);
 	if (vmm->vm && tree)
 		vm_devices(vmm->vm, tree_emit, tree);
-	json_t *body = json_pack("{s:o, s:s, s:I, s:o}", "config", config, "state", vmm_state(vmm),
-				 "memory_actual_size", (json_int_t)vmm->cfg.memory.size,
-				 "device_tree", tree);
+	json_t *body =
+		json_pack("{s:o, s:s, s:I, s:o}", "config", config, "state", vmm_state(vmm),
+			  "memory_actual_size", (json_int_t)actual_size, "device_tree", tree);
 	return api_cmd_reply(cmd, 200, body);
 }
 

@@ -1084,6 +1084,11 @@ int vm_balloon_resize(struct vm *vm, uint64_t bytes)
 	return balloon ? balloon_set_target(balloon, bytes) : -ENODEV;
 }
 
+uint64_t vm_balloon_actual(struct vm *vm)
+{
+	return balloon_actual_bytes(vm_device(vm, &balloon_ops));
+}
+
 enum vm_state vm_get_state(const struct vm *vm)
 {
 	return vm->state;

@@ -109,6 +109,9 @@ int vm_power_button(struct vm *vm);
  * devices exist), -EINVAL for a bad size.
  */
 int vm_balloon_resize(struct vm *vm, uint64_t bytes);
+/* What the guest's balloon holds in bytes (its driver's word, at most the RAM), 0 without
+ * --balloon: vm.info's memory_actual_size is the memory size minus this. */
+uint64_t vm_balloon_actual(struct vm *vm);
 
 /*
  * --sys-ctrl (CubeSandbox): the guest signals "started" by writing to I/O port 0x680.

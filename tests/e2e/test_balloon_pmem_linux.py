@@ -5,10 +5,17 @@ kvm_pvm) with two pmem devices and a balloon, several checks on it.
   with -o dax, reads a file, writes and deletes files: the image's sha256 must not change.
 - pmem1: a raw file the guest writes through /dev/pmem1 with fsync (FLUSH): the bytes reach
   the file.
-- balloon: size=64M at start (no deflate_on_oom, so the guest's MemTotal shrinks by it) and
-  free_page_reporting=on: the guest fills a tmpfs with 160 MiB, then deletes it; the host's
+- balloon: size=320M at start (no deflate_on_oom, so the guest's MemTotal shrinks by it) and
+  free_page_reporting=on: the guest fills a tmpfs with 48 MiB, then deletes it; the host's
   RSS of the cubicle process must rise and then fall back as the guest reports the freed pages
-  and the device gives them back (madvise)."""
+  and the device gives them back (madvise).
+- balloon through the API (vm.resize desired_balloon, vm.counters): the guest turns free page
+  reporting off (its order beyond the largest free block: from there on only the balloon gives
+  memory back) and touches all its free memory but a margin; the host inflates the balloon by
+  INFLATE_MB and its RSS of guest RAM (/proc/PID/smaps) must drop by most of that; the guest
+  fills what it has left; the host deflates to 0, the guest sees its MemTotal back and writes
+  REFILL_MB more: that RSS must rise by most of it, not before.
+Guest RAM has transparent huge pages (see above MEMORY)."""
 import hashlib
 import os
 import re
@@ -21,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from api_client import Api
 from conftest import Vm, default_cmdline
 
 pytestmark = pytest.mark.usefixtures("kvm")
@@ -28,6 +36,18 @@ pytestmark = pytest.mark.usefixtures("kvm")
 BOOT_TIMEOUT = int(os.environ.get("CUBICLE_E2E_BOOT_TIMEOUT", "1200"))
 MiB = 1 << 20
 FILL_MB = 48
+# Guest RAM has transparent huge pages (thp=on, the default). The host's khugepaged collapses a
+# 2 MiB range with a single page left into a whole huge page again (max_ptes_none 511 by
+# default), about 16 MiB every 10 s here: unless the balloon takes the ranges it gives back in
+# part out of THP, the RSS it gave back creeps up again (free page reporting gave back 3 to 10
+# MiB of 48 here, and deflating brought 73 MiB back before the guest wrote anything).
+MEMORY = 512 * MiB
+# Touching guest memory is slow here (about a second per MiB on a loaded kvm_pvm host): a large
+# balloon from boot keeps what the guest has, and so fills, small.
+BOOT_BALLOON = 320 * MiB
+INFLATE_MB = 128  # what vm.resize adds to the balloon
+MARGIN_MB = 24  # the free memory the guest leaves untouched when it fills its tmpfs
+REFILL_MB = 128  # what the guest writes once deflated: it did not fit while inflated
 HELLO = "hello from the host's ext4 image"
 PMEM1_WORD = "cubicle-pmem1-flushed"
 # Linux passes at most 32 words of the command line to init: the script lives on pmem0 itself
@@ -45,7 +65,7 @@ umount /mnt
 echo {PMEM1_WORD} | dd of=/dev/pmem1 conv=fsync 2>/dev/null && echo PMEM1-WRITTEN
 grep MemTotal /proc/meminfo
 mkdir /t
-mount -t tmpfs -o size=400M none /t
+mount -t tmpfs -o size=480M none /t
 dd if=/dev/zero of=/t/fill bs=1M count={FILL_MB} 2>/dev/null
 echo FILLED
 sleep 6
@@ -53,6 +73,37 @@ rm /t/fill
 echo FREED
 sleep 25
 echo BALLOON-DONE
+echo 11 >/sys/module/page_reporting/parameters/page_reporting_order
+mem() {{ while read -r k v u; do [ "$k" = "$1:" ] && return; done </proc/meminfo; }}
+fill() {{
+	mem MemFree
+	n=$((v / 1024 - {MARGIN_MB}))
+	[ -n "$2" ] && n=$2
+	dd if=/dev/zero of=/t/$1 bs=1M count=$n 2>/dev/null
+}}
+show() {{ mem MemTotal; t=$v; mem MemFree; echo "$1 MemTotal $t kB MemFree $v kB"; }}
+while mem MemTotal; a=$v; sleep 2; mem MemTotal; [ $v != $a ]; do :; done
+fill a
+rm /t/a
+show TOUCHED
+total=$t
+i=0
+while mem MemTotal; [ $v -gt $((total - {INFLATE_MB * 1024})) ] && [ $i -lt 300 ]; do
+	sleep 1
+	i=$((i + 1))
+done
+show INFLATED
+fill b
+show HELD
+while mem MemTotal; [ $v -lt $((total + {BOOT_BALLOON >> 10})) ] && [ $i -lt 600 ]; do
+	sleep 1
+	i=$((i + 1))
+done
+show DEFLATED
+fill c {REFILL_MB}
+show REFILLED
+sleep 5
+echo BALLOON-API-DONE
 """
 
 
@@ -63,6 +114,43 @@ def rss_bytes(pid):
         return None
     m = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
     return int(m.group(1)) * 1024 if m else None
+
+
+def guest_ram_rss(pid):
+    """The Rss of guest RAM in bytes, or None: the anonymous memory mappings (not I/O) of
+    process @pid that cubicle keeps out of core dumps (MADV_DONTDUMP), one until the balloon
+    splits it (it takes 2 MiB ranges out of transparent huge pages)."""
+    try:
+        text = Path(f"/proc/{pid}/smaps").read_text()
+    except OSError:
+        return None
+    found, anon, rss = None, False, 0
+    for line in text.splitlines():
+        m = re.match(r"^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(\S*)", line)
+        if m:
+            anon, rss = not m.group(1), 0
+        elif line.startswith("Rss:"):
+            rss = int(line.split()[1]) * 1024
+        elif line.startswith("VmFlags:") and anon and " dd" in line and " io" not in line:
+            found = (found or 0) + rss
+    return found
+
+
+def balloon_counters(api):
+    r = api.get("vm.counters")
+    assert r.status == 200, r
+    return r.json["balloon"]
+
+
+def wait_actual(api, target, timeout=300):
+    """Polls vm.counters until the driver says it holds @target bytes; returns the seconds
+    it took, or None (the last counters in the message) on timeout."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if balloon_counters(api)["actual_bytes"] == target:
+            return time.monotonic() - t0
+        time.sleep(0.1)
+    return None
 
 
 class Boot:
@@ -81,12 +169,18 @@ class Boot:
         argv = [cubicle_bin, "--kernel", guest_env["CUBICLE_VMLINUX"],
                 "--initramfs", guest_env["CUBICLE_INITRAMFS"],
                 "--cmdline", f"{default_cmdline()} -- {GUEST_CMD}",
-                "--memory", "size=512M", "--serial", "tty", "--console", "off",
+                "--memory", f"size={MEMORY >> 20}M", "--serial", "tty", "--console", "off",
                 "--pmem", f"file={self.img},discard_writes=on",
                 "--pmem", f"file={self.raw}",
-                "--balloon", "size=64M,free_page_reporting=on"]
+                "--balloon", f"size={BOOT_BALLOON >> 20}M,free_page_reporting=on",
+                "--api-socket", str(tmp / "api.sock")]
         self.vm = Vm(argv)
+        self.api = Api(tmp / "api.sock")
+        self.resize = {}  # figures of the vm.resize sequence, or "error"
+        self.resize_thread = threading.Thread(target=self._resize, daemon=True)
+        self.resize_thread.start()
         self.rss = {}  # marker -> RSS (bytes) when it appeared, plus "min_after_freed"
+        self.rss_series = []  # (seconds, MiB) from FREED to BALLOON-DONE
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._watch, daemon=True)
         self.thread.start()
@@ -104,16 +198,54 @@ class Boot:
             for marker in ("FILLED", "FREED"):
                 if f"\n{marker}" in out and marker not in self.rss and r:
                     self.rss[marker] = r
-            if "FREED" in self.rss and r:
+            if "FREED" in self.rss and r and "\nBALLOON-DONE" not in out:
                 low = r if low is None else min(low, r)
                 self.rss["min_after_freed"] = low
+                self.rss_series.append((round(time.monotonic() - self.vm.started, 1), r >> 20))
             time.sleep(0.25)
         self.vm.kill()  # no-op when it powered off by itself
         self.vm.wait(30)
         self.done.set()
 
+    def _resize(self):
+        try:
+            self._resize_steps(self.resize)
+        except Exception as e:  # reported by the test, with the guest's output
+            self.resize["error"] = repr(e)
+
+    def _resize_steps(self, res):
+        """Inflate by INFLATE_MB once the guest touched its free memory, deflate to 0 once it
+        saw the inflation and filled what it had left; the RSS of guest RAM at each step, how
+        long the driver took."""
+        if self.vm.wait_for("\nBALLOON-DONE", timeout=BOOT_TIMEOUT):
+            res["at_done"] = balloon_counters(self.api)
+        self._marker("TOUCHED")
+        res["before"] = balloon_counters(self.api)
+        res["rss_touched"] = guest_ram_rss(self.vm.proc.pid)
+        self._resize_to(res, "inflated", BOOT_BALLOON + INFLATE_MB * MiB)
+        self._marker("HELD")
+        res["rss_held"] = guest_ram_rss(self.vm.proc.pid)
+        self._resize_to(res, "deflated", 0)
+        self._marker("REFILLED")
+        res["rss_refilled"] = guest_ram_rss(self.vm.proc.pid)
+
+    def _marker(self, marker):
+        if not self.vm.wait_for(f"\n{marker}", timeout=300):
+            raise AssertionError(f"the guest never printed {marker}")
+
+    def _resize_to(self, res, step, target):
+        """vm.resize to @target, then waits for the driver: res[step + "_s"] (None if it never
+        got there), "rss_" + step, the counters in res[step], "info_" + step (vm.info)."""
+        r = self.api.put("vm.resize", {"desired_balloon": target})
+        assert r.status == 204, r
+        res[step + "_s"] = wait_actual(self.api, target)
+        res["rss_" + step] = guest_ram_rss(self.vm.proc.pid)
+        res[step] = balloon_counters(self.api)
+        res["info_" + step] = self.api.get("vm.info").json["memory_actual_size"]
+
     def result(self):
         assert self.done.wait(BOOT_TIMEOUT + 60), "boot never finished"
+        self.resize_thread.join(30)
         return self.vm
 
 
@@ -159,10 +291,10 @@ def test_pmem_region_not_ram(boot):
 
 
 def test_balloon_inflated_at_boot(boot):
-    """size=64M without deflate_on_oom: the guest's MemTotal drops by what it gave."""
+    """--balloon size= without deflate_on_oom: the guest's MemTotal drops by what it gave."""
     vm = boot.result()
     kb = int(re.search(r"^MemTotal:\s+(\d+) kB", vm.stdout, re.MULTILINE).group(1))
-    print(f"guest MemTotal with a 64M balloon: {kb} kB")
+    print(f"guest MemTotal with a {BOOT_BALLOON >> 20}M balloon: {kb} kB")
     assert kb < (512 - 64) * 1024, vm.describe()
 
 
@@ -177,4 +309,91 @@ def test_free_page_reporting_gives_memory_back(boot, record_property):
           f"{low / MiB:.0f} MiB after it was freed ({back / MiB:.0f} MiB given back)")
     record_property("rss_filled_mib", round(filled / MiB))
     record_property("rss_after_free_mib", round(low / MiB))
-    assert back > FILL_MB * MiB // 2, f"rss samples {boot.rss}\n" + vm.describe()
+    assert back > FILL_MB * MiB // 2, \
+        (f"rss samples {boot.rss}, after FREED {boot.rss_series[::4]}, balloon counters at "
+         f"BALLOON-DONE {boot.resize.get('at_done')}\n" + vm.describe())
+
+
+def guest_line(vm, marker):
+    """(MemTotal, MemFree) in kB from the guest's "@marker MemTotal N kB MemFree M kB" line."""
+    m = re.search(rf"^{marker} MemTotal (\d+) kB MemFree (\d+) kB", after_marker(vm),
+                  re.MULTILINE)
+    assert m, f"no {marker} line\n" + vm.describe()
+    return int(m.group(1)), int(m.group(2))
+
+
+def resize_result(boot, step):
+    """The boot's vm and the figures of its vm.resize sequence, which got to @step ("inflated"
+    or "deflated") and saw the driver reach the target there."""
+    vm = boot.result()
+    res = boot.resize
+    assert "error" not in res and step in res, f"{res}\n" + vm.describe()
+    assert res[step + "_s"] is not None, f"the driver never reached the target: {res[step]}"
+    return vm, res
+
+
+def record_figures(record_property, res, step, *rss):
+    """Records how long the driver took for @step and the RSS figures named @rss, in MiB."""
+    record_property(f"balloon_{step}_s", round(res[step + "_s"], 2))
+    for key in rss:
+        record_property(key + "_mib", round(res[key] / MiB))
+
+
+def test_balloon_resize_inflate_gives_memory_back(boot, record_property):
+    """vm.resize desired_balloon inflates: the driver gives the pages (actual), the guest's
+    MemTotal shrinks by them, the host's RSS of guest RAM drops by most of the inflation."""
+    vm, res = resize_result(boot, "inflated")
+    x = INFLATE_MB * MiB
+    touched, inflated = res["rss_touched"], res["rss_inflated"]
+    drop = touched - inflated
+    total0, free0 = guest_line(vm, "TOUCHED")
+    total1, free1 = guest_line(vm, "INFLATED")
+    c0, c1 = res["before"], res["inflated"]
+    print(f"inflate {BOOT_BALLOON >> 20} -> {(BOOT_BALLOON + x) >> 20} MiB: the driver took "
+          f"{res['inflated_s']:.2f} s; RSS of guest RAM {touched / MiB:.0f} -> "
+          f"{inflated / MiB:.0f} MiB ({drop / MiB:.0f} MiB given back for {INFLATE_MB}); "
+          f"guest MemTotal {total0} -> {total1} kB, MemFree {free0} -> {free1} kB; device "
+          f"discarded {(c1['discarded_bytes'] - c0['discarded_bytes']) / MiB:.0f} MiB "
+          f"(reported {(c1['reported_bytes'] - c0['reported_bytes']) / MiB:.0f} MiB of it); "
+          f"vm.info memory_actual_size {res['info_inflated'] >> 20} MiB")
+    record_figures(record_property, res, "inflated", "rss_touched", "rss_inflated")
+    assert c0["actual_bytes"] == BOOT_BALLOON, c0
+    assert c1["actual_bytes"] == BOOT_BALLOON + x, c1
+    assert c1["inflated_pages"] - c0["inflated_pages"] == x // 4096, (c0, c1)
+    assert c1["bad_pfns"] == 0 and c1["discard_failed"] == 0, c1
+    assert total0 - total1 == x // 1024, vm.describe()  # no deflate_on_oom: out of MemTotal
+    assert res["info_inflated"] == MEMORY - BOOT_BALLOON - x, res
+    assert drop >= x * 7 // 10, \
+        (f"inflating the balloon by {INFLATE_MB} MiB gave back only {drop / MiB:.0f} MiB of "
+         f"host RSS (guest RAM {touched / MiB:.0f} -> {inflated / MiB:.0f} MiB)")
+
+
+def test_balloon_resize_deflate_memory_usable_again(boot, record_property):
+    """vm.resize desired_balloon=0 deflates: actual back to 0, the guest's MemTotal back, and
+    the guest writes REFILL_MB, which did not fit while inflated (it had filled its free memory
+    then): the host's RSS of guest RAM rises by most of it."""
+    vm, res = resize_result(boot, "deflated")
+    assert "rss_refilled" in res, f"{res}\n" + vm.describe()
+    held = BOOT_BALLOON + INFLATE_MB * MiB
+    deflated, refilled = res["rss_deflated"], res["rss_refilled"]
+    rise = refilled - deflated
+    total0, _ = guest_line(vm, "TOUCHED")
+    total1, free1 = guest_line(vm, "HELD")
+    total2, free2 = guest_line(vm, "DEFLATED")
+    print(f"deflate {held >> 20} -> 0 MiB: the driver took {res['deflated_s']:.2f} s; RSS of "
+          f"guest RAM {res['rss_held'] / MiB:.0f} -> {deflated / MiB:.0f} MiB, then "
+          f"{refilled / MiB:.0f} MiB once the guest wrote {REFILL_MB} MiB ({rise / MiB:.0f} "
+          f"MiB more); guest MemTotal {total1} -> {total2} kB, MemFree {free1} -> {free2} kB; "
+          f"vm.info memory_actual_size {res['info_deflated'] >> 20} MiB")
+    record_figures(record_property, res, "deflated", "rss_held", "rss_deflated", "rss_refilled")
+    assert res["deflated"]["actual_bytes"] == 0, res
+    assert res["deflated"]["bad_pfns"] == 0, res
+    assert res["info_deflated"] == MEMORY, res
+    # Deflating is the guest's word only: no host memory comes back until the guest writes.
+    assert deflated - res["rss_held"] < 16 * MiB, res
+    assert total2 - total1 == held // 1024, vm.describe()
+    assert free1 // 1024 < REFILL_MB, vm.describe()  # it would not have fitted
+    assert rise >= REFILL_MB * MiB * 7 // 10, \
+        (f"the guest wrote {REFILL_MB} MiB after the deflation but the host's RSS of guest RAM "
+         f"rose by only {rise / MiB:.0f} MiB")
+    assert "BALLOON-API-DONE" in after_marker(vm), vm.describe()

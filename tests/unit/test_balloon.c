@@ -24,6 +24,10 @@
 #define RAM2_SIZE 0x100000ULL
 #define RAM2_PFN  (RAM2_GPA >> 12)
 #define HOLE_PFN  (0x100000ULL >> 12) /* between the regions */
+/* A third region, two 2 MiB huge-page ranges with MADV_HUGEPAGE: the THP tests add it. */
+#define THP_GPA	 0x400000ULL
+#define THP_SIZE (2UL << 20)
+#define THP_PFN	 (THP_GPA >> 12)
 
 #define F_STATS	     (1ULL << 1)
 #define F_DEFLATE    (1ULL << 2)
@@ -129,6 +133,24 @@ static void test_features_and_config(void **state)
 	assert_int_equal(devcfg(x, 0), 16);
 	vh_wr(x->h, VIRTIO_PCI_DEVCFG_OFF + 5, 1, 1); /* a byte of actual: 12 + 256 */
 	assert_int_equal(devcfg(x, 4), 268);
+}
+
+/* vm.info's memory_actual_size: what the driver says it holds, never more than the RAM. */
+static void test_actual_bytes(void **state)
+{
+	struct fx *x = *state;
+
+	assert_int_equal(balloon_actual_bytes(NULL), 0);
+	start(x, F_STATS);
+	assert_int_equal(balloon_actual_bytes(x->dev), 0);
+	vh_wr(x->h, VIRTIO_PCI_DEVCFG_OFF + 4, 12, 4);
+	assert_int_equal(balloon_actual_bytes(x->dev), 12 * 4096);
+	/* a driver's lie: 2^32 - 1 pages, 16 TiB */
+	vh_wr(x->h, VIRTIO_PCI_DEVCFG_OFF + 4, 0xffffffff, 4);
+	assert_int_equal(balloon_actual_bytes(x->dev), guest_mem_total(&x->h->mem));
+	/* a device reset: the driver holds nothing */
+	vh_wr(x->h, VIRTIO_PCI_COMMON_STATUS, 0, 1);
+	assert_int_equal(balloon_actual_bytes(x->dev), 0);
 }
 
 static void test_target_sends_config_interrupt(void **state)
@@ -285,6 +307,72 @@ static void test_free_page_reporting(void **state)
 	assert_int_equal(post(x, BALLOON_Q_REPORTING, RAM2_GPA + 0x10000, 4096, false), 2);
 	assert_int_equal(x->ram2[0x10000], 0xee);
 	assert_int_equal(counters(x).bad_requests, 1);
+}
+
+/* Whether the mapping holding @p has the VmFlags word @flag (/proc/self/smaps). */
+static bool vma_flag(const void *p, const char *flag)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512], word[8];
+	bool in = false, found = false;
+	unsigned long lo, hi;
+
+	assert_non_null(f);
+	snprintf(word, sizeof(word), " %s ", flag);
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+			in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+		else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+			found = strstr(line, word) != NULL;
+			break;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/*
+ * RAM with transparent huge pages: a 2 MiB range the guest gave back in part is taken out of
+ * THP (khugepaged would make it whole again), one given back whole keeps it; with --memory
+ * thp=off nothing changes.
+ */
+static void thp_case(struct fx *x, bool thp)
+{
+	size_t span = 3 * THP_SIZE;
+	uint8_t *map = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *ram = (uint8_t *)ALIGN_UP((uintptr_t)map, THP_SIZE);
+	uint32_t one = THP_PFN + 5, whole[THP_SIZE >> 12];
+
+	assert_true(map != MAP_FAILED);
+	if (madvise(ram, 2 * THP_SIZE, MADV_HUGEPAGE) < 0) {
+		munmap(map, span);
+		skip(); /* a kernel without THP */
+	}
+	assert_int_equal(guest_mem_add_region(&x->h->mem, THP_GPA, 2 * THP_SIZE, ram), 0);
+	x->h->cfg.memory.thp = thp;
+	start(x, F_STATS);
+	memset(ram, 0xab, 2 * THP_SIZE);
+	assert_int_equal(post_pfns(x, BALLOON_Q_INFLATE, &one, 1), 1);
+	for (unsigned i = 0; i < ARRAY_SIZE(whole); i++)
+		whole[i] = (uint32_t)(THP_PFN + ARRAY_SIZE(whole) + i);
+	assert_int_equal(post_pfns(x, BALLOON_Q_INFLATE, whole, ARRAY_SIZE(whole)), 2);
+	assert_int_equal(ram[5 * 4096], 0);
+	assert_int_equal(ram[THP_SIZE + 4096], 0);
+	assert_int_equal(counters(x).discarded_bytes, (1 + ARRAY_SIZE(whole)) * 4096);
+	assert_int_equal(vma_flag(ram, "nh"), thp);
+	assert_false(vma_flag(ram + THP_SIZE, "nh"));
+	assert_true(vma_flag(ram + THP_SIZE, "hg"));
+	munmap(map, span);
+}
+
+static void test_thp_range_given_back_in_part(void **state)
+{
+	thp_case(*state, true);
+}
+
+static void test_thp_off_untouched(void **state)
+{
+	thp_case(*state, false);
 }
 
 static void test_hugepages_counted_only(void **state)
@@ -473,6 +561,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_features_and_config, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_actual_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_target_sends_config_interrupt, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_inflate_gives_pages_back, setup, teardown),
@@ -480,6 +569,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_huge_and_odd_elements, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_page_reporting, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_thp_range_given_back_in_part, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_thp_off_untouched, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hugepages_counted_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_configured, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),

@@ -9,8 +9,10 @@
  * there) and the page is given back to the host: MADV_DONTNEED on private RAM, MADV_REMOVE on
  * shared (memfd) RAM, contiguous pages in one call. A guest touching a page it inflated gets a
  * zero page again, so deflate needs no host work: its frame numbers are only checked and
- * counted. Frame numbers outside RAM are dropped and counted (bad_pfns), never trusted; an
- * element with more than BALLOON_MAX_PFNS frame numbers has the rest dropped and counted too.
+ * counted. With transparent huge pages (private RAM, --memory thp=on) a 2 MiB range given
+ * back in part is taken out of THP: see balloon_thp_off(). Frame numbers outside RAM are
+ * dropped and counted (bad_pfns), never trusted; an element with more than BALLOON_MAX_PFNS
+ * frame numbers has the rest dropped and counted too.
  *
  * Free page reporting: the driver lends writable buffers that are free guest pages (2 MiB
  * chunks in Linux); their host pages are discarded the same way and the buffer returned.
@@ -53,11 +55,14 @@
 /* Elements served per wake-up of one queue before coming back through the loop. */
 #define BALLOON_BATCH 64
 
+#define BALLOON_THP_SIZE (2UL << 20) /* x86's transparent huge page */
+
 struct balloon {
 	struct virtio_pci *vp;
 	struct virtio_dev_ops vops; /* per instance: the queue count follows the config */
 	const struct guest_mem *mem;
 	int advice; /* MADV_DONTNEED, MADV_REMOVE for shared RAM, -1 for huge pages: none */
+	bool thp;   /* private RAM with transparent huge pages (MADV_HUGEPAGE) */
 	uint32_t num_pages;
 	uint32_t actual;
 	struct balloon_counters c;
@@ -69,6 +74,50 @@ struct balloon {
 	struct virtq_elem elem;
 	uint32_t pfns[BALLOON_MAX_PFNS];
 };
+
+/* True when [p, p + len) lies inside one RAM region. */
+static bool balloon_in_ram(const struct balloon *b, uintptr_t p, size_t len)
+{
+	for (unsigned i = 0; i < b->mem->nr_regions; i++) {
+		uintptr_t host = (uintptr_t)b->mem->regions[i].host;
+
+		if (p >= host && len <= b->mem->regions[i].size &&
+		    p - host <= b->mem->regions[i].size - len)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * After [host, host + len) was given back from RAM with transparent huge pages: the 2 MiB
+ * ranges at its ends, which the guest gave back only in part, are taken out of THP for good
+ * (MADV_NOHUGEPAGE). Otherwise the host's khugepaged, which by default collapses a range with
+ * a single page still there (max_ptes_none 511), makes it a whole huge page again and the
+ * memory the balloon gave back creeps back into the VMM (16 MiB every 10 s with the default
+ * scan rate). A range given back whole has nothing left to collapse and keeps THP. The cost:
+ * 4 KiB pages there once the guest takes the memory back, and the mapping split in more VMAs.
+ */
+static void balloon_thp_off(struct balloon *b, uint8_t *host, size_t len)
+{
+	uintptr_t start = (uintptr_t)host, end = start + len;
+	uintptr_t ends[2] = { ALIGN_DOWN(start, BALLOON_THP_SIZE),
+			      ALIGN_DOWN(end - 1, BALLOON_THP_SIZE) };
+
+	for (unsigned i = 0; i < 2; i++) {
+		uintptr_t at = ends[i];
+
+		if (i == 1 && at == ends[0])
+			break;
+		if (at >= start && at + BALLOON_THP_SIZE <= end)
+			continue; /* given back whole */
+		if (!balloon_in_ram(b, at, BALLOON_THP_SIZE))
+			continue; /* no huge page can map it */
+		if (madvise((void *)at, BALLOON_THP_SIZE, MADV_NOHUGEPAGE) < 0)
+			log_ratelimited(&b->rl, LOG_WARN,
+					"virtio-balloon: madvise(MADV_NOHUGEPAGE): %s",
+					strerror(errno));
+	}
+}
 
 /* Gives [host, host + len) back to the host; @host and @len page aligned. */
 static void balloon_discard(struct balloon *b, uint8_t *host, size_t len)
@@ -86,6 +135,8 @@ static void balloon_discard(struct balloon *b, uint8_t *host, size_t len)
 		return;
 	}
 	b->c.discarded_bytes += len;
+	if (b->thp)
+		balloon_thp_off(b, host, len);
 }
 
 /* One inflate (@inflate) or deflate element: checks every frame number, discards runs. */
@@ -270,6 +321,7 @@ int balloon_create(const struct dev_ctx *ctx, const struct balloon_config *bc, v
 	b->advice = ctx->cfg && ctx->cfg->memory.shared ? MADV_REMOVE : MADV_DONTNEED;
 	if (ctx->cfg && ctx->cfg->memory.hugepages)
 		b->advice = -1; /* a 4 KiB piece of a huge page cannot be given back */
+	b->thp = b->advice == MADV_DONTNEED && ctx->cfg && ctx->cfg->memory.thp;
 	b->num_pages = (uint32_t)(bc->size / BALLOON_PAGE_SIZE);
 	b->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(1000000000ULL, 5);
 	b->vops = (struct virtio_dev_ops){
@@ -336,6 +388,19 @@ void balloon_get_info(void *dev, struct balloon_info *ret)
 	};
 	memcpy(ret->stats, b->stats, sizeof(ret->stats));
 	virtio_pci_unlock(b->vp);
+}
+
+uint64_t balloon_actual_bytes(void *dev)
+{
+	struct balloon *b = dev;
+	uint64_t bytes;
+
+	if (!b)
+		return 0;
+	virtio_pci_lock(b->vp);
+	bytes = (uint64_t)b->actual * BALLOON_PAGE_SIZE;
+	virtio_pci_unlock(b->vp);
+	return MIN(bytes, guest_mem_total(b->mem));
 }
 
 void balloon_stats_refresh(void *dev)

@@ -194,6 +194,12 @@ struct virtio_pci *balloon_transport(void *dev);
 int balloon_set_target(void *dev, uint64_t bytes);
 /* The device's state and counters (any thread). */
 void balloon_get_info(void *dev, struct balloon_info *ret);
+/*
+ * What the driver says it holds in bytes, at most the guest's RAM (the driver writes actual:
+ * not trusted), 0 for @dev NULL (no balloon): vm.info's memory_actual_size is the memory size
+ * minus this. Any thread.
+ */
+uint64_t balloon_actual_bytes(void *dev);
 /* Returns the held statistics buffer so the driver sends fresh values (any thread). */
 void balloon_stats_refresh(void *dev);
 
