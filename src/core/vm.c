@@ -661,6 +661,13 @@ int vm_prewarm_create(uint64_t ram, struct vm_prewarm **ret)
 	r = hv_create(&p->hv);
 	if (r == 0)
 		r = hv_ram_reserve(p->hv, low[0].gpa, p->ram);
+	if (r == 0) {
+		/* The CPUID the vCPUs will be built from: asked now, kept by the backend. */
+		struct hv_cpuid_entry *c = calloc(HV_CPUID_MAX_ENTRIES, sizeof(*c));
+		r = c ? hv_supported_cpuid(p->hv, c, HV_CPUID_MAX_ENTRIES) : -ENOMEM;
+		free(c);
+		r = r < 0 ? r : 0;
+	}
 	if (r < 0) {
 		vm_prewarm_destroy(p);
 		return r;

@@ -193,7 +193,7 @@ struct hv_cpuid_entry {
 
 /*
  * The CPUID leaves the host can offer a guest (KVM_GET_SUPPORTED_CPUID). Fills at most @max
- * entries of @ret; returns the count, or -errno.
+ * entries of @ret; returns the count, or -errno. The backend asks the host once per VM.
  */
 int hv_supported_cpuid(struct hv *hv, struct hv_cpuid_entry *ret, unsigned max);
 

@@ -57,6 +57,7 @@ struct hv *hv_destroy(struct hv *hv)
 	pthread_mutex_destroy(&hv->slots_lock);
 	pthread_mutex_destroy(&hv->routes_lock);
 	free(hv->msr_list);
+	free(hv->cpuid);
 	free(hv);
 	return NULL;
 }
@@ -754,7 +755,28 @@ static void kvm_pvm_quirks(struct kvm_cpuid_entry2 *e)
 		e->eax &= ~(1u << KVM_FEATURE_PV_SEND_IPI);
 }
 
+static int kvm_supported_cpuid(struct hv *hv, struct hv_cpuid_entry *ret, unsigned max);
+
 int hv_supported_cpuid(struct hv *hv, struct hv_cpuid_entry *ret, unsigned max)
+{
+	if (!hv->cpuid) {
+		struct hv_cpuid_entry *all = calloc(HV_CPUID_MAX_ENTRIES, sizeof(*all));
+		if (!all)
+			return -ENOMEM;
+		int n = kvm_supported_cpuid(hv, all, HV_CPUID_MAX_ENTRIES);
+		if (n < 0) {
+			free(all);
+			return n;
+		}
+		hv->cpuid = all;
+		hv->n_cpuid = (unsigned)n;
+	}
+	unsigned n = MIN(hv->n_cpuid, max);
+	memcpy(ret, hv->cpuid, n * sizeof(*ret));
+	return (int)n;
+}
+
+static int kvm_supported_cpuid(struct hv *hv, struct hv_cpuid_entry *ret, unsigned max)
 {
 	_cleanup_free_ struct kvm_cpuid2 *c = NULL;
 	unsigned n = HV_CPUID_MAX_ENTRIES;

@@ -91,6 +91,11 @@ struct hv {
 	unsigned n_msr_list;
 	uint32_t xsave_size;
 	int state_err; /* -errno when the list could not be had: vCPU state calls fail */
+
+	/* KVM_GET_SUPPORTED_CPUID's answer (~0.4 ms on kvm_pvm hosts), asked once per VM: every
+	 * vCPU's CPUID is built from it. NULL until the first hv_supported_cpuid(). */
+	struct hv_cpuid_entry *cpuid;
+	unsigned n_cpuid;
 };
 
 struct hv_vcpu {
