@@ -53,6 +53,28 @@ static int vmm_signals(sigset_t *set)
 	return fd < 0 ? -errno : fd;
 }
 
+/* The control thread's filter (core/loop.h: builds, rebuilds, snapshots, API commands). */
+static int confine_control(void *opaque)
+{
+	const enum seccomp_mode *mode = opaque;
+	int r = seccomp_apply(SECCOMP_THREAD_CTL, *mode, "ctl");
+	if (r == 0)
+		seccomp_selftest(SECCOMP_THREAD_CTL);
+	return r;
+}
+
+struct teardown {
+	struct api_server *api;
+	struct vmm *vmm;
+};
+
+static void teardown(void *opaque)
+{
+	struct teardown *td = opaque;
+	api_server_stop(td->api);
+	vmm_destroy(td->vmm);
+}
+
 /* The VM from the command line (if a kernel was given), the API (if --api-socket), the loop. */
 static int vmm_start(struct cli_args *args, struct vmm *vmm, struct loop *loop,
 		     enum seccomp_mode seccomp, struct api_server **ret_api)
@@ -128,6 +150,8 @@ static int vmm_run(struct cli_args *args)
 		log_error("%s", err);
 	} else if (vmm_start(args, vmm, cv.loop, seccomp, &api) < 0) {
 		/* reported */
+	} else if ((r = loop_control_start(cv.loop, confine_control, &seccomp)) < 0) {
+		log_error("cannot start the control thread: %s", strerror(-r));
 	} else if ((r = seccomp_apply(SECCOMP_THREAD_VMM, seccomp, "vmm")) < 0) {
 		log_error("cannot install the seccomp filter of the VMM thread: %s", strerror(-r));
 	} else {
@@ -138,8 +162,9 @@ static int vmm_run(struct cli_args *args)
 			status = 1;
 		}
 	}
-	api_server_stop(api);
-	vmm_destroy(vmm);
+	/* The teardown closes, unmaps and unlinks: the control thread's work. */
+	struct teardown td = { api, vmm };
+	loop_control(cv.loop, teardown, &td);
 	loop_destroy(cv.loop);
 	close(cv.sigfd);
 	return status;

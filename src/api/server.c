@@ -550,6 +550,7 @@ static void *api_thread(void *opaque)
 	struct api_server *srv = opaque;
 	struct epoll_event evs[16];
 
+	pthread_setname_np(pthread_self(), "api");
 	/* (libmicrohttpd's Date header needs the time zone glibc loads with an open(): main()
 	 * loaded it before any thread started.) */
 	int r = seccomp_apply(SECCOMP_THREAD_API, srv->seccomp, "api");

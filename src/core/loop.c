@@ -42,6 +42,20 @@ struct loop {
 	unsigned nr_posts;
 	bool stopping;
 	int stop_code;
+
+	/* The control thread (loop_control_start); jobs are handed over one at a time. */
+	pthread_mutex_t ctl_lock;
+	pthread_cond_t ctl_cond;
+	pthread_t ctl_thread;
+	bool ctl_running;
+	bool ctl_quit;
+	bool ctl_busy; /* a caller owns the hand-over slot */
+	loop_post_cb ctl_job;
+	void *ctl_opaque;
+	int (*ctl_confine)(void *opaque);
+	void *ctl_confine_opaque;
+	int ctl_start_error;
+	bool ctl_start_done;
 };
 
 /* The wake eventfd is tagged with this pointer in epoll data. */
@@ -56,6 +70,8 @@ int loop_create(struct loop **ret)
 		loop->handlers[i].fd = SLOT_FREE;
 	pthread_mutex_init(&loop->lock, NULL);
 	pthread_mutex_init(&loop->table_lock, NULL);
+	pthread_mutex_init(&loop->ctl_lock, NULL);
+	pthread_cond_init(&loop->ctl_cond, NULL);
 	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
 	loop->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (loop->epfd < 0 || loop->wakefd < 0) {
@@ -77,12 +93,15 @@ struct loop *loop_destroy(struct loop *loop)
 {
 	if (!loop)
 		return NULL;
+	loop_control_stop(loop);
 	if (loop->epfd >= 0)
 		close(loop->epfd);
 	if (loop->wakefd >= 0)
 		close(loop->wakefd);
 	pthread_mutex_destroy(&loop->lock);
 	pthread_mutex_destroy(&loop->table_lock);
+	pthread_mutex_destroy(&loop->ctl_lock);
+	pthread_cond_destroy(&loop->ctl_cond);
 	free(loop);
 	return NULL;
 }
@@ -193,8 +212,91 @@ static bool loop_drain_wake(struct loop *loop)
 		for (unsigned i = 0; i < loop->nr_posts; i++)
 			loop->posts[i] = loop->posts[i + 1];
 		pthread_mutex_unlock(&loop->lock);
-		item.cb(item.opaque);
+		loop_control(loop, item.cb, item.opaque);
 	}
+}
+
+static void *loop_control_thread(void *opaque)
+{
+	struct loop *loop = opaque;
+
+	pthread_setname_np(pthread_self(), "ctl");
+	int r = loop->ctl_confine ? loop->ctl_confine(loop->ctl_confine_opaque) : 0;
+	pthread_mutex_lock(&loop->ctl_lock);
+	loop->ctl_start_error = r;
+	loop->ctl_start_done = true;
+	pthread_cond_broadcast(&loop->ctl_cond);
+	while (r == 0) {
+		while (!loop->ctl_job && !loop->ctl_quit)
+			pthread_cond_wait(&loop->ctl_cond, &loop->ctl_lock);
+		if (!loop->ctl_job)
+			break;
+		loop_post_cb job = loop->ctl_job;
+		pthread_mutex_unlock(&loop->ctl_lock);
+		job(loop->ctl_opaque);
+		pthread_mutex_lock(&loop->ctl_lock);
+		loop->ctl_job = NULL;
+		pthread_cond_broadcast(&loop->ctl_cond);
+	}
+	pthread_mutex_unlock(&loop->ctl_lock);
+	return NULL;
+}
+
+int loop_control_start(struct loop *loop, int (*confine)(void *opaque), void *opaque)
+{
+	if (loop->ctl_running)
+		return -EBUSY;
+	loop->ctl_confine = confine;
+	loop->ctl_confine_opaque = opaque;
+	loop->ctl_start_done = false;
+	loop->ctl_quit = false;
+	int r = pthread_create(&loop->ctl_thread, NULL, loop_control_thread, loop);
+	if (r)
+		return -r;
+	pthread_mutex_lock(&loop->ctl_lock);
+	while (!loop->ctl_start_done)
+		pthread_cond_wait(&loop->ctl_cond, &loop->ctl_lock);
+	r = loop->ctl_start_error;
+	pthread_mutex_unlock(&loop->ctl_lock);
+	if (r < 0) {
+		pthread_join(loop->ctl_thread, NULL);
+		return r;
+	}
+	loop->ctl_running = true;
+	return 0;
+}
+
+void loop_control_stop(struct loop *loop)
+{
+	if (!loop->ctl_running)
+		return;
+	pthread_mutex_lock(&loop->ctl_lock);
+	loop->ctl_quit = true;
+	pthread_cond_broadcast(&loop->ctl_cond);
+	pthread_mutex_unlock(&loop->ctl_lock);
+	pthread_join(loop->ctl_thread, NULL);
+	loop->ctl_running = false;
+}
+
+void loop_control(struct loop *loop, loop_post_cb cb, void *opaque)
+{
+	/* No control thread, or already on it (a job that calls back in): run here. */
+	if (!loop->ctl_running || pthread_equal(pthread_self(), loop->ctl_thread)) {
+		cb(opaque);
+		return;
+	}
+	pthread_mutex_lock(&loop->ctl_lock);
+	while (loop->ctl_busy)
+		pthread_cond_wait(&loop->ctl_cond, &loop->ctl_lock);
+	loop->ctl_busy = true;
+	loop->ctl_job = cb;
+	loop->ctl_opaque = opaque;
+	pthread_cond_broadcast(&loop->ctl_cond);
+	while (loop->ctl_job)
+		pthread_cond_wait(&loop->ctl_cond, &loop->ctl_lock);
+	loop->ctl_busy = false;
+	pthread_cond_broadcast(&loop->ctl_cond);
+	pthread_mutex_unlock(&loop->ctl_lock);
 }
 
 int loop_run(struct loop *loop)

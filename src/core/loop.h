@@ -29,8 +29,26 @@ int loop_mod_fd(struct loop *loop, int fd, uint32_t events);
 /* Safe inside a callback, also for an fd whose event is pending in the same round. -ENOENT. */
 int loop_del_fd(struct loop *loop, int fd);
 
-/* Runs @cb(@opaque) on the loop thread soon. Bounded queue: -EAGAIN when full. */
+/* Runs @cb(@opaque) soon through loop_control() (posts are commands: the API's). Bounded
+ * queue: -EAGAIN when full. */
 int loop_post(struct loop *loop, loop_post_cb cb, void *opaque);
+
+/*
+ * The control thread (docs/seccomp.md, "Two threads, two filters"). The loop thread serves the
+ * devices, that is data a guest controls, under a short seccomp filter; everything that builds,
+ * rebuilds, snapshots, restores or tears down a VM, and every API command, runs on the control
+ * thread, whose filter allows what that needs (opening files, creating threads, memory slots).
+ *
+ * loop_control_start() creates the thread, which calls @confine (its filter; NULL = none)
+ * before taking work: 0, or @confine's / pthread's -errno. loop_control() runs @cb(@opaque) on
+ * it and returns once @cb returned; the caller waits meanwhile, so @cb may touch whatever the
+ * caller could (the loop thread is parked in the call, not running devices). Without a control
+ * thread, or when called from it, @cb runs on the caller. loop_control_stop() ends the thread
+ * (loop_destroy() does it too).
+ */
+int loop_control_start(struct loop *loop, int (*confine)(void *opaque), void *opaque);
+void loop_control(struct loop *loop, loop_post_cb cb, void *opaque);
+void loop_control_stop(struct loop *loop);
 
 /* Runs until loop_stop() (also one called before loop_run()); returns its code. */
 int loop_run(struct loop *loop);

@@ -304,6 +304,17 @@ static void vm_vcpu_event(void *opaque, unsigned index, enum vcpu_event ev)
 	vm_note_exit(opaque, map[ev]);
 }
 
+/* On the control thread (loop_control): stopping the vCPUs, and what the owner does next
+ * (a reboot rebuilds the VM, a power-off ends it). */
+static void vm_exit_control(void *opaque)
+{
+	struct vm *vm = opaque;
+	int why = atomic_load(&vm->pending);
+
+	vm_shutdown(vm);
+	vm->on_exit(vm->opaque, (enum vm_exit)why);
+}
+
 static void vm_on_event(void *opaque, uint32_t events)
 {
 	struct vm *vm = opaque;
@@ -315,8 +326,7 @@ static void vm_on_event(void *opaque, uint32_t events)
 	int why = atomic_load(&vm->pending);
 	if (why == EXIT_NONE || vm->state == VM_SHUTDOWN)
 		return;
-	vm_shutdown(vm);
-	vm->on_exit(vm->opaque, (enum vm_exit)why);
+	loop_control(vm->loop, vm_exit_control, vm);
 }
 
 static void vm_teardown(struct vm *vm)

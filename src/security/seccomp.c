@@ -32,10 +32,9 @@
 static __thread const char *thread_label;
 
 static const char *const kind_names[SECCOMP_THREAD_KINDS] = {
-	[SECCOMP_THREAD_VMM] = "vmm",
-	[SECCOMP_THREAD_VCPU] = "vcpu",
-	[SECCOMP_THREAD_API] = "api",
-	[SECCOMP_THREAD_WORKER] = "worker",
+	[SECCOMP_THREAD_VMM] = "vmm", [SECCOMP_THREAD_VCPU] = "vcpu",
+	[SECCOMP_THREAD_API] = "api", [SECCOMP_THREAD_WORKER] = "worker",
+	[SECCOMP_THREAD_CTL] = "ctl",
 };
 
 const char *seccomp_thread_name(enum seccomp_thread kind)
@@ -46,29 +45,32 @@ const char *seccomp_thread_name(enum seccomp_thread kind)
 /* Every thread: the C runtime (malloc, locks, thread exit), logging, clocks, and what the
  * violation handler itself needs (rt_sigaction, gettid/getpid, tgkill). */
 static const int base_calls[] = {
-	SCMP_SYS(brk),	   /* malloc */
-	SCMP_SYS(munmap),  /* free, thread exit */
-	SCMP_SYS(mremap),  /* realloc of large blocks */
-	SCMP_SYS(madvise), /* free; thread stacks at exit */
-	SCMP_SYS(futex),   /* mutexes, condition variables, joins */
-	SCMP_SYS(write),   /* logs, eventfds, terminals */
-	SCMP_SYS(writev),  /* stdio */
-	SCMP_SYS(clock_gettime),
-	SCMP_SYS(gettimeofday), /* without a vDSO */
-	SCMP_SYS(clock_nanosleep),
-	SCMP_SYS(nanosleep), /* short bounded waits */
-	SCMP_SYS(sched_yield),
-	SCMP_SYS(getrandom), /* malloc's tcache randomisation */
+	SCMP_SYS(brk),		 /* malloc */
+	SCMP_SYS(munmap),	 /* free, thread exit */
+	SCMP_SYS(mremap),	 /* realloc of large blocks */
+	SCMP_SYS(madvise),	 /* free; thread stacks at exit */
+	SCMP_SYS(futex),	 /* mutexes, condition variables, joins */
+	SCMP_SYS(write),	 /* logs, eventfds, terminals */
+	SCMP_SYS(writev),	 /* stdio */
+	SCMP_SYS(clock_gettime), /* when the vDSO falls back to the system call */
 	SCMP_SYS(rt_sigprocmask),
-	SCMP_SYS(rt_sigreturn),
+	SCMP_SYS(rt_sigreturn), /* the vCPU kick signal's handler returns */
 	SCMP_SYS(rt_sigaction), /* the violation handler resets SIGSYS before re-raising it */
 	SCMP_SYS(gettid),
 	SCMP_SYS(getpid),
 	SCMP_SYS(tgkill), /* the handler; pthread_kill */
 	SCMP_SYS(exit),
 	SCMP_SYS(exit_group),
-	SCMP_SYS(sigaltstack), /* sanitizer runtimes, at thread start and in the handler */
 };
+
+#ifdef __SANITIZE_ADDRESS__
+/* Only in a build with the address sanitizer (make build-asan, make test-e2e-asan): its runtime
+ * sleeps, yields and switches signal stacks on every thread. Not in a production build. */
+static const int sanitizer_calls[] = {
+	SCMP_SYS(sigaltstack),	   SCMP_SYS(sched_yield), SCMP_SYS(nanosleep),
+	SCMP_SYS(clock_nanosleep), SCMP_SYS(getrandom),
+};
+#endif
 
 /* The vCPU thread: KVM_RUN and the exits' device handlers (eventfd writes, MSI and routing
  * ioctls, reads of terminals for the serial port's status). */
@@ -79,12 +81,44 @@ static const int vcpu_calls[] = {
 	SCMP_SYS(eventfd2),
 	SCMP_SYS(close),
 	SCMP_SYS(epoll_ctl),
-	SCMP_SYS(ppoll),
-	SCMP_SYS(poll),
 };
 
-/* The VMM loop: everything the VM's devices and (re)builds need. */
-static const int vmm_calls[] = {
+/* The VMM loop: the devices' work on data the guest controls. It opens no file, creates no
+ * thread and builds nothing: that is the control thread's (core/loop.h, loop_control). */
+static const int
+	vmm_calls[] = {
+		SCMP_SYS(read),	    /* eventfds, timerfds, TAPs, sockets, terminals, the signalfd */
+		SCMP_SYS(readv),    /* TAP frames into guest buffers */
+		SCMP_SYS(pread64),  /* raw and qcow2 images (synchronous paths, metadata) */
+		SCMP_SYS(pwrite64), /* qcow2 metadata */
+		SCMP_SYS(preadv),
+		SCMP_SYS(pwritev),
+		SCMP_SYS(close),      /* vsock connections, finished timers */
+		SCMP_SYS(fcntl),      /* non-blocking accepted sockets */
+		SCMP_SYS(epoll_wait), /* the loop */
+		SCMP_SYS(epoll_ctl),
+		SCMP_SYS(timerfd_settime), /* rate limiters */
+		SCMP_SYS(io_uring_enter),  /* virtio-blk's engine: submissions and completions */
+		SCMP_SYS(fallocate), /* discards, write-zeroes; the balloon on shared memory */
+		SCMP_SYS(fdatasync), /* flushes */
+		SCMP_SYS(fsync),
+		SCMP_SYS(accept4), /* vsock: host connections to the Unix socket, */
+		SCMP_SYS(connect), /* the guest's connections to PATH_<port> */
+		SCMP_SYS(sendmsg),
+		SCMP_SYS(recvmsg),
+		SCMP_SYS(sendto),
+		SCMP_SYS(recvfrom),
+		SCMP_SYS(shutdown), /* half-closes */
+		SCMP_SYS(getsockopt),
+	};
+
+/* The control thread: building, rebuilding and tearing down VMs (files, vCPU threads, memory
+ * slots, TAPs), snapshots and restores, and the API's commands. */
+static const int ctl_calls[] = {
+	SCMP_SYS(getrandom), /* MAC addresses, VM generation IDs */
+	SCMP_SYS(clock_nanosleep),
+	SCMP_SYS(nanosleep),
+	SCMP_SYS(sched_yield),
 	SCMP_SYS(read),
 	SCMP_SYS(readv),
 	SCMP_SYS(pread64),
@@ -152,21 +186,22 @@ static const int vmm_calls[] = {
 	SCMP_SYS(socketpair),
 };
 
-/* The API thread: one Unix socket, its clients, the command queue to the loop. */
-static const int api_calls[] = {
-	SCMP_SYS(read),		 SCMP_SYS(close),
-	SCMP_SYS(fcntl),	 SCMP_SYS(ppoll),
-	SCMP_SYS(poll),		 SCMP_SYS(epoll_wait),
-	SCMP_SYS(epoll_pwait),	 SCMP_SYS(epoll_ctl),
-	SCMP_SYS(epoll_create1), SCMP_SYS(accept4),
-	SCMP_SYS(recvmsg),	 SCMP_SYS(sendmsg),
-	SCMP_SYS(recvfrom),	 SCMP_SYS(sendto),
-	SCMP_SYS(shutdown),	 SCMP_SYS(getsockopt),
-	SCMP_SYS(setsockopt),	 SCMP_SYS(socketpair),
-	SCMP_SYS(eventfd2),	 SCMP_SYS(fstat),
-	SCMP_SYS(newfstatat),	 SCMP_SYS(set_robust_list),
-	SCMP_SYS(rseq),		 SCMP_SYS(prctl),
-};
+/* The API thread: its clients on the Unix socket (created, with the epoll set and the wake
+ * eventfd, before the thread starts), libmicrohttpd in its epoll mode without threads of its
+ * own, and the command queue to the loop. */
+static const int
+	api_calls
+		[] = {
+			SCMP_SYS(read),	      /* its wake eventfd */
+			SCMP_SYS(close),      /* clients */
+			SCMP_SYS(fcntl),      /* non-blocking client sockets */
+			SCMP_SYS(epoll_wait), /* its loop, and libmicrohttpd's */
+			SCMP_SYS(epoll_ctl),  SCMP_SYS(accept4),
+			SCMP_SYS(recvmsg), /* requests with fds (SCM_RIGHTS) */
+			SCMP_SYS(sendmsg), /* answers */
+			SCMP_SYS(recvfrom),   SCMP_SYS(sendto),
+			SCMP_SYS(shutdown),   SCMP_SYS(setsockopt),
+		};
 
 /* Device I/O workers: positioned I/O on their image files and its syncs. */
 static const int worker_calls[] = {
@@ -279,6 +314,9 @@ static void build(struct filter_builder *b, enum seccomp_thread kind)
 	size_t hv_n;
 
 	allow_list(b, base_calls, ARRAY_SIZE(base_calls));
+#ifdef __SANITIZE_ADDRESS__
+	allow_list(b, sanitizer_calls, ARRAY_SIZE(sanitizer_calls));
+#endif
 	allow_memory(b);
 	switch (kind) {
 	case SECCOMP_THREAD_VCPU:
@@ -290,6 +328,15 @@ static void build(struct filter_builder *b, enum seccomp_thread kind)
 		break;
 	case SECCOMP_THREAD_VMM:
 		allow_list(b, vmm_calls, ARRAY_SIZE(vmm_calls));
+		/* Devices raise interrupts and follow the driver's offloads from here too. */
+		hv_n = hv_seccomp_ioctls(true, &hv_reqs);
+		allow_ioctls(b, hv_reqs, hv_n);
+		allow_ioctls(b, term_ioctls, ARRAY_SIZE(term_ioctls));
+		allow_ioctls(b, tap_vcpu_ioctls, ARRAY_SIZE(tap_vcpu_ioctls));
+		allow_sockets(b, false);
+		break;
+	case SECCOMP_THREAD_CTL:
+		allow_list(b, ctl_calls, ARRAY_SIZE(ctl_calls));
 		/* A reboot starts vCPU threads again from here: they inherit this filter, so it
 		 * holds what they need too. */
 		allow_list(b, vcpu_calls, ARRAY_SIZE(vcpu_calls));
@@ -304,8 +351,6 @@ static void build(struct filter_builder *b, enum seccomp_thread kind)
 		break;
 	case SECCOMP_THREAD_API:
 		allow_list(b, api_calls, ARRAY_SIZE(api_calls));
-		allow_threads(b); /* libmicrohttpd's internal threads, if it starts any */
-		allow_sockets(b, false);
 		/* The API thread opens no file, but glibc may on its behalf: it reads
 		 * /proc/sys/vm/overcommit_memory the first time it trims a thread's heap (after a
 		 * large request body is freed). Refused with EACCES, glibc just does not trim. */

@@ -22,14 +22,15 @@
 #include "config/config.h" /* enum seccomp_mode */
 
 enum seccomp_thread {
-	SECCOMP_THREAD_VMM,    /* the VMM loop (main thread): devices, sockets, VM (re)builds */
+	SECCOMP_THREAD_VMM,    /* the VMM loop (main thread): the devices' work */
 	SECCOMP_THREAD_VCPU,   /* KVM_RUN and the device handlers that run on exits */
 	SECCOMP_THREAD_API,    /* the HTTP server: sockets, parsing, posting to the loop */
 	SECCOMP_THREAD_WORKER, /* device I/O workers: positioned reads/writes, syncs */
+	SECCOMP_THREAD_CTL,    /* the control thread: VM (re)builds, snapshots, API commands */
 	SECCOMP_THREAD_KINDS,
 };
 
-/* "vmm", "vcpu", "api", "worker". */
+/* "vmm", "vcpu", "api", "worker", "ctl". */
 const char *seccomp_thread_name(enum seccomp_thread kind);
 
 /*

@@ -17,7 +17,7 @@ def hello(testguest):
     return ("--kernel", testguest("idle"), "--serial", "tty", "--console", "off")
 
 
-@pytest.mark.parametrize("kind,thread", [("vmm", "vmm"), ("vcpu", "vcpu0")])
+@pytest.mark.parametrize("kind,thread", [("vmm", "vmm"), ("vcpu", "vcpu0"), ("ctl", "ctl")])
 def test_violation_kills_with_a_clear_line(run_cubicle, testguest, kind, thread):
     vm = run_cubicle(*hello(testguest), env={SELFTEST: kind})
     assert vm.proc.returncode == -signal.SIGSYS, vm.describe()
@@ -26,7 +26,7 @@ def test_violation_kills_with_a_clear_line(run_cubicle, testguest, kind, thread)
     assert line in vm.stderr, vm.describe()
 
 
-@pytest.mark.parametrize("kind", ["vmm", "vcpu"])
+@pytest.mark.parametrize("kind", ["vmm", "vcpu", "ctl"])
 def test_seccomp_false_and_log_let_the_call_through(vm_factory, testguest, kind):
     for mode in ("false", "log"):
         vm = vm_factory(*hello(testguest), "--seccomp", mode, env={SELFTEST: kind})

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -176,6 +177,71 @@ static void test_bounds(void **state)
 	loop_destroy(loop);
 }
 
+struct ctl_probe {
+	pthread_t ran_on;
+	int runs;
+	struct loop *loop;
+	bool nested;
+};
+
+static void ctl_job(void *opaque)
+{
+	struct ctl_probe *p = opaque;
+	p->ran_on = pthread_self();
+	p->runs++;
+	if (p->nested) {
+		p->nested = false;
+		loop_control(p->loop, ctl_job, p); /* from the control thread: runs inline */
+	}
+}
+
+static int confine_calls;
+static int confine_ok(void *opaque)
+{
+	confine_calls++;
+	return *(int *)opaque;
+}
+
+/* loop_control: inline without a control thread; on it once started (confined first); a job
+ * that calls back in runs inline instead of waiting for itself; posts go through it. */
+static void test_control_thread(void **state)
+{
+	struct loop *loop;
+	struct ctl_probe p = { 0 };
+	int ok = 0, refuse = -EPERM;
+
+	assert_int_equal(loop_create(&loop), 0);
+	p.loop = loop;
+	loop_control(loop, ctl_job, &p);
+	assert_true(pthread_equal(p.ran_on, pthread_self()));
+
+	assert_int_equal(loop_control_start(loop, confine_ok, &refuse), -EPERM);
+	loop_control(loop, ctl_job, &p); /* a refused start leaves no thread */
+	assert_true(pthread_equal(p.ran_on, pthread_self()));
+
+	assert_int_equal(loop_control_start(loop, confine_ok, &ok), 0);
+	assert_int_equal(confine_calls, 2);
+	assert_int_equal(loop_control_start(loop, confine_ok, &ok), -EBUSY);
+	p.runs = 0;
+	p.nested = true;
+	loop_control(loop, ctl_job, &p);
+	assert_int_equal(p.runs, 2);
+	assert_false(pthread_equal(p.ran_on, pthread_self()));
+	pthread_t ctl = p.ran_on;
+
+	/* A post runs on the control thread while the loop thread waits. */
+	assert_int_equal(loop_post(loop, ctl_job, &p), 0);
+	loop_stop(loop, 5);
+	assert_int_equal(loop_run(loop), 5);
+	assert_int_equal(p.runs, 3);
+	assert_true(pthread_equal(p.ran_on, ctl));
+
+	loop_control_stop(loop);
+	loop_control(loop, ctl_job, &p);
+	assert_true(pthread_equal(p.ran_on, pthread_self()));
+	loop_destroy(loop);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -184,6 +250,7 @@ int main(void)
 		cmocka_unit_test(test_quiet_registration),
 		cmocka_unit_test(test_posts_from_another_thread),
 		cmocka_unit_test(test_bounds),
+		cmocka_unit_test(test_control_thread),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
