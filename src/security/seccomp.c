@@ -85,32 +85,27 @@ static const int vcpu_calls[] = {
 
 /* The VMM loop: the devices' work on data the guest controls. It opens no file, creates no
  * thread and builds nothing: that is the control thread's (core/loop.h, loop_control). */
-static const int
-	vmm_calls[] = {
-		SCMP_SYS(read),	    /* eventfds, timerfds, TAPs, sockets, terminals, the signalfd */
-		SCMP_SYS(readv),    /* TAP frames into guest buffers */
-		SCMP_SYS(pread64),  /* raw and qcow2 images (synchronous paths, metadata) */
-		SCMP_SYS(pwrite64), /* qcow2 metadata */
-		SCMP_SYS(preadv),
-		SCMP_SYS(pwritev),
-		SCMP_SYS(close),      /* vsock connections, finished timers */
-		SCMP_SYS(fcntl),      /* non-blocking accepted sockets */
-		SCMP_SYS(epoll_wait), /* the loop */
-		SCMP_SYS(epoll_ctl),
-		SCMP_SYS(timerfd_settime), /* rate limiters */
-		SCMP_SYS(io_uring_enter),  /* virtio-blk's engine: submissions and completions */
-		SCMP_SYS(fallocate), /* discards, write-zeroes; the balloon on shared memory */
-		SCMP_SYS(fdatasync), /* flushes */
-		SCMP_SYS(fsync),
-		SCMP_SYS(accept4), /* vsock: host connections to the Unix socket, */
-		SCMP_SYS(connect), /* the guest's connections to PATH_<port> */
-		SCMP_SYS(sendmsg),
-		SCMP_SYS(recvmsg),
-		SCMP_SYS(sendto),
-		SCMP_SYS(recvfrom),
-		SCMP_SYS(shutdown), /* half-closes */
-		SCMP_SYS(getsockopt),
-	};
+static const int vmm_calls[] = {
+	SCMP_SYS(read),		   /* eventfds, timerfds, TAPs, sockets, terminals, the signalfd */
+	SCMP_SYS(pread64),	   /* disk images: qcow2 metadata, */
+	SCMP_SYS(pwrite64),	   /* qcow2 metadata, */
+	SCMP_SYS(preadv),	   /* the synchronous paths */
+	SCMP_SYS(pwritev),	   /* of the image layer */
+	SCMP_SYS(ftruncate),	   /* a qcow2 image grows for clusters allocated by guest writes */
+	SCMP_SYS(lseek),	   /* virtio-rng's source, a regular file: rewound at its end */
+	SCMP_SYS(close),	   /* vsock connections, finished timers */
+	SCMP_SYS(epoll_wait),	   /* the loop */
+	SCMP_SYS(epoll_ctl),	   /* devices (re)arming their fds */
+	SCMP_SYS(timerfd_settime), /* rate limiters, vsock's set-up timeout */
+	SCMP_SYS(io_uring_enter),  /* virtio-blk's engine: submissions and completions */
+	SCMP_SYS(fallocate),	   /* discards, write-zeroes; the balloon on shared memory */
+	SCMP_SYS(fdatasync),	   /* flushes */
+	SCMP_SYS(connect),	   /* vsock: the guest's connections to PATH_<port>, */
+	SCMP_SYS(accept4),	   /* host connections to its socket, */
+	SCMP_SYS(sendto),	   /* their data */
+	SCMP_SYS(recvfrom),	   /* their data */
+	SCMP_SYS(shutdown),	   /* half-closes */
+};
 
 /* The control thread: building, rebuilding and tearing down VMs (files, vCPU threads, memory
  * slots, TAPs), snapshots and restores, and the API's commands. */

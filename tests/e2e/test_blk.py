@@ -145,3 +145,19 @@ def test_image_locked(vm_factory, run_cubicle, device_guest, raw_image):  # noqa
         assert "locked" in second.stderr, second.describe()
     finally:
         first.kill()
+
+
+@pytest.mark.skipif(not shutil.which("qemu-img"), reason="qemu-img (qemu-utils) not installed")
+def test_qcow2_grows_under_the_loop_filter(run_cubicle, device_guest, tmp_path):  # noqa: F811
+    """Writes to an empty qcow2 image allocate clusters past the end of the file (ftruncate on
+    the VMM loop thread, under its seccomp filter), and the image stays consistent."""
+    qcow2 = tmp_path / "empty.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(qcow2), str(IMAGE_SIZE)],
+                   check=True)
+    before = qcow2.stat().st_size
+    vm = run_guest(run_cubicle, device_guest, "blk-bench 64 blk-mode=write blk-bs=16384",
+                   f"path={qcow2}")
+    assert "PASS blk-bench 64 requests" in vm.stdout, vm.describe()
+    assert vm.proc.returncode == 0, vm.describe()
+    assert qcow2.stat().st_size >= before + IMAGE_SIZE, vm.describe()
+    subprocess.run(["qemu-img", "check", str(qcow2)], check=True, capture_output=True)
