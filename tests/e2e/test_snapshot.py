@@ -48,6 +48,14 @@ def ticks(text):
     return [int(m) for m in re.findall(r"tick (\d+) rng=", text)]
 
 
+def continues(tpl, clone):
+    """Whether a clone's ticks continue the template's from where it was paused: the template
+    may have been paused in the middle of printing a line (the clone prints the rest of it), so
+    the two outputs are joined before counting."""
+    seq = ticks(tpl.stdout + clone.stdout)
+    return len(seq) > len(ticks(tpl.stdout)) and seq == list(range(1, len(seq) + 1))
+
+
 @pytest.fixture
 def template(vm_factory, device_guest, tmp_path):
     """A paused ticker snapshotted after its 5th tick: (directory, the VM, its API)."""
@@ -99,8 +107,7 @@ def test_restore_continues(template, vm_factory, tmp_path):
     assert ticks(vm.stdout) == [], "a restored VM must stay paused until vm.resume"
     ok(api.put("vm.resume"), "vm.resume")
     assert vm.wait_for("DONE passed=1 failed=0", timeout=60), vm.describe()
-    seen = ticks(vm.stdout)
-    assert seen and seen[0] == 6 and seen == list(range(6, 61)), vm.describe()
+    assert continues(tpl, vm) and ticks(vm.stdout)[-1] == 60, vm.describe()
     assert "PASS snapshot-ticker 60 ticks" in vm.stdout, vm.describe()
     assert vm.wait(30) == 0, vm.describe()
     assert checksums(d) == before, "restoring changed the snapshot"
@@ -118,7 +125,7 @@ def test_clones(template, vm_factory, tmp_path):
     ids = set()
     for vm, api in clones:
         assert vm.wait_for("PASS snapshot-ticker 60 ticks", timeout=120), vm.describe()
-        assert ticks(vm.stdout)[0] == 6, vm.describe()
+        assert continues(tpl, vm), vm.describe()
         # Each clone saw its generation ID change once, to a value of its own.
         changes = re.findall(r"genid changed (\d+) ([0-9a-f]{32})", vm.stdout)
         assert [c[0] for c in changes] == ["1"], vm.describe()
@@ -229,7 +236,7 @@ def test_prewarmed_pool_restore(template, vm_factory, tmp_path, prewarm, used):
     ok(api.put("vm.resume-from-snapshot", {"source_url": f"file://{d}"}),
        "vm.resume-from-snapshot")
     assert vm.wait_for("PASS snapshot-ticker 60 ticks", timeout=60), vm.describe()
-    assert ticks(vm.stdout)[0] == 6, vm.describe()
+    assert continues(tpl, vm), vm.describe()
     assert ("using the pre-warmed hypervisor" in vm.stderr) == used, vm.describe()
 
 
