@@ -80,8 +80,19 @@ static int vmm_start(struct cli_args *args, struct vmm *vmm, struct loop *loop,
 		     enum seccomp_mode seccomp, struct api_server **ret_api)
 {
 	char err[CONFIG_ERR_MAX] = "";
+	bool api_first = args->api_socket && args->cfg.landlock_enable;
 	int r;
 
+	/* Under --landlock the VMM may not create files outside the VM's own: the API socket is
+	 * made first (its thread confines itself once the VMM is). */
+	if (api_first) {
+		r = api_server_start(vmm, loop, args->api_socket, seccomp, ret_api, err,
+				     sizeof(err));
+		if (r < 0) {
+			log_error("%s", err);
+			return r;
+		}
+	}
 	if (args->cfg.payload.kernel) {
 		r = vmm_create_and_boot(vmm, &args->cfg, err, sizeof(err));
 		if (r < 0) {
@@ -107,7 +118,7 @@ static int vmm_start(struct cli_args *args, struct vmm *vmm, struct loop *loop,
 			return r;
 		}
 	}
-	if (args->api_socket) {
+	if (args->api_socket && !api_first) {
 		r = api_server_start(vmm, loop, args->api_socket, seccomp, ret_api, err,
 				     sizeof(err));
 		if (r < 0) {

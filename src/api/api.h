@@ -42,6 +42,10 @@ int vmm_prewarm(struct vmm *vmm, uint64_t ram);
  */
 int vmm_create_and_boot(struct vmm *vmm, struct vm_config *cfg, char *err, size_t errlen);
 
+/* Whether the VMM (loop) thread has confined itself with Landlock (--landlock, vm.create's
+ * landlock_enable, or a restored config's). Any thread may ask. */
+bool vmm_landlocked(struct vmm *vmm);
+
 /*
  * --restore: builds the VM from the snapshot at @source_url ("file:///dir") instead of
  * booting one, and leaves it Paused (Cloud Hypervisor v28): vm.resume runs it. Returns 0 or

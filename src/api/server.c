@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "core/loop.h"
+#include "security/landlock.h"
 #include "security/seccomp.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -63,6 +64,11 @@ struct api_server {
 	pthread_t thread;
 	bool started;
 	enum seccomp_mode seccomp;
+	/* Landlock: the API thread never opens a file, so once the VMM is under Landlock it
+	 * confines itself to none, before it handles anything more; the empty ruleset is made
+	 * before its seccomp filter. */
+	bool landlocked; /* the thread is confined (API thread only) */
+	int landlock_fd; /* the empty ruleset, or -1 */
 	struct api_conn conns[API_MAX_CONNECTIONS];
 };
 
@@ -223,9 +229,20 @@ static void api_take_fds(struct api_server *srv, struct MHD_Connection *c, struc
 	conn->nr_fds = 0;
 }
 
+/* Once the VMM has confined itself with Landlock, so does the API thread. */
+static void api_landlock(struct api_server *srv)
+{
+	if (srv->landlocked || !vmm_landlocked(srv->vmm))
+		return;
+	int r = srv->landlock_fd < 0 ? srv->landlock_fd : landlock_restrict(srv->landlock_fd);
+	if (r < 0)
+		log_warn("landlock: cannot confine the API thread: %s", strerror(-r));
+	srv->landlocked = r == 0;
+}
+
 /* The answer to @cmd given api_cmd_exec()'s @r. */
-static enum MHD_Result api_answer(struct MHD_Connection *c, struct api_req *req,
-				  struct api_cmd *cmd, int r)
+static enum MHD_Result api_answer(struct api_server *srv, struct MHD_Connection *c,
+				  struct api_req *req, struct api_cmd *cmd, int r)
 {
 	const char *name = cmd->route->name;
 	if (r == -EAGAIN)
@@ -236,6 +253,7 @@ static enum MHD_Result api_answer(struct MHD_Connection *c, struct api_req *req,
 	if (r < 0)
 		return api_fail(c, 503, "%s: the VMM is shutting down", name);
 	req->stop_vmm = cmd->stop_vmm;
+	api_landlock(srv); /* before a client can see the answer to vm.create */
 	enum MHD_Result ret = api_queue(c, cmd->status, cmd->resp);
 	cmd->resp = NULL; /* libmicrohttpd owns it now */
 	return ret;
@@ -252,7 +270,7 @@ static enum MHD_Result api_dispatch_async(struct api_server *srv, struct MHD_Con
 {
 	cmd->wakefd = srv->wakefd;
 	if (api_cmd_post(srv, cmd) < 0) {
-		enum MHD_Result ret = api_answer(c, req, cmd, -EAGAIN);
+		enum MHD_Result ret = api_answer(srv, c, req, cmd, -EAGAIN);
 		api_cmd_put(cmd);
 		return ret;
 	}
@@ -289,7 +307,7 @@ static enum MHD_Result api_answer_async(struct api_server *srv, struct MHD_Conne
 	bool done = cmd->done;
 	pthread_mutex_unlock(&cmd->lock);
 	int r = done ? 0 : atomic_load(&srv->stopping) ? -ECANCELED : -ETIMEDOUT;
-	enum MHD_Result ret = api_answer(c, req, cmd, r);
+	enum MHD_Result ret = api_answer(srv, c, req, cmd, r);
 	api_req_drop_cmd(req);
 	return ret;
 }
@@ -357,7 +375,7 @@ static enum MHD_Result api_dispatch(struct api_server *srv, struct MHD_Connectio
 	if (route->async)
 		return api_dispatch_async(srv, c, req, cmd);
 	int r = api_cmd_exec(srv, cmd);
-	enum MHD_Result ret = api_answer(c, req, cmd, r);
+	enum MHD_Result ret = api_answer(srv, c, req, cmd, r);
 	api_cmd_put(cmd);
 	return ret;
 }
@@ -553,6 +571,8 @@ static void *api_thread(void *opaque)
 	pthread_setname_np(pthread_self(), "api");
 	/* (libmicrohttpd's Date header needs the time zone glibc loads with an open(): main()
 	 * loaded it before any thread started.) */
+	srv->landlock_fd = landlock_ruleset_none();
+	api_landlock(srv);
 	int r = seccomp_apply(SECCOMP_THREAD_API, srv->seccomp, "api");
 	if (r < 0) {
 		log_error("cannot install the seccomp filter of the API thread: %s", strerror(-r));
@@ -563,6 +583,7 @@ static void *api_thread(void *opaque)
 
 	while (!atomic_load(&srv->stopping)) {
 		int n = epoll_wait(srv->epfd, evs, ARRAY_SIZE(evs), api_timeout_ms(srv));
+		api_landlock(srv);
 		for (int i = 0; i < n; i++) {
 			int fd = evs[i].data.fd;
 			if (fd == API_LISTEN_TAG) {
@@ -698,7 +719,7 @@ int api_server_start(struct vmm *vmm, struct loop *loop, const char *spec,
 	srv->vmm = vmm;
 	srv->loop = loop;
 	srv->seccomp = seccomp;
-	srv->listen_fd = srv->epfd = srv->wakefd = -1;
+	srv->listen_fd = srv->epfd = srv->wakefd = srv->landlock_fd = -1;
 	for (unsigned i = 0; i < API_MAX_CONNECTIONS; i++)
 		srv->conns[i].sock = -1;
 	r = api_listen(srv, spec, err, errlen);
@@ -758,6 +779,8 @@ struct api_server *api_server_stop(struct api_server *srv)
 		close(srv->epfd);
 	if (srv->wakefd >= 0)
 		close(srv->wakefd);
+	if (srv->landlock_fd >= 0)
+		close(srv->landlock_fd);
 	free(srv);
 	return NULL;
 }

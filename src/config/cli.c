@@ -32,6 +32,8 @@ enum cli_opt_id {
 	OPT_LOG_FILE,
 	OPT_SECCOMP,
 	OPT_SYS_CTRL,
+	OPT_LANDLOCK,
+	OPT_LANDLOCK_RULES,
 	OPT_RESTORE,
 	OPT_PREWARM,
 	OPT_VERBOSE,
@@ -103,6 +105,12 @@ static const struct cli_opt cli_opts[] = {
 	{ OPT_SYS_CTRL, "sys-ctrl", 0, false,
 	  "Enable the guest's start signal (CubeSandbox): a write to I/O port 0x680 marks the "
 	  "guest started, for vm.waitstart [default: off]" },
+	{ OPT_LANDLOCK, "landlock", 0, false,
+	  "Enable Landlock: the VMM may then only open the files its config names "
+	  "(docs/landlock.md) [default: off]" },
+	{ OPT_LANDLOCK_RULES, "landlock-rules", 0, true,
+	  "Landlock parameters \"path=<path/to/{file/dir}>,access=[rw]\" (repeatable; needs "
+	  "--landlock)" },
 	{ OPT_PREWARM, "prewarm", 0, true,
 	  "While waiting for its VM through the API, prepare the hypervisor for a guest of up to "
 	  "SIZE of RAM below 3G (cubicle's own; a pooled VMM then restores or boots without the "
@@ -225,6 +233,11 @@ static int apply(struct cli_args *a, const struct cli_opt *o, const char *option
 	case OPT_SYS_CTRL:
 		cfg->sys_ctrl = true;
 		return 0;
+	case OPT_LANDLOCK:
+		cfg->landlock_enable = true;
+		return 0;
+	case OPT_LANDLOCK_RULES:
+		return config_parse_landlock_rule(cfg, value, err, errlen);
 	case OPT_PREWARM: {
 		int r = parse_size(value, &a->prewarm);
 		if (r < 0 || a->prewarm == 0 || a->prewarm % 4096 || a->prewarm > 3 * GiB)
@@ -270,9 +283,10 @@ static int parse_short(struct cli_args *a, const char *arg, char *err, size_t er
 static int restore_conflicts(const unsigned *seen, char *err, size_t errlen)
 {
 	static const enum cli_opt_id vm_opts[] = {
-		OPT_KERNEL, OPT_INITRAMFS, OPT_CMDLINE, OPT_CPUS,     OPT_MEMORY,
-		OPT_SERIAL, OPT_CONSOLE,   OPT_RNG,	OPT_DISK,     OPT_NET,
-		OPT_VSOCK,  OPT_BALLOON,   OPT_PMEM,	OPT_SYS_CTRL,
+		OPT_KERNEL, OPT_INITRAMFS, OPT_CMDLINE,	 OPT_CPUS,
+		OPT_MEMORY, OPT_SERIAL,	   OPT_CONSOLE,	 OPT_RNG,
+		OPT_DISK,   OPT_NET,	   OPT_VSOCK,	 OPT_BALLOON,
+		OPT_PMEM,   OPT_SYS_CTRL,  OPT_LANDLOCK, OPT_LANDLOCK_RULES,
 	};
 
 	if (!seen[OPT_RESTORE])
@@ -288,6 +302,21 @@ static int restore_conflicts(const unsigned *seen, char *err, size_t errlen)
 				 "from the snapshot)",
 				 o->name);
 	}
+	return 0;
+}
+
+/* As Cloud Hypervisor v41: Landlock is part of the VM's config, so it comes with --kernel (a VM
+ * created through the API asks for it in vm.create's body); rules alone would do nothing. */
+static int landlock_conflicts(const unsigned *seen, char *err, size_t errlen)
+{
+	if (seen[OPT_LANDLOCK_RULES] && !seen[OPT_LANDLOCK])
+		return error_set(err, errlen, -EINVAL,
+				 "--landlock-rules: needs --landlock (the rules are what Landlock "
+				 "allows beyond the VM's own files)");
+	if (seen[OPT_LANDLOCK] && !seen[OPT_KERNEL])
+		return error_set(err, errlen, -EINVAL,
+				 "--landlock: needs --kernel (a VM created through the API turns "
+				 "Landlock on with vm.create's landlock_enable)");
 	return 0;
 }
 
@@ -337,8 +366,10 @@ static int parse_args(int argc, char *const argv[], struct cli_args *a, char *er
 				return error_set(err, errlen, -EINVAL, "%s: missing value", option);
 			value = argv[++i];
 		}
-		/* --disk, --net and --pmem are repeatable (one device each); the rest once. */
-		bool repeatable = o->id == OPT_DISK || o->id == OPT_NET || o->id == OPT_PMEM;
+		/* --disk, --net, --pmem and --landlock-rules are repeatable (one device or rule
+		 * each); the rest once. */
+		bool repeatable = o->id == OPT_DISK || o->id == OPT_NET || o->id == OPT_PMEM ||
+				  o->id == OPT_LANDLOCK_RULES;
 		if (o->takes_value && !repeatable && seen[o->id]++)
 			return error_set(err, errlen, -EINVAL, "%s: given more than once", option);
 		if (value && !value[0] && o->id != OPT_CMDLINE)
@@ -348,8 +379,8 @@ static int parse_args(int argc, char *const argv[], struct cli_args *a, char *er
 		if (r < 0)
 			return r;
 		/* As clap's multiple values: "--disk path=a path=b" is two disks. */
-		while (o->id == OPT_DISK && i + 1 < argc && argv[i + 1][0] != '-' &&
-		       argv[i + 1][0]) {
+		while ((o->id == OPT_DISK || o->id == OPT_LANDLOCK_RULES) && i + 1 < argc &&
+		       argv[i + 1][0] != '-' && argv[i + 1][0]) {
 			r = apply(a, o, option, argv[++i], err, errlen);
 			if (r < 0)
 				return r;
@@ -360,7 +391,8 @@ static int parse_args(int argc, char *const argv[], struct cli_args *a, char *er
 		return error_set(err, errlen, -EINVAL,
 				 "--prewarm: only for a VMM that waits for its VM through the API "
 				 "(--api-socket, without --kernel or --restore)");
-	return restore_conflicts(seen, err, errlen);
+	int r = restore_conflicts(seen, err, errlen);
+	return r < 0 ? r : landlock_conflicts(seen, err, errlen);
 }
 
 int cli_parse(int argc, char *const argv[], struct cli_args *ret, char *err, size_t errlen)

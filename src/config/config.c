@@ -156,6 +156,10 @@ void vm_config_free(struct vm_config *cfg)
 	cfg->vsock = NULL;
 	free(cfg->balloon);
 	cfg->balloon = NULL;
+	for (unsigned i = 0; i < cfg->num_landlock_rules; i++)
+		landlock_rule_free(&cfg->landlock_rules[i]);
+	cfg->num_landlock_rules = 0;
+	cfg->landlock_enable = false;
 	free(cfg->payload.kernel);
 	free(cfg->payload.initramfs);
 	free(cfg->payload.cmdline);
@@ -321,6 +325,8 @@ int vm_config_validate(const struct vm_config *cfg, char *err, size_t errlen)
 		r = config_validate_balloon(cfg, err, errlen);
 	if (r == 0)
 		r = config_validate_pmems(cfg, err, errlen);
+	for (unsigned i = 0; r == 0 && i < cfg->num_landlock_rules; i++)
+		r = landlock_rule_validate(&cfg->landlock_rules[i], err, errlen);
 	/* Ids the user gave, across every kind of device (the defaults come later and are
 	 * unique by construction). */
 	if (r == 0)

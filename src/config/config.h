@@ -167,6 +167,15 @@ struct balloon_config {
 	bool free_page_reporting;
 };
 
+/* LandlockConfig (Cloud Hypervisor v41's --landlock-rules, VmConfig.landlock_rules): one more
+ * path the VMM may use under --landlock. access is "r", "w" or "rw" (security/landlock.h says
+ * what each grants). */
+#define CONFIG_MAX_LANDLOCK_RULES 32
+struct landlock_rule_config {
+	char *path;
+	char *access;
+};
+
 /* --seccomp true|false|log (Cloud Hypervisor v28): not part of VmConfig's JSON. */
 enum seccomp_mode {
 	SECCOMP_ON, /* default: a forbidden system call ends the process (security/seccomp.h) */
@@ -191,6 +200,11 @@ struct vm_config {
 	struct vsock_config *vsock;	/* NULL = none (at most one, as in Cloud Hypervisor) */
 	struct balloon_config *balloon; /* NULL = none */
 	bool sys_ctrl; /* --sys-ctrl (CubeSandbox): the guest's start signal on I/O port 0x680 */
+	/* --landlock, --landlock-rules (Cloud Hypervisor v41's landlock_enable, landlock_rules):
+	 * the VMM confines its file access to what this config names (docs/landlock.md). */
+	bool landlock_enable;
+	struct landlock_rule_config landlock_rules[CONFIG_MAX_LANDLOCK_RULES];
+	unsigned num_landlock_rules;
 };
 
 /* Per-device defaults and destructors (the destructors free the strings, close a net's fds,
@@ -272,6 +286,14 @@ int config_parse_pmem(struct vm_config *cfg, const char *arg, char *err, size_t 
  * pmem sizes multiples of PMEM_ALIGN, ids unique. -EINVAL with @err naming the option. */
 int config_validate_balloon(const struct vm_config *cfg, char *err, size_t errlen);
 int config_validate_pmems(const struct vm_config *cfg, char *err, size_t errlen);
+/* "path=P,access=[rw]" (--landlock-rules, repeatable: each call adds one rule;
+ * config/landlock.c). Both keys are required; -EINVAL naming the key, or for a 33rd rule. */
+int config_parse_landlock_rule(struct vm_config *cfg, const char *arg, char *err, size_t errlen);
+/* One rule's checks: a non-empty path, access one or two of 'r' and 'w'. Whether the path
+ * exists is checked when Landlock is applied. -EINVAL naming --landlock-rules. */
+int landlock_rule_validate(const struct landlock_rule_config *rule, char *err, size_t errlen);
+void landlock_rule_free(struct landlock_rule_config *rule);
+
 /* "true|false|log" (--seccomp). */
 int config_parse_seccomp(struct vm_config *cfg, const char *arg, char *err, size_t errlen);
 /* "cid=N,socket=PATH[,iommu=on|off][,id=ID][,pci_segment=0]" (--vsock): allocates cfg->vsock;

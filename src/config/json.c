@@ -485,6 +485,33 @@ static int read_vsock_balloon(const struct json_reader *top, struct vm_config *c
 	return rc;
 }
 
+/* Cloud Hypervisor v41's landlock_enable and landlock_rules ([{path, access}]); the rules'
+ * values are checked by vm_config_validate. */
+static int read_landlock(const struct json_reader *top, struct vm_config *cfg)
+{
+	struct json_reader r;
+	const json_t *a, *e;
+	size_t i;
+	int rc;
+
+	rc = json_read_bool(top, "landlock_enable", JSON_DEFAULT, &cfg->landlock_enable);
+	if (rc == 0)
+		rc = json_read_array(top, "landlock_rules", JSON_OPTIONAL,
+				     CONFIG_MAX_LANDLOCK_RULES, &a);
+	json_array_foreach(a, i, e)
+	{
+		if (rc < 0)
+			break;
+		struct landlock_rule_config *rule = &cfg->landlock_rules[cfg->num_landlock_rules++];
+		rc = json_reader_elem(top, "landlock_rules", e, i, &r);
+		if (rc == 0)
+			rc = json_read_str(&r, "path", JSON_REQUIRED, &rule->path);
+		if (rc == 0)
+			rc = json_read_str(&r, "access", JSON_REQUIRED, &rule->access);
+	}
+	return rc;
+}
+
 /* PlatformConfig: accepted when it asks for nothing beyond the defaults. */
 static int read_platform(const struct json_reader *top)
 {
@@ -545,6 +572,7 @@ static const struct cli_json_map cli_sections[] = {
 	{ "--pmem", "pmem" },
 	{ "--vsock", "vsock" },
 	{ "--balloon", "balloon" },
+	{ "--landlock-rules", "landlock_rules" },
 };
 
 static const struct cli_json_map cli_keys[] = {
@@ -626,6 +654,8 @@ static int read_vm_config(const struct json_reader *top, struct vm_config *cfg)
 		rc = read_vsock_balloon(top, cfg);
 	if (rc == 0)
 		rc = json_read_bool(top, "sys_ctrl", JSON_DEFAULT, &cfg->sys_ctrl);
+	if (rc == 0)
+		rc = read_landlock(top, cfg);
 	if (rc == 0)
 		rc = refuse_unsupported(top);
 	return rc;

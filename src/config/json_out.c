@@ -7,6 +7,7 @@
  */
 #include "config/json.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -221,6 +222,23 @@ static json_t *balloon_to_json(const struct balloon_config *b)
 			 b->deflate_on_oom, "free_page_reporting", b->free_page_reporting);
 }
 
+static int landlock_to_json(json_t *obj, const struct vm_config *cfg)
+{
+	json_t *rules = json_array();
+
+	for (unsigned i = 0; rules && i < cfg->num_landlock_rules; i++) {
+		const struct landlock_rule_config *rule = &cfg->landlock_rules[i];
+		if (json_array_append_new(rules, json_pack("{s:s, s:s}", "path", rule->path,
+							   "access", rule->access)) < 0) {
+			json_decref(rules);
+			rules = NULL;
+		}
+	}
+	if (!rules || json_object_set_new(obj, "landlock_rules", rules) < 0)
+		return -ENOMEM;
+	return json_object_set_new(obj, "landlock_enable", json_true()) < 0 ? -ENOMEM : 0;
+}
+
 json_t *vm_config_to_json(const struct vm_config *cfg)
 {
 	json_t *rng = json_pack("{s:s, s:b}", "src", config_rng_src(cfg), "iommu", cfg->rng.iommu);
@@ -243,6 +261,12 @@ json_t *vm_config_to_json(const struct vm_config *cfg)
 	/* CubeSandbox's extension: only when on, so that a plain config reads as Cloud
 	 * Hypervisor's. */
 	if (obj && cfg->sys_ctrl && json_object_set_new(obj, "sys_ctrl", json_true()) < 0) {
+		json_decref(obj);
+		obj = NULL;
+	}
+	/* Cloud Hypervisor v41's fields, likewise only when Landlock is on (a snapshot's
+	 * config.json keeps them: the restored VM is confined again). */
+	if (obj && cfg->landlock_enable && landlock_to_json(obj, cfg) < 0) {
 		json_decref(obj);
 		obj = NULL;
 	}

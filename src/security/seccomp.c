@@ -198,6 +198,16 @@ static const int
 			SCMP_SYS(shutdown),   SCMP_SYS(setsockopt),
 		};
 
+/* Landlock (security/landlock.h): a VM created or restored through the API with
+ * landlock_enable confines the control thread then, after its filter is in; the loop and API
+ * threads follow with an empty ruleset each made before its own filter. */
+static const int landlock_build_calls[] = {
+	SCMP_SYS(landlock_create_ruleset),
+	SCMP_SYS(landlock_add_rule),
+	SCMP_SYS(landlock_restrict_self),
+};
+static const int landlock_follow_calls[] = { SCMP_SYS(landlock_restrict_self) };
+
 /* Device I/O workers: positioned I/O on their image files and its syncs. */
 static const int worker_calls[] = {
 	SCMP_SYS(read),	   SCMP_SYS(pread64), SCMP_SYS(pwrite64),  SCMP_SYS(preadv),
@@ -323,6 +333,7 @@ static void build(struct filter_builder *b, enum seccomp_thread kind)
 		break;
 	case SECCOMP_THREAD_VMM:
 		allow_list(b, vmm_calls, ARRAY_SIZE(vmm_calls));
+		allow_list(b, landlock_follow_calls, ARRAY_SIZE(landlock_follow_calls));
 		/* Devices raise interrupts and follow the driver's offloads from here too. */
 		hv_n = hv_seccomp_ioctls(true, &hv_reqs);
 		allow_ioctls(b, hv_reqs, hv_n);
@@ -332,6 +343,7 @@ static void build(struct filter_builder *b, enum seccomp_thread kind)
 		break;
 	case SECCOMP_THREAD_CTL:
 		allow_list(b, ctl_calls, ARRAY_SIZE(ctl_calls));
+		allow_list(b, landlock_build_calls, ARRAY_SIZE(landlock_build_calls));
 		/* A reboot starts vCPU threads again from here: they inherit this filter, so it
 		 * holds what they need too. */
 		allow_list(b, vcpu_calls, ARRAY_SIZE(vcpu_calls));
@@ -346,6 +358,7 @@ static void build(struct filter_builder *b, enum seccomp_thread kind)
 		break;
 	case SECCOMP_THREAD_API:
 		allow_list(b, api_calls, ARRAY_SIZE(api_calls));
+		allow_list(b, landlock_follow_calls, ARRAY_SIZE(landlock_follow_calls));
 		/* The API thread opens no file, but glibc may on its behalf: it reads
 		 * /proc/sys/vm/overcommit_memory the first time it trims a thread's heap (after a
 		 * large request body is freed). Refused with EACCES, glibc just does not trim. */

@@ -534,6 +534,45 @@ static void test_help_text(void **state)
 	free(buf);
 }
 
+static void test_landlock(void **state)
+{
+	struct cli_args a;
+	(void)state;
+
+	PARSE_OK(&a, "--kernel", "k", "--landlock", "--landlock-rules", "path=/a,access=r",
+		 "path=/b,access=rw", "--landlock-rules=path=/c,access=w");
+	assert_true(a.cfg.landlock_enable);
+	assert_int_equal(a.cfg.num_landlock_rules, 3);
+	assert_string_equal(a.cfg.landlock_rules[0].path, "/a");
+	assert_string_equal(a.cfg.landlock_rules[0].access, "r");
+	assert_string_equal(a.cfg.landlock_rules[1].path, "/b");
+	assert_string_equal(a.cfg.landlock_rules[1].access, "rw");
+	assert_string_equal(a.cfg.landlock_rules[2].access, "w");
+	cli_args_free(&a);
+	PARSE_OK(&a, "--kernel", "k");
+	assert_false(a.cfg.landlock_enable);
+	cli_args_free(&a);
+
+	PARSE_ERR("--landlock-rules: invalid access 'x' for '/a' (expected r, w or rw)", "--kernel",
+		  "k", "--landlock", "--landlock-rules", "path=/a,access=x");
+	PARSE_ERR("--landlock-rules: invalid access 'rwr' for '/a' (expected r, w or rw)",
+		  "--kernel", "k", "--landlock", "--landlock-rules", "path=/a,access=rwr");
+	PARSE_ERR("--landlock-rules: path= is required", "--kernel", "k", "--landlock",
+		  "--landlock-rules", "access=r");
+	PARSE_ERR("--landlock-rules: access= is required (r, w or rw)", "--kernel", "k",
+		  "--landlock", "--landlock-rules", "path=/a");
+	PARSE_ERR("--landlock-rules: needs --landlock (the rules are what Landlock allows beyond "
+		  "the VM's own files)",
+		  "--kernel", "k", "--landlock-rules", "path=/a,access=r");
+	PARSE_ERR("--landlock: needs --kernel (a VM created through the API turns Landlock on "
+		  "with vm.create's landlock_enable)",
+		  "--api-socket", "/s", "--landlock");
+	PARSE_ERR("--landlock: takes no value", "--kernel", "k", "--landlock=on");
+	PARSE_ERR("--restore: cannot be combined with --landlock-rules (the VM's config comes "
+		  "from the snapshot)",
+		  "--restore", "source_url=file:///s", "--landlock-rules", "path=/a,access=r");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -555,6 +594,7 @@ int main(void)
 		cmocka_unit_test(test_pmem),
 		cmocka_unit_test(test_seccomp),
 		cmocka_unit_test(test_sys_ctrl),
+		cmocka_unit_test(test_landlock),
 		cmocka_unit_test(test_error_after_allocations),
 		cmocka_unit_test(test_help_text),
 	};
