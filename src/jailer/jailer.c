@@ -10,6 +10,11 @@
  * The jailer stays as cubicle's parent: it forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT, and when
  * cubicle ends it removes the cgroup and the jail directory it created and exits with cubicle's
  * status (128 + signal if cubicle died of one). The mounts die with the mount namespace.
+ *
+ * --daemonize (Firecracker's): the supervising jailer is a child in a session of its own with
+ * its standard streams on /dev/null; the command returns once cubicle is exec'd, and every
+ * error up to that point still reaches the caller's terminal (through a pipe that the exec
+ * closes), with exit status 1.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,6 +57,7 @@ struct jail_file {
 struct jail_args {
 	const char *id;
 	const char *exec_file;
+	bool daemonize;
 	uid_t uid;
 	gid_t gid;
 	bool have_uid, have_gid;
@@ -75,6 +81,7 @@ struct jail {
 	char root[PATH_MAX]; /* <dir>/root */
 	char cgroups[8][PATH_MAX];
 	unsigned num_cgroups;
+	int report_fd; /* --daemonize: errors go here (to the caller), not to stderr; or -1 */
 };
 
 static void usage(FILE *f)
@@ -97,6 +104,8 @@ static void usage(FILE *f)
 		"  --cgroup-version 1|2    [default: what /sys/fs/cgroup is]\n"
 		"  --parent-cgroup NAME    [default: %s]\n"
 		"  --resource-limit fsize=N|no-file=N   rlimits for cubicle\n"
+		"  --daemonize             detach (new session, stdio on /dev/null) once cubicle "
+		"is exec'd\n"
 		"  --version, --help\n",
 		JAIL_ID_MAX, JAIL_DEFAULT_BASE, JAIL_DEFAULT_PARENT);
 }
@@ -208,6 +217,10 @@ static int parse_args(int argc, char *const argv[], struct jail_args *a, char *e
 		}
 		if (strcmp(o, "--new-pid-ns") == 0) {
 			a->new_pid_ns = true;
+			continue;
+		}
+		if (strcmp(o, "--daemonize") == 0) {
+			a->daemonize = true;
 			continue;
 		}
 		r = need_value(argc, argv, i, err);
@@ -439,17 +452,29 @@ static int make_dev(const struct jail_args *a, const char *root, const char *nam
 	return 0;
 }
 
-/* In the child: everything from the new mount namespace to exec. Reports failures on stderr
- * (the parent's, still open) and returns the exit status. */
+/* One error line: to the caller's terminal through the report pipe (--daemonize), or stderr. */
+__attribute__((format(printf, 2, 3))) static void jail_error(const struct jail *j, const char *fmt,
+							     ...)
+{
+	char line[JAIL_ERR_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	dprintf(j->report_fd >= 0 ? j->report_fd : STDERR_FILENO, "cubicle-jailer: %s\n", line);
+}
+
+/* In the child: everything from the new mount namespace to exec. Reports failures with
+ * jail_error() and returns the exit status. */
 static int child(const struct jail_args *a, const struct jail *j, int netns_fd, pid_t parent_pid)
 {
 	char path[PATH_MAX];
 	int r;
 
-#define FAIL(what)                                                                  \
-	do {                                                                        \
-		fprintf(stderr, "cubicle-jailer: %s: %s\n", what, strerror(errno)); \
-		return 1;                                                           \
+#define FAIL(what)                                              \
+	do {                                                    \
+		jail_error(j, "%s: %s", what, strerror(errno)); \
+		return 1;                                       \
 	} while (0)
 
 	if (netns_fd >= 0 && setns(netns_fd, CLONE_NEWNET) < 0)
@@ -476,8 +501,8 @@ static int child(const struct jail_args *a, const struct jail *j, int netns_fd, 
 		r = bind_file(a->files[i].src, path, a->files[i].readonly);
 		if (r < 0) {
 			errno = -r;
-			fprintf(stderr, "cubicle-jailer: cannot place '%s' in the jail: %s\n",
-				a->files[i].src, strerror(errno));
+			jail_error(j, "cannot place '%s' in the jail: %s", a->files[i].src,
+				   strerror(errno));
 			return 1;
 		}
 	}
@@ -603,10 +628,135 @@ static void close_inherited_fds(void)
 		close(fd);
 }
 
+/* Starts cubicle in the jail and waits for it: signals passed on, the jail cleaned up after.
+ * Returns the jailer's exit status. */
+static int supervise(const struct jail_args *a, struct jail *j, int netns_fd)
+{
+	/* Signals that end cubicle are passed on; the jailer itself waits for it. */
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	pid_t parent = getpid();
+	/* A raw clone, fork-like (no new stack), so that only cubicle goes into the new PID
+	 * namespace: unshare(CLONE_NEWPID) here would put every later child of the jailer (the
+	 * clean-up's rm) into a namespace whose init is gone, where fork fails. */
+	pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD | (a->new_pid_ns ? CLONE_NEWPID : 0), NULL,
+				   NULL, NULL, 0);
+	if (pid < 0) {
+		jail_error(j, "cannot start cubicle%s: %s",
+			   a->new_pid_ns ? " in a new PID namespace" : "", strerror(errno));
+		cleanup(j);
+		return 1;
+	}
+	if (pid == 0) {
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		/* Join the cgroups before anything else runs, so every allocation counts. */
+		if (cgroup_join(j, getpid()) < 0) {
+			jail_error(j, "cannot join the cgroup");
+			_exit(1);
+		}
+		_exit(child(a, j, netns_fd, parent));
+	}
+	if (netns_fd >= 0)
+		close(netns_fd);
+	/* From here on only cubicle's exec (or its failure) closes the report pipe. */
+	if (j->report_fd >= 0) {
+		close(j->report_fd);
+		j->report_fd = -1;
+	}
+	child_pid = pid;
+	struct sigaction sa = { .sa_handler = forward_signal };
+	sigemptyset(&sa.sa_mask);
+	for (int s = 0; s < 4; s++)
+		sigaction((int[]){ SIGTERM, SIGINT, SIGHUP, SIGQUIT }[s], &sa, NULL);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+
+	int status;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	cleanup(j);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+/* Stdio on /dev/null, for a supervisor that outlives the caller's terminal. */
+static int stdio_to_null(void)
+{
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	for (int i = 0; i <= STDERR_FILENO; i++) {
+		if (dup2(fd, i) < 0) {
+			close(fd);
+			return -errno;
+		}
+	}
+	close(fd);
+	return 0;
+}
+
+/*
+ * --daemonize: the supervisor becomes a child in its own session; this process relays what
+ * goes wrong until cubicle is exec'd (the report pipe is close-on-exec) and returns 0 once it
+ * is. If something failed, it waits for the supervisor's clean-up and returns 1.
+ */
+static int daemonize(const struct jail_args *a, struct jail *j, int netns_fd)
+{
+	int report[2];
+	if (pipe2(report, O_CLOEXEC) < 0) {
+		jail_error(j, "--daemonize: %s", strerror(errno));
+		cleanup(j);
+		return 1;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		jail_error(j, "--daemonize: cannot fork: %s", strerror(errno));
+		cleanup(j);
+		return 1;
+	}
+	if (pid == 0) {
+		close(report[0]);
+		j->report_fd = report[1];
+		int r = setsid() < 0 ? -errno : chdir("/") < 0 ? -errno : stdio_to_null();
+		if (r < 0) {
+			jail_error(j, "--daemonize: cannot detach: %s", strerror(-r));
+			cleanup(j);
+			_exit(1);
+		}
+		_exit(supervise(a, j, netns_fd));
+	}
+	close(report[1]);
+	if (netns_fd >= 0)
+		close(netns_fd);
+	char buf[JAIL_ERR_MAX];
+	bool failed = false;
+	for (;;) {
+		ssize_t n = read(report[0], buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		failed = true;
+		(void)!write(STDERR_FILENO, buf, (size_t)n);
+	}
+	close(report[0]);
+	if (!failed)
+		return 0;
+	int status;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return 1;
+}
+
 int main(int argc, char *argv[])
 {
 	struct jail_args a;
-	struct jail j = { 0 };
+	struct jail j = { .report_fd = -1 };
 	char err[JAIL_ERR_MAX] = "";
 	int netns_fd = -1;
 
@@ -656,49 +806,5 @@ int main(int argc, char *argv[])
 		}
 	}
 
-	/* Signals that end cubicle are passed on; the jailer itself waits for it. */
-	sigset_t block, old;
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGHUP);
-	sigaddset(&block, SIGQUIT);
-	sigprocmask(SIG_BLOCK, &block, &old);
-	pid_t parent = getpid();
-	/* A raw clone, fork-like (no new stack), so that only cubicle goes into the new PID
-	 * namespace: unshare(CLONE_NEWPID) here would put every later child of the jailer (the
-	 * clean-up's rm) into a namespace whose init is gone, where fork fails. */
-	pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD | (a.new_pid_ns ? CLONE_NEWPID : 0), NULL,
-				   NULL, NULL, 0);
-	if (pid < 0) {
-		fprintf(stderr, "cubicle-jailer: cannot start cubicle%s: %s\n",
-			a.new_pid_ns ? " in a new PID namespace" : "", strerror(errno));
-		cleanup(&j);
-		return 1;
-	}
-	if (pid == 0) {
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		/* Join the cgroups before anything else runs, so every allocation counts. */
-		if (cgroup_join(&j, getpid()) < 0) {
-			fprintf(stderr, "cubicle-jailer: cannot join the cgroup\n");
-			_exit(1);
-		}
-		_exit(child(&a, &j, netns_fd, parent));
-	}
-	if (netns_fd >= 0)
-		close(netns_fd);
-	child_pid = pid;
-	struct sigaction sa = { .sa_handler = forward_signal };
-	sigemptyset(&sa.sa_mask);
-	for (int s = 0; s < 4; s++)
-		sigaction((int[]){ SIGTERM, SIGINT, SIGHUP, SIGQUIT }[s], &sa, NULL);
-	sigprocmask(SIG_SETMASK, &old, NULL);
-
-	int status;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	cleanup(&j);
-	if (WIFSIGNALED(status))
-		return 128 + WTERMSIG(status);
-	return WEXITSTATUS(status);
+	return a.daemonize ? daemonize(&a, &j, netns_fd) : supervise(&a, &j, netns_fd);
 }

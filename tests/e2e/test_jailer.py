@@ -211,3 +211,59 @@ def test_cubicle_dies_with_the_jailer(jailer, cubicle_bin, testguest, base):
                 "Z" not in Path(f"/proc/{vmm}/stat").read_text().split()[2]:
             assert time.monotonic() < deadline, "cubicle outlived its jailer"
             time.sleep(0.05)
+
+
+def test_daemonize_returns_at_once_and_cleans_up(jailer, cubicle_bin, testguest, base):
+    """--daemonize: the command returns (status 0, nothing printed) once cubicle is exec'd; the
+    supervising jailer lives on in a session of its own with its stdio on /dev/null, and when
+    cubicle ends it still removes the jail and the cgroup."""
+    from api_client import Api
+    vm_id = f"vm-daemon-{os.getpid()}"
+    jail = base / "cubicle" / vm_id
+    t0 = time.monotonic()
+    r = subprocess.run(jail_cmd(jailer, cubicle_bin, base, vm_id, testguest("idle"),
+                                "--daemonize", "--cgroup", "pids.max=64",
+                                cubicle_args=("--api-socket", "/api.sock")),
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == "", r
+    assert time.monotonic() - t0 < 5
+    api = Api(jail / "root" / "api.sock")
+    api.wait_ready()
+    vmm = api.get("vmm.ping").json["pid"]
+    supervisor = int(Path(f"/proc/{vmm}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    try:
+        assert Path(f"/proc/{vmm}/exe").resolve().name == "cubicle"
+        assert Path(f"/proc/{supervisor}/exe").resolve().name == "cubicle-jailer"
+        # Detached: a session of its own (it leads it), nothing of the caller's terminal.
+        assert os.getsid(supervisor) == supervisor != os.getsid(0)
+        for fd in (0, 1, 2):
+            assert os.readlink(f"/proc/{supervisor}/fd/{fd}") == "/dev/null"
+        assert api.get("vm.info").json["state"] == "Running"
+        cg = Path(f"/proc/{vmm}/cgroup").read_text()
+        assert f"/cubicle/{vm_id}" in cg, cg
+        assert api.put("vmm.shutdown").status == 200
+        deadline = time.monotonic() + 15
+        while jail.exists() or os.path.exists(f"/proc/{supervisor}"):
+            assert time.monotonic() < deadline, "the jail was not cleaned up"
+            time.sleep(0.05)
+    finally:
+        for pid in (vmm, supervisor):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert not (Path("/sys/fs/cgroup/cubicle") / vm_id).exists()
+    assert not (Path("/sys/fs/cgroup/pids/cubicle") / vm_id).exists()
+
+
+def test_daemonize_still_reports_a_failure(jailer, cubicle_bin, testguest, base, tmp_path):
+    """A step that fails after the jail is made (joining a 'network namespace' that is a plain
+    file) is still reported on the caller's stderr, with status 1, and the jail is gone."""
+    not_ns = tmp_path / "not-a-netns"
+    not_ns.write_text("")
+    r = subprocess.run(jail_cmd(jailer, cubicle_bin, base, "vm-dfail", testguest("idle"),
+                                "--daemonize", "--netns", str(not_ns)),
+                       capture_output=True, text=True, timeout=15)
+    assert r.returncode == 1, r
+    assert r.stderr == "cubicle-jailer: cannot join the network namespace: Invalid argument\n", r
+    assert not (base / "cubicle" / "vm-dfail").exists()
