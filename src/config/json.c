@@ -490,7 +490,7 @@ static int read_vsock_balloon(const struct json_reader *top, struct vm_config *c
 static int read_landlock(const struct json_reader *top, struct vm_config *cfg)
 {
 	struct json_reader r;
-	const json_t *a, *e;
+	const json_t *a = NULL, *e;
 	size_t i;
 	int rc;
 

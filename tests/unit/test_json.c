@@ -247,6 +247,48 @@ static void test_sys_ctrl(void **state)
 		     "sys_ctrl: expected true or false");
 }
 
+/* Cloud Hypervisor v41's landlock_enable and landlock_rules: written only when on. */
+static void test_landlock(void **state)
+{
+	struct vm_config cfg;
+	json_t *j;
+
+	(void)state;
+	expect_config(MIN_BODY, &cfg);
+	assert_false(cfg.landlock_enable);
+	j = vm_config_to_json(&cfg);
+	assert_null(json_object_get(j, "landlock_enable"));
+	assert_null(json_object_get(j, "landlock_rules"));
+	json_decref(j);
+	vm_config_free(&cfg);
+
+	expect_config("{\"payload\": {\"kernel\": \"/k\"}, \"landlock_enable\": true,"
+		      " \"landlock_rules\": [{\"path\": \"/a\", \"access\": \"rw\"},"
+		      " {\"path\": \"/b\", \"access\": \"r\"}]}",
+		      &cfg);
+	assert_true(cfg.landlock_enable);
+	assert_int_equal(cfg.num_landlock_rules, 2);
+	assert_string_equal(cfg.landlock_rules[1].path, "/b");
+	assert_string_equal(cfg.landlock_rules[1].access, "r");
+	j = vm_config_to_json(&cfg);
+	assert_true(json_is_true(json_object_get(j, "landlock_enable")));
+	json_t *rules = json_object_get(j, "landlock_rules");
+	assert_int_equal(json_array_size(rules), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(rules, 0), "access")),
+			    "rw");
+	json_decref(j);
+	vm_config_free(&cfg);
+
+	expect_error("{\"payload\": {\"kernel\": \"/k\"}, \"landlock_rules\": [{\"path\": \"/a\","
+		     " \"access\": \"rwx\"}]}",
+		     "landlock_rules: invalid access 'rwx' for '/a' (expected r, w or rw)");
+	expect_error(
+		"{\"payload\": {\"kernel\": \"/k\"}, \"landlock_rules\": [{\"access\": \"r\"}]}",
+		"landlock_rules[0].path: missing");
+	expect_error("{\"payload\": {\"kernel\": \"/k\"}, \"landlock_enable\": 1}",
+		     "landlock_enable: expected true or false");
+}
+
 static void test_default_ids(void **state)
 {
 	struct vm_config cfg;
@@ -768,6 +810,7 @@ int main(void)
 		cmocka_unit_test(test_every_section),
 		cmocka_unit_test(test_default_ids),
 		cmocka_unit_test(test_sys_ctrl),
+		cmocka_unit_test(test_landlock),
 		cmocka_unit_test(test_unknown_fields_ignored),
 		cmocka_unit_test(test_nulls),
 		cmocka_unit_test(test_type_errors),
