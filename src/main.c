@@ -80,11 +80,12 @@ static int vmm_start(struct cli_args *args, struct vmm *vmm, struct loop *loop,
 		     enum seccomp_mode seccomp, struct api_server **ret_api)
 {
 	char err[CONFIG_ERR_MAX] = "";
-	bool api_first = args->api_socket && args->cfg.landlock_enable;
+	bool api_first = args->api_socket && (args->cfg.landlock_enable || args->restore);
 	int r;
 
-	/* Under --landlock the VMM may not create files outside the VM's own: the API socket is
-	 * made first (its thread confines itself once the VMM is). */
+	/* Under Landlock (--landlock, or a snapshot's config) the VMM may not create files
+	 * outside the VM's own: the API socket is made first (its thread confines itself once
+	 * the VMM is). */
 	if (api_first) {
 		r = api_server_start(vmm, loop, args->api_socket, seccomp, ret_api, err,
 				     sizeof(err));

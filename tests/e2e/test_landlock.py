@@ -3,6 +3,7 @@ tiny test guests: a confined VM boots, reboots, uses its disk and serial file; w
 not name is refused to the running VMM (a snapshot outside them, a disk added after vm.create);
 a restored snapshot is confined again; bad rules get one clear error line."""
 import signal
+import time
 
 import pytest
 
@@ -22,6 +23,16 @@ def api_of(vm, sock):
     except TimeoutError:
         pytest.fail(vm.describe())
     return vm.api
+
+
+def logged(vm, text, timeout=5):
+    """Whether @text reaches cubicle's stderr within @timeout (it is read by a thread)."""
+    deadline = time.monotonic() + timeout
+    while text not in vm.stderr:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def snapshot_to(api, d):
@@ -44,15 +55,15 @@ def test_confined_vm_boots_reboots_and_writes_its_files(vm_factory, testguest, t
     assert deadline_ok, vm.describe()
     vm.signal(signal.SIGTERM)
     assert vm.wait(10) == 0, vm.describe()
-    assert CONFINED in vm.stderr, vm.describe()
+    assert logged(vm, CONFINED), vm.describe()
     assert "Permission denied" not in vm.stderr, vm.describe()
 
 
 def test_snapshot_outside_the_rules_is_refused(vm_factory, testguest, tmp_path):
     """The running VMM thread is confined: vm.snapshot into a directory the rules do not name
     fails (Permission denied) and leaves nothing there; into a --landlock-rules directory it
-    works. The snapshot's config keeps Landlock: its restore is confined again (with the
-    snapshot directory readable) and cannot write outside either."""
+    works. The snapshot's config keeps Landlock: its restore (vm.restore, --restore) is
+    confined again (with the snapshot directory readable) and cannot write outside either."""
     allowed, outside = tmp_path / "allowed", tmp_path / "outside"
     allowed.mkdir()
     outside.mkdir()
@@ -79,11 +90,22 @@ def test_snapshot_outside_the_rules_is_refused(vm_factory, testguest, tmp_path):
     api2 = api_of(clone, sock2)
     r = api2.put("vm.restore", {"source_url": f"file://{snap}"})
     assert r.status == 204, r
-    assert CONFINED in clone.stderr, clone.describe()
+    assert logged(clone, CONFINED), clone.describe()
     r = snapshot_to(api2, outside)
     assert r.status == 500 and "Permission denied" in error_of(r), r
     assert api2.put("vm.resume").status == 204
     assert clone.wait_for("tick", count=2, timeout=30), clone.describe()
+
+    # --restore on the command line, with an API socket: the same, and the socket is made
+    # before the VMM is confined (its directory is not in the rules).
+    sock3 = tmp_path / "cli.sock"
+    cli = vm_factory("--restore", f"source_url=file://{snap}", "--api-socket", f"path={sock3}",
+                     "-v")
+    api3 = api_of(cli, sock3)
+    assert api3.get("vm.info").json["state"] == "Paused"
+    assert logged(cli, CONFINED), cli.describe()
+    r = snapshot_to(api3, outside)
+    assert r.status == 500 and "Permission denied" in error_of(r), r
 
 
 def test_api_vm_create_confines_and_a_later_disk_is_refused(vm_factory, testguest, tmp_path):
@@ -101,7 +123,7 @@ def test_api_vm_create_confines_and_a_later_disk_is_refused(vm_factory, testgues
     cfg = idle_config(testguest, landlock_enable=True,
                       landlock_rules=[{"path": str(ok_dir), "access": "r"}])
     assert api.put("vm.create", cfg).status == 204
-    assert CONFINED in vm.stderr, vm.describe()
+    assert logged(vm, CONFINED), vm.describe()
     assert api.put("vm.add-disk", {"path": str(outside)}).status == 204
     r = api.put("vm.boot")
     assert r.status == 500 and "Permission denied" in error_of(r), r
@@ -148,7 +170,7 @@ def test_landlock_needs_a_kernel_and_not_restore(run_cubicle, tmp_path):
 
 def test_api_bad_rules_are_a_400(vm_factory, testguest, tmp_path):
     sock = tmp_path / "api.sock"
-    vm = vm_factory("--api-socket", f"path={sock}")
+    vm = vm_factory("--api-socket", f"path={sock}", "-v")
     api = api_of(vm, sock)
     r = api.put("vm.create", idle_config(testguest, landlock_enable=True,
                                          landlock_rules=[{"path": "/tmp", "access": "x"}]))
@@ -163,6 +185,8 @@ def test_api_bad_rules_are_a_400(vm_factory, testguest, tmp_path):
         landlock_rules=[{"path": str(tmp_path / "no"), "access": "r"}]))
     assert r.status == 400, r
     assert "landlock: --landlock-rules: cannot open" in error_of(r), r
-    # Nothing was confined or stored by the refused requests.
+    # Nothing was stored or confined by the refused requests: the first good one confines.
     assert api.get("vm.info").status == 409
-    assert "confined" not in vm.stderr
+    assert api.put("vm.create", idle_config(testguest, landlock_enable=True)).status == 204
+    assert logged(vm, CONFINED), vm.describe()
+    assert vm.stderr.count(CONFINED) == 1, vm.describe()
