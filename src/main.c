@@ -16,6 +16,7 @@
 #include "api/api.h"
 #include "config/config.h"
 #include "core/loop.h"
+#include "security/landlock.h"
 #include "security/seccomp.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -24,7 +25,28 @@
 struct cli_vmm {
 	struct loop *loop;
 	int sigfd;
+	struct vmm *vmm;
+	struct landlock_follower landlock; /* the loop thread's */
 };
+
+/* The loop thread opens no file: once the VMM is under Landlock (at start from the command
+ * line, or later by a command on the control thread), it follows with no file access. */
+static void loop_follow_landlock(void *opaque)
+{
+	struct cli_vmm *cv = opaque;
+	landlock_follow(&cv->landlock, vmm_landlocked(cv->vmm), "loop");
+}
+
+/* Before the loop thread's filter, with the control thread already started (it must not
+ * inherit the loop's empty ruleset): the ruleset made, the command line's Landlock followed at
+ * once, the API's after each command. */
+static void loop_landlock_start(struct cli_vmm *cv, struct vmm *vmm)
+{
+	cv->vmm = vmm;
+	landlock_follower_init(&cv->landlock);
+	loop_follow_landlock(cv);
+	loop_set_post_hook(cv->loop, loop_follow_landlock, cv);
+}
 
 static void vmm_on_signal(void *opaque, uint32_t events)
 {
@@ -132,7 +154,7 @@ static int vmm_start(struct cli_args *args, struct vmm *vmm, struct loop *loop,
 
 static int vmm_run(struct cli_args *args)
 {
-	struct cli_vmm cv = { .sigfd = -1 };
+	struct cli_vmm cv = { .sigfd = -1, .landlock = { .fd = -1 } };
 	struct vmm *vmm = NULL;
 	struct api_server *api = NULL;
 	char err[CONFIG_ERR_MAX] = "";
@@ -164,20 +186,26 @@ static int vmm_run(struct cli_args *args)
 		/* reported */
 	} else if ((r = loop_control_start(cv.loop, confine_control, &seccomp)) < 0) {
 		log_error("cannot start the control thread: %s", strerror(-r));
-	} else if ((r = seccomp_apply(SECCOMP_THREAD_VMM, seccomp, "vmm")) < 0) {
-		log_error("cannot install the seccomp filter of the VMM thread: %s", strerror(-r));
 	} else {
-		seccomp_selftest(SECCOMP_THREAD_VMM);
-		status = loop_run(cv.loop);
-		if (status < 0) {
-			log_error("event loop failed: %s", strerror(-status));
-			status = 1;
+		loop_landlock_start(&cv, vmm);
+		r = seccomp_apply(SECCOMP_THREAD_VMM, seccomp, "vmm");
+		if (r < 0) {
+			log_error("cannot install the seccomp filter of the VMM thread: %s",
+				  strerror(-r));
+		} else {
+			seccomp_selftest(SECCOMP_THREAD_VMM);
+			status = loop_run(cv.loop);
+			if (status < 0) {
+				log_error("event loop failed: %s", strerror(-status));
+				status = 1;
+			}
 		}
 	}
 	/* The teardown closes, unmaps and unlinks: the control thread's work. */
 	struct teardown td = { api, vmm };
 	loop_control(cv.loop, teardown, &td);
 	loop_destroy(cv.loop);
+	landlock_follower_free(&cv.landlock);
 	close(cv.sigfd);
 	return status;
 }

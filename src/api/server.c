@@ -67,8 +67,7 @@ struct api_server {
 	/* Landlock: the API thread never opens a file, so once the VMM is under Landlock it
 	 * confines itself to none, before it handles anything more; the empty ruleset is made
 	 * before its seccomp filter. */
-	bool landlocked; /* the thread is confined (API thread only) */
-	int landlock_fd; /* the empty ruleset, or -1 */
+	struct landlock_follower landlock; /* API thread only */
 	struct api_conn conns[API_MAX_CONNECTIONS];
 };
 
@@ -232,12 +231,7 @@ static void api_take_fds(struct api_server *srv, struct MHD_Connection *c, struc
 /* Once the VMM has confined itself with Landlock, so does the API thread. */
 static void api_landlock(struct api_server *srv)
 {
-	if (srv->landlocked || !vmm_landlocked(srv->vmm))
-		return;
-	int r = srv->landlock_fd < 0 ? srv->landlock_fd : landlock_restrict(srv->landlock_fd);
-	if (r < 0)
-		log_warn("landlock: cannot confine the API thread: %s", strerror(-r));
-	srv->landlocked = r == 0;
+	landlock_follow(&srv->landlock, vmm_landlocked(srv->vmm), "API");
 }
 
 /* The answer to @cmd given api_cmd_exec()'s @r. */
@@ -571,7 +565,7 @@ static void *api_thread(void *opaque)
 	pthread_setname_np(pthread_self(), "api");
 	/* (libmicrohttpd's Date header needs the time zone glibc loads with an open(): main()
 	 * loaded it before any thread started.) */
-	srv->landlock_fd = landlock_ruleset_none();
+	landlock_follower_init(&srv->landlock);
 	api_landlock(srv);
 	int r = seccomp_apply(SECCOMP_THREAD_API, srv->seccomp, "api");
 	if (r < 0) {
@@ -719,7 +713,7 @@ int api_server_start(struct vmm *vmm, struct loop *loop, const char *spec,
 	srv->vmm = vmm;
 	srv->loop = loop;
 	srv->seccomp = seccomp;
-	srv->listen_fd = srv->epfd = srv->wakefd = srv->landlock_fd = -1;
+	srv->listen_fd = srv->epfd = srv->wakefd = srv->landlock.fd = -1;
 	for (unsigned i = 0; i < API_MAX_CONNECTIONS; i++)
 		srv->conns[i].sock = -1;
 	r = api_listen(srv, spec, err, errlen);
@@ -779,8 +773,7 @@ struct api_server *api_server_stop(struct api_server *srv)
 		close(srv->epfd);
 	if (srv->wakefd >= 0)
 		close(srv->wakefd);
-	if (srv->landlock_fd >= 0)
-		close(srv->landlock_fd);
+	landlock_follower_free(&srv->landlock);
 	free(srv);
 	return NULL;
 }

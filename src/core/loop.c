@@ -56,6 +56,8 @@ struct loop {
 	void *ctl_confine_opaque;
 	int ctl_start_error;
 	bool ctl_start_done;
+	loop_post_cb post_hook; /* loop_set_post_hook */
+	void *post_hook_opaque;
 };
 
 /* The wake eventfd is tagged with this pointer in epoll data. */
@@ -213,7 +215,15 @@ static bool loop_drain_wake(struct loop *loop)
 			loop->posts[i] = loop->posts[i + 1];
 		pthread_mutex_unlock(&loop->lock);
 		loop_control(loop, item.cb, item.opaque);
+		if (loop->post_hook)
+			loop->post_hook(loop->post_hook_opaque);
 	}
+}
+
+void loop_set_post_hook(struct loop *loop, loop_post_cb after, void *opaque)
+{
+	loop->post_hook = after;
+	loop->post_hook_opaque = opaque;
 }
 
 static void *loop_control_thread(void *opaque)

@@ -49,6 +49,9 @@ int loop_post(struct loop *loop, loop_post_cb cb, void *opaque);
 int loop_control_start(struct loop *loop, int (*confine)(void *opaque), void *opaque);
 void loop_control(struct loop *loop, loop_post_cb cb, void *opaque);
 void loop_control_stop(struct loop *loop);
+/* @after(@opaque) runs on the loop thread each time a posted command has come back from the
+ * control thread (main.c: the loop thread follows the VMM under Landlock). NULL = none. */
+void loop_set_post_hook(struct loop *loop, loop_post_cb after, void *opaque);
 
 /* Runs until loop_stop() (also one called before loop_run()); returns its code. */
 int loop_run(struct loop *loop);

@@ -208,10 +208,28 @@ int landlock_restrict(int ruleset_fd)
 	return syscall(SYS_landlock_restrict_self, ruleset_fd, 0) == 0 ? 0 : -errno;
 }
 
-int landlock_ruleset_none(void)
+void landlock_follower_init(struct landlock_follower *f)
 {
 	int abi = landlock_abi_version();
-	return abi < 0 ? abi : ll_create(MIN(abi, LANDLOCK_ABI_MAX));
+	f->fd = abi < 0 ? abi : ll_create(MIN(abi, LANDLOCK_ABI_MAX));
+	f->done = false;
+}
+
+void landlock_follow(struct landlock_follower *f, bool now, const char *who)
+{
+	if (f->done || !now)
+		return;
+	int r = f->fd < 0 ? f->fd : landlock_restrict(f->fd);
+	if (r < 0)
+		log_warn("landlock: cannot confine the %s thread: %s", who, strerror(-r));
+	f->done = true;
+}
+
+void landlock_follower_free(struct landlock_follower *f)
+{
+	if (f->fd >= 0)
+		close(f->fd);
+	f->fd = -1;
 }
 
 int landlock_confine_vm(const struct vm_config *cfg, const char *restore_dir, char *err,

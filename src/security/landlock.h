@@ -49,8 +49,21 @@ uint64_t landlock_rule_access(const char *access, bool dir, int abi);
 int landlock_confine_vm(const struct vm_config *cfg, const char *restore_dir, char *err,
 			size_t errlen);
 
-/* A ruleset that allows no file access (for the API thread), or -errno. Close it after. */
-int landlock_ruleset_none(void);
+/*
+ * A thread that opens no file (the loop and API threads) follows the VMM under Landlock with
+ * no file access at all: landlock_follower_init() makes the empty ruleset (call it before the
+ * thread's seccomp filter, which allows only landlock_restrict_self); landlock_follow() confines
+ * the calling thread with it once @now (the VMM is confined), the first time only, and logs a
+ * warning naming @who if it cannot. landlock_follower_free() closes the ruleset.
+ */
+struct landlock_follower {
+	int fd; /* the empty ruleset, or -errno (no Landlock) */
+	bool done;
+};
+void landlock_follower_init(struct landlock_follower *f);
+void landlock_follow(struct landlock_follower *f, bool now, const char *who);
+void landlock_follower_free(struct landlock_follower *f);
+
 /* Confines the calling thread with @ruleset_fd. Returns 0 or -errno. */
 int landlock_restrict(int ruleset_fd);
 
