@@ -8,7 +8,9 @@ kvm_pvm) with two pmem devices and a balloon, several checks on it.
 - balloon: size=320M at start (no deflate_on_oom, so the guest's MemTotal shrinks by it) and
   free_page_reporting=on: the guest fills a tmpfs with 48 MiB, then deletes it; the host's
   RSS of the cubicle process must rise and then fall back as the guest reports the freed pages
-  and the device gives them back (madvise).
+  and the device gives them back (madvise). The host polls that RSS until more than half came
+  back and it stopped falling (or REPORT_DEADLINE_S passed), then lets the guest go on by
+  writing GO_WORD into pmem1's file, which the guest polls with O_DIRECT reads of /dev/pmem1.
 - balloon through the API (vm.resize desired_balloon, vm.counters): the guest turns free page
   reporting off (its order beyond the largest free block: from there on only the balloon gives
   memory back) and touches all its free memory but a margin; the host inflates the balloon by
@@ -50,6 +52,13 @@ MARGIN_MB = 24  # the free memory the guest leaves untouched when it fills its t
 REFILL_MB = 128  # what the guest writes once deflated: it did not fit while inflated
 HELLO = "hello from the host's ext4 image"
 PMEM1_WORD = "cubicle-pmem1-flushed"
+# Free page reporting: how long the host waits for the freed tmpfs to come back at most, and
+# for how long the RSS must have stopped falling once more than half of it is back.
+REPORT_DEADLINE_S = 180
+REPORT_SETTLE_S = 10
+# The host's go-ahead to the guest after it: a word at GO_OFFSET (a 4 KiB block) of pmem1.
+GO_WORD = "cubicle-host-go"
+GO_OFFSET = MiB
 # Linux passes at most 32 words of the command line to init: the script lives on pmem0 itself
 # (copied to /tmp first, so that pmem0 can be unmounted while it runs).
 GUEST_CMD = "mkdir /mnt && mount -t ext4 -o dax /dev/pmem0 /mnt && cp /mnt/t.sh /tmp && sh /tmp/t.sh"
@@ -71,7 +80,12 @@ echo FILLED
 sleep 6
 rm /t/fill
 echo FREED
-sleep 25
+i=0
+until dd if=/dev/pmem1 bs=4096 skip={GO_OFFSET // 4096} count=1 iflag=direct 2>/dev/null |
+	grep -q {GO_WORD} || [ $i -ge {2 * REPORT_DEADLINE_S} ]; do
+	sleep 1
+	i=$((i + 1))
+done
 echo BALLOON-DONE
 echo 11 >/sys/module/page_reporting/parameters/page_reporting_order
 mem() {{ while read -r k v u; do [ "$k" = "$1:" ] && return; done </proc/meminfo; }}
@@ -181,6 +195,7 @@ class Boot:
         self.resize_thread.start()
         self.rss = {}  # marker -> RSS (bytes) when it appeared, plus "min_after_freed"
         self.rss_series = []  # (seconds, MiB) from FREED to BALLOON-DONE
+        self.report = {}  # "freed_at", "low_at" (monotonic), "go_s": when the guest was let go
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._watch, daemon=True)
         self.thread.start()
@@ -199,13 +214,35 @@ class Boot:
                 if f"\n{marker}" in out and marker not in self.rss and r:
                     self.rss[marker] = r
             if "FREED" in self.rss and r and "\nBALLOON-DONE" not in out:
-                low = r if low is None else min(low, r)
+                now = time.monotonic()
+                self.report.setdefault("freed_at", now)
+                if low is None or r < low:
+                    low = r
+                    self.report["low_at"] = now
                 self.rss["min_after_freed"] = low
-                self.rss_series.append((round(time.monotonic() - self.vm.started, 1), r >> 20))
+                self.rss_series.append((round(now - self.vm.started, 1), r >> 20))
+                if "go_s" not in self.report and self._reporting_over(now, low):
+                    self._let_guest_go(now)
             time.sleep(0.25)
         self.vm.kill()  # no-op when it powered off by itself
         self.vm.wait(30)
         self.done.set()
+
+    def _reporting_over(self, now, low):
+        """Whether the wait for free page reporting is over: more than half of the freed
+        tmpfs came back and the RSS has not fallen for REPORT_SETTLE_S, or the deadline passed
+        (the test then fails on what came back)."""
+        back = self.rss["FILLED"] - low if "FILLED" in self.rss else 0
+        settled = now - self.report["low_at"] >= REPORT_SETTLE_S
+        return (back > FILL_MB * MiB // 2 and settled) or \
+            now - self.report["freed_at"] >= REPORT_DEADLINE_S
+
+    def _let_guest_go(self, now):
+        self.report["go_s"] = now - self.report["freed_at"]
+        self.report["low_s"] = self.report["low_at"] - self.report["freed_at"]
+        with open(self.raw, "r+b") as f:
+            f.seek(GO_OFFSET)
+            f.write(GO_WORD.encode() + b"\n")
 
     def _resize(self):
         try:
@@ -305,10 +342,14 @@ def test_free_page_reporting_gives_memory_back(boot, record_property):
     filled, low = boot.rss.get("FILLED"), boot.rss.get("min_after_freed")
     assert filled and low, f"rss samples {boot.rss}\n" + vm.describe()
     back = filled - low
+    rep = boot.report
+    assert "go_s" in rep, f"the host never let the guest go on: {rep}\n" + vm.describe()
     print(f"cubicle RSS: {filled / MiB:.0f} MiB with {FILL_MB} MiB of tmpfs in the guest, "
-          f"{low / MiB:.0f} MiB after it was freed ({back / MiB:.0f} MiB given back)")
+          f"{low / MiB:.0f} MiB after it was freed ({back / MiB:.0f} MiB given back, the "
+          f"lowest {rep['low_s']:.1f} s after FREED; the guest went on after {rep['go_s']:.1f} s)")
     record_property("rss_filled_mib", round(filled / MiB))
     record_property("rss_after_free_mib", round(low / MiB))
+    record_property("reporting_low_s", round(rep["low_s"], 1))
     assert back > FILL_MB * MiB // 2, \
         (f"rss samples {boot.rss}, after FREED {boot.rss_series[::4]}, balloon counters at "
          f"BALLOON-DONE {boot.resize.get('at_done')}\n" + vm.describe())

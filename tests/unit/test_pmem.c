@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * virtio-pmem (src/devices/virtio/pmem.c): the file's mapping placed through dev_ctx.map_ram,
- * config space {start, size}, FLUSH, bad requests, discard_writes, the file and size checks.
+ * config space {start, size}, FLUSH (asynchronous on the I/O engine, in order, shared syncs,
+ * across a reset and a pause), bad requests, discard_writes, the file and size checks.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +12,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -80,13 +84,13 @@ static void make_file(struct fx *x, uint64_t len)
 	x->pc.file = x->path;
 }
 
-static int setup(void **state)
+static int setup_with(void **state, bool with_loop)
 {
 	struct fx *x = calloc(1, sizeof(*x));
 	static char err[256];
 
 	assert_non_null(x);
-	x->h = vh_create(false);
+	x->h = vh_create(with_loop);
 	x->h->ctx.map_ram = fake_map;
 	x->h->ctx.unmap_ram = fake_unmap;
 	x->h->ctx.ram_opaque = x;
@@ -95,6 +99,24 @@ static int setup(void **state)
 	x->h->ctx.errlen = sizeof(err);
 	*state = x;
 	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_with(state, false);
+}
+
+/* With the fake loop: the engine's completions come only when the test fires its fd. */
+static int setup_loop(void **state)
+{
+	return setup_with(state, true);
+}
+
+/* The same, on the worker-pool engine (the fallback when io_uring is missing). */
+static int setup_loop_pool(void **state)
+{
+	setenv("CUBICLE_BLK_ENGINE", "pool", 1);
+	return setup_with(state, true);
 }
 
 static int teardown(void **state)
@@ -108,16 +130,23 @@ static int teardown(void **state)
 		rmdir(x->dir);
 	vh_destroy(x->h);
 	free(x);
+	unsetenv("CUBICLE_BLK_ENGINE");
 	return 0;
+}
+
+/* The driver brings up @x->dev (attached) with its queue. */
+static void driver_start(struct fx *x)
+{
+	assert_true(vh_negotiate(x->h, VH_VERSION_1) & VIRTIO_STATUS_FEATURES_OK);
+	vh_setup_queue(x->h, 0, QSIZE);
+	vh_driver_ok(x->h);
 }
 
 static void start(struct fx *x)
 {
 	assert_int_equal(pmem_create(&x->h->ctx, &x->pc, &x->dev), 0);
 	vh_attach(x->h, virtio_pci_function(pmem_transport(x->dev)), 2);
-	assert_true(vh_negotiate(x->h, VH_VERSION_1) & VIRTIO_STATUS_FEATURES_OK);
-	vh_setup_queue(x->h, 0, QSIZE);
-	vh_driver_ok(x->h);
+	driver_start(x);
 }
 
 /* Posts {REQ: out @out_len bytes, RESP: in @in_len} (either may be 0: left out). */
@@ -137,6 +166,7 @@ static uint32_t request(struct fx *x, uint32_t type, uint32_t out_len, uint32_t 
 	vh_avail(x->h, 0, QSIZE, 0);
 	vh_notify(x->h, 0);
 	virtio_pci_run_notify(pmem_transport(x->dev), 0);
+	pmem_drain(x->dev);
 	assert_int_equal(vh_used_idx(x->h, 0), (uint16_t)(used + 1));
 	return vh_used_len(x->h, 0, used, QSIZE);
 }
@@ -144,6 +174,257 @@ static uint32_t request(struct fx *x, uint32_t type, uint32_t out_len, uint32_t 
 static uint32_t resp(struct fx *x)
 {
 	return vh_get32(x->h, RESP);
+}
+
+/*
+ * Asynchronous flushes: requests posted as chains 2 slot, 2 slot + 1 (type at REQ + 16 slot,
+ * answer at RESP + 16 slot); the loop's part run by hand.
+ */
+static void post(struct fx *x, unsigned slot, uint32_t type)
+{
+	uint64_t req = REQ + 16ULL * slot, rsp = RESP + 16ULL * slot;
+
+	memcpy(x->h->ram + req, &type, sizeof(type));
+	memset(x->h->ram + rsp, 0xff, 4);
+	vh_desc(x->h, 0, 2 * slot, req, 4, VIRTQ_DESC_F_NEXT, (uint16_t)(2 * slot + 1));
+	vh_desc(x->h, 0, 2 * slot + 1, rsp, 4, VIRTQ_DESC_F_WRITE, 0);
+	vh_avail(x->h, 0, QSIZE, (uint16_t)(2 * slot));
+}
+
+static void run_queue(struct fx *x)
+{
+	vh_notify(x->h, 0);
+	virtio_pci_run_notify(pmem_transport(x->dev), 0);
+}
+
+static uint32_t slot_resp(struct fx *x, unsigned slot)
+{
+	return vh_get32(x->h, RESP + 16ULL * slot);
+}
+
+/* The descriptor head of used entry @n. */
+static uint32_t used_id(struct fx *x, unsigned n)
+{
+	return vh_get32(x->h, VH_USED + 4 + 8ULL * (n % QSIZE));
+}
+
+/* The fake loop's entry for the device's engine (the only fd it registers itself). */
+static struct vh_fd *engine_fd(struct fx *x)
+{
+	for (unsigned i = 0; i < VH_MAX_FDS; i++)
+		if (x->h->fds[i].used && x->h->fds[i].opaque == x->dev)
+			return &x->h->fds[i];
+	fail_msg("virtio-pmem registered no engine fd");
+	return NULL;
+}
+
+/* Whether the engine has a completion ready (waiting up to @ms), as epoll would see it. */
+static bool engine_ready(struct fx *x, int ms)
+{
+	struct pollfd p = { .fd = engine_fd(x)->fd, .events = POLLIN };
+
+	return poll(&p, 1, ms) == 1;
+}
+
+/* Runs the loop's engine callback until the used index reaches @idx (10 s at most). */
+static void wait_used(struct fx *x, uint16_t idx)
+{
+	for (unsigned i = 0; i < 100 && vh_used_idx(x->h, 0) != idx; i++)
+		if (engine_ready(x, 100))
+			vh_fire(x->h, engine_fd(x)->fd, EPOLLIN);
+	assert_int_equal(vh_used_idx(x->h, 0), idx);
+}
+
+static uint8_t file_byte(struct fx *x, off_t off)
+{
+	uint8_t b = 0;
+	int fd = open(x->path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &b, 1, off), 1);
+	close(fd);
+	return b;
+}
+
+/*
+ * A flush is answered from the engine's completion, never on the notify; the flushes popped
+ * while a sync is in flight wait for the next one, which covers them all, in order.
+ */
+static void test_flush_async(void **state)
+{
+	struct fx *x = *state;
+	struct pmem_counters c;
+
+	make_file(x, MB2);
+	start(x);
+	((uint8_t *)x->host)[100] = 0x11;
+	post(x, 0, 0);
+	run_queue(x);
+	assert_int_equal(vh_used_idx(x->h, 0), 0); /* the loop did not wait for the disk */
+	((uint8_t *)x->host)[200] = 0x22;
+	post(x, 1, 0);
+	post(x, 2, 7); /* refused, but behind a flush: answered in its turn */
+	post(x, 3, 0);
+	run_queue(x);
+	assert_int_equal(vh_used_idx(x->h, 0), 0);
+	pmem_get_counters(x->dev, &c);
+	assert_int_equal(c.flushes, 3);
+	assert_int_equal(c.bad_requests, 1);
+	/* the first sync answers the first flush only */
+	assert_true(engine_ready(x, 10000));
+	vh_fire(x->h, engine_fd(x)->fd, EPOLLIN);
+	assert_int_equal(vh_used_idx(x->h, 0), 1);
+	assert_int_equal(used_id(x, 0), 0);
+	assert_int_equal(slot_resp(x, 0), 0);
+	assert_int_equal(vh_used_len(x->h, 0, 0, QSIZE), 4);
+	assert_int_equal(slot_resp(x, 1), 0xffffffff);
+	assert_int_equal(file_byte(x, 100), 0x11);
+	/* one more sync for the three behind it, answered in pop order */
+	wait_used(x, 4);
+	for (unsigned i = 1; i < 4; i++)
+		assert_int_equal(used_id(x, i), 2 * i);
+	assert_int_equal(slot_resp(x, 1), 0);
+	assert_int_equal(slot_resp(x, 2), 1);
+	assert_int_equal(slot_resp(x, 3), 0);
+	assert_int_equal(file_byte(x, 200), 0x22);
+	assert_false(engine_ready(x, 0)); /* two syncs for three flushes, none left */
+	/* a refused request with nothing ahead of it is answered at once */
+	post(x, 4, 9);
+	run_queue(x);
+	assert_int_equal(vh_used_idx(x->h, 0), 5);
+	assert_int_equal(slot_resp(x, 4), 1);
+	assert_false(engine_ready(x, 0));
+}
+
+/*
+ * A driver that re-posts heads while the device holds them: the device holds at most
+ * PMEM_QUEUE_SIZE requests, and the rest are popped as syncs answer them.
+ */
+static void test_flush_backlog_bounded(void **state)
+{
+	struct fx *x = *state;
+	struct pmem_counters c;
+	unsigned rounds = PMEM_QUEUE_SIZE / QSIZE + 1;
+
+	make_file(x, MB2);
+	start(x);
+	for (unsigned r = 0; r < rounds; r++) {
+		for (unsigned i = 0; i < QSIZE / 2; i++) {
+			post(x, i, 0);
+			post(x, i, 0);
+		}
+		run_queue(x);
+	}
+	assert_int_equal(vh_used_idx(x->h, 0), 0);
+	pmem_get_counters(x->dev, &c);
+	assert_int_equal(c.flushes, PMEM_QUEUE_SIZE);
+	wait_used(x, (uint16_t)(rounds * QSIZE));
+	pmem_get_counters(x->dev, &c);
+	assert_int_equal(c.flushes, rounds * QSIZE);
+	assert_int_equal(c.flush_errors, 0);
+	assert_int_equal(virtio_pci_status(pmem_transport(x->dev)) & VIRTIO_STATUS_NEEDS_RESET, 0);
+}
+
+/*
+ * The driver resets the device with a flush in flight: the sync lands on an empty ring (its
+ * request went with the queue), and a flush of the new queue waits for it, then for its own.
+ */
+static void test_reset_with_flush_in_flight(void **state)
+{
+	struct fx *x = *state;
+
+	make_file(x, MB2);
+	start(x);
+	post(x, 0, 0);
+	run_queue(x);
+	vh_wr(x->h, VIRTIO_PCI_COMMON_STATUS, 0, 1); /* the driver's reset, on a vCPU thread */
+	assert_int_equal(vh_status(x->h), 0);
+	/* the driver starts again on fresh rings */
+	memset(x->h->ram + VH_AVAIL, 0, 4);
+	x->h->avail_idx[0] = 0;
+	driver_start(x);
+	((uint8_t *)x->host)[300] = 0x33;
+	post(x, 1, 0);
+	run_queue(x);
+	assert_true(engine_ready(x, 10000));
+	vh_fire(x->h, engine_fd(x)->fd, EPOLLIN);
+	assert_int_equal(vh_used_idx(x->h, 0), 0); /* the old sync answered nobody */
+	assert_int_equal(slot_resp(x, 0), 0xffffffff);
+	wait_used(x, 1);
+	assert_int_equal(used_id(x, 0), 2);
+	assert_int_equal(slot_resp(x, 1), 0);
+	assert_int_equal(file_byte(x, 300), 0x33);
+	/* a reset with the ring holding requests, then the device torn down with a sync in
+	 * flight: destroy waits for it */
+	post(x, 2, 0);
+	run_queue(x);
+	virtio_pci_reset(pmem_transport(x->dev));
+	pmem_destroy(x->dev);
+	x->dev = NULL;
+}
+
+/*
+ * pmem_ops.pause with a flush in flight returns with it answered (a paused device holds
+ * nothing: save succeeds); a flush posted while paused waits for resume.
+ */
+static void test_pause_with_flush_in_flight(void **state)
+{
+	struct fx *x = *state;
+	_cleanup_free_ char *saved = NULL;
+	void *set = NULL;
+
+	make_file(x, MB2);
+	x->h->cfg.pmems[0].file = strdup(x->pc.file);
+	assert_non_null(x->h->cfg.pmems[0].file);
+	x->h->cfg.num_pmems = 1;
+	assert_int_equal(pmem_ops.realize(&x->h->ctx, NULL, &set), 0);
+	x->dev = pmem_set_device(set, 0);
+	assert_non_null(x->dev);
+	assert_null(pmem_set_device(set, 1));
+	vh_attach(x->h, virtio_pci_function(pmem_transport(x->dev)), 2);
+	driver_start(x);
+	((uint8_t *)x->host)[400] = 0x44;
+	post(x, 0, 0);
+	run_queue(x);
+	assert_int_equal(vh_used_idx(x->h, 0), 0);
+	pmem_ops.pause(set);
+	assert_int_equal(vh_used_idx(x->h, 0), 1);
+	assert_int_equal(slot_resp(x, 0), 0);
+	assert_int_equal(file_byte(x, 400), 0x44);
+	saved = vs_save(pmem_ops.save, set);
+	assert_non_null(strstr(saved, "\"last_avail_idx\":1,"));
+	post(x, 1, 0);
+	run_queue(x);
+	assert_int_equal(vh_used_idx(x->h, 0), 1); /* paused: not even popped */
+	pmem_ops.resume(set);
+	virtio_pci_run_notify(pmem_transport(x->dev), 0);
+	wait_used(x, 2);
+	assert_int_equal(slot_resp(x, 1), 0);
+	x->dev = NULL;
+	pmem_ops.unrealize(set);
+}
+
+/* The answer split over two 2-byte buffers lands in both. */
+static void test_answer_split(void **state)
+{
+	struct fx *x = *state;
+	uint32_t flush = 0;
+
+	make_file(x, MB2);
+	start(x);
+	memcpy(x->h->ram + REQ, &flush, sizeof(flush));
+	memset(x->h->ram + RESP, 0xff, 8);
+	vh_desc(x->h, 0, 0, REQ, 4, VIRTQ_DESC_F_NEXT, 1);
+	vh_desc(x->h, 0, 1, RESP, 2, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 2);
+	vh_desc(x->h, 0, 2, RESP + 4, 2, VIRTQ_DESC_F_WRITE, 0);
+	vh_avail(x->h, 0, QSIZE, 0);
+	run_queue(x);
+	pmem_drain(x->dev);
+	assert_int_equal(vh_used_idx(x->h, 0), 1);
+	assert_int_equal(vh_used_len(x->h, 0, 0, QSIZE), 4);
+	assert_int_equal(vh_get16(x->h, RESP), 0);
+	assert_int_equal(vh_get16(x->h, RESP + 4), 0);
+	assert_int_equal(vh_get16(x->h, RESP + 2), 0xffff);
 }
 
 static void test_config_and_mapping(void **state)
@@ -454,6 +735,16 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flush_reaches_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_discard_writes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flush_async, setup_loop, teardown),
+		cmocka_unit_test_setup_teardown(test_flush_async, setup_loop_pool, teardown),
+		cmocka_unit_test_setup_teardown(test_flush_backlog_bounded, setup_loop, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_with_flush_in_flight, setup_loop,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_reset_with_flush_in_flight, setup_loop_pool,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_pause_with_flush_in_flight, setup_loop,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_answer_split, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_refused, setup, teardown),

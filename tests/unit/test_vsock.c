@@ -866,13 +866,19 @@ static void test_pause_resume(void **state)
 
 #define EV_BUF 0x70000 /* the guest's event buffers (struct virtio_vsock_event: le32 id) */
 
-static void post_event_buf(struct fx *x, unsigned i)
+/* Event buffer @i of @len bytes (descriptor @flags), filled with 0xff, lent to the device. */
+static void post_event_desc(struct fx *x, unsigned i, uint32_t len, uint16_t flags)
 {
 	memset(x->h->ram + EV_BUF + 8ULL * i, 0xff, 8);
-	vh_desc(x->h, VSOCK_EVQ, i, EV_BUF + 8ULL * i, 8, VIRTQ_DESC_F_WRITE, 0);
+	vh_desc(x->h, VSOCK_EVQ, i, EV_BUF + 8ULL * i, len, flags, 0);
 	vh_avail(x->h, VSOCK_EVQ, QSIZE, (uint16_t)i);
 	vh_notify(x->h, VSOCK_EVQ);
 	pump(x);
+}
+
+static void post_event_buf(struct fx *x, unsigned i)
+{
+	post_event_desc(x, i, 8, VIRTQ_DESC_F_WRITE);
 }
 
 /*
@@ -989,6 +995,40 @@ static void test_state_reset_waits_for_buffer(void **state)
 	assert_int_equal(event_id(x, 0), 0);
 }
 
+/* The snapshot and restore of @x, resumed: the restored device owes the driver a reset. */
+static void restore_and_resume(struct fx *x)
+{
+	_cleanup_free_ char *s = NULL;
+	char err[256];
+
+	vsock_ops.pause(x->dev);
+	s = vs_save(vsock_ops.save, x->dev);
+	assert_int_equal(restore_edit(x, s, "", NULL, NULL, err, sizeof(err)), 0);
+	vsock_ops.resume(x->dev);
+	pump(x);
+}
+
+/* The driver's event buffer is not writable, or too short for the event (2 bytes): the reset
+ * is written where it fits and nowhere else, and the device goes on. */
+static void test_state_reset_odd_event_buf(void **state)
+{
+	struct fx *x = *state;
+
+	post_event_desc(x, 0, 8, 0); /* read-only */
+	restore_and_resume(x);
+	assert_int_equal(vh_used_idx(x->h, VSOCK_EVQ), 1);
+	assert_int_equal(vh_used_len(x->h, VSOCK_EVQ, 0, QSIZE), 0);
+	assert_int_equal(vh_get32(x->h, EV_BUF), 0xffffffff);
+
+	post_event_desc(x, 1, 2, VIRTQ_DESC_F_WRITE);
+	restore_and_resume(x);
+	assert_int_equal(vh_used_idx(x->h, VSOCK_EVQ), 2);
+	assert_int_equal(vh_used_len(x->h, VSOCK_EVQ, 1, QSIZE), 2);
+	assert_int_equal(vh_get16(x->h, EV_BUF + 8), 0);
+	assert_int_equal(vh_get16(x->h, EV_BUF + 10), 0xffff);
+	assert_int_equal(virtio_pci_status(vsock_transport(x->dev)) & VIRTIO_STATUS_NEEDS_RESET, 0);
+}
+
 /* A driver that was not running has no connection to drop: no event. */
 static void test_state_no_reset_before_driver(void **state)
 {
@@ -1075,6 +1115,7 @@ int main(void)
 		T(test_setup_timeouts),
 		T(test_state_round_trip),
 		T(test_state_reset_waits_for_buffer),
+		T(test_state_reset_odd_event_buf),
 		T(test_state_no_reset_before_driver),
 		T(test_state_refused),
 		T(test_state_damaged),

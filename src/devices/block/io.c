@@ -110,7 +110,8 @@ static int pool_init(struct blk_io *io)
 	io->done = calloc(io->depth, sizeof(*io->done));
 	if (!io->todo || !io->done)
 		return -ENOMEM;
-	for (unsigned i = 0; i < BLK_IO_POOL_THREADS; i++) {
+	/* More threads than operations in flight would only wait (virtio-pmem's depth is 1). */
+	for (unsigned i = 0; i < MIN(io->depth, (unsigned)BLK_IO_POOL_THREADS); i++) {
 		r = -pthread_create(&io->threads[i], NULL, pool_worker, io);
 		if (r < 0)
 			return r;

@@ -5,10 +5,13 @@
  *
  *   io_uring (liburing): one ring per engine, its completion eventfd registered; submissions
  *     are batched until blk_io_commit().
- *   worker pool: BLK_IO_POOL_THREADS threads doing preadv/pwritev, for hosts where io_uring
- *     is missing or forbidden (old kernels, seccomp, io_uring_disabled=2), chosen
- *     automatically, or on request (--disk _disable_io_uring=on, or CUBICLE_BLK_ENGINE=pool in
- *     the environment) for tests and benchmarks.
+ *   worker pool: BLK_IO_POOL_THREADS threads (at most @depth) doing preadv/pwritev/fdatasync,
+ *     for hosts where io_uring is missing or forbidden (old kernels, seccomp,
+ *     io_uring_disabled=2), chosen automatically, or on request (--disk _disable_io_uring=on,
+ *     or CUBICLE_BLK_ENGINE=pool in the environment) for tests and benchmarks.
+ *
+ * Users: virtio-blk (its reads, writes and raw flushes) and virtio-pmem (its flushes' fdatasync,
+ * one at a time, so that a large dirty file does not stall the VMM loop).
  *
  * Threading: submit, commit, reap and wait are called by one thread at a time (the device
  * holds its transport lock around them); the pool's workers are internal. A result is what the
@@ -57,7 +60,8 @@ int blk_io_fd(const struct blk_io *io);
 
 /*
  * Queues one operation: @iov (@iovcnt ≥ 1 entries, which must stay valid until its completion)
- * at @off of @fd; for BLK_IO_FDATASYNC, @iov may be NULL. Returns 0, or -EAGAIN when @depth operations are already in flight.
+ * at @off of @fd; for BLK_IO_FDATASYNC, @iov may be NULL. Returns 0, or -EAGAIN when @depth
+ * operations are already in flight.
  */
 int blk_io_submit(struct blk_io *io, enum blk_io_op op, int fd, const struct iovec *iov,
 		  unsigned iovcnt, uint64_t off, uint64_t user);

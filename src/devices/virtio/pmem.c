@@ -9,24 +9,36 @@
  * {start, size} from config space and Linux's virtio_pmem claims the range itself (no e820 or
  * ACPI entry). The guest reaches the file with loads and stores, so only FLUSH goes through the
  * request queue: out le32 type (0 = FLUSH), in le32 ret (0, or 1 for an error). A flush is
- * answered after fdatasync() of the file (with discard_writes=on there is nothing to flush).
- * Any other type, and a request whose header or response do not fit, is refused and counted.
+ * answered after an fdatasync() of the file that started after it was popped (with
+ * discard_writes=on there is nothing to flush). Any other type, and a request whose header or
+ * response do not fit, is refused and counted.
+ *
+ * The fdatasync of a large dirty file takes seconds: it runs on virtio-blk's I/O engine
+ * (block/io.h: io_uring, or one confined worker thread), never on the VMM loop. Requests are
+ * answered in the order they were popped: each waits in a ring until the sync that covers it
+ * lands; every request popped while a sync is in flight waits for the next one, which covers
+ * them all (one sync for a burst of flushes). A refused request with nothing ahead of it is
+ * answered at once. Reset drops the waiting requests (their queue is gone) but not the sync
+ * in flight; pause waits for every sync, so a paused device holds nothing (save needs that).
  *
  * Size: size= (a multiple of 2 MiB), or the file's size. A file shorter than size= is extended
  * (writable files only: with discard_writes=on it is refused, as a guest load past the end of
  * the file would fault). PATH may be a directory: then an unnamed temporary file of size=
  * bytes is created in it (Cloud Hypervisor's behaviour).
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "config/config.h"
+#include "devices/block/io.h"
 #include "devices/virtio/virtio_devices.h"
 #include "util/log.h"
 #include "util/state.h"
@@ -43,66 +55,209 @@
 
 #define OPT "--pmem"
 
+/* The le32 answer fits in this many pieces of the driver's in-buffers (each ≥ 1 byte). */
+#define PMEM_RESP_IOVS sizeof(uint32_t)
+
+/* A request popped and not answered yet: what its answer and used entry need. */
+struct pmem_req {
+	struct iovec resp[PMEM_RESP_IOVS]; /* the first 4 bytes of its in-buffers */
+	unsigned resp_n;		   /* 0: nowhere to answer, pushed untouched */
+	uint16_t head;
+	uint32_t in_len;
+	bool flush; /* answered with its sync's result; anything else gets EIO */
+};
+
 struct pmem {
 	struct virtio_pci *vp;
 	void (*unmap_ram)(void *opaque, uint64_t gpa);
 	void *ram_opaque;
+	const struct dev_loop *loop; /* NULL in tests: pmem_drain completes the syncs */
+	struct blk_io *io;	     /* the syncs; NULL with discard_writes=on */
+	bool io_watched;
 	int fd;
 	uint8_t *host;
 	uint64_t size;
 	uint64_t gpa;
 	bool mapped; /* in guest memory: unmap_ram at destroy */
 	bool discard_writes;
+	/* Requests in pop order: a ring of @n from @first; the @syncing first ones are covered by
+	 * the fdatasync in flight. @sync_inflight outlives a reset, which empties the ring. */
+	struct pmem_req reqs[PMEM_QUEUE_SIZE];
+	unsigned first, n, syncing;
+	bool sync_inflight;
 	struct pmem_counters c;
 	struct log_ratelimit rl;
 	struct virtq_elem elem;
 };
 
-/* One request: the le32 to answer with. */
-static uint32_t pmem_request(struct pmem *p, const struct virtq_elem *e)
+static struct pmem_req *pmem_req_at(struct pmem *p, unsigned i)
+{
+	return &p->reqs[(p->first + i) % PMEM_QUEUE_SIZE];
+}
+
+/* Where @e's answer goes: the first 4 bytes of its in-buffers, if they hold that many. */
+static void pmem_req_fill(struct pmem_req *r, struct virtq_elem *e)
+{
+	const struct iovec *in = virtq_elem_in(e);
+	size_t left = sizeof(uint32_t);
+
+	r->head = e->head;
+	r->in_len = e->in_len;
+	r->resp_n = 0;
+	if (e->in_len < sizeof(uint32_t))
+		return;
+	for (unsigned i = 0; i < e->in_num && left; i++) {
+		size_t take = MIN(in[i].iov_len, left);
+
+		if (!take)
+			continue;
+		r->resp[r->resp_n++] = (struct iovec){ in[i].iov_base, take };
+		left -= take;
+	}
+}
+
+/* Classifies one popped request into @r; counts it. */
+static void pmem_req_take(struct pmem *p, struct pmem_req *r, struct virtq_elem *e)
 {
 	uint32_t type;
 
-	if (virtq_elem_read(e, 0, &type, sizeof(type)) != sizeof(type) ||
-	    le32toh(type) != VIRTIO_PMEM_REQ_TYPE_FLUSH) {
+	pmem_req_fill(r, e);
+	r->flush = r->resp_n && virtq_elem_read(e, 0, &type, sizeof(type)) == sizeof(type) &&
+		   le32toh(type) == VIRTIO_PMEM_REQ_TYPE_FLUSH;
+	if (r->flush)
+		p->c.flushes++;
+	else
 		p->c.bad_requests++;
-		return VIRTIO_PMEM_RESP_EIO;
+}
+
+/* Answers the @count oldest requests, flushes with @sync_res (0 or -errno), and pushes them. */
+static void pmem_complete(struct pmem *p, unsigned count, int64_t sync_res)
+{
+	struct virtq_used_item items[PMEM_QUEUE_SIZE];
+
+	assert(count <= p->n);
+	if (!count)
+		return;
+	for (unsigned i = 0; i < count; i++) {
+		struct pmem_req *r = pmem_req_at(p, i);
+		uint32_t resp = htole32(r->flush && sync_res == 0 ? VIRTIO_PMEM_RESP_OK
+								  : VIRTIO_PMEM_RESP_EIO);
+		const uint8_t *src = (const uint8_t *)&resp;
+
+		if (r->flush && sync_res < 0)
+			p->c.flush_errors++;
+		for (unsigned k = 0; k < r->resp_n; k++) {
+			memcpy(r->resp[k].iov_base, src, r->resp[k].iov_len);
+			src += r->resp[k].iov_len;
+		}
+		items[i] = (struct virtq_used_item){ r->head, r->in_len,
+						     r->resp_n ? (uint32_t)sizeof(resp) : 0 };
 	}
-	p->c.flushes++;
-	if (p->discard_writes)
-		return VIRTIO_PMEM_RESP_OK;
-	while (fdatasync(p->fd) < 0) {
-		if (errno == EINTR)
-			continue;
-		p->c.flush_errors++;
-		log_ratelimited(&p->rl, LOG_WARN, "virtio-pmem: fdatasync: %s", strerror(errno));
-		return VIRTIO_PMEM_RESP_EIO;
+	p->first = (p->first + count) % PMEM_QUEUE_SIZE;
+	p->n -= count;
+	(void)virtio_pci_push_batch(p->vp, 0, items, count);
+	virtio_pci_notify(p->vp, 0);
+}
+
+/*
+ * With no sync in flight: answers the refused requests at the head, then starts one fdatasync
+ * for all the rest (without an engine, discard_writes=on, they are answered at once).
+ */
+static void pmem_advance(struct pmem *p)
+{
+	unsigned lead = 0;
+	int r;
+
+	if (p->sync_inflight)
+		return; /* its completion comes back here */
+	while (lead < p->n && (!pmem_req_at(p, lead)->flush || !p->io))
+		lead++;
+	pmem_complete(p, lead, 0);
+	if (!p->n)
+		return;
+	r = blk_io_submit(p->io, BLK_IO_FDATASYNC, p->fd, NULL, 0, 0, 0);
+	if (r < 0) {
+		/* Cannot happen (one sync at a time on a depth-1 engine); never leave them hanging. */
+		pmem_complete(p, p->n, r);
+		return;
 	}
-	return VIRTIO_PMEM_RESP_OK;
+	blk_io_commit(p->io);
+	p->syncing = p->n;
+	p->sync_inflight = true;
+}
+
+/* Pops what the driver queued (while the ring has room), then advances (lock held). */
+static void pmem_process(struct pmem *p)
+{
+	unsigned served = 0;
+
+	while (served < PMEM_BATCH && p->n < PMEM_QUEUE_SIZE &&
+	       virtio_pci_pop(p->vp, 0, &p->elem) > 0) {
+		served++;
+		pmem_req_take(p, pmem_req_at(p, p->n), &p->elem);
+		p->n++;
+	}
+	pmem_advance(p);
+	/* A full batch may have more behind it; a full ring is come back to by the sync. */
+	if (served == PMEM_BATCH)
+		virtio_pci_kick(p->vp, 0);
 }
 
 static void pmem_queue_notify(void *opaque, unsigned q)
 {
+	(void)q;
+	pmem_process(opaque);
+}
+
+/* The sync in flight landed: answers what it covered, then serves the rest (lock held). */
+static void pmem_reap(struct pmem *p)
+{
+	struct blk_io_cqe c;
+
+	if (!blk_io_reap(p->io, &c, 1))
+		return;
+	p->sync_inflight = false;
+	if (c.res < 0)
+		log_ratelimited(&p->rl, LOG_WARN, "virtio-pmem: fdatasync: %s",
+				strerror((int)-c.res));
+	pmem_complete(p, p->syncing, c.res);
+	p->syncing = 0;
+	pmem_process(p);
+}
+
+static void pmem_io_cb(void *opaque, uint32_t events)
+{
 	struct pmem *p = opaque;
-	unsigned served = 0;
+	uint64_t v;
 
-	while (served < PMEM_BATCH && virtio_pci_pop(p->vp, 0, &p->elem) > 0) {
-		uint32_t written = 0;
+	(void)events;
+	while (read(blk_io_fd(p->io), &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+	virtio_pci_lock(p->vp);
+	pmem_reap(p);
+	virtio_pci_unlock(p->vp);
+}
 
-		served++;
-		if (p->elem.in_len < sizeof(uint32_t)) {
-			p->c.bad_requests++; /* nowhere to answer: return it untouched */
-		} else {
-			uint32_t resp = htole32(pmem_request(p, &p->elem));
+void pmem_drain(void *dev)
+{
+	struct pmem *p = dev;
 
-			written = (uint32_t)virtq_elem_write(&p->elem, 0, &resp, sizeof(resp));
-		}
-		if (virtio_pci_push(p->vp, 0, &p->elem, written) < 0)
-			break;
+	if (!p->io)
+		return;
+	virtio_pci_lock(p->vp);
+	while (blk_io_inflight(p->io) > 0) {
+		blk_io_wait(p->io);
+		pmem_reap(p);
 	}
-	if (served == PMEM_BATCH)
-		virtio_pci_kick(p->vp, 0);
-	virtio_pci_notify(p->vp, 0);
+	virtio_pci_unlock(p->vp);
+}
+
+/* The queue is gone: the waiting requests with it; a sync in flight lands on an empty ring. */
+static void pmem_vreset(void *opaque)
+{
+	struct pmem *p = opaque;
+
+	p->first = p->n = p->syncing = 0;
 }
 
 static void pmem_config_read(void *opaque, uint32_t offset, uint8_t *data, unsigned len)
@@ -122,6 +277,7 @@ static const struct virtio_dev_ops pmem_vops = {
 	.config_size = PMEM_CFG_SIZE,
 	.config_read = pmem_config_read,
 	.queue_notify = pmem_queue_notify,
+	.reset = pmem_vreset,
 };
 
 void pmem_destroy(void *dev)
@@ -130,7 +286,12 @@ void pmem_destroy(void *dev)
 
 	if (!p)
 		return;
+	if (p->vp)
+		pmem_drain(p);
 	p->vp = virtio_pci_destroy(p->vp);
+	if (p->io_watched)
+		(void)p->loop->del_fd(p->loop->loop, blk_io_fd(p->io));
+	p->io = blk_io_destroy(p->io);
 	if (p->mapped)
 		p->unmap_ram(p->ram_opaque, p->gpa);
 	if (p->host)
@@ -178,6 +339,27 @@ static int pmem_open(struct pmem *p, const struct pmem_config *pc, char *err, si
 	return 0;
 }
 
+/* The engine for the syncs (one at a time), its completions watched on the loop. */
+static int pmem_io_start(struct pmem *p, const struct dev_ctx *ctx)
+{
+	int r;
+
+	if (p->discard_writes)
+		return 0;
+	r = blk_io_create(1, true, ctx->confine_worker, ctx->confine_opaque, &p->io);
+	if (r < 0)
+		return error_set(ctx->err, ctx->errlen, r,
+				 OPT ": cannot start the flush engine: %s", strerror(-r));
+	p->loop = ctx->loop;
+	if (!p->loop)
+		return 0;
+	r = p->loop->add_fd(p->loop->loop, blk_io_fd(p->io), EPOLLIN, pmem_io_cb, p);
+	if (r < 0)
+		return r;
+	p->io_watched = true;
+	return 0;
+}
+
 int pmem_create(const struct dev_ctx *ctx, const struct pmem_config *pc, void **ret)
 {
 	struct pmem *p;
@@ -214,6 +396,9 @@ int pmem_create(const struct dev_ctx *ctx, const struct pmem_config *pc, void **
 		goto fail;
 	}
 	p->mapped = true;
+	r = pmem_io_start(p, ctx);
+	if (r < 0)
+		goto fail;
 	r = virtio_pci_create(ctx->pci, ctx->mem, ctx->loop, &pmem_vops, p, &p->vp);
 	if (r < 0)
 		goto fail;
@@ -324,6 +509,13 @@ struct pmem_set {
 	char ids[CONFIG_MAX_PMEMS][CONFIG_ID_MAX];
 };
 
+void *pmem_set_device(void *set, unsigned i)
+{
+	struct pmem_set *s = set;
+
+	return s && i < s->n ? s->devs[i] : NULL;
+}
+
 static void pmem_unrealize(void *dev)
 {
 	struct pmem_set *s = dev;
@@ -400,8 +592,12 @@ static void pmem_pause(void *dev)
 {
 	struct pmem_set *s = dev;
 
-	for (unsigned i = 0; s && i < s->n; i++)
+	/* No new requests, and every sync in flight lands before pause returns: a paused
+	 * device holds no request (what save needs). */
+	for (unsigned i = 0; s && i < s->n; i++) {
 		virtio_pci_pause(pmem_transport(s->devs[i]));
+		pmem_drain(s->devs[i]);
+	}
 }
 
 static void pmem_resume(void *dev)

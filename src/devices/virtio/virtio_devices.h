@@ -226,5 +226,10 @@ struct virtio_pci *pmem_transport(void *dev);
 /* Where the device sits in guest-physical memory, and its size. */
 void pmem_region(void *dev, uint64_t *ret_gpa, uint64_t *ret_size);
 void pmem_get_counters(void *dev, struct pmem_counters *ret);
+/* Waits for the fdatasync in flight, and those it leads to, and answers their requests (loop
+ * thread; pause calls it, and tests without a loop). */
+void pmem_drain(void *dev);
+/* Device @i (in --pmem order) of what pmem_ops.realize returned, or NULL (tests). */
+void *pmem_set_device(void *set, unsigned i);
 
 #endif
