@@ -286,8 +286,11 @@ bool scenario_virtio_net_rx(uint64_t count, char *why)
 	uint64_t got = 0, bytes = 0, t0 = 0, t1 = 0, deadline;
 	char t[32];
 
+	uint64_t irq0;
+
 	if (!net_up(&n, why))
 		return false;
+	irq0 = irq_count(VIRTIO_VEC_QUEUE);
 	printf("virtio-net-rx: ready\n");
 	deadline = tsc_deadline(NET_STALL_MS);
 	while (got < count) {
@@ -327,7 +330,8 @@ bool scenario_virtio_net_rx(uint64_t count, char *why)
 		return false;
 	}
 	elapsed(t0 + (rdtsc() - t1), t, sizeof(t)); /* t1 - t0, through the helper */
-	snprintf(why, WHY_MAX, "%lu frames received, %lu bytes, %s", got, bytes, t);
+	snprintf(why, WHY_MAX, "%lu frames received, %lu bytes, %s, %lu interrupts", got, bytes, t,
+		 irq_count(VIRTIO_VEC_QUEUE) - irq0);
 	return true;
 }
 
