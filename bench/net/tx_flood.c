@@ -14,9 +14,14 @@
  * Frames: to DST_MAC from the TAP's MAC, EtherType 0x88b5 (what the test guest counts), a magic,
  * a zero sequence number and the length, then a fixed pattern.
  *
- * Usage: tx-flood IFACE DST_MAC SIZE SECONDS
+ * With COUNT, it stops once the TAP has taken COUNT frames (sent less dropped): started
+ * before the guest reads and with a TAP queue (txqueuelen) longer than COUNT, the guest then
+ * drains a queue filled ahead, and the sender hardly competes with the VMM for the host's CPUs
+ * while it is measured.
+ *
+ * Usage: tx-flood IFACE DST_MAC SIZE SECONDS [COUNT]
  * Prints "ready" once bound, then "sent N frames, D dropped by the TAP" when SECONDS have
- * passed or on SIGTERM/SIGINT.
+ * passed, COUNT frames went in, or on SIGTERM/SIGINT.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -137,16 +142,18 @@ int main(int argc, char **argv)
 	struct iovec iov = { frame, 0 };
 	struct sockaddr_ll addr = { .sll_family = AF_PACKET };
 	uint8_t dst[6], src[6];
-	uint64_t sent = 0, dropped0, dropped;
+	uint64_t sent = 0, count = UINT64_MAX, dropped0, dropped;
 	double seconds, end;
 	long size;
 	int one = 1, fd;
 
-	if (argc != 5 || parse_mac(argv[2], dst) < 0 ||
+	if (argc == 6)
+		count = strtoull(argv[5], NULL, 10);
+	if (argc < 5 || argc > 6 || count == 0 || parse_mac(argv[2], dst) < 0 ||
 	    (size = strtol(argv[3], NULL, 10)) < FLOOD_MIN || size > FLOOD_MAX ||
 	    (seconds = strtod(argv[4], NULL)) <= 0) {
-		fprintf(stderr, "usage: tx-flood IFACE DST_MAC SIZE(%d..%d) SECONDS\n", FLOOD_MIN,
-			FLOOD_MAX);
+		fprintf(stderr, "usage: tx-flood IFACE DST_MAC SIZE(%d..%d) SECONDS [COUNT]\n",
+			FLOOD_MIN, FLOOD_MAX);
 		return 2;
 	}
 	if (wait_carrier(argv[1], src) < 0) {
@@ -171,8 +178,9 @@ int main(int argc, char **argv)
 	printf("ready\n");
 	fflush(stdout);
 	end = now_s() + seconds;
-	while (!stop && now_s() < end) {
-		int r = sendmmsg(fd, msgs, FLOOD_BATCH, 0);
+	while (!stop && now_s() < end && sent - (dropped - dropped0) < count) {
+		uint64_t left = count - (sent - (dropped - dropped0));
+		int r = sendmmsg(fd, msgs, left < FLOOD_BATCH ? (unsigned)left : FLOOD_BATCH, 0);
 		uint64_t d;
 
 		if (r < 0 && errno != EINTR && errno != ENOBUFS && errno != EAGAIN) {
