@@ -4,7 +4,6 @@ run inside the test's network namespace: an AF_PACKET socket on the TAP.
     net_peer.py check IFACE COUNT GUEST_MAC   send COUNT test frames to the guest, then
                                               receive COUNT from it and check every byte
     net_peer.py sink IFACE COUNT              count COUNT test frames from the guest (bench)
-    net_peer.py source IFACE COUNT GUEST_MAC  send COUNT 60-byte frames (bench)
 
 Prints "ready" once bound (after the TAP has a carrier), then "ok ..." or "FAIL ...".
 """
@@ -98,17 +97,6 @@ def main():
         t0 = time.monotonic()
         receive(s, count, None, False)
         print(f"ok {count} frames in {time.monotonic() - t0:.6f} s", flush=True)
-    elif mode == "source":
-        guest_mac = bytes.fromhex(sys.argv[4].replace(":", ""))
-        frame = build(0, 74, guest_mac, host_mac)
-        for _ in range(count):
-            while True:
-                try:
-                    s.send(frame)
-                    break
-                except BlockingIOError:
-                    time.sleep(0.0001)
-        print(f"ok {count} frames sent", flush=True)
     return 0
 
 

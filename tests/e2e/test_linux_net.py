@@ -2,8 +2,9 @@
 hosts): two NICs on TAPs that cubicle creates inside a network namespace the test creates, the
 first with num_queues=4 (two pairs) and mtu=9000 (VIRTIO_NET_F_MTU; fewer frames for the
 emulated guest kernel to handle), both with a MAC the user chose. The guest pings the host on
-each and receives 1 MiB by default (CUBICLE_E2E_NET_BYTES) of random bytes over TCP from the host; the host prints the SHA-256
-of what it sent, the guest of what it received, and they must agree (net_tcp_peer.py)."""
+each, receives 10 MiB (CUBICLE_E2E_NET_BYTES) of random bytes over TCP from the host and sends
+them back; the host prints the SHA-256 of what it sent and of what came back, the guest of what
+it received, and all three must agree (net_tcp_peer.py)."""
 import os
 import re
 import subprocess
@@ -19,10 +20,16 @@ pytestmark = pytest.mark.usefixtures("kvm")
 
 HERE = Path(__file__).resolve().parent
 TIMEOUT = int(os.environ.get("CUBICLE_E2E_NET_TIMEOUT", "1800"))
-# 10 MiB; a heavily loaded host (the guest's kernel is emulated) may need less to finish.
-# The issue asks for 10 MiB; this host's emulated guest kernel moves TCP at ~5-15 KB/s, so the
-# default is 1 MiB (CUBICLE_E2E_NET_BYTES=10485760 runs the full size where the guest is fast).
-SIZE = int(os.environ.get("CUBICLE_E2E_NET_BYTES", str(1024 * 1024)))
+# The issue's 10 MiB, host -> guest and back. What sets the pace is the guest kernel, not the
+# VMM: on kvm_pvm hosts its CPL0 code is emulated. Measured mid-transfer (/proc/PID/task): the
+# vCPU thread never halts (34 voluntary context switches since boot, always runnable) and in
+# 5 s got 1.1 s of CPU on a loaded host, while cubicle's loop thread had used 0.1 s since boot;
+# the TCP sender is receive-window limited 96% of the time (ss -ti). Without any network the
+# same guest moves 1 MiB through a pipe (dd | cat) in 1.5 s and clears 10 MiB (dd /dev/zero to
+# /dev/null) in 1.3 s: its kernel's rep-string copies run at ~8 MB/s. TCP gets ~400 KB/s per
+# host core the guest has: 10 MiB took ~65 s one way at load ~4, 136 s in and 128 s out under
+# nice 10 at load 6. CUBICLE_E2E_NET_BYTES makes it smaller on a host slower still.
+SIZE = int(os.environ.get("CUBICLE_E2E_NET_BYTES", str(10 * 1024 * 1024)))
 MAC0, MAC1 = "52:54:00:c0:ff:01", "52:54:00:c0:ff:02"
 # The kernel passes /init at most 32 words: the command line brings eth0 up and fetches the
 # rest from the host (net_tcp_peer.py serves it on port 5000).
@@ -35,7 +42,9 @@ grep -o 'virtio[0-9]*-[a-z]*put[.][0-9]*' /proc/interrupts
 ping -c 2 10.78.0.1
 ping -c 2 10.79.0.1
 cat /sys/class/net/eth0/mtu
-nc -l -p 5001 | sha256sum
+nc -l -p 5001 >/d
+sha256sum /d
+nc 10.78.0.1 5002 </d
 echo net-done
 """
 
@@ -59,7 +68,7 @@ def boot(cubicle_bin, guest_env):
                 "--net", f"tap=clb{tag},ip=10.79.0.1,mask=255.255.255.0,mac={MAC1}"]
         peer = subprocess.Popen(["ip", "netns", "exec", ns, "/usr/bin/python3",
                                  str(HERE / "net_tcp_peer.py"), str(SIZE), "10.78.0.2", "5001",
-                                 "10.78.0.1", "0", str(script)],
+                                 "10.78.0.1", "5002", str(script)],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         t0 = time.monotonic()
         with open(stderr, "wb") as err:
@@ -108,10 +117,13 @@ def test_ping_both_nics(boot):
 
 def test_tcp_10mib_checksums(boot):
     host = re.search(r"host-sha256 ([0-9a-f]{64})", boot["peer"])
-    guest = re.search(r"^([0-9a-f]{64})\s+-\r?$", boot["out"], re.MULTILINE)
-    assert host and guest, boot["info"]
+    guest = re.search(r"^([0-9a-f]{64})\s+/d\r?$", boot["out"], re.MULTILINE)
+    back = re.search(r"returned-sha256 ([0-9a-f]{64})", boot["peer"])
+    assert host and guest and back, boot["info"]
     assert guest.group(1) == host.group(1), boot["info"]
+    assert back.group(1) == host.group(1), boot["info"]
     assert f"sent {SIZE} bytes" in boot["peer"], boot["info"]
+    assert f"received {SIZE} bytes" in boot["peer"], boot["info"]
 
 
 def test_mtu_offered(boot):

@@ -217,6 +217,13 @@ void virtq_notify(struct virtq *q)
 	mmio_write16(q->notify_addr, q->index);
 }
 
+void virtq_notify_if_wanted(struct virtq *q)
+{
+	mb(); /* the avail index before our look at the flags (store→load) */
+	if (!(q->used->flags & VIRTQ_USED_F_NO_NOTIFY))
+		mmio_write16(q->notify_addr, q->index);
+}
+
 bool virtq_get_used(struct virtq *q, struct virtq_used_elem *ret)
 {
 	if (q->used->idx == q->last_used)

@@ -19,6 +19,7 @@
 #define VIRTQ_DESC_F_NEXT	  1
 #define VIRTQ_DESC_F_WRITE	  2
 #define VIRTQ_DESC_F_INDIRECT	  4
+#define VIRTQ_USED_F_NO_NOTIFY	  1
 #define VIRTIO_MSI_NO_VECTOR	  0xffff
 #define VIRTIO_VEC_CONFIG	  MSIX_VECTOR_FIRST
 #define VIRTIO_VEC_QUEUE	  (MSIX_VECTOR_FIRST + 1)
@@ -105,6 +106,9 @@ void virtio_status_set(struct virtio_dev *v, uint8_t bits);
 /* Publishes descriptor chain @head in the avail ring (does not notify). */
 void virtq_publish(struct virtq *q, uint16_t head);
 void virtq_notify(struct virtq *q);
+/* Notifies unless the device set used->flags NO_NOTIFY (virtio 1.2 §2.7.10, no EVENT_IDX), as
+ * a driver that honours the device's suppression does. */
+void virtq_notify_if_wanted(struct virtq *q);
 /* Takes the next used element if there is one. */
 bool virtq_get_used(struct virtq *q, struct virtq_used_elem *ret);
 

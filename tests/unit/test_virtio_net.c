@@ -2,8 +2,9 @@
 /*
  * virtio-net (src/devices/virtio/net.c, net_rxtx.c) against fake guest memory, with a
  * SOCK_SEQPACKET socket pair standing in for the TAP queue (one frame per message): the vnet
- * header both ways, mergeable receive buffers, receive backpressure, transmit EAGAIN, the
- * control queue, and every bad frame the device must drop and count.
+ * header both ways, mergeable receive buffers, receive backpressure and kick suppression,
+ * transmit EAGAIN, rate limits both ways, the control queue, and every bad frame the device
+ * must drop and count.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -303,15 +304,21 @@ static void host_send(struct fx *x, size_t len, uint8_t seed, uint8_t *copy)
 	assert_int_equal(write(x->sp[1], f, HDR + len), (ssize_t)(HDR + len));
 }
 
+/* Starts one pair with @features and gives the device @n receive buffers of 1600 bytes. */
+static void rx_start(struct fx *x, uint64_t features, unsigned n)
+{
+	fx_start(x, features, 1);
+	for (unsigned i = 0; i < n; i++)
+		rx_buffer(x, i, 1600);
+	kick(x, RXQ);
+}
+
 static void test_rx_single_buffers(void **state)
 {
 	struct fx *x = *state;
 	uint8_t want[HDR + 4096];
 
-	fx_start(x, 0, 1);
-	rx_buffer(x, 0, 1600);
-	rx_buffer(x, 1, 1600);
-	kick(x, RXQ);
+	rx_start(x, 0, 2);
 	host_send(x, 100, 5, want);
 	vh_fire(x->h, x->sp[0], EPOLLIN);
 	assert_int_equal(vh_used_idx(x->h, RXQ), 1);
@@ -403,6 +410,8 @@ static void test_rx_bad_buffers(void **state)
 	assert_int_equal(vh_used_len(x->h, RXQ, 1, QSIZE), 0);
 	assert_int_equal(vh_used_len(x->h, RXQ, 2, QSIZE), HDR + 64);
 	assert_int_equal(counters(x).rx_frames, 1);
+	assert_int_equal(counters(x).rx_bad_buffers, 2);
+	assert_int_equal(counters(x).rx_dropped, 0); /* no frame was lost */
 	assert_int_equal(virtio_pci_status(vp(x)) & VIRTIO_STATUS_NEEDS_RESET, 0);
 }
 
@@ -426,7 +435,94 @@ static void test_rx_mergeable_bad_buffer(void **state)
 	assert_int_equal(vh_used_len(x->h, RXQ, 1, QSIZE), 0);
 	assert_int_equal(vh_used_len(x->h, RXQ, 2, QSIZE), HDR + 100);
 	assert_int_equal(counters(x).rx_dropped, 1);
+	assert_int_equal(counters(x).rx_bad_buffers, 1);
 	assert_int_equal(counters(x).rx_frames, 1);
+}
+
+static uint16_t rx_used_flags(struct fx *x)
+{
+	return vh_get16(x->h, VH_USED + (uint64_t)RXQ * VH_RING_STEP);
+}
+
+/* The driver's receive kicks are asked for only when the device has run out of buffers. */
+static void test_rx_kicks_when_starved(void **state)
+{
+	struct fx *x = *state;
+
+	rx_start(x, 0, 2);
+	host_send(x, 100, 1, NULL);
+	vh_fire(x->h, x->sp[0], EPOLLIN);
+	assert_int_equal(vh_used_idx(x->h, RXQ), 1);
+	assert_int_equal(rx_used_flags(x), VIRTQ_USED_F_NO_NOTIFY); /* one buffer left */
+	host_send(x, 100, 2, NULL);
+	host_send(x, 100, 3, NULL);
+	vh_fire(x->h, x->sp[0], EPOLLIN);
+	assert_int_equal(vh_used_idx(x->h, RXQ), 2);
+	assert_int_equal(rx_used_flags(x), 0); /* starved: kicks on */
+	assert_false(events_of(x) & EPOLLIN);
+	rx_buffer(x, 2, 1600);
+	kick(x, RXQ);
+	assert_int_equal(vh_used_idx(x->h, RXQ), 3);
+	assert_int_equal(counters(x).rx_frames, 3);
+}
+
+/* With EVENT_IDX: avail_event is written when the device runs dry, so the driver's next
+ * buffer brings a kick, and not while the device has buffers. */
+static void test_rx_kicks_event_idx(void **state)
+{
+	struct fx *x = *state;
+	uint64_t avail_event = VH_USED + (uint64_t)RXQ * VH_RING_STEP + 4 + 8ULL * QSIZE;
+
+	rx_start(x, F(VIRTIO_F_EVENT_IDX), 3);
+	vh_put16(x->h, avail_event, 0xdead);
+	host_send(x, 100, 1, NULL);
+	vh_fire(x->h, x->sp[0], EPOLLIN);
+	assert_int_equal(vh_used_idx(x->h, RXQ), 1);
+	assert_int_equal(vh_get16(x->h, avail_event), 0xdead); /* buffers left: no kick wanted */
+	for (unsigned i = 0; i < 3; i++)
+		host_send(x, 100, (uint8_t)(2 + i), NULL);
+	vh_fire(x->h, x->sp[0], EPOLLIN);
+	assert_int_equal(vh_used_idx(x->h, RXQ), 3);
+	assert_int_equal(vh_get16(x->h, avail_event), 3); /* the next buffer is kicked */
+}
+
+/* RX rate limit: frames past the bucket wait in the host (not read, not dropped) until the
+ * limiter's timer, which delivers them. */
+static void test_rx_rate_limit(void **state)
+{
+	struct fx *x = *state;
+	int tfd = -1;
+
+	net_config_init(&x->cfg);
+	x->cfg.rate_limiter.ops.size = 2;
+	x->cfg.rate_limiter.ops.refill_time = 40;
+	fx_start_cfg(x, 0, 1, true);
+	for (unsigned i = 0; i < 4; i++)
+		rx_buffer(x, i, 1600);
+	kick(x, RXQ);
+	for (unsigned i = 0; i < 3; i++)
+		host_send(x, 100, (uint8_t)i, NULL);
+	vh_fire(x->h, x->sp[0], EPOLLIN);
+	assert_int_equal(vh_used_idx(x->h, RXQ), 2);
+	assert_false(events_of(x) & EPOLLIN); /* the limiter holds the TAP */
+	for (unsigned i = 0; i < VH_MAX_FDS; i++) {
+		struct vh_fd *f = &x->h->fds[i];
+
+		/* the TAP fd, then the RX limiter's timer */
+		if (f->used && f->fd != x->sp[0]) {
+			tfd = f->fd;
+			break;
+		}
+	}
+	assert_true(tfd >= 0);
+	vh_fire(x->h, x->sp[0], EPOLLIN); /* early: nothing gets past the limiter */
+	assert_int_equal(vh_used_idx(x->h, RXQ), 2);
+	usleep(60 * 1000);
+	vh_fire(x->h, tfd, EPOLLIN);
+	assert_int_equal(vh_used_idx(x->h, RXQ), 3);
+	assert_int_equal(x->h->ram[RX_BUF + 0x4000 + HDR], 2);
+	assert_int_equal(counters(x).rx_frames, 3);
+	assert_int_equal(counters(x).rx_dropped, 0);
 }
 
 /* Sends a control command (@len bytes at CTRL_BUF) and returns the ack. */
@@ -786,6 +882,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rx_mergeable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_bad_buffers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_mergeable_bad_buffer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rx_kicks_when_starved, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rx_kicks_event_idx, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rx_rate_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ctrl_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tx_rate_limit, setup, teardown),

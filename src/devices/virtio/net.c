@@ -715,7 +715,7 @@ static void net_set_resume(void *dev)
 		net_resume(s->nics[i]);
 }
 
-/* Cloud Hypervisor's names (rx_bytes, rx_frames, tx_bytes, tx_frames) and two of ours. */
+/* Cloud Hypervisor's names (rx_bytes, rx_frames, tx_bytes, tx_frames) and three of ours. */
 static void net_set_counters(void *dev, dev_counter_fn emit, void *opaque)
 {
 	struct net_set *s = dev;
@@ -730,6 +730,7 @@ static void net_set_counters(void *dev, dev_counter_fn emit, void *opaque)
 		emit(opaque, n->id, "rx_bytes", c.rx_bytes);
 		emit(opaque, n->id, "rx_frames", c.rx_frames);
 		emit(opaque, n->id, "rx_dropped", c.rx_dropped);
+		emit(opaque, n->id, "rx_bad_buffers", c.rx_bad_buffers);
 		emit(opaque, n->id, "tx_bytes", c.tx_bytes);
 		emit(opaque, n->id, "tx_frames", c.tx_frames);
 		emit(opaque, n->id, "tx_dropped", c.tx_dropped);

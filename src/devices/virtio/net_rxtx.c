@@ -8,6 +8,8 @@
  * When the guest has no buffer left the frame stays in the host buffer, EPOLLIN is dropped and
  * the TAP is not read again until the driver notifies the receive queue: nothing is lost
  * because the guest is slow (the kernel queues, then drops, at the TAP as for any slow reader).
+ * The driver's kicks are asked for only then (as QEMU does): while the device has buffers,
+ * adding more needs no exit.
  * Only a frame that cannot fit the guest's buffers at all (larger than a whole non-mergeable
  * buffer, or than the whole ring's) is dropped and counted.
  *
@@ -106,6 +108,7 @@ static void rx_return_bad(struct net_pair *p)
 {
 	struct net *n = p->net;
 
+	n->c.rx_bad_buffers++;
 	log_ratelimited(&n->rl, LOG_WARN,
 			"virtio-net %s: receive buffer of %u bytes with %u readable descriptors "
 			"returned unused",
@@ -169,7 +172,15 @@ static bool rx_deliver(struct net_pair *p)
 
 	for (;;) {
 		if (!p->rx_held) {
-			if (virtio_pci_pop(p->net->vp, net_rxq(p->index), p->rx) <= 0)
+			int r = virtio_pci_pop(p->net->vp, net_rxq(p->index), p->rx);
+
+			if (r == 0) {
+				/* Out of buffers: kicks on, then look once more (a buffer added
+				 * before the driver saw the change would bring no kick). */
+				virtio_pci_set_notify(p->net->vp, net_rxq(p->index), true);
+				r = virtio_pci_pop(p->net->vp, net_rxq(p->index), p->rx);
+			}
+			if (r <= 0)
 				return false;
 			p->rx_held = true;
 		}
@@ -231,6 +242,9 @@ void net_rx(struct net_pair *p)
 
 	if (!n->active || n->paused || p->index >= n->active_pairs)
 		return;
+	/* While the guest's buffers last, the TAP's EPOLLIN is all that brings us back: a kick
+	 * per buffer would only cost the guest an exit and us a wake-up. */
+	virtio_pci_set_notify(n->vp, net_rxq(p->index), false);
 	while (done < NET_RX_BATCH) {
 		if (!p->frame_len) {
 			if (rate_limiter_blocked(&p->rx_rl) || !rx_read(p))

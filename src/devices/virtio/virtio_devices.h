@@ -123,6 +123,7 @@ struct virtio_pci *net_transport(void *dev);
 /* The counters of one NIC, as net_ops.counters reports them. */
 struct net_counters {
 	uint64_t rx_bytes, rx_frames, rx_dropped;
+	uint64_t rx_bad_buffers; /* receive buffers the guest got wrong, given back unused */
 	uint64_t tx_bytes, tx_frames, tx_dropped;
 };
 void net_get_counters(void *dev, struct net_counters *ret);
