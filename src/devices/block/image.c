@@ -332,12 +332,33 @@ int disk_image_write_zeroes(struct disk_image *img, uint64_t off, uint64_t len, 
 
 int disk_image_flush(struct disk_image *img)
 {
-	if (img->readonly)
+	int fd;
+	int r = disk_image_flush_start(img, &fd);
+	if (r < 0 || fd < 0)
+		return r;
+	if (fdatasync(fd) < 0)
+		return -errno;
+	return 0;
+}
+
+int disk_image_flush_start(struct disk_image *img, int *ret_fd)
+{
+	if (img->readonly) {
+		*ret_fd = -1;
 		return 0;
+	}
 	int r = img->ops->flush(img);
 	if (r < 0)
 		return r;
-	if (fdatasync(img->mfd) < 0)
-		return -errno;
+	*ret_fd = img->mfd;
+	return 0;
+}
+
+int disk_image_raw_fds(const struct disk_image *img, int *ret_fd, int *ret_zero_fd)
+{
+	if (!disk_image_is_raw(img))
+		return -ENOTSUP;
+	*ret_fd = img->fd;
+	*ret_zero_fd = img->mfd;
 	return 0;
 }

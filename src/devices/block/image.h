@@ -135,4 +135,23 @@ int disk_image_write_zeroes(struct disk_image *img, uint64_t off, uint64_t len, 
  */
 int disk_image_flush(struct disk_image *img);
 
+/*
+ * disk_image_flush in two halves, for a caller that waits for the disk asynchronously: writes
+ * the cached metadata (qcow2; the syncs that order refcounts before tables stay inside) and
+ * gives in *@ret_fd the fd whose fdatasync completes the flush, or -1 when there is nothing to
+ * sync (read-only). Returns 0, or -EIO as disk_image_flush.
+ */
+int disk_image_flush_start(struct disk_image *img, int *ret_fd);
+
+/*
+ * Raw images: the fds for a caller doing discard and write-zeroes itself, off its thread (what
+ * disk_image_discard and disk_image_write_zeroes do synchronously): *@ret_fd to fallocate on,
+ * *@ret_zero_fd to write zeros through where fallocate cannot (never O_DIRECT: any offset and
+ * length). Returns 0, or -ENOTSUP for other formats.
+ */
+int disk_image_raw_fds(const struct disk_image *img, int *ret_fd, int *ret_zero_fd);
+
+/* True when fallocate's -errno @err means "not on this file" (fall back), not a failure. */
+bool disk_image_fallocate_unsupported(int err);
+
 #endif

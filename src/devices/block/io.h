@@ -5,7 +5,7 @@
  *
  *   io_uring (liburing): one ring per engine, its completion eventfd registered; submissions
  *     are batched until blk_io_commit().
- *   worker pool: BLK_IO_POOL_THREADS threads doing preadv/pwritev, for hosts where io_uring
+ *   worker pool: BLK_IO_POOL_THREADS threads doing preadv/pwritev (and fdatasync, fallocate), for hosts where io_uring
  *     is missing or forbidden (old kernels, seccomp, io_uring_disabled=2), chosen
  *     automatically, or on request (--disk _disable_io_uring=on, or CUBICLE_BLK_ENGINE=pool in
  *     the environment) for tests and benchmarks.
@@ -28,6 +28,7 @@ enum blk_io_op {
 	BLK_IO_READ,
 	BLK_IO_WRITE,
 	BLK_IO_FDATASYNC, /* iov and offset unused; res 0 or -errno */
+	BLK_IO_FALLOCATE, /* blk_io_submit_fallocate; res 0 or -errno */
 };
 
 struct blk_io_cqe {
@@ -57,10 +58,18 @@ int blk_io_fd(const struct blk_io *io);
 
 /*
  * Queues one operation: @iov (@iovcnt ≥ 1 entries, which must stay valid until its completion)
- * at @off of @fd; for BLK_IO_FDATASYNC, @iov may be NULL. Returns 0, or -EAGAIN when @depth operations are already in flight.
+ * at @off of @fd; for BLK_IO_FDATASYNC, @iov may be NULL. Returns 0, or -EAGAIN when @depth
+ * operations are already in flight.
  */
 int blk_io_submit(struct blk_io *io, enum blk_io_op op, int fd, const struct iovec *iov,
 		  unsigned iovcnt, uint64_t off, uint64_t user);
+
+/*
+ * Queues fallocate(@fd, @mode, @off, @len) (discard, write-zeroes: the file system may take long
+ * over it, so it is never run on the caller's thread). Returns 0, or -EAGAIN as blk_io_submit.
+ */
+int blk_io_submit_fallocate(struct blk_io *io, int fd, int mode, uint64_t off, uint64_t len,
+			    uint64_t user);
 
 /* Starts what blk_io_submit queued (one system call for a batch on io_uring). */
 void blk_io_commit(struct blk_io *io);
