@@ -417,6 +417,18 @@ static void blk_start(struct blk_req *r)
  * Queues
  */
 
+static void blk_reap(struct blk *b);
+
+static void blk_notify_completed(struct blk *b)
+{
+	for (unsigned q = 0; q < b->num_queues; q++) {
+		if (b->q[q].completed) {
+			b->q[q].completed = false;
+			virtio_pci_notify(b->vp, q);
+		}
+	}
+}
+
 static void blk_process_queue(struct blk *b, unsigned q)
 {
 	struct blk_queue *bq = &b->q[q];
@@ -456,21 +468,10 @@ static void blk_process_queue(struct blk *b, unsigned q)
 	}
 	if (served == budget)
 		virtio_pci_kick(b->vp, q);
+	/* Page-cache hits are done inside the commit: push them now, under this notify. */
 	blk_io_commit(b->io);
-	if (bq->completed) {
-		bq->completed = false;
-		virtio_pci_notify(b->vp, q);
-	}
-}
-
-static void blk_notify_completed(struct blk *b)
-{
-	for (unsigned q = 0; q < b->num_queues; q++) {
-		if (b->q[q].completed) {
-			b->q[q].completed = false;
-			virtio_pci_notify(b->vp, q);
-		}
-	}
+	blk_reap(b);
+	blk_notify_completed(b);
 }
 
 static void req_io_done(struct blk_req *r, int64_t res)
