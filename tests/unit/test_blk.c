@@ -99,6 +99,17 @@ static void start_cfg(struct fx *x, struct disk_config *d)
 	x->nq = nq;
 }
 
+/* The disk on @path instead of the fixture's image (which stays for teardown). */
+static void start_on(struct fx *x, const char *path, struct disk_config *d)
+{
+	char keep[sizeof(x->path)];
+
+	memcpy(keep, x->path, sizeof(keep));
+	snprintf(x->path, sizeof(x->path), "%s", path);
+	start_cfg(x, d);
+	memcpy(x->path, keep, sizeof(keep));
+}
+
 static void start_with(struct fx *x, bool readonly, uint16_t nq, const char *serial)
 {
 	struct disk_config d;
@@ -741,28 +752,22 @@ static void test_rmw_loop_4k(void **state)
 {
 	struct fx *x = *state;
 	struct disk_config d;
-	char file[sizeof(x->path)];
+	char dev[sizeof(x->path)];
 	int lfd;
 
 	if (geteuid() != 0) {
 		print_message("skipped: a loop device needs root\n");
 		skip();
 	}
-	lfd = loop_attach_4k(x->path, file, sizeof(file));
+	lfd = loop_attach_4k(x->path, dev, sizeof(dev));
 	if (lfd < 0) {
 		print_message("skipped: no loop device: %s\n", strerror(-lfd));
 		skip();
 	}
-	/* x->path names the device while the disk is open on it. */
-	char dev[sizeof(x->path)];
-	memcpy(dev, file, sizeof(dev));
-	memcpy(file, x->path, sizeof(file));
-	memcpy(x->path, dev, sizeof(dev));
 	disk_config_init(&d);
 	d.num_queues = 1;
 	d.direct = true;
-	start_cfg(x, &d);
-	memcpy(x->path, file, sizeof(file));
+	start_on(x, dev, &d);
 	assert_int_equal(vh_rd(x->h, VIRTIO_PCI_DEVCFG_OFF + 20, 4), 4096); /* blk_size */
 	rmw_scenario(x, lfd, 0);
 	blk_destroy(x->dev);
@@ -791,13 +796,9 @@ static void test_write_zeroes_fallback(void **state)
 	}
 	memset(back, 0x5a, sizeof(back));
 	assert_int_equal(pwrite(fd, back, size, 0), (ssize_t)size);
-	char keep[sizeof(x->path)];
-	memcpy(keep, x->path, sizeof(keep));
-	memcpy(x->path, file, sizeof(file));
 	disk_config_init(&d);
 	d.num_queues = 1;
-	start_cfg(x, &d);
-	memcpy(x->path, keep, sizeof(keep));
+	start_on(x, file, &d);
 
 	put_hdr(x, VIRTIO_BLK_T_WRITE_ZEROES, 0);
 	put_seg(x, 0, zoff / BLK_SECTOR, (uint32_t)(zlen / BLK_SECTOR), 0);
@@ -820,6 +821,66 @@ static void test_write_zeroes_fallback(void **state)
 	x->dev = NULL;
 	close(fd);
 	unlink(file);
+}
+
+/*
+ * qcow2 write-zeroes: the whole cluster in the range becomes a zero cluster, the partial ones
+ * at its ends are written with zeros on the engine; a flush after it, and qemu-img check finds
+ * the image clean.
+ */
+static void test_qcow2_write_zeroes(void **state)
+{
+	struct fx *x = *state;
+	struct disk_config d;
+	char img[sizeof(x->path)], cmd[160];
+	const uint32_t span = 192 << 10, zoff = 512, zlen = 128 << 10;
+	int fd;
+
+	snprintf(img, sizeof(img), "/tmp/cubicle-test-blk-q-XXXXXX");
+	fd = mkstemp(img);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "qemu-img create -q -f qcow2 -o cluster_size=64k %s 1M", img);
+	if (system(cmd) != 0) {
+		unlink(img);
+		print_message("skipped: qemu-img (qemu-utils) is not installed\n");
+		skip();
+	}
+	disk_config_init(&d);
+	d.num_queues = 1;
+	start_on(x, img, &d);
+
+	memset(x->h->ram + DATA, 0x77, span);
+	put_hdr(x, VIRTIO_BLK_T_OUT, 0);
+	chain(x, 0, BLK_HDR_SIZE, span, 0);
+	serve(x);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	put_hdr(x, VIRTIO_BLK_T_WRITE_ZEROES, 0);
+	put_seg(x, 0, zoff / BLK_SECTOR, zlen / BLK_SECTOR, 0);
+	chain(x, 0, BLK_HDR_SIZE, 16, 0);
+	assert_int_equal(serve(x), 1);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	put_hdr(x, VIRTIO_BLK_T_FLUSH, 0);
+	chain(x, 0, BLK_HDR_SIZE, 0, 0);
+	serve(x);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+
+	memset(x->h->ram + DATA, CANARY, span);
+	put_hdr(x, VIRTIO_BLK_T_IN, 0);
+	chain(x, 0, BLK_HDR_SIZE, span, VIRTQ_DESC_F_WRITE);
+	assert_int_equal(serve(x), span + 1);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	for (uint32_t i = 0; i < span; i++) {
+		uint8_t want = i >= zoff && i < zoff + zlen ? 0 : 0x77;
+
+		if (x->h->ram[DATA + i] != want)
+			fail_msg("byte %u is %#x, not %#x", i, x->h->ram[DATA + i], want);
+	}
+	blk_destroy(x->dev);
+	x->dev = NULL;
+	snprintf(cmd, sizeof(cmd), "qemu-img check -q %s", img);
+	assert_int_equal(system(cmd), 0);
+	unlink(img);
 }
 
 /* The fake loop's entry for the rate limiter's timerfd. */
@@ -1099,6 +1160,7 @@ int main(void)
 		T(test_rmw_forced_align),
 		T(test_rmw_loop_4k),
 		T(test_write_zeroes_fallback),
+		T(test_qcow2_write_zeroes),
 		T(test_rate_limited),
 		T(test_state_round_trip),
 		T(test_state_held_by_limiter),

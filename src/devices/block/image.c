@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "devices/block/image_priv.h"
+#include "devices/block/qcow2.h"
 #include "util/util.h"
 
 #define QCOW2_MAGIC_BYTES "QFI\xfb"
@@ -225,6 +226,11 @@ uint32_t disk_image_align(const struct disk_image *img)
 bool disk_image_is_raw(const struct disk_image *img)
 {
 	return img->ops == &disk_raw_ops;
+}
+
+uint64_t disk_image_cluster_size(const struct disk_image *img)
+{
+	return img->q ? img->q->cluster_size : 0;
 }
 
 bool disk_image_readonly(const struct disk_image *img)

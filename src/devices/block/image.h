@@ -59,6 +59,10 @@ uint32_t disk_image_align(const struct disk_image *img);
 /* True when the map is the identity on one fd (raw): every DATA extent is the whole range. */
 bool disk_image_is_raw(const struct disk_image *img);
 
+/* The unit qcow2 allocates and zeroes in (its cluster size); 0 for raw. Write-zeroes over
+ * whole units is a metadata change; the rest of a range is written with zeros. */
+uint64_t disk_image_cluster_size(const struct disk_image *img);
+
 /* True when the image was opened read-only (writes and discards return -EROFS). */
 bool disk_image_readonly(const struct disk_image *img);
 

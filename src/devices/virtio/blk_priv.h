@@ -57,8 +57,9 @@ struct blk_req {
 	void *bounce; /* O_DIRECT: [io_off, io_off + io_len), aligned */
 	unsigned seg, nsegs;
 	struct iovec slice[VIRTQ_MAX_SEGS];
-	/* Not cleared by req_alloc (set before use). */
-	struct blk_dwz_seg segs[BLK_MAX_DWZ_SEGS];
+	/* Not cleared by req_alloc (set before use): the discard or write-zeroes segments, or
+	 * the partial clusters of a qcow2 image's write-zeroes (two per segment at most). */
+	struct blk_dwz_seg segs[2 * BLK_MAX_DWZ_SEGS];
 	struct virtq_elem elem;
 };
 
