@@ -823,6 +823,52 @@ static void test_write_zeroes_fallback(void **state)
 	unlink(file);
 }
 
+/* A qcow2 image from qemu-img (cluster_size=64k, 1 MiB) in @img; false when there is no
+ * qemu-img. */
+static bool qcow2_create(char *img, size_t len)
+{
+	char cmd[160];
+	int fd;
+
+	snprintf(img, len, "/tmp/cubicle-test-blk-q-XXXXXX");
+	fd = mkstemp(img);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "qemu-img create -q -f qcow2 -o cluster_size=64k %s 1M", img);
+	if (system(cmd) == 0)
+		return true;
+	unlink(img);
+	print_message("skipped: qemu-img (qemu-utils) is not installed\n");
+	return false;
+}
+
+static void qcow2_check(const char *img)
+{
+	char cmd[160];
+
+	snprintf(cmd, sizeof(cmd), "qemu-img check -q %s", img);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* The disk on a new qcow2 image (in @img), the guest's first write @len bytes of @byte at 0
+ * (allocating clusters); false when there is no qemu-img. */
+static bool qcow2_start_written(struct fx *x, char *img, size_t imglen, uint8_t byte, uint32_t len)
+{
+	struct disk_config d;
+
+	if (!qcow2_create(img, imglen))
+		return false;
+	disk_config_init(&d);
+	d.num_queues = 1;
+	start_on(x, img, &d);
+	memset(x->h->ram + DATA, byte, len);
+	put_hdr(x, VIRTIO_BLK_T_OUT, 0);
+	chain(x, 0, BLK_HDR_SIZE, len, 0);
+	serve(x);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	return true;
+}
+
 /*
  * qcow2 write-zeroes: the whole cluster in the range becomes a zero cluster, the partial ones
  * at its ends are written with zeros on the engine; a flush after it, and qemu-img check finds
@@ -831,30 +877,11 @@ static void test_write_zeroes_fallback(void **state)
 static void test_qcow2_write_zeroes(void **state)
 {
 	struct fx *x = *state;
-	struct disk_config d;
-	char img[sizeof(x->path)], cmd[160];
+	char img[sizeof(x->path)];
 	const uint32_t span = 192 << 10, zoff = 512, zlen = 128 << 10;
-	int fd;
 
-	snprintf(img, sizeof(img), "/tmp/cubicle-test-blk-q-XXXXXX");
-	fd = mkstemp(img);
-	assert_true(fd >= 0);
-	close(fd);
-	snprintf(cmd, sizeof(cmd), "qemu-img create -q -f qcow2 -o cluster_size=64k %s 1M", img);
-	if (system(cmd) != 0) {
-		unlink(img);
-		print_message("skipped: qemu-img (qemu-utils) is not installed\n");
+	if (!qcow2_start_written(x, img, sizeof(img), 0x77, span))
 		skip();
-	}
-	disk_config_init(&d);
-	d.num_queues = 1;
-	start_on(x, img, &d);
-
-	memset(x->h->ram + DATA, 0x77, span);
-	put_hdr(x, VIRTIO_BLK_T_OUT, 0);
-	chain(x, 0, BLK_HDR_SIZE, span, 0);
-	serve(x);
-	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
 	put_hdr(x, VIRTIO_BLK_T_WRITE_ZEROES, 0);
 	put_seg(x, 0, zoff / BLK_SECTOR, zlen / BLK_SECTOR, 0);
 	chain(x, 0, BLK_HDR_SIZE, 16, 0);
@@ -878,8 +905,56 @@ static void test_qcow2_write_zeroes(void **state)
 	}
 	blk_destroy(x->dev);
 	x->dev = NULL;
-	snprintf(cmd, sizeof(cmd), "qemu-img check -q %s", img);
-	assert_int_equal(system(cmd), 0);
+	qcow2_check(img);
+	unlink(img);
+}
+
+/*
+ * A qcow2 flush between allocating writes, with a read and another flush in flight: the flush
+ * writes metadata in steps with its fdatasyncs on the engine, holding the others meanwhile;
+ * everything completes, in order, and the image is clean.
+ */
+static void test_qcow2_flush_steps(void **state)
+{
+	struct fx *x = *state;
+	struct disk_config d;
+	char img[sizeof(x->path)];
+	const uint32_t len = 64 << 10;
+	uint16_t used;
+
+	/* Cluster 0 allocated: the flush has metadata to write. */
+	if (!qcow2_start_written(x, img, sizeof(img), 0x31, len))
+		skip();
+
+	memset(x->h->ram + DATA + 0x20000, 0x32, len);
+	memset(x->h->ram + DATA + 0x10000, CANARY, len);
+	used = vh_used_idx(x->h, 0);
+	post_rw(x, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0);
+	post_rw(x, 1, VIRTIO_BLK_T_IN, 0, DATA + 0x10000, len);	   /* held while it writes */
+	post_rw(x, 2, VIRTIO_BLK_T_OUT, 384, DATA + 0x20000, len); /* allocates cluster 3 */
+	post_rw(x, 3, VIRTIO_BLK_T_FLUSH, 0, 0, 0);
+	vh_notify(x->h, 0);
+	virtio_pci_run_notify(blk_transport(x->dev), 0);
+	blk_drain(x->dev);
+	assert_int_equal(vh_used_idx(x->h, 0), (uint16_t)(used + 4));
+	for (unsigned k = 0; k < 4; k++)
+		assert_int_equal(rw_status(x, k), VIRTIO_BLK_S_OK);
+	assert_int_equal(used_id(x, (uint16_t)(used + 3)), 9); /* after the write before it */
+	for (uint32_t i = 0; i < len; i++)
+		assert_int_equal(x->h->ram[DATA + 0x10000 + i], 0x31);
+	blk_destroy(x->dev);
+	x->dev = NULL;
+	qcow2_check(img);
+	disk_config_init(&d);
+	d.num_queues = 1;
+	d.readonly = true;
+	start_on(x, img, &d);
+	put_hdr(x, VIRTIO_BLK_T_IN, 384);
+	chain(x, 0, BLK_HDR_SIZE, len, VIRTQ_DESC_F_WRITE);
+	serve(x);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	for (uint32_t i = 0; i < len; i++)
+		assert_int_equal(x->h->ram[DATA + i], 0x32);
 	unlink(img);
 }
 
@@ -1161,6 +1236,7 @@ int main(void)
 		T(test_rmw_loop_4k),
 		T(test_write_zeroes_fallback),
 		T(test_qcow2_write_zeroes),
+		T(test_qcow2_flush_steps),
 		T(test_rate_limited),
 		T(test_state_round_trip),
 		T(test_state_held_by_limiter),

@@ -338,26 +338,31 @@ int disk_image_write_zeroes(struct disk_image *img, uint64_t off, uint64_t len, 
 
 int disk_image_flush(struct disk_image *img)
 {
-	int fd;
-	int r = disk_image_flush_start(img, &fd);
-	if (r < 0 || fd < 0)
-		return r;
-	if (fdatasync(fd) < 0)
-		return -errno;
+	int fd, r;
+	do {
+		r = disk_image_flush_step(img, &fd);
+		if (r < 0 || fd < 0)
+			return r;
+		if (fdatasync(fd) < 0) {
+			disk_image_flush_abort(img);
+			return -errno;
+		}
+	} while (r == 1);
 	return 0;
 }
 
-int disk_image_flush_start(struct disk_image *img, int *ret_fd)
+int disk_image_flush_step(struct disk_image *img, int *ret_fd)
 {
-	if (img->readonly) {
-		*ret_fd = -1;
+	*ret_fd = img->readonly ? -1 : img->mfd;
+	if (img->readonly)
 		return 0;
-	}
-	int r = img->ops->flush(img);
-	if (r < 0)
-		return r;
-	*ret_fd = img->mfd;
-	return 0;
+	return img->ops->flush_step ? img->ops->flush_step(img) : img->ops->flush(img);
+}
+
+void disk_image_flush_abort(struct disk_image *img)
+{
+	if (img->q)
+		qcow2_meta_flush_abort(img);
 }
 
 int disk_image_raw_fds(const struct disk_image *img, int *ret_fd, int *ret_zero_fd)

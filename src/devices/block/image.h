@@ -140,12 +140,19 @@ int disk_image_write_zeroes(struct disk_image *img, uint64_t off, uint64_t len, 
 int disk_image_flush(struct disk_image *img);
 
 /*
- * disk_image_flush in two halves, for a caller that waits for the disk asynchronously: writes
- * the cached metadata (qcow2; the syncs that order refcounts before tables stay inside) and
- * gives in *@ret_fd the fd whose fdatasync completes the flush, or -1 when there is nothing to
- * sync (read-only). Returns 0, or -EIO as disk_image_flush.
+ * disk_image_flush in steps, for a caller that runs every fdatasync itself, off its thread.
+ * Each call writes part of the cached metadata (qcow2: refcount blocks, then tables, in the
+ * order that keeps the image consistent after a crash) and returns 1 with *@ret_fd when an
+ * fdatasync of *@ret_fd must have completed before the next call; or 0 once everything is
+ * written, with *@ret_fd the fd whose fdatasync then completes the flush (-1 on a read-only
+ * image: nothing to sync). Between the first call and the one returning 0, nothing may map,
+ * discard or write-zeroes the image. Returns -EIO as disk_image_flush (the next call starts
+ * over); after a failed fdatasync, call disk_image_flush_abort.
  */
-int disk_image_flush_start(struct disk_image *img, int *ret_fd);
+int disk_image_flush_step(struct disk_image *img, int *ret_fd);
+
+/* Ends a stepped flush whose fdatasync failed: the next step starts a new flush. */
+void disk_image_flush_abort(struct disk_image *img);
 
 /*
  * Raw images: the fds for a caller doing discard and write-zeroes itself, off its thread (what

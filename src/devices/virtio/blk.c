@@ -108,6 +108,8 @@ static bool req_conflict(const struct blk_req *e, const struct blk_req *r)
 
 static bool req_must_wait(const struct blk *b, const struct blk_req *r)
 {
+	if (b->meta_flush)
+		return true; /* flush_step */
 	if (!r->rmw && b->rmw_count == 0)
 		return false;
 	for (const struct blk_req *e = r->ord_prev; e; e = e->ord_prev) {
@@ -233,41 +235,91 @@ static void complete_flushes(struct blk *b, unsigned n, uint8_t status)
 	}
 }
 
-/*
- * Every flush with nothing before it on the order list: one image flush serves them all. The
- * metadata (qcow2) is written here, then the fdatasync runs on the engine: the loop does not
- * wait for the disk.
- */
-static void run_ready_flushes(struct blk *b)
+void blk_park(struct blk_req *r)
 {
-	unsigned n = 0;
-	int fd;
-
-	if (b->flush_batch)
-		return; /* the fdatasync in flight comes back here */
-	for (struct blk_req *f = b->ord_head; f && f->type == VIRTIO_BLK_T_FLUSH; f = f->ord_next)
-		n++;
-	if (n == 0)
-		return;
-	if (disk_image_flush_start(b->img, &fd) < 0) {
-		complete_flushes(b, n, VIRTIO_BLK_S_IOERR);
-		return;
-	}
-	if (fd >= 0 && blk_io_submit(b->io, BLK_IO_FDATASYNC, fd, NULL, 0, 0,
-				     (uintptr_t)&b->flush_marker) == 0) {
-		b->flush_batch = n;
-		return;
-	}
-	complete_flushes(b, n, fd >= 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
+	r->park_next = r->b->parked;
+	r->b->parked = r;
 }
 
-static void flush_io_done(struct blk *b, int64_t res)
+/* The image's metadata is consistent again: what waited for it goes on. */
+static void unpark(struct blk *b)
+{
+	struct blk_req *r = b->parked;
+
+	b->parked = NULL;
+	while (r) {
+		struct blk_req *next = r->park_next;
+
+		blk_rw_resume(r);
+		r = next;
+	}
+	blk_wake(b);
+}
+
+/* The flush batch is done: its flushes complete with @status. */
+static void flush_end(struct blk *b, uint8_t status)
 {
 	unsigned n = b->flush_batch;
 
 	b->flush_batch = 0;
-	complete_flushes(b, n, res < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
+	if (b->meta_flush) {
+		b->meta_flush = false;
+		unpark(b);
+	}
+	complete_flushes(b, n, status);
 	run_ready_flushes(b);
+}
+
+static void flush_io_done(struct blk *b, int64_t res);
+
+/*
+ * The next step of the image flush: it writes metadata (qcow2) and its fdatasync goes to the
+ * engine; the loop never waits for the disk. Until the last step the image is quiesced
+ * (meta_flush): new writes, discards and write-zeroes wait on the order list, reads about to
+ * map an extent are parked.
+ */
+static void flush_step(struct blk *b)
+{
+	bool was = b->meta_flush;
+	int fd, r = disk_image_flush_step(b->img, &fd);
+
+	if (r < 0 || fd < 0) {
+		flush_end(b, r < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
+		return;
+	}
+	b->meta_flush = r == 1;
+	if (was && !b->meta_flush)
+		unpark(b); /* all written: the last fdatasync does not hold the others */
+	if (blk_io_submit(b->io, BLK_IO_FDATASYNC, fd, NULL, 0, 0, (uintptr_t)&b->flush_marker) ==
+	    0)
+		return;
+	/* Not expected (the engine has a slot per request): rather wait than break the order. */
+	flush_io_done(b, fdatasync(fd) < 0 ? -errno : 0);
+}
+
+static void flush_io_done(struct blk *b, int64_t res)
+{
+	if (res < 0 && b->meta_flush)
+		disk_image_flush_abort(b->img);
+	if (res >= 0 && b->meta_flush)
+		flush_step(b);
+	else
+		flush_end(b, res < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
+}
+
+/* Every flush with nothing before it on the order list: one image flush serves them all. */
+static void run_ready_flushes(struct blk *b)
+{
+	unsigned n = 0;
+
+	if (b->flush_batch)
+		return; /* the flush in progress comes back here */
+	for (struct blk_req *f = b->ord_head; f && f->type == VIRTIO_BLK_T_FLUSH; f = f->ord_next)
+		n++;
+	if (n == 0)
+		return;
+	b->flush_batch = n;
+	flush_step(b);
 }
 
 /*

@@ -13,9 +13,10 @@
  * buffers. Reads, writes, and a raw image's discard and write-zeroes are asynchronous (the I/O
  * engine), also with direct=on on a disk whose blocks are larger than the guest's requests
  * (read-modify-write through bounce buffers). A flush completes only after everything taken
- * before it has completed and the image has been flushed (metadata, then an fdatasync on the
- * engine). A qcow2 image's discard and write-zeroes change metadata on the loop thread. Each
- * queue is served on its own: a slow request holds only itself.
+ * before it has completed and the image has been flushed (metadata in stages, each followed by
+ * an fdatasync on the engine). A qcow2 image's discard, and write-zeroes over whole clusters,
+ * change metadata on the loop thread. Each queue is served on its own: a slow request holds
+ * only itself.
  */
 #ifndef CUBICLE_DEVICES_VIRTIO_BLK_H
 #define CUBICLE_DEVICES_VIRTIO_BLK_H

@@ -40,6 +40,7 @@ struct blk_req {
 	unsigned q;
 	unsigned gen; /* the device's reset generation when popped */
 	struct blk_req *next_free;
+	struct blk_req *park_next;	     /* on blk.parked */
 	struct blk_req *ord_prev, *ord_next; /* the write/flush order list */
 	bool in_ord;
 	bool waiting; /* on the order list, not started: an earlier conflicting one is (blk_wake) */
@@ -84,16 +85,18 @@ struct blk {
 	uint16_t num_queues, queue_size;
 	struct blk_queue q[CONFIG_MAX_DISK_QUEUES];
 	struct blk_req *ord_head, *ord_tail;
-	unsigned rmw_count;   /* read-modify-write requests on the order list */
-	unsigned waiting;     /* requests on the order list waiting to start */
-	bool waking;	      /* blk_wake is running */
-	unsigned gen;	      /* bumped by each reset: older requests land but are not pushed */
-	int raw_fd;	      /* a raw image's: discard and write-zeroes fallocate on it */
-	int zero_fd;	      /* a raw image's buffered fd: where fallocate cannot zero */
-	void *zeros;	      /* BLK_ZERO_CHUNK zero bytes, allocated on first use */
-	unsigned flush_batch; /* flushes at the head of the order list the engine's fdatasync
-			       * in flight will complete; 0: none in flight */
-	uint8_t flush_marker; /* its address is the engine's user tag for that fdatasync */
+	unsigned rmw_count;	/* read-modify-write requests on the order list */
+	unsigned waiting;	/* requests on the order list waiting to start */
+	bool waking;		/* blk_wake is running */
+	unsigned gen;		/* bumped by each reset: older requests land but are not pushed */
+	int raw_fd;		/* a raw image's: discard and write-zeroes fallocate on it */
+	int zero_fd;		/* a raw image's buffered fd: where fallocate cannot zero */
+	void *zeros;		/* BLK_ZERO_CHUNK zero bytes, allocated on first use */
+	unsigned flush_batch;	/* flushes at the head of the order list the image flush in
+			       * progress will complete; 0: none in progress */
+	bool meta_flush;	/* that flush is writing metadata: the image is not to be touched */
+	struct blk_req *parked; /* reads that came to map an extent meanwhile */
+	uint8_t flush_marker;	/* its address is the engine's user tag for that fdatasync */
 	uint64_t counters[BLK_NR_COUNTERS];
 	struct log_ratelimit lrl;
 	struct virtio_dev_ops vops;
@@ -113,6 +116,10 @@ bool blk_ord_append(struct blk *b, struct blk_req *r);
 /* Starts the waiting requests whose conflicts have completed. */
 void blk_wake(struct blk *b);
 
+/* Holds a read that is about to map an extent while the image flush writes metadata
+ * (blk.meta_flush); blk_rw_resume goes on with it afterwards. */
+void blk_park(struct blk_req *r);
+
 /* The part [@off, @off + @len) of @src (@cnt entries) into @dst; returns the entry count. */
 unsigned blk_iov_slice(const struct iovec *src, unsigned cnt, uint64_t off, uint64_t len,
 		       struct iovec *dst);
@@ -124,6 +131,8 @@ void blk_data_copy(struct blk_req *r, uint64_t off, void *buf, uint64_t len, boo
 void blk_rw_start(struct blk_req *r);
 /* Starts a write that waited on the order list. */
 void blk_rw_begin(struct blk_req *r);
+/* Goes on with a parked request. */
+void blk_rw_resume(struct blk_req *r);
 /* The engine finished the operation @r submitted, with @res. */
 void blk_rw_io_done(struct blk_req *r, int64_t res);
 

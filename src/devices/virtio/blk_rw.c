@@ -138,6 +138,10 @@ static void rw_continue(struct blk_req *r)
 		uint64_t pos = r->span_off + r->done, left = r->span_len - r->done;
 		uint64_t at = pos - r->io_off;
 
+		if (r->b->meta_flush) {
+			blk_park(r); /* the image is being flushed */
+			return;
+		}
 		if (disk_image_map(r->b->img, pos, left, write, &ext) < 0 || ext.len == 0 ||
 		    ext.len > left)
 			break;
@@ -162,6 +166,11 @@ static void rw_continue(struct blk_req *r)
 		rw_finish(r, VIRTIO_BLK_S_IOERR);
 	else
 		rw_next(r);
+}
+
+void blk_rw_resume(struct blk_req *r)
+{
+	rw_continue(r);
 }
 
 void blk_rw_io_done(struct blk_req *r, int64_t res)
