@@ -250,7 +250,10 @@ static void unpark(struct blk *b)
 	while (r) {
 		struct blk_req *next = r->park_next;
 
-		blk_rw_resume(r);
+		if (r->type == VIRTIO_BLK_T_IN || r->type == VIRTIO_BLK_T_OUT)
+			blk_rw_resume(r);
+		else
+			blk_dwz_resume(r);
 		r = next;
 	}
 	blk_wake(b);

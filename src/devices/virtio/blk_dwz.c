@@ -175,6 +175,10 @@ static void dwz_next(struct blk_req *r)
 		blk_req_complete(r, VIRTIO_BLK_S_OK, 0);
 		return;
 	}
+	if (b->meta_flush && b->raw_fd < 0) {
+		blk_park(r); /* started before the flush: maps again after it */
+		return;
+	}
 	s = &r->segs[r->seg];
 	n = s->len - r->done;
 	if (r->step == DWZ_WRITE) {
@@ -219,6 +223,11 @@ void blk_dwz_io_done(struct blk_req *r, int64_t res)
 		blk_req_complete(r, VIRTIO_BLK_S_IOERR, 0);
 		return;
 	}
+	dwz_next(r);
+}
+
+void blk_dwz_resume(struct blk_req *r)
+{
 	dwz_next(r);
 }
 

@@ -95,7 +95,7 @@ struct blk {
 	unsigned flush_batch;	/* flushes at the head of the order list the image flush in
 			       * progress will complete; 0: none in progress */
 	bool meta_flush;	/* that flush is writing metadata: the image is not to be touched */
-	struct blk_req *parked; /* reads that came to map an extent meanwhile */
+	struct blk_req *parked; /* requests that came to map an extent meanwhile */
 	uint8_t flush_marker;	/* its address is the engine's user tag for that fdatasync */
 	uint64_t counters[BLK_NR_COUNTERS];
 	struct log_ratelimit lrl;
@@ -116,8 +116,9 @@ bool blk_ord_append(struct blk *b, struct blk_req *r);
 /* Starts the waiting requests whose conflicts have completed. */
 void blk_wake(struct blk *b);
 
-/* Holds a read that is about to map an extent while the image flush writes metadata
- * (blk.meta_flush); blk_rw_resume goes on with it afterwards. */
+/* Holds a request about to map an extent while the image flush writes metadata
+ * (blk.meta_flush): a read, or a write or write-zeroes started before the flush; resumed
+ * afterwards (blk_rw_resume, blk_dwz_resume). */
 void blk_park(struct blk_req *r);
 
 /* The part [@off, @off + @len) of @src (@cnt entries) into @dst; returns the entry count. */
@@ -140,6 +141,8 @@ void blk_rw_io_done(struct blk_req *r, int64_t res);
 void blk_dwz_start(struct blk_req *r);
 /* Starts a discard or write-zeroes that waited on the order list. */
 void blk_dwz_begin(struct blk_req *r);
+/* Goes on with a parked one. */
+void blk_dwz_resume(struct blk_req *r);
 void blk_dwz_io_done(struct blk_req *r, int64_t res);
 
 #endif
