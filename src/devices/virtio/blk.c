@@ -472,8 +472,6 @@ static void blk_start(struct blk_req *r)
  * Queues
  */
 
-static void blk_reap(struct blk *b);
-
 static void blk_notify_completed(struct blk *b)
 {
 	for (unsigned q = 0; q < b->num_queues; q++) {
@@ -523,9 +521,7 @@ static void blk_process_queue(struct blk *b, unsigned q)
 	}
 	if (served == budget)
 		virtio_pci_kick(b->vp, q);
-	/* Page-cache hits are done inside the commit: push them now, under this notify. */
 	blk_io_commit(b->io);
-	blk_reap(b);
 	blk_notify_completed(b);
 }
 
