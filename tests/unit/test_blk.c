@@ -716,6 +716,35 @@ static void test_rmw_forced_align(void **state)
 	start_cfg(x, &d);
 	assert_int_equal(vh_rd(x->h, VIRTIO_PCI_DEVCFG_OFF + 20, 4), 4096); /* blk_size */
 	rmw_scenario(x, x->fd, 0);
+
+	/* A write-zeroes inside a block two read-modify-writes touch, all three at once. */
+	uint8_t back[8 * BLK_SECTOR];
+	uint64_t segs = DATA + 0x30000;
+
+	memset(x->h->ram + DATA, 0xee, BLK_SECTOR);
+	memset(x->h->ram + DATA + 0x10000, 0xdd, BLK_SECTOR);
+	memset(x->h->ram + segs, 0, BLK_SEG_SIZE);
+	x->h->ram[segs] = 42; /* sectors 42-47 */
+	x->h->ram[segs + 8] = 6;
+	post_rw(x, 0, VIRTIO_BLK_T_OUT, 41, DATA, BLK_SECTOR);
+	post_rw(x, 1, VIRTIO_BLK_T_WRITE_ZEROES, 0, segs, BLK_SEG_SIZE);
+	post_rw(x, 2, VIRTIO_BLK_T_OUT, 43, DATA + 0x10000, BLK_SECTOR);
+	vh_notify(x->h, 0);
+	virtio_pci_run_notify(blk_transport(x->dev), 0);
+	blk_drain(x->dev);
+	for (unsigned k = 0; k < 3; k++)
+		assert_int_equal(rw_status(x, k), VIRTIO_BLK_S_OK);
+	assert_int_equal(pread(x->fd, back, sizeof(back), 40 * BLK_SECTOR), sizeof(back));
+	for (unsigned i = 0; i < sizeof(back); i++) {
+		unsigned sector = 40 + i / BLK_SECTOR;
+		uint8_t want = sector == 41 ? 0xee : sector == 43 ? 0xdd : 0;
+
+		if (sector == 40)
+			want = pattern(40 * BLK_SECTOR + i);
+		if (back[i] != want)
+			fail_msg("sector %u byte %u is %#x, not %#x", sector, i % BLK_SECTOR,
+				 back[i], want);
+	}
 }
 
 /* A free loop device over @file with 4096-byte sectors, detached when its last user closes it:

@@ -63,8 +63,9 @@ struct disk_config;
 #define BLK_SIZE_MAX	    (1U << 20) /* bytes per segment, advertised (SIZE_MAX) */
 #define BLK_MAX_DWZ_SEGS    32	       /* segments per discard / write-zeroes request */
 #define BLK_MAX_DWZ_SECTORS (1U << 22) /* sectors per discard / write-zeroes segment (2 GiB) */
-/* Largest read or write that needs a bounce buffer (O_DIRECT with unaligned guest buffers);
- * Linux's requests are at most 4 MiB. A larger one gets IOERR. */
+/* Largest read or write that needs a bounce buffer (O_DIRECT with guest buffers, offsets or
+ * lengths not aligned to the disk's block); Linux's requests are at most 4 MiB. A larger one
+ * gets IOERR. */
 #define BLK_MAX_BOUNCE (8U << 20)
 
 extern const struct dev_ops blk_ops;
