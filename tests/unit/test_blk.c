@@ -14,6 +14,7 @@
 #include <linux/loop.h>
 #include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/epoll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -747,6 +748,42 @@ static void test_rmw_forced_align(void **state)
 	}
 }
 
+/* A disk whose size is not a multiple of the alignment: its last, partial block cannot be
+ * widened, so requests reaching it go through the buffered fd; the file keeps its size. */
+static void test_rmw_odd_size(void **state)
+{
+	struct fx *x = *state;
+	struct disk_config d;
+	const uint64_t size = IMG_SECTS * BLK_SECTOR + 2 * BLK_SECTOR;
+	uint8_t back[4096];
+	struct stat st;
+
+	for (uint64_t i = IMG_SECTS * BLK_SECTOR; i < size; i++)
+		assert_int_equal(pwrite(x->fd, &(uint8_t){ pattern(i) }, 1, (off_t)i), 1);
+	disk_config_init(&d);
+	d.num_queues = 1;
+	d.test_align = 4096;
+	start_cfg(x, &d);
+	put_hdr(x, VIRTIO_BLK_T_IN, IMG_SECTS);
+	chain(x, 0, BLK_HDR_SIZE, 2 * BLK_SECTOR, VIRTQ_DESC_F_WRITE);
+	assert_int_equal(serve(x), 2 * BLK_SECTOR + 1);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	for (unsigned i = 0; i < 2 * BLK_SECTOR; i++)
+		assert_int_equal(x->h->ram[DATA + i], pattern(IMG_SECTS * BLK_SECTOR + i));
+
+	memset(x->h->ram + DATA, 0xab, sizeof(back));
+	put_hdr(x, VIRTIO_BLK_T_OUT, IMG_SECTS - 6); /* the last 4 KiB of the disk */
+	chain(x, 0, BLK_HDR_SIZE, sizeof(back), 0);
+	serve(x);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	assert_int_equal(pread(x->fd, back, sizeof(back), (off_t)(size - sizeof(back))),
+			 sizeof(back));
+	for (unsigned i = 0; i < sizeof(back); i++)
+		assert_int_equal(back[i], 0xab);
+	assert_int_equal(fstat(x->fd, &st), 0);
+	assert_int_equal(st.st_size, size);
+}
+
 /* A free loop device over @file with 4096-byte sectors, detached when its last user closes it:
  * its fd, or -errno. */
 static int loop_attach_4k(const char *file, char *dev, size_t devlen)
@@ -1262,6 +1299,7 @@ int main(void)
 		T(test_reset_with_requests),
 		T(test_direct_bounce),
 		T(test_rmw_forced_align),
+		T(test_rmw_odd_size),
 		T(test_rmw_loop_4k),
 		T(test_write_zeroes_fallback),
 		T(test_qcow2_write_zeroes),

@@ -31,6 +31,7 @@ enum {
 	RW_HEAD, /* rmw: reading the partial first block */
 	RW_TAIL, /* rmw: reading the partial last block */
 	RW_DATA, /* the read or the write itself */
+	RW_SYNC, /* the whole request through the buffered fd (rw_sync) */
 };
 
 /* The iovecs the disk I/O of a request goes through, covering [io_off, io_off + io_len): the
@@ -168,9 +169,44 @@ static void rw_continue(struct blk_req *r)
 		rw_next(r);
 }
 
+/*
+ * A request reaching into the last block of a disk whose size is not a multiple of the
+ * alignment (a raw file of an odd size, direct=on): O_DIRECT cannot go past the end of the
+ * file, so it goes synchronously through the buffered fd, at most BLK_MAX_BOUNCE bytes.
+ */
+static void rw_sync(struct blk_req *r)
+{
+	struct disk_image *img = r->b->img;
+	uint8_t *buf;
+	int err;
+
+	if (r->b->meta_flush) {
+		blk_park(r);
+		return;
+	}
+	buf = r->gen == r->b->gen ? malloc(r->len) : NULL;
+	if (!buf) {
+		rw_finish(r, VIRTIO_BLK_S_IOERR);
+		return;
+	}
+	if (r->type == VIRTIO_BLK_T_OUT) {
+		blk_data_copy(r, 0, buf, r->len, false);
+		err = disk_image_write_sync(img, r->off, buf, r->len);
+	} else {
+		err = disk_image_read_sync(img, r->off, buf, r->len);
+		if (err == 0)
+			blk_data_copy(r, 0, buf, r->len, true);
+	}
+	free(buf);
+	rw_finish(r, err < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
+}
+
 void blk_rw_resume(struct blk_req *r)
 {
-	rw_continue(r);
+	if (r->step == RW_SYNC)
+		rw_sync(r);
+	else
+		rw_continue(r);
 }
 
 void blk_rw_io_done(struct blk_req *r, int64_t res)
@@ -196,6 +232,11 @@ void blk_rw_begin(struct blk_req *r)
 {
 	uint64_t a = r->b->align;
 
+	if (r->step == RW_SYNC) {
+		rw_sync(r);
+		return;
+	}
+
 	if (r->rmw && (r->off & (a - 1)))
 		rw_span(r, RW_HEAD, r->io_off, a);
 	else if (r->rmw)
@@ -220,11 +261,19 @@ void blk_rw_start(struct blk_req *r)
 		r->io_len = ALIGN_UP(r->off + r->len, a) - r->io_off;
 		r->rmw = r->type == VIRTIO_BLK_T_OUT;
 		bounce = true;
+		if (r->io_off + r->io_len > disk_image_size(b->img)) {
+			r->step = RW_SYNC; /* the widened range still serialises it (rmw) */
+			bounce = false;
+		}
 	} else if (a > 1 && !iov_aligned(r->data, r->data_cnt, b->align)) {
 		bounce = true;
 	}
+	if ((bounce || r->step == RW_SYNC) && r->len > BLK_MAX_BOUNCE) {
+		rw_finish(r, VIRTIO_BLK_S_IOERR);
+		return;
+	}
 	if (bounce) {
-		if (r->len > BLK_MAX_BOUNCE || posix_memalign(&r->bounce, a, r->io_len) != 0) {
+		if (posix_memalign(&r->bounce, a, r->io_len) != 0) {
 			r->bounce = NULL;
 			rw_finish(r, VIRTIO_BLK_S_IOERR);
 			return;
