@@ -111,6 +111,7 @@ struct disk_config {
 	char *id;
 	char *serial;	       /* VIRTIO_BLK_T_GET_ID; NULL = none */
 	bool disable_io_uring; /* _disable_io_uring=on: the worker-pool engine (tests, bench) */
+	uint32_t test_align;   /* not a key: unit tests make the device align I/O to this */
 };
 
 /* NetConfig. Defaults: ip 192.168.249.1, mask 255.255.255.0 (used only when cubicle creates

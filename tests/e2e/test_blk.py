@@ -3,6 +3,7 @@ test writes an image with known contents, the guest reads, writes, flushes, zero
 and asks for the id, and the test checks the image on the host afterwards. Also the hostile
 virtqueue scenarios against virtio-blk, --disk errors a user sees, and the image lock."""
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -79,6 +80,38 @@ def test_direct(run_cubicle, device_guest, raw_image):  # noqa: F811
     vm = run_guest(run_cubicle, device_guest, "virtio-blk", f"path={raw_image},direct=on")
     assert_all_passed(vm, 1)
     check_guest_writes(raw_image.read_bytes())
+
+
+@pytest.fixture
+def loop_4k(raw_image):
+    """raw_image behind a loop device with 4096-byte logical blocks (root only)."""
+    if os.geteuid() != 0 or not shutil.which("losetup"):
+        pytest.skip("a loop device needs root and losetup")
+    r = subprocess.run(["losetup", "--find", "--show", "--sector-size", "4096", str(raw_image)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"no loop device: {r.stderr.strip()}")
+    dev = r.stdout.strip()
+    yield dev
+    subprocess.run(["losetup", "-d", dev], capture_output=True)  # the test may have done it
+
+
+def test_direct_4k_sectors_unaligned(run_cubicle, device_guest, raw_image, loop_4k):  # noqa: F811
+    """direct=on on a disk of 4 KiB logical blocks, the guest writing 512-byte sectors 32 at a
+    time: each is a read-modify-write of its block, eight share each block, and not one may be
+    lost; then 512-byte reads."""
+    n = 1000
+    vm = run_guest(run_cubicle, device_guest,
+                   f"blk-bench {n} blk-mode=write blk-bs=512 blk-qd=32",
+                   f"path={loop_4k},direct=on")
+    assert_all_passed(vm, 1)
+    vm = run_guest(run_cubicle, device_guest, f"blk-bench {n} blk-mode=read blk-bs=512 blk-qd=32",
+                   f"path={loop_4k},direct=on,readonly=on")
+    assert_all_passed(vm, 1)
+    subprocess.run(["losetup", "-d", loop_4k], check=True)  # written back to the file
+    data = raw_image.read_bytes()
+    assert data[:n * SECTOR] == bytes(n * SECTOR)  # the guest's buffer is zeros
+    assert data[n * SECTOR:] == pattern(n * SECTOR, IMAGE_SIZE - n * SECTOR)
 
 
 @pytest.mark.skipif(not shutil.which("qemu-img"), reason="qemu-img (qemu-utils) not installed")

@@ -11,7 +11,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/loop.h>
 #include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/epoll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +98,17 @@ static void start_cfg(struct fx *x, struct disk_config *d)
 		vh_setup_queue(x->h, q, QSIZE);
 	vh_driver_ok(x->h);
 	x->nq = nq;
+}
+
+/* The disk on @path instead of the fixture's image (which stays for teardown). */
+static void start_on(struct fx *x, const char *path, struct disk_config *d)
+{
+	char keep[sizeof(x->path)];
+
+	memcpy(keep, x->path, sizeof(keep));
+	snprintf(x->path, sizeof(x->path), "%s", path);
+	start_cfg(x, d);
+	memcpy(x->path, keep, sizeof(keep));
 }
 
 static void start_with(struct fx *x, bool readonly, uint16_t nq, const char *serial)
@@ -597,6 +611,419 @@ static void test_direct_bounce(void **state)
 	assert_memory_equal(back, x->h->ram + DATA + 5, sizeof(back));
 }
 
+/*
+ * Unaligned I/O on a disk that wants 4096-byte alignment: whole blocks through a bounce buffer,
+ * read-modify-write for writes. The writes go in together: four of them share block 0 or 1,
+ * and would overwrite each other's sectors with stale copies if they ran at once.
+ */
+
+/* Read or write chain @k (heads 3k..3k+2 of queue 0): its header and status at HDR + 32k. */
+static void post_rw(struct fx *x, unsigned k, uint32_t type, uint64_t sector, uint64_t data,
+		    uint32_t len)
+{
+	uint64_t hdr = HDR + 32ULL * k;
+	uint16_t dflags = type == VIRTIO_BLK_T_IN ? VIRTQ_DESC_F_WRITE : 0;
+
+	memset(x->h->ram + hdr, 0, BLK_HDR_SIZE);
+	x->h->ram[hdr] = (uint8_t)type;
+	for (unsigned i = 0; i < 8; i++)
+		x->h->ram[hdr + 8 + i] = (uint8_t)(sector >> (8 * i));
+	x->h->ram[hdr + BLK_HDR_SIZE] = CANARY;
+	/* No data (a flush): the header goes straight on to the status. */
+	vh_desc(x->h, 0, 3 * k, hdr, BLK_HDR_SIZE, VIRTQ_DESC_F_NEXT, len ? 3 * k + 1 : 3 * k + 2);
+	vh_desc(x->h, 0, 3 * k + 1, data, len, dflags | VIRTQ_DESC_F_NEXT, 3 * k + 2);
+	vh_desc(x->h, 0, 3 * k + 2, hdr + BLK_HDR_SIZE, 1, VIRTQ_DESC_F_WRITE, 0);
+	vh_avail(x->h, 0, QSIZE, (uint16_t)(3 * k));
+}
+
+static uint8_t rw_status(struct fx *x, unsigned k)
+{
+	return x->h->ram[HDR + 32ULL * k + BLK_HDR_SIZE];
+}
+
+/* The head of used entry @i of queue 0. */
+static uint32_t used_id(struct fx *x, uint16_t i)
+{
+	return vh_get32(x->h, VH_USED + 4 + 8ULL * (i % QSIZE));
+}
+
+struct rmw_write {
+	uint64_t sector;
+	uint32_t len;
+};
+
+static void rmw_scenario(struct fx *x, int check_fd, uint64_t check_off)
+{
+	static const struct rmw_write w[] = {
+		{ 1, 512 },   /* inside block 0 */
+		{ 2, 1024 },  /* block 0 again, beside it */
+		{ 7, 1536 },  /* the end of block 0 and the start of block 1 */
+		{ 30, 4096 }, /* 4 KiB long, across blocks 3 and 4 */
+	};
+	static uint8_t model[IMG_SECTS * BLK_SECTOR], back[IMG_SECTS * BLK_SECTOR];
+	uint16_t used = vh_used_idx(x->h, 0);
+
+	for (uint64_t i = 0; i < sizeof(model); i++)
+		model[i] = pattern(i);
+	for (unsigned k = 0; k < ARRAY_SIZE(w); k++) {
+		uint64_t data = DATA + 0x8000ULL * k + 1 + k; /* odd buffers too */
+
+		for (unsigned i = 0; i < w[k].len; i++)
+			x->h->ram[data + i] = (uint8_t)(0x10 * (k + 1) + i % 13);
+		memcpy(model + w[k].sector * BLK_SECTOR, x->h->ram + data, w[k].len);
+		post_rw(x, k, VIRTIO_BLK_T_OUT, w[k].sector, data, w[k].len);
+	}
+	post_rw(x, 4, VIRTIO_BLK_T_FLUSH, 0, 0, 0);
+	vh_notify(x->h, 0);
+	virtio_pci_run_notify(blk_transport(x->dev), 0);
+	blk_drain(x->dev);
+	assert_int_equal(vh_used_idx(x->h, 0), (uint16_t)(used + 5));
+	for (unsigned k = 0; k <= ARRAY_SIZE(w); k++)
+		assert_int_equal(rw_status(x, k), VIRTIO_BLK_S_OK);
+	assert_int_equal(used_id(x, (uint16_t)(used + 4)), 12); /* the flush came last */
+	assert_int_equal(pread(check_fd, back, sizeof(back), (off_t)check_off), sizeof(back));
+	for (unsigned i = 0; i < sizeof(back); i++) {
+		if (back[i] != model[i])
+			fail_msg("disk byte %u is %#x, not %#x", i, back[i], model[i]);
+	}
+
+	/* Unaligned reads, into odd buffers, across the blocks just written. */
+	used = vh_used_idx(x->h, 0);
+	post_rw(x, 0, VIRTIO_BLK_T_IN, 3, DATA + 1, 2560);
+	post_rw(x, 1, VIRTIO_BLK_T_IN, 29, DATA + 0x8000, 5120);
+	post_rw(x, 2, VIRTIO_BLK_T_IN, 9, DATA + 0x10000, 512);
+	vh_notify(x->h, 0);
+	virtio_pci_run_notify(blk_transport(x->dev), 0);
+	blk_drain(x->dev);
+	assert_int_equal(vh_used_idx(x->h, 0), (uint16_t)(used + 3));
+	for (unsigned k = 0; k < 3; k++)
+		assert_int_equal(rw_status(x, k), VIRTIO_BLK_S_OK);
+	assert_memory_equal(x->h->ram + DATA + 1, model + 3 * BLK_SECTOR, 2560);
+	assert_memory_equal(x->h->ram + DATA + 0x8000, model + 29 * BLK_SECTOR, 5120);
+	assert_memory_equal(x->h->ram + DATA + 0x10000, model + 9 * BLK_SECTOR, 512);
+	assert_int_equal(x->h->ram[DATA], CANARY);
+	assert_int_equal(x->h->ram[DATA + 1 + 2560], CANARY);
+}
+
+/* The device made to align to 4096 on an ordinary file: the logic, on both engines. */
+static void test_rmw_forced_align(void **state)
+{
+	struct fx *x = *state;
+	struct disk_config d;
+
+	disk_config_init(&d);
+	d.num_queues = 1;
+	d.test_align = 4096;
+	start_cfg(x, &d);
+	assert_int_equal(vh_rd(x->h, VIRTIO_PCI_DEVCFG_OFF + 20, 4), 4096); /* blk_size */
+	rmw_scenario(x, x->fd, 0);
+
+	/* A write-zeroes inside a block two read-modify-writes touch, all three at once. */
+	uint8_t back[8 * BLK_SECTOR];
+	uint64_t segs = DATA + 0x30000;
+
+	memset(x->h->ram + DATA, 0xee, BLK_SECTOR);
+	memset(x->h->ram + DATA + 0x10000, 0xdd, BLK_SECTOR);
+	memset(x->h->ram + segs, 0, BLK_SEG_SIZE);
+	x->h->ram[segs] = 42; /* sectors 42-47 */
+	x->h->ram[segs + 8] = 6;
+	post_rw(x, 0, VIRTIO_BLK_T_OUT, 41, DATA, BLK_SECTOR);
+	post_rw(x, 1, VIRTIO_BLK_T_WRITE_ZEROES, 0, segs, BLK_SEG_SIZE);
+	post_rw(x, 2, VIRTIO_BLK_T_OUT, 43, DATA + 0x10000, BLK_SECTOR);
+	vh_notify(x->h, 0);
+	virtio_pci_run_notify(blk_transport(x->dev), 0);
+	blk_drain(x->dev);
+	for (unsigned k = 0; k < 3; k++)
+		assert_int_equal(rw_status(x, k), VIRTIO_BLK_S_OK);
+	assert_int_equal(pread(x->fd, back, sizeof(back), 40 * BLK_SECTOR), sizeof(back));
+	for (unsigned i = 0; i < sizeof(back); i++) {
+		unsigned sector = 40 + i / BLK_SECTOR;
+		uint8_t want = sector == 41 ? 0xee : sector == 43 ? 0xdd : 0;
+
+		if (sector == 40)
+			want = pattern(40 * BLK_SECTOR + i);
+		if (back[i] != want)
+			fail_msg("sector %u byte %u is %#x, not %#x", sector, i % BLK_SECTOR,
+				 back[i], want);
+	}
+}
+
+/* A disk whose size is not a multiple of the alignment: its last, partial block cannot be
+ * widened, so requests reaching it go through the buffered fd; the file keeps its size. */
+static void test_rmw_odd_size(void **state)
+{
+	struct fx *x = *state;
+	struct disk_config d;
+	const uint64_t size = IMG_SECTS * BLK_SECTOR + 2 * BLK_SECTOR;
+	uint8_t back[4096];
+	struct stat st;
+
+	for (uint64_t i = IMG_SECTS * BLK_SECTOR; i < size; i++)
+		assert_int_equal(pwrite(x->fd, &(uint8_t){ pattern(i) }, 1, (off_t)i), 1);
+	disk_config_init(&d);
+	d.num_queues = 1;
+	d.test_align = 4096;
+	start_cfg(x, &d);
+	put_hdr(x, VIRTIO_BLK_T_IN, IMG_SECTS);
+	chain(x, 0, BLK_HDR_SIZE, 2 * BLK_SECTOR, VIRTQ_DESC_F_WRITE);
+	assert_int_equal(serve(x), 2 * BLK_SECTOR + 1);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	for (unsigned i = 0; i < 2 * BLK_SECTOR; i++)
+		assert_int_equal(x->h->ram[DATA + i], pattern(IMG_SECTS * BLK_SECTOR + i));
+
+	memset(x->h->ram + DATA, 0xab, sizeof(back));
+	put_hdr(x, VIRTIO_BLK_T_OUT, IMG_SECTS - 6); /* the last 4 KiB of the disk */
+	chain(x, 0, BLK_HDR_SIZE, sizeof(back), 0);
+	serve(x);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	assert_int_equal(pread(x->fd, back, sizeof(back), (off_t)(size - sizeof(back))),
+			 sizeof(back));
+	for (unsigned i = 0; i < sizeof(back); i++)
+		assert_int_equal(back[i], 0xab);
+	assert_int_equal(fstat(x->fd, &st), 0);
+	assert_int_equal(st.st_size, size);
+}
+
+/* A free loop device over @file with 4096-byte sectors, detached when its last user closes it:
+ * its fd, or -errno. */
+static int loop_attach_4k(const char *file, char *dev, size_t devlen)
+{
+	int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	int ffd = open(file, O_RDWR | O_CLOEXEC);
+	int r = -ENODEV;
+
+	for (unsigned tries = 0; ctl >= 0 && ffd >= 0 && tries < 8 && r < 0; tries++) {
+		struct loop_config c = { .fd = (uint32_t)ffd, .block_size = 4096 };
+		int nr = ioctl(ctl, LOOP_CTL_GET_FREE), fd;
+
+		if (nr < 0)
+			break;
+		snprintf(dev, devlen, "/dev/loop%d", nr);
+		c.info.lo_flags = LO_FLAGS_AUTOCLEAR;
+		fd = open(dev, O_RDWR | O_CLOEXEC);
+		if (fd >= 0 && ioctl(fd, LOOP_CONFIGURE, &c) == 0)
+			r = fd;
+		else if (fd >= 0)
+			close(fd); /* taken by someone else meanwhile: the next one */
+	}
+	if (ctl >= 0)
+		close(ctl);
+	if (ffd >= 0)
+		close(ffd);
+	return r;
+}
+
+/* direct=on on a real 4K-sector disk (a loop device): O_DIRECT refuses anything unaligned. */
+static void test_rmw_loop_4k(void **state)
+{
+	struct fx *x = *state;
+	struct disk_config d;
+	char dev[sizeof(x->path)];
+	int lfd;
+
+	if (geteuid() != 0) {
+		print_message("skipped: a loop device needs root\n");
+		skip();
+	}
+	lfd = loop_attach_4k(x->path, dev, sizeof(dev));
+	if (lfd < 0) {
+		print_message("skipped: no loop device: %s\n", strerror(-lfd));
+		skip();
+	}
+	disk_config_init(&d);
+	d.num_queues = 1;
+	d.direct = true;
+	start_on(x, dev, &d);
+	assert_int_equal(vh_rd(x->h, VIRTIO_PCI_DEVCFG_OFF + 20, 4), 4096); /* blk_size */
+	rmw_scenario(x, lfd, 0);
+	blk_destroy(x->dev);
+	x->dev = NULL;
+	close(lfd);
+}
+
+/*
+ * Write-zeroes where fallocate cannot zero a range (tmpfs has no ZERO_RANGE): zeros written in
+ * chunks on the engine; nothing completes on the loop thread's notify itself.
+ */
+static void test_write_zeroes_fallback(void **state)
+{
+	struct fx *x = *state;
+	struct disk_config d;
+	char file[sizeof(x->path)];
+	const uint64_t size = 4 << 20, zoff = 512, zlen = (3 << 20) + 1024;
+	static uint8_t back[4 << 20];
+	int fd;
+
+	snprintf(file, sizeof(file), "/dev/shm/cubicle-test-blk-XXXXXX");
+	fd = mkstemp(file);
+	if (fd < 0) {
+		print_message("skipped: no /dev/shm: %s\n", strerror(errno));
+		skip();
+	}
+	memset(back, 0x5a, sizeof(back));
+	assert_int_equal(pwrite(fd, back, size, 0), (ssize_t)size);
+	disk_config_init(&d);
+	d.num_queues = 1;
+	start_on(x, file, &d);
+
+	put_hdr(x, VIRTIO_BLK_T_WRITE_ZEROES, 0);
+	put_seg(x, 0, zoff / BLK_SECTOR, (uint32_t)(zlen / BLK_SECTOR), 0);
+	chain(x, 0, BLK_HDR_SIZE, 16, 0);
+	vh_avail(x->h, 0, QSIZE, 0);
+	vh_notify(x->h, 0);
+	virtio_pci_run_notify(blk_transport(x->dev), 0);
+	assert_int_equal(vh_used_idx(x->h, 0), 0); /* on the engine, not done on the loop */
+	blk_drain(x->dev);
+	assert_int_equal(vh_used_idx(x->h, 0), 1);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	assert_int_equal(pread(fd, back, size, 0), (ssize_t)size);
+	for (uint64_t i = 0; i < size; i++) {
+		uint8_t want = i >= zoff && i < zoff + zlen ? 0 : 0x5a;
+
+		if (back[i] != want)
+			fail_msg("byte %llu is %#x, not %#x", (unsigned long long)i, back[i], want);
+	}
+	blk_destroy(x->dev);
+	x->dev = NULL;
+	close(fd);
+	unlink(file);
+}
+
+/* A qcow2 image from qemu-img (cluster_size=64k, 1 MiB) in @img; false when there is no
+ * qemu-img. */
+static bool qcow2_create(char *img, size_t len)
+{
+	char cmd[160];
+	int fd;
+
+	snprintf(img, len, "/tmp/cubicle-test-blk-q-XXXXXX");
+	fd = mkstemp(img);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "qemu-img create -q -f qcow2 -o cluster_size=64k %s 1M", img);
+	if (system(cmd) == 0)
+		return true;
+	unlink(img);
+	print_message("skipped: qemu-img (qemu-utils) is not installed\n");
+	return false;
+}
+
+static void qcow2_check(const char *img)
+{
+	char cmd[160];
+
+	snprintf(cmd, sizeof(cmd), "qemu-img check -q %s", img);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* The disk on a new qcow2 image (in @img), the guest's first write @len bytes of @byte at 0
+ * (allocating clusters); false when there is no qemu-img. */
+static bool qcow2_start_written(struct fx *x, char *img, size_t imglen, uint8_t byte, uint32_t len)
+{
+	struct disk_config d;
+
+	if (!qcow2_create(img, imglen))
+		return false;
+	disk_config_init(&d);
+	d.num_queues = 1;
+	start_on(x, img, &d);
+	memset(x->h->ram + DATA, byte, len);
+	put_hdr(x, VIRTIO_BLK_T_OUT, 0);
+	chain(x, 0, BLK_HDR_SIZE, len, 0);
+	serve(x);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	return true;
+}
+
+/*
+ * qcow2 write-zeroes: the whole cluster in the range becomes a zero cluster, the partial ones
+ * at its ends are written with zeros on the engine; a flush after it, and qemu-img check finds
+ * the image clean.
+ */
+static void test_qcow2_write_zeroes(void **state)
+{
+	struct fx *x = *state;
+	char img[sizeof(x->path)];
+	const uint32_t span = 192 << 10, zoff = 512, zlen = 128 << 10;
+
+	if (!qcow2_start_written(x, img, sizeof(img), 0x77, span))
+		skip();
+	put_hdr(x, VIRTIO_BLK_T_WRITE_ZEROES, 0);
+	put_seg(x, 0, zoff / BLK_SECTOR, zlen / BLK_SECTOR, 0);
+	chain(x, 0, BLK_HDR_SIZE, 16, 0);
+	assert_int_equal(serve(x), 1);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	put_hdr(x, VIRTIO_BLK_T_FLUSH, 0);
+	chain(x, 0, BLK_HDR_SIZE, 0, 0);
+	serve(x);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+
+	memset(x->h->ram + DATA, CANARY, span);
+	put_hdr(x, VIRTIO_BLK_T_IN, 0);
+	chain(x, 0, BLK_HDR_SIZE, span, VIRTQ_DESC_F_WRITE);
+	assert_int_equal(serve(x), span + 1);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	for (uint32_t i = 0; i < span; i++) {
+		uint8_t want = i >= zoff && i < zoff + zlen ? 0 : 0x77;
+
+		if (x->h->ram[DATA + i] != want)
+			fail_msg("byte %u is %#x, not %#x", i, x->h->ram[DATA + i], want);
+	}
+	blk_destroy(x->dev);
+	x->dev = NULL;
+	qcow2_check(img);
+	unlink(img);
+}
+
+/*
+ * A qcow2 flush between allocating writes, with a read and another flush in flight: the flush
+ * writes metadata in steps with its fdatasyncs on the engine, holding the others meanwhile;
+ * everything completes, in order, and the image is clean.
+ */
+static void test_qcow2_flush_steps(void **state)
+{
+	struct fx *x = *state;
+	struct disk_config d;
+	char img[sizeof(x->path)];
+	const uint32_t len = 64 << 10;
+	uint16_t used;
+
+	/* Cluster 0 allocated: the flush has metadata to write. */
+	if (!qcow2_start_written(x, img, sizeof(img), 0x31, len))
+		skip();
+
+	memset(x->h->ram + DATA + 0x20000, 0x32, len);
+	memset(x->h->ram + DATA + 0x10000, CANARY, len);
+	used = vh_used_idx(x->h, 0);
+	post_rw(x, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0);
+	post_rw(x, 1, VIRTIO_BLK_T_IN, 0, DATA + 0x10000, len);	   /* held while it writes */
+	post_rw(x, 2, VIRTIO_BLK_T_OUT, 384, DATA + 0x20000, len); /* allocates cluster 3 */
+	post_rw(x, 3, VIRTIO_BLK_T_FLUSH, 0, 0, 0);
+	vh_notify(x->h, 0);
+	virtio_pci_run_notify(blk_transport(x->dev), 0);
+	blk_drain(x->dev);
+	assert_int_equal(vh_used_idx(x->h, 0), (uint16_t)(used + 4));
+	for (unsigned k = 0; k < 4; k++)
+		assert_int_equal(rw_status(x, k), VIRTIO_BLK_S_OK);
+	assert_int_equal(used_id(x, (uint16_t)(used + 3)), 9); /* after the write before it */
+	for (uint32_t i = 0; i < len; i++)
+		assert_int_equal(x->h->ram[DATA + 0x10000 + i], 0x31);
+	blk_destroy(x->dev);
+	x->dev = NULL;
+	qcow2_check(img);
+	disk_config_init(&d);
+	d.num_queues = 1;
+	d.readonly = true;
+	start_on(x, img, &d);
+	put_hdr(x, VIRTIO_BLK_T_IN, 384);
+	chain(x, 0, BLK_HDR_SIZE, len, VIRTQ_DESC_F_WRITE);
+	serve(x);
+	assert_int_equal(status(x), VIRTIO_BLK_S_OK);
+	for (uint32_t i = 0; i < len; i++)
+		assert_int_equal(x->h->ram[DATA + i], 0x32);
+	unlink(img);
+}
+
 /* The fake loop's entry for the rate limiter's timerfd. */
 static struct vh_fd *timer_entry(struct fx *x)
 {
@@ -871,6 +1298,12 @@ int main(void)
 		T(test_counters_and_realize),
 		T(test_reset_with_requests),
 		T(test_direct_bounce),
+		T(test_rmw_forced_align),
+		T(test_rmw_odd_size),
+		T(test_rmw_loop_4k),
+		T(test_write_zeroes_fallback),
+		T(test_qcow2_write_zeroes),
+		T(test_qcow2_flush_steps),
 		T(test_rate_limited),
 		T(test_state_round_trip),
 		T(test_state_held_by_limiter),

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "devices/block/image_priv.h"
+#include "devices/block/qcow2.h"
 #include "util/util.h"
 
 #define QCOW2_MAGIC_BYTES "QFI\xfb"
@@ -227,6 +228,11 @@ bool disk_image_is_raw(const struct disk_image *img)
 	return img->ops == &disk_raw_ops;
 }
 
+uint64_t disk_image_cluster_size(const struct disk_image *img)
+{
+	return img->q ? img->q->cluster_size : 0;
+}
+
 bool disk_image_readonly(const struct disk_image *img)
 {
 	return img->readonly;
@@ -332,12 +338,38 @@ int disk_image_write_zeroes(struct disk_image *img, uint64_t off, uint64_t len, 
 
 int disk_image_flush(struct disk_image *img)
 {
+	int fd, r;
+	do {
+		r = disk_image_flush_step(img, &fd);
+		if (r < 0 || fd < 0)
+			return r;
+		if (fdatasync(fd) < 0) {
+			disk_image_flush_abort(img);
+			return -errno;
+		}
+	} while (r == 1);
+	return 0;
+}
+
+int disk_image_flush_step(struct disk_image *img, int *ret_fd)
+{
+	*ret_fd = img->readonly ? -1 : img->mfd;
 	if (img->readonly)
 		return 0;
-	int r = img->ops->flush(img);
-	if (r < 0)
-		return r;
-	if (fdatasync(img->mfd) < 0)
-		return -errno;
+	return img->ops->flush_step ? img->ops->flush_step(img) : img->ops->flush(img);
+}
+
+void disk_image_flush_abort(struct disk_image *img)
+{
+	if (img->q)
+		qcow2_meta_flush_abort(img);
+}
+
+int disk_image_raw_fds(const struct disk_image *img, int *ret_fd, int *ret_zero_fd)
+{
+	if (!disk_image_is_raw(img))
+		return -ENOTSUP;
+	*ret_fd = img->fd;
+	*ret_zero_fd = img->mfd;
 	return 0;
 }

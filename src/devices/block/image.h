@@ -59,6 +59,10 @@ uint32_t disk_image_align(const struct disk_image *img);
 /* True when the map is the identity on one fd (raw): every DATA extent is the whole range. */
 bool disk_image_is_raw(const struct disk_image *img);
 
+/* The unit qcow2 allocates and zeroes in (its cluster size); 0 for raw. Write-zeroes over
+ * whole units is a metadata change; the rest of a range is written with zeros. */
+uint64_t disk_image_cluster_size(const struct disk_image *img);
+
 /* True when the image was opened read-only (writes and discards return -EROFS). */
 bool disk_image_readonly(const struct disk_image *img);
 
@@ -134,5 +138,31 @@ int disk_image_write_zeroes(struct disk_image *img, uint64_t off, uint64_t len, 
  * images.
  */
 int disk_image_flush(struct disk_image *img);
+
+/*
+ * disk_image_flush in steps, for a caller that runs every fdatasync itself, off its thread.
+ * Each call writes part of the cached metadata (qcow2: refcount blocks, then tables, in the
+ * order that keeps the image consistent after a crash) and returns 1 with *@ret_fd when an
+ * fdatasync of *@ret_fd must have completed before the next call; or 0 once everything is
+ * written, with *@ret_fd the fd whose fdatasync then completes the flush (-1 on a read-only
+ * image: nothing to sync). Between the first call and the one returning 0, nothing may map,
+ * discard or write-zeroes the image. Returns -EIO as disk_image_flush (the next call starts
+ * over); after a failed fdatasync, call disk_image_flush_abort.
+ */
+int disk_image_flush_step(struct disk_image *img, int *ret_fd);
+
+/* Ends a stepped flush whose fdatasync failed: the next step starts a new flush. */
+void disk_image_flush_abort(struct disk_image *img);
+
+/*
+ * Raw images: the fds for a caller doing discard and write-zeroes itself, off its thread (what
+ * disk_image_discard and disk_image_write_zeroes do synchronously): *@ret_fd to fallocate on,
+ * *@ret_zero_fd to write zeros through where fallocate cannot (never O_DIRECT: any offset and
+ * length). Returns 0, or -ENOTSUP for other formats.
+ */
+int disk_image_raw_fds(const struct disk_image *img, int *ret_fd, int *ret_zero_fd);
+
+/* True when fallocate's -errno @err means "not on this file" (fall back), not a failure. */
+bool disk_image_fallocate_unsupported(int err);
 
 #endif

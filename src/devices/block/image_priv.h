@@ -28,6 +28,9 @@ struct disk_format_ops {
 	int (*write_zeroes)(struct disk_image *img, uint64_t off, uint64_t len, bool unmap);
 	/* Writes cached metadata back (no fdatasync: image.c does it). */
 	int (*flush)(struct disk_image *img);
+	/* flush in steps (disk_image_flush_step): 1 when mfd must be synced before the next
+	 * step, 0 when all is written. NULL: flush is one step. */
+	int (*flush_step)(struct disk_image *img);
 	void (*close)(struct disk_image *img);
 };
 

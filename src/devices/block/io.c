@@ -3,6 +3,7 @@
  * The block I/O engine (io.h): io_uring when available, else a small worker pool.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -23,7 +24,9 @@ struct pool_op {
 	int fd;
 	const struct iovec *iov;
 	unsigned iovcnt;
+	int mode; /* BLK_IO_FALLOCATE */
 	uint64_t off;
+	uint64_t len; /* BLK_IO_FALLOCATE */
 	struct blk_io_cqe cqe;
 };
 
@@ -63,6 +66,8 @@ static int64_t pool_run(const struct pool_op *o)
 	do {
 		if (o->op == BLK_IO_FDATASYNC)
 			n = fdatasync(o->fd);
+		else if (o->op == BLK_IO_FALLOCATE)
+			n = fallocate(o->fd, o->mode, (off_t)o->off, (off_t)o->len);
 		else if (o->op == BLK_IO_READ)
 			n = preadv(o->fd, o->iov, (int)o->iovcnt, (off_t)o->off);
 		else
@@ -237,8 +242,8 @@ unsigned blk_io_inflight(const struct blk_io *io)
 	return io->inflight;
 }
 
-int blk_io_submit(struct blk_io *io, enum blk_io_op op, int fd, const struct iovec *iov,
-		  unsigned iovcnt, uint64_t off, uint64_t user)
+/* Queues @o (its cqe.user set) on the engine. */
+static int submit_op(struct blk_io *io, const struct pool_op *o)
 {
 	if (io->inflight >= io->depth)
 		return -EAGAIN;
@@ -252,27 +257,49 @@ int blk_io_submit(struct blk_io *io, enum blk_io_op op, int fd, const struct iov
 			if (!sqe)
 				return -EAGAIN;
 		}
-		if (op == BLK_IO_FDATASYNC)
-			io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
-		else if (op == BLK_IO_READ)
-			io_uring_prep_readv(sqe, fd, iov, iovcnt, off);
+		if (o->op == BLK_IO_FDATASYNC)
+			io_uring_prep_fsync(sqe, o->fd, IORING_FSYNC_DATASYNC);
+		else if (o->op == BLK_IO_FALLOCATE)
+			io_uring_prep_fallocate(sqe, o->fd, o->mode, (off_t)o->off, (off_t)o->len);
+		else if (o->op == BLK_IO_READ)
+			io_uring_prep_readv(sqe, o->fd, o->iov, o->iovcnt, o->off);
 		else
-			io_uring_prep_writev(sqe, fd, iov, iovcnt, off);
-		io_uring_sqe_set_data64(sqe, user);
+			io_uring_prep_writev(sqe, o->fd, o->iov, o->iovcnt, o->off);
+		io_uring_sqe_set_data64(sqe, o->cqe.user);
 		io->unsubmitted++;
 		io->inflight++;
 		return 0;
 	}
 #endif
 	pthread_mutex_lock(&io->lock);
-	io->todo[(io->todo_head + io->todo_n) % io->depth] = (struct pool_op){
-		.op = op, .fd = fd, .iov = iov, .iovcnt = iovcnt, .off = off, .cqe.user = user
-	};
+	io->todo[(io->todo_head + io->todo_n) % io->depth] = *o;
 	io->todo_n++;
 	pthread_cond_signal(&io->work);
 	pthread_mutex_unlock(&io->lock);
 	io->inflight++;
 	return 0;
+}
+
+int blk_io_submit(struct blk_io *io, enum blk_io_op op, int fd, const struct iovec *iov,
+		  unsigned iovcnt, uint64_t off, uint64_t user)
+{
+	return submit_op(io, &(struct pool_op){ .op = op,
+						.fd = fd,
+						.iov = iov,
+						.iovcnt = iovcnt,
+						.off = off,
+						.cqe.user = user });
+}
+
+int blk_io_submit_fallocate(struct blk_io *io, int fd, int mode, uint64_t off, uint64_t len,
+			    uint64_t user)
+{
+	return submit_op(io, &(struct pool_op){ .op = BLK_IO_FALLOCATE,
+						.fd = fd,
+						.mode = mode,
+						.off = off,
+						.len = len,
+						.cqe.user = user });
 }
 
 void blk_io_commit(struct blk_io *io)

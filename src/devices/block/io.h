@@ -5,13 +5,13 @@
  *
  *   io_uring (liburing): one ring per engine, its completion eventfd registered; submissions
  *     are batched until blk_io_commit().
- *   worker pool: BLK_IO_POOL_THREADS threads (at most @depth) doing preadv/pwritev/fdatasync,
- *     for hosts where io_uring is missing or forbidden (old kernels, seccomp,
+ *   worker pool: BLK_IO_POOL_THREADS threads (at most @depth) doing preadv/pwritev/fdatasync/
+ *     fallocate, for hosts where io_uring is missing or forbidden (old kernels, seccomp,
  *     io_uring_disabled=2), chosen automatically, or on request (--disk _disable_io_uring=on,
  *     or CUBICLE_BLK_ENGINE=pool in the environment) for tests and benchmarks.
  *
- * Users: virtio-blk (its reads, writes and raw flushes) and virtio-pmem (its flushes' fdatasync,
- * one at a time, so that a large dirty file does not stall the VMM loop).
+ * Users: virtio-blk (its reads, writes, flushes, discards and write-zeroes) and virtio-pmem (its
+ * flushes' fdatasync, one at a time, so that a large dirty file does not stall the VMM loop).
  *
  * Threading: submit, commit, reap and wait are called by one thread at a time (the device
  * holds its transport lock around them); the pool's workers are internal. A result is what the
@@ -31,6 +31,7 @@ enum blk_io_op {
 	BLK_IO_READ,
 	BLK_IO_WRITE,
 	BLK_IO_FDATASYNC, /* iov and offset unused; res 0 or -errno */
+	BLK_IO_FALLOCATE, /* blk_io_submit_fallocate; res 0 or -errno */
 };
 
 struct blk_io_cqe {
@@ -65,6 +66,13 @@ int blk_io_fd(const struct blk_io *io);
  */
 int blk_io_submit(struct blk_io *io, enum blk_io_op op, int fd, const struct iovec *iov,
 		  unsigned iovcnt, uint64_t off, uint64_t user);
+
+/*
+ * Queues fallocate(@fd, @mode, @off, @len) (discard, write-zeroes: the file system may take long
+ * over it, so it is never run on the caller's thread). Returns 0, or -EAGAIN as blk_io_submit.
+ */
+int blk_io_submit_fallocate(struct blk_io *io, int fd, int mode, uint64_t off, uint64_t len,
+			    uint64_t user);
 
 /* Starts what blk_io_submit queued (one system call for a batch on io_uring). */
 void blk_io_commit(struct blk_io *io);

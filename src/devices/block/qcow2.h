@@ -94,6 +94,8 @@ struct qcow2 {
 	uint32_t npending;
 	struct qcow2_cache l2c;
 	struct qcow2_cache rbc;
+	uint8_t flush_stage; /* qcow2_meta_flush_step: the next stage */
+	bool flush_wrote;    /* it wrote L2 or L1 tables: a sync before the decrements */
 	struct disk_image *backing;
 	uint8_t *cbuf;	     /* compressed input, 2 clusters */
 	uint8_t *dbuf;	     /* one decompressed cluster */
@@ -154,6 +156,16 @@ int qcow2_meta_commit(struct disk_image *img);
 /* qcow2_meta_commit, writes the released refcounts too, and ends the reuse quarantine (the
  * caller then fdatasyncs). */
 int qcow2_meta_flush(struct disk_image *img);
+/*
+ * qcow2_meta_flush in steps, for a caller that runs the fdatasyncs between them itself
+ * (asynchronously): returns 1 when what this step wrote must be on disk (an fdatasync of
+ * img->mfd completed) before the next step, 0 once everything is written (the caller's
+ * fdatasync then ends the flush), or -errno (the next call starts over). Nothing may change
+ * the metadata between the first step and the last.
+ */
+int qcow2_meta_flush_step(struct disk_image *img);
+/* After a failed fdatasync between steps: the next step starts a new flush. */
+void qcow2_meta_flush_abort(struct disk_image *img);
 int qcow2_flush_refcounts(struct disk_image *img);
 
 #endif

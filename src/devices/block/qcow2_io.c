@@ -481,5 +481,6 @@ const struct disk_format_ops disk_qcow2_ops = {
 	.discard = qcow2_discard,
 	.write_zeroes = qcow2_write_zeroes,
 	.flush = qcow2_flush,
+	.flush_step = qcow2_meta_flush_step,
 	.close = qcow2_close,
 };

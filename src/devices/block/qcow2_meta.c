@@ -54,8 +54,9 @@ static int cache_write(struct disk_image *img, struct qcow2_cache_entry *e)
 	return 0;
 }
 
-/* The refcount table, after new refcount blocks: the blocks are on disk first. */
-static int write_reftable(struct disk_image *img)
+/* The refcount table, after new refcount blocks: the blocks are on disk first. With @sync,
+ * on disk itself when this returns; without, the caller syncs before it depends on it. */
+static int write_reftable(struct disk_image *img, bool sync)
 {
 	struct qcow2 *q = img->q;
 	uint64_t bytes = q->rt_entries * 8;
@@ -66,17 +67,18 @@ static int write_reftable(struct disk_image *img)
 		qcow2_put_be64(raw + 8 * i, q->rt[i]);
 	int r = disk_pwrite_full(img->mfd, raw, bytes, q->rt_off);
 	free(raw);
-	if (r == 0 && fdatasync(img->mfd) < 0)
+	if (r == 0 && sync && fdatasync(img->mfd) < 0)
 		r = -errno;
 	if (r == 0)
 		q->rt_dirty = false;
 	return r;
 }
 
-int qcow2_flush_refcounts(struct disk_image *img)
+/* Writes the dirty entries of @c; *@ret_wrote tells whether there were any. */
+static int cache_write_dirty(struct disk_image *img, struct qcow2_cache *c, bool *ret_wrote)
 {
-	struct qcow2_cache *c = &img->q->rbc;
 	bool wrote = false;
+
 	for (unsigned i = 0; i < c->n; i++) {
 		if (!c->e[i].dirty)
 			continue;
@@ -85,9 +87,19 @@ int qcow2_flush_refcounts(struct disk_image *img)
 			return r;
 		wrote = true;
 	}
+	*ret_wrote = wrote;
+	return 0;
+}
+
+int qcow2_flush_refcounts(struct disk_image *img)
+{
+	bool wrote;
+	int r = cache_write_dirty(img, &img->q->rbc, &wrote);
+	if (r < 0)
+		return r;
 	if ((wrote || img->q->rt_dirty) && fdatasync(img->mfd) < 0)
 		return -errno;
-	return img->q->rt_dirty ? write_reftable(img) : 0;
+	return img->q->rt_dirty ? write_reftable(img, true) : 0;
 }
 
 static struct qcow2_cache_entry *cache_find(struct qcow2_cache *c, uint64_t off)
@@ -517,14 +529,9 @@ int qcow2_meta_commit(struct disk_image *img)
 	int r = qcow2_flush_refcounts(img); /* increments first, synced */
 	if (r < 0)
 		return r;
-	bool wrote = false;
-	for (unsigned i = 0; i < q->l2c.n; i++) {
-		if (!q->l2c.e[i].dirty)
-			continue;
-		if ((r = cache_write(img, &q->l2c.e[i])) < 0)
-			return r;
-		wrote = true;
-	}
+	bool wrote;
+	if ((r = cache_write_dirty(img, &q->l2c, &wrote)) < 0)
+		return r;
 	if (q->l1_dirty) {
 		if (wrote && fdatasync(img->mfd) < 0)
 			return -errno;
@@ -540,20 +547,88 @@ int qcow2_meta_commit(struct disk_image *img)
 	return 0;
 }
 
-int qcow2_meta_flush(struct disk_image *img)
+/* The stages of a flush (qcow2_meta_flush_step), in order. */
+enum {
+	FLUSH_REFCOUNTS, /* the refcount blocks (increments): synced before anything points there */
+	FLUSH_REFTABLE,	 /* a refcount table that gained blocks */
+	FLUSH_L2,	 /* the L2 tables: synced before the L1 table points to new ones */
+	FLUSH_L1,	 /* the L1 table: synced before the decrements */
+	FLUSH_RELEASES,	 /* the decrements, then the end of the reuse quarantine */
+};
+
+static int flush_stage(struct disk_image *img)
 {
 	struct qcow2 *q = img->q;
-	int r = qcow2_meta_commit(img);
+	bool wrote;
+	int r;
+
+	switch (q->flush_stage) {
+	case FLUSH_REFCOUNTS:
+		if ((r = cache_write_dirty(img, &q->rbc, &wrote)) < 0)
+			return r;
+		q->flush_stage = FLUSH_REFTABLE;
+		if (wrote || q->rt_dirty)
+			return 1;
+		/* fall through */
+	case FLUSH_REFTABLE:
+		q->flush_stage = FLUSH_L2;
+		if (q->rt_dirty)
+			return write_reftable(img, false) < 0 ? -EIO : 1;
+		/* fall through */
+	case FLUSH_L2:
+		if ((r = cache_write_dirty(img, &q->l2c, &wrote)) < 0)
+			return r;
+		q->flush_wrote = wrote;
+		q->flush_stage = FLUSH_L1;
+		if (q->l1_dirty && wrote)
+			return 1;
+		/* fall through */
+	case FLUSH_L1:
+		if (q->l1_dirty) {
+			if ((r = write_l1(img)) < 0)
+				return r;
+			q->flush_wrote = true;
+		}
+		q->flush_stage = FLUSH_RELEASES;
+		if (q->npending && q->flush_wrote)
+			return 1;
+		/* fall through */
+	default:
+		if (q->npending)
+			apply_releases(img);
+		if ((r = cache_write_dirty(img, &q->rbc, &wrote)) < 0)
+			return r;
+		q->free_hint = MIN(q->free_hint, q->qlo);
+		q->qlo = UINT64_MAX;
+		q->qhi = 0;
+		q->flush_stage = FLUSH_REFCOUNTS;
+		return 0;
+	}
+}
+
+int qcow2_meta_flush_step(struct disk_image *img)
+{
+	int r = flush_stage(img);
+
 	if (r < 0)
-		return r;
-	/* The decrements commit just applied (image.c syncs them). */
-	for (unsigned i = 0; i < q->rbc.n && r == 0; i++)
-		if (q->rbc.e[i].dirty)
-			r = cache_write(img, &q->rbc.e[i]);
-	if (r < 0)
-		return r;
-	q->free_hint = MIN(q->free_hint, q->qlo);
-	q->qlo = UINT64_MAX;
-	q->qhi = 0;
-	return 0;
+		qcow2_meta_flush_abort(img);
+	return r;
+}
+
+void qcow2_meta_flush_abort(struct disk_image *img)
+{
+	img->q->flush_stage = FLUSH_REFCOUNTS; /* the next flush starts over */
+}
+
+int qcow2_meta_flush(struct disk_image *img)
+{
+	int r;
+
+	while ((r = qcow2_meta_flush_step(img)) == 1) {
+		if (fdatasync(img->mfd) < 0) {
+			qcow2_meta_flush_abort(img);
+			return -errno;
+		}
+	}
+	return r;
 }

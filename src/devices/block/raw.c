@@ -48,9 +48,9 @@ static int raw_write_zeros_slow(struct disk_image *img, uint64_t off, uint64_t l
 	return 0;
 }
 
-static bool fallocate_unsupported(int e)
+bool disk_image_fallocate_unsupported(int err)
 {
-	return e == EOPNOTSUPP || e == ENOSYS || e == EINVAL || e == ENODEV;
+	return err == -EOPNOTSUPP || err == -ENOSYS || err == -EINVAL || err == -ENODEV;
 }
 
 static int raw_discard(struct disk_image *img, uint64_t off, uint64_t len)
@@ -58,7 +58,7 @@ static int raw_discard(struct disk_image *img, uint64_t off, uint64_t len)
 	/* Discard is a hint: where the file system cannot punch holes, keep the data. */
 	if (fallocate(img->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) <
 		    0 &&
-	    !fallocate_unsupported(errno))
+	    !disk_image_fallocate_unsupported(-errno))
 		return -errno;
 	return 0;
 }
@@ -69,7 +69,7 @@ static int raw_write_zeroes(struct disk_image *img, uint64_t off, uint64_t len, 
 			 : FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
 	if (fallocate(img->fd, mode, (off_t)off, (off_t)len) == 0)
 		return 0;
-	if (!fallocate_unsupported(errno))
+	if (!disk_image_fallocate_unsupported(-errno))
 		return -errno;
 	if (unmap && fallocate(img->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)off,
 			       (off_t)len) == 0)

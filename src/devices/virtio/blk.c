@@ -3,11 +3,10 @@
  * virtio-blk (blk.h): the device, its queues and the life of a request.
  *
  * A request is popped, checked (blk_parse), charged to the rate limiter, then run: reads and
- * writes walk the image's extents one at a time (a raw image is one extent), each DATA extent
- * going to the I/O engine and the next one mapped when it completes; ZERO extents are zero
- * filled and SYNC ones read synchronously. Writes and flushes are also kept in arrival order
- * on one list: a flush runs (one disk_image_flush for every flush then ready) once no write
- * taken before it is still in flight.
+ * writes by blk_rw.c, discard and write-zeroes by blk_dwz.c. Writes, discards, write-zeroes
+ * and flushes are also kept in arrival order on one list: a flush runs (one image flush for
+ * every flush then ready) once nothing taken before it is still in flight, and a
+ * read-modify-write waits there for the earlier requests that touch its blocks.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,7 +18,7 @@
 #include "config/config.h"
 #include "devices/block/image.h"
 #include "devices/block/io.h"
-#include "devices/virtio/blk.h"
+#include "devices/virtio/blk_priv.h"
 #include "util/log.h"
 #include "util/ratelimit.h"
 #include "util/state.h"
@@ -30,15 +29,6 @@
 #define PCI_CLASS_STORAGE_SCSI 0x010000
 #define BLK_BIT(n)	       (1ULL << (n))
 #define BLK_REAP_BATCH	       64
-#define BLK_SYNC_CHUNK	       (64 * 1024) /* bytes per disk_image_read_sync of a SYNC extent */
-
-enum blk_counter {
-	BLK_READ_BYTES,
-	BLK_WRITE_BYTES,
-	BLK_READ_OPS,
-	BLK_WRITE_OPS,
-	BLK_NR_COUNTERS,
-};
 
 /* Cloud Hypervisor's names for vm.counters. */
 static const char *const blk_counter_names[BLK_NR_COUNTERS] = {
@@ -46,59 +36,6 @@ static const char *const blk_counter_names[BLK_NR_COUNTERS] = {
 	"write_bytes",
 	"read_ops",
 	"write_ops",
-};
-
-struct blk;
-
-struct blk_req {
-	struct blk *b;
-	unsigned q;
-	unsigned gen; /* the device's reset generation when popped */
-	struct blk_req *next_free;
-	struct blk_req *ord_prev, *ord_next; /* the write/flush order list */
-	bool in_ord;
-	uint32_t type;
-	uint64_t off, len; /* bytes on the disk (IN/OUT) */
-	uint64_t done;	   /* bytes of len done */
-	uint8_t *status;   /* the status byte in guest memory; NULL: none writable */
-	struct iovec *data;
-	unsigned data_cnt;
-	struct iovec bounce_iov;
-	void *bounce; /* O_DIRECT and the guest's buffers are not aligned */
-	struct iovec slice[VIRTQ_MAX_SEGS];
-	struct virtq_elem elem;
-};
-
-struct blk_queue {
-	struct blk_req *free_list;
-	struct blk_req *held; /* popped, waiting for the rate limiter */
-	bool completed;	      /* pushed something since the last notify */
-};
-
-struct blk {
-	struct virtio_pci *vp;
-	const struct dev_loop *loop;
-	struct disk_image *img;
-	struct blk_io *io;
-	bool io_watched, rl_watched;
-	struct rate_limiter rl;
-	char id[CONFIG_ID_MAX];
-	char serial[BLK_ID_BYTES];
-	bool readonly;
-	uint64_t sectors;
-	uint32_t align;
-	uint16_t num_queues, queue_size;
-	struct blk_queue q[CONFIG_MAX_DISK_QUEUES];
-	struct blk_req *ord_head, *ord_tail;
-	unsigned gen;	      /* bumped by each reset: older requests land but are not pushed */
-	int raw_fd;	      /* a raw image's fd: its flushes are an fdatasync on the engine */
-	unsigned flush_batch; /* flushes at the head of the order list the engine's fdatasync
-				 * in flight will complete; 0: none in flight */
-	uint8_t flush_marker; /* its address is the engine's user tag for that fdatasync */
-	uint64_t counters[BLK_NR_COUNTERS];
-	struct log_ratelimit lrl;
-	struct virtio_dev_ops vops;
-	uint8_t config[BLK_CONFIG_SIZE];
 };
 
 static void put_le(uint8_t *p, uint64_t v, unsigned n)
@@ -149,7 +86,40 @@ static void req_free(struct blk_req *r)
 	bq->free_list = r;
 }
 
-static void ord_append(struct blk *b, struct blk_req *r)
+/*
+ * The order list. A read-modify-write touches whole blocks the guest did not name: it must not
+ * run beside another write, discard or write-zeroes on those blocks, nor they beside it.
+ */
+
+static bool req_overlap(const struct blk_req *a, const struct blk_req *b)
+{
+	return a->io_off < b->io_off + b->io_len && b->io_off < a->io_off + a->io_len;
+}
+
+/* @e, earlier on the list, must complete before @r starts. */
+static bool req_conflict(const struct blk_req *e, const struct blk_req *r)
+{
+	if (e->type == VIRTIO_BLK_T_FLUSH || !(e->rmw || r->rmw))
+		return false;
+	if (e->type != VIRTIO_BLK_T_OUT || r->type != VIRTIO_BLK_T_OUT)
+		return true; /* discard, write-zeroes: not worth a range check */
+	return req_overlap(e, r);
+}
+
+static bool req_must_wait(const struct blk *b, const struct blk_req *r)
+{
+	if (b->meta_flush)
+		return true; /* flush_step */
+	if (!r->rmw && b->rmw_count == 0)
+		return false;
+	for (const struct blk_req *e = r->ord_prev; e; e = e->ord_prev) {
+		if (req_conflict(e, r))
+			return true;
+	}
+	return false;
+}
+
+bool blk_ord_append(struct blk *b, struct blk_req *r)
 {
 	r->ord_prev = b->ord_tail;
 	r->ord_next = NULL;
@@ -159,6 +129,12 @@ static void ord_append(struct blk *b, struct blk_req *r)
 		b->ord_head = r;
 	b->ord_tail = r;
 	r->in_ord = true;
+	b->rmw_count += r->rmw;
+	if (r->type == VIRTIO_BLK_T_FLUSH || !req_must_wait(b, r))
+		return false;
+	r->waiting = true;
+	b->waiting++;
+	return true;
 }
 
 static void ord_remove(struct blk *b, struct blk_req *r)
@@ -172,26 +148,61 @@ static void ord_remove(struct blk *b, struct blk_req *r)
 	else
 		b->ord_tail = r->ord_prev;
 	r->in_ord = false;
+	b->rmw_count -= r->rmw;
+	if (r->waiting)
+		b->waiting--;
+	r->waiting = false;
+}
+
+void blk_wake(struct blk *b)
+{
+	bool again = true;
+
+	if (b->waking)
+		return; /* the outer call goes on over the list */
+	b->waking = true;
+	while (again && b->waiting) {
+		again = false;
+		for (struct blk_req *r = b->ord_head; r; r = r->ord_next) {
+			if (!r->waiting || req_must_wait(b, r))
+				continue;
+			r->waiting = false;
+			b->waiting--;
+			if (r->type == VIRTIO_BLK_T_OUT)
+				blk_rw_begin(r);
+			else
+				blk_dwz_begin(r);
+			again = true; /* the list may have changed under us */
+			break;
+		}
+	}
+	b->waking = false;
 }
 
 static void run_ready_flushes(struct blk *b);
 
-/* Writes the status, pushes the element and recycles @r. @written counts data bytes the device
- * wrote into the driver's buffers (reads, GET_ID), without the status byte. */
-static void req_complete(struct blk_req *r, uint8_t status, uint32_t written)
+/* Off the order list: what waited behind @r may go. */
+static void req_free_ordered(struct blk_req *r)
+{
+	struct blk *b = r->b;
+
+	ord_remove(b, r);
+	req_free(r);
+	run_ready_flushes(b);
+	blk_wake(b);
+}
+
+void blk_req_complete(struct blk_req *r, uint8_t status, uint32_t written)
 {
 	struct blk *b = r->b;
 	uint32_t used = 0;
 
 	if (r->gen != b->gen) {
 		/* Taken before a reset: the queue it came from is gone. */
-		if (r->in_ord) {
-			ord_remove(b, r);
+		if (r->in_ord)
+			req_free_ordered(r);
+		else
 			req_free(r);
-			run_ready_flushes(b);
-			return;
-		}
-		req_free(r);
 		return;
 	}
 	if (r->status) {
@@ -207,13 +218,10 @@ static void req_complete(struct blk_req *r, uint8_t status, uint32_t written)
 	}
 	(void)virtio_pci_push(b->vp, r->q, &r->elem, used);
 	b->q[r->q].completed = true;
-	if (r->in_ord) {
-		ord_remove(b, r);
+	if (r->in_ord)
+		req_free_ordered(r);
+	else
 		req_free(r);
-		run_ready_flushes(b);
-		return;
-	}
-	req_free(r);
 }
 
 /* Completes the first @n flushes of the order list with @status. */
@@ -223,49 +231,106 @@ static void complete_flushes(struct blk *b, unsigned n, uint8_t status)
 		struct blk_req *f = b->ord_head;
 
 		ord_remove(b, f);
-		req_complete(f, status, 0);
+		blk_req_complete(f, status, 0);
 	}
 }
 
+void blk_park(struct blk_req *r)
+{
+	r->park_next = r->b->parked;
+	r->b->parked = r;
+}
+
+/* The image's metadata is consistent again: what waited for it goes on. */
+static void unpark(struct blk *b)
+{
+	struct blk_req *r = b->parked;
+
+	b->parked = NULL;
+	while (r) {
+		struct blk_req *next = r->park_next;
+
+		if (r->type == VIRTIO_BLK_T_IN || r->type == VIRTIO_BLK_T_OUT)
+			blk_rw_resume(r);
+		else
+			blk_dwz_resume(r);
+		r = next;
+	}
+	blk_wake(b);
+}
+
+/* The flush batch is done: its flushes complete with @status. */
+static void flush_end(struct blk *b, uint8_t status)
+{
+	unsigned n = b->flush_batch;
+
+	b->flush_batch = 0;
+	if (b->meta_flush) {
+		b->meta_flush = false;
+		unpark(b);
+	}
+	complete_flushes(b, n, status);
+	run_ready_flushes(b);
+}
+
+static void flush_io_done(struct blk *b, int64_t res);
+
 /*
- * Every flush with no write before it on the order list: one image flush serves them all. A
- * raw image's is an fdatasync on the engine (the loop does not wait for the disk); a qcow2
- * image's writes its metadata too, synchronously.
+ * The next step of the image flush: it writes metadata (qcow2) and its fdatasync goes to the
+ * engine; the loop never waits for the disk. Until the last step the image is quiesced
+ * (meta_flush): new writes, discards and write-zeroes wait on the order list, reads about to
+ * map an extent are parked.
  */
+static void flush_step(struct blk *b)
+{
+	bool was = b->meta_flush;
+	int fd, r = disk_image_flush_step(b->img, &fd);
+
+	if (r < 0 || fd < 0) {
+		flush_end(b, r < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
+		return;
+	}
+	b->meta_flush = r == 1;
+	if (was && !b->meta_flush)
+		unpark(b); /* all written: the last fdatasync does not hold the others */
+	if (blk_io_submit(b->io, BLK_IO_FDATASYNC, fd, NULL, 0, 0, (uintptr_t)&b->flush_marker) ==
+	    0)
+		return;
+	/* Not expected (the engine has a slot per request): rather wait than break the order. */
+	flush_io_done(b, fdatasync(fd) < 0 ? -errno : 0);
+}
+
+static void flush_io_done(struct blk *b, int64_t res)
+{
+	if (res < 0 && b->meta_flush)
+		disk_image_flush_abort(b->img);
+	if (res >= 0 && b->meta_flush)
+		flush_step(b);
+	else
+		flush_end(b, res < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
+}
+
+/* Every flush with nothing before it on the order list: one image flush serves them all. */
 static void run_ready_flushes(struct blk *b)
 {
 	unsigned n = 0;
 
 	if (b->flush_batch)
-		return; /* the fdatasync in flight comes back here */
+		return; /* the flush in progress comes back here */
 	for (struct blk_req *f = b->ord_head; f && f->type == VIRTIO_BLK_T_FLUSH; f = f->ord_next)
 		n++;
 	if (n == 0)
 		return;
-	if (b->raw_fd >= 0 && blk_io_submit(b->io, BLK_IO_FDATASYNC, b->raw_fd, NULL, 0, 0,
-					    (uintptr_t)&b->flush_marker) == 0) {
-		b->flush_batch = n;
-		return;
-	}
-	complete_flushes(b, n, disk_image_flush(b->img) < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
-}
-
-static void flush_io_done(struct blk *b, int64_t res)
-{
-	unsigned n = b->flush_batch;
-
-	b->flush_batch = 0;
-	complete_flushes(b, n, res < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
-	run_ready_flushes(b);
+	b->flush_batch = n;
+	flush_step(b);
 }
 
 /*
- * Reads and writes
+ * Guest buffers
  */
 
-/* The part [@off, @off + @len) of @src (@cnt entries) into @dst; returns the entry count. */
-static unsigned iov_slice(const struct iovec *src, unsigned cnt, uint64_t off, uint64_t len,
-			  struct iovec *dst)
+unsigned blk_iov_slice(const struct iovec *src, unsigned cnt, uint64_t off, uint64_t len,
+		       struct iovec *dst)
 {
 	unsigned n = 0;
 
@@ -285,10 +350,9 @@ static unsigned iov_slice(const struct iovec *src, unsigned cnt, uint64_t off, u
 	return n;
 }
 
-/* Copies between a flat buffer and the request's data iovecs at data offset @off. */
-static void data_copy(struct blk_req *r, uint64_t off, void *buf, uint64_t len, bool to_guest)
+void blk_data_copy(struct blk_req *r, uint64_t off, void *buf, uint64_t len, bool to_guest)
 {
-	unsigned n = iov_slice(r->data, r->data_cnt, off, len, r->slice);
+	unsigned n = blk_iov_slice(r->data, r->data_cnt, off, len, r->slice);
 	uint8_t *p = buf;
 
 	for (unsigned i = 0; i < n; i++) {
@@ -300,146 +364,6 @@ static void data_copy(struct blk_req *r, uint64_t off, void *buf, uint64_t len, 
 	}
 }
 
-/* The iovecs the disk I/O of a request goes through: the guest's, or the bounce buffer. */
-static const struct iovec *rw_iov(struct blk_req *r, unsigned *ret_cnt)
-{
-	if (r->bounce) {
-		*ret_cnt = 1;
-		return &r->bounce_iov;
-	}
-	*ret_cnt = r->data_cnt;
-	return r->data;
-}
-
-/* Fills [@off, @off + @len) of the request's buffers with zeros. */
-static void rw_zero(struct blk_req *r, uint64_t off, uint64_t len)
-{
-	unsigned cnt, n;
-	const struct iovec *iov = rw_iov(r, &cnt);
-
-	n = iov_slice(iov, cnt, off, len, r->slice);
-	for (unsigned i = 0; i < n; i++)
-		memset(r->slice[i].iov_base, 0, r->slice[i].iov_len);
-}
-
-/* A read that cannot use the engine's fd directly (SYNC extent): through a bounce chunk. */
-static int rw_read_sync(struct blk_req *r, uint64_t off, uint64_t len)
-{
-	uint8_t *chunk = malloc(BLK_SYNC_CHUNK);
-	unsigned cnt;
-	const struct iovec *iov = rw_iov(r, &cnt);
-	int err = 0;
-
-	if (!chunk)
-		return -ENOMEM;
-	for (uint64_t done = 0; err == 0 && done < len; done += BLK_SYNC_CHUNK) {
-		uint64_t l = MIN(len - done, (uint64_t)BLK_SYNC_CHUNK);
-
-		err = disk_image_read_sync(r->b->img, r->off + off + done, chunk, l);
-		if (err == 0) {
-			unsigned n = iov_slice(iov, cnt, off + done, l, r->slice);
-			uint8_t *p = chunk;
-
-			for (unsigned i = 0; i < n; i++) {
-				memcpy(r->slice[i].iov_base, p, r->slice[i].iov_len);
-				p += r->slice[i].iov_len;
-			}
-		}
-	}
-	free(chunk);
-	return err;
-}
-
-static void rw_finish(struct blk_req *r, uint8_t status)
-{
-	if (status == VIRTIO_BLK_S_OK && r->bounce && r->type == VIRTIO_BLK_T_IN)
-		data_copy(r, 0, r->bounce, r->len, true);
-	req_complete(r, status,
-		     status == VIRTIO_BLK_S_OK && r->type == VIRTIO_BLK_T_IN ? (uint32_t)r->len
-									     : 0);
-}
-
-/* Runs the request on from r->done: ZERO and SYNC extents at once, a DATA one submitted. */
-static void rw_continue(struct blk_req *r)
-{
-	bool write = r->type == VIRTIO_BLK_T_OUT;
-
-	while (r->done < r->len && r->gen == r->b->gen) {
-		struct disk_extent ext;
-		unsigned cnt, n;
-		const struct iovec *iov;
-		uint64_t left = r->len - r->done;
-
-		if (disk_image_map(r->b->img, r->off + r->done, left, write, &ext) < 0 ||
-		    ext.len == 0 || ext.len > left)
-			break;
-		if (ext.kind == DISK_EXTENT_ZERO && !write) {
-			rw_zero(r, r->done, ext.len);
-		} else if (ext.kind == DISK_EXTENT_SYNC && !write) {
-			if (rw_read_sync(r, r->done, ext.len) < 0)
-				break;
-		} else if (ext.kind == DISK_EXTENT_DATA) {
-			iov = rw_iov(r, &cnt);
-			n = iov_slice(iov, cnt, r->done, ext.len, r->slice);
-			if (blk_io_submit(r->b->io, write ? BLK_IO_WRITE : BLK_IO_READ, ext.fd,
-					  r->slice, n, ext.file_off, (uintptr_t)r) < 0)
-				break;
-			return;
-		} else {
-			break; /* the image layer broke its contract */
-		}
-		r->done += ext.len;
-	}
-	rw_finish(r, r->done == r->len ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR);
-}
-
-/* The engine finished the DATA extent @r was waiting for. */
-static void rw_io_done(struct blk_req *r, int64_t res)
-{
-	if (res <= 0) {
-		rw_finish(r, VIRTIO_BLK_S_IOERR);
-		return;
-	}
-	r->done += (uint64_t)res; /* a short transfer goes on from where it stopped */
-	rw_continue(r);
-}
-
-static bool iov_aligned(const struct iovec *iov, unsigned cnt, uint32_t align)
-{
-	for (unsigned i = 0; i < cnt; i++) {
-		if (((uintptr_t)iov[i].iov_base | iov[i].iov_len) & (align - 1))
-			return false;
-	}
-	return true;
-}
-
-static void rw_start(struct blk_req *r)
-{
-	struct blk *b = r->b;
-
-	if (b->align > 1 && ((r->off | r->len) & (b->align - 1))) {
-		/* Not aligned for O_DIRECT: reads go the synchronous (bouncing) way. */
-		if (r->type == VIRTIO_BLK_T_OUT || rw_read_sync(r, 0, r->len) < 0)
-			rw_finish(r, VIRTIO_BLK_S_IOERR);
-		else
-			rw_finish(r, VIRTIO_BLK_S_OK);
-		return;
-	}
-	if (b->align > 1 && !iov_aligned(r->data, r->data_cnt, b->align)) {
-		if (r->len > BLK_MAX_BOUNCE || posix_memalign(&r->bounce, b->align, r->len) != 0) {
-			r->bounce = NULL;
-			rw_finish(r, VIRTIO_BLK_S_IOERR);
-			return;
-		}
-		r->bounce_iov = (struct iovec){ r->bounce, r->len };
-		if (r->type == VIRTIO_BLK_T_OUT)
-			data_copy(r, 0, r->bounce, r->len, false);
-	}
-	if (r->type == VIRTIO_BLK_T_OUT)
-		ord_append(b, r);
-	rw_continue(r);
-}
-
 /*
  * The other request types
  */
@@ -448,49 +372,8 @@ static void get_id(struct blk_req *r)
 {
 	uint32_t n = (uint32_t)MIN(r->len, (uint64_t)BLK_ID_BYTES);
 
-	data_copy(r, 0, r->b->serial, n, true);
-	req_complete(r, VIRTIO_BLK_S_OK, n);
-}
-
-/* Checks and runs the segments of a discard or write-zeroes request. */
-static uint8_t discard_wz(struct blk_req *r)
-{
-	struct blk *b = r->b;
-	bool wz = r->type == VIRTIO_BLK_T_WRITE_ZEROES;
-	uint8_t segs[BLK_MAX_DWZ_SEGS * BLK_SEG_SIZE];
-	unsigned n;
-
-	if (r->len == 0 || r->len % BLK_SEG_SIZE || r->len > sizeof(segs))
-		return VIRTIO_BLK_S_IOERR;
-	n = (unsigned)(r->len / BLK_SEG_SIZE);
-	data_copy(r, 0, segs, r->len, false); /* read once: the driver may change them */
-	for (unsigned i = 0; i < n; i++) {
-		const uint8_t *s = segs + i * BLK_SEG_SIZE;
-		uint64_t sector = get_le(s, 8);
-		uint32_t num = (uint32_t)get_le(s + 8, 4), flags = (uint32_t)get_le(s + 12, 4);
-
-		if ((flags & ~(uint32_t)VIRTIO_BLK_WZ_F_UNMAP) || (!wz && flags))
-			return VIRTIO_BLK_S_UNSUPP;
-		if (num > BLK_MAX_DWZ_SECTORS || sector > b->sectors || num > b->sectors - sector)
-			return VIRTIO_BLK_S_IOERR;
-	}
-	for (unsigned i = 0; i < n; i++) {
-		const uint8_t *s = segs + i * BLK_SEG_SIZE;
-		uint64_t off = get_le(s, 8) * BLK_SECTOR;
-		uint64_t len = get_le(s + 8, 4) * BLK_SECTOR;
-		int err;
-
-		if (len == 0)
-			continue;
-		if (wz)
-			err = disk_image_write_zeroes(b->img, off, len,
-						      get_le(s + 12, 4) & VIRTIO_BLK_WZ_F_UNMAP);
-		else
-			err = disk_image_discard(b->img, off, len);
-		if (err < 0)
-			return VIRTIO_BLK_S_IOERR;
-	}
-	return VIRTIO_BLK_S_OK;
+	blk_data_copy(r, 0, r->b->serial, n, true);
+	blk_req_complete(r, VIRTIO_BLK_S_OK, n);
 }
 
 /*
@@ -567,20 +450,20 @@ static void blk_start(struct blk_req *r)
 	case VIRTIO_BLK_T_IN:
 	case VIRTIO_BLK_T_OUT:
 		if (r->len == 0) {
-			req_complete(r, VIRTIO_BLK_S_OK, 0);
+			blk_req_complete(r, VIRTIO_BLK_S_OK, 0);
 			return;
 		}
-		rw_start(r);
+		blk_rw_start(r);
 		return;
 	case VIRTIO_BLK_T_FLUSH:
-		ord_append(r->b, r);
+		(void)blk_ord_append(r->b, r);
 		run_ready_flushes(r->b);
 		return;
 	case VIRTIO_BLK_T_GET_ID:
 		get_id(r);
 		return;
 	default:
-		req_complete(r, discard_wz(r), 0);
+		blk_dwz_start(r);
 		return;
 	}
 }
@@ -588,6 +471,16 @@ static void blk_start(struct blk_req *r)
 /*
  * Queues
  */
+
+static void blk_notify_completed(struct blk *b)
+{
+	for (unsigned q = 0; q < b->num_queues; q++) {
+		if (b->q[q].completed) {
+			b->q[q].completed = false;
+			virtio_pci_notify(b->vp, q);
+		}
+	}
+}
 
 static void blk_process_queue(struct blk *b, unsigned q)
 {
@@ -610,7 +503,7 @@ static void blk_process_queue(struct blk *b, unsigned q)
 			}
 			st = blk_parse(r);
 			if (st != VIRTIO_BLK_S_OK) {
-				req_complete(r, st, 0);
+				blk_req_complete(r, st, 0);
 				served++;
 				continue;
 			}
@@ -629,20 +522,15 @@ static void blk_process_queue(struct blk *b, unsigned q)
 	if (served == budget)
 		virtio_pci_kick(b->vp, q);
 	blk_io_commit(b->io);
-	if (bq->completed) {
-		bq->completed = false;
-		virtio_pci_notify(b->vp, q);
-	}
+	blk_notify_completed(b);
 }
 
-static void blk_notify_completed(struct blk *b)
+static void req_io_done(struct blk_req *r, int64_t res)
 {
-	for (unsigned q = 0; q < b->num_queues; q++) {
-		if (b->q[q].completed) {
-			b->q[q].completed = false;
-			virtio_pci_notify(b->vp, q);
-		}
-	}
+	if (r->type == VIRTIO_BLK_T_IN || r->type == VIRTIO_BLK_T_OUT)
+		blk_rw_io_done(r, res);
+	else
+		blk_dwz_io_done(r, res);
 }
 
 /* Completes what the engine finished (transport lock held). */
@@ -657,7 +545,7 @@ static void blk_reap(struct blk *b)
 			if (c[i].user == (uintptr_t)&b->flush_marker)
 				flush_io_done(b, c[i].res);
 			else
-				rw_io_done((struct blk_req *)(uintptr_t)c[i].user, c[i].res);
+				req_io_done((struct blk_req *)(uintptr_t)c[i].user, c[i].res);
 		}
 	} while (n == ARRAY_SIZE(c));
 	blk_io_commit(b->io);
@@ -720,7 +608,7 @@ static void blk_vreset(void *opaque)
 
 	/*
 	 * The queues are gone. Requests in flight land in their buffers (still guest RAM) and are
-	 * then dropped, not pushed (see req_complete); no waiting here: this may run on a vCPU
+	 * then dropped, not pushed (see blk_req_complete); no waiting here: this may run on a vCPU
 	 * thread, whose seccomp filter has no I/O calls.
 	 */
 	b->gen++;
@@ -816,6 +704,7 @@ void blk_destroy(void *dev)
 		}
 	}
 	b->img = disk_image_close(b->img);
+	free(b->zeros);
 	free(b);
 }
 
@@ -823,7 +712,6 @@ static int blk_open(struct blk *b, const struct dev_ctx *ctx, const struct disk_
 {
 	struct disk_image_opts o = { .readonly = d->readonly, .direct = d->direct };
 	char msg[CONFIG_ERR_MAX] = "";
-	struct disk_extent ext;
 	int r;
 
 	r = disk_image_open(d->path, &o, &b->img, msg, sizeof(msg));
@@ -831,12 +719,10 @@ static int blk_open(struct blk *b, const struct dev_ctx *ctx, const struct disk_
 		return error_set(ctx->err, ctx->errlen, r, "--disk: %s",
 				 msg[0] ? msg : strerror(-r));
 	b->readonly = d->readonly || disk_image_readonly(b->img);
-	b->raw_fd = -1;
-	if (disk_image_is_raw(b->img) && disk_image_size(b->img) >= BLK_SECTOR &&
-	    disk_image_map(b->img, 0, BLK_SECTOR, false, &ext) == 0 && ext.kind == DISK_EXTENT_DATA)
-		b->raw_fd = ext.fd;
+	if (disk_image_raw_fds(b->img, &b->raw_fd, &b->zero_fd) < 0)
+		b->raw_fd = b->zero_fd = -1;
 	b->sectors = disk_image_size(b->img) / BLK_SECTOR;
-	b->align = disk_image_align(b->img);
+	b->align = d->test_align ? d->test_align : disk_image_align(b->img);
 	if (b->align > 1 && (b->align & (b->align - 1)))
 		return error_set(ctx->err, ctx->errlen, -EINVAL,
 				 "--disk: '%s': odd O_DIRECT alignment %u", d->path, b->align);
@@ -874,7 +760,7 @@ int blk_create(const struct dev_ctx *ctx, const struct disk_config *d, void **re
 	if (!b)
 		return -ENOMEM;
 	b->loop = ctx->loop;
-	b->raw_fd = -1;
+	b->raw_fd = b->zero_fd = -1;
 	b->num_queues = d->num_queues;
 	b->queue_size = d->queue_size;
 	b->lrl = (struct log_ratelimit)LOG_RATELIMIT_INIT(1000000000ULL, 5);

@@ -10,11 +10,13 @@
  * Every request is checked before anything is done for it: a bad one completes with IOERR or
  * UNSUPP in its status byte (or, without a writable status byte, with nothing written) and the
  * device goes on serving the others. Data moves only between the image and the request's own
- * buffers. Reads and writes are asynchronous; a flush completes only after every write taken
- * before it has completed and the image has been flushed (fdatasync: on the I/O engine for a raw
- * image, synchronously with its metadata for qcow2). Discard and write-zeroes run on the loop
- * thread (synchronously). Each queue is served on its own: a slow request
- * holds only itself.
+ * buffers. Reads, writes, and a raw image's discard and write-zeroes are asynchronous (the I/O
+ * engine), also with direct=on on a disk whose blocks are larger than the guest's requests
+ * (read-modify-write through bounce buffers). A flush completes only after everything taken
+ * before it has completed and the image has been flushed (metadata in stages, each followed by
+ * an fdatasync on the engine). A qcow2 image's discard, and write-zeroes over whole clusters,
+ * change metadata on the loop thread. Each queue is served on its own: a slow request holds
+ * only itself.
  */
 #ifndef CUBICLE_DEVICES_VIRTIO_BLK_H
 #define CUBICLE_DEVICES_VIRTIO_BLK_H
@@ -61,8 +63,9 @@ struct disk_config;
 #define BLK_SIZE_MAX	    (1U << 20) /* bytes per segment, advertised (SIZE_MAX) */
 #define BLK_MAX_DWZ_SEGS    32	       /* segments per discard / write-zeroes request */
 #define BLK_MAX_DWZ_SECTORS (1U << 22) /* sectors per discard / write-zeroes segment (2 GiB) */
-/* Largest read or write that needs a bounce buffer (O_DIRECT with unaligned guest buffers);
- * Linux's requests are at most 4 MiB. A larger one gets IOERR. */
+/* Largest read or write that needs a bounce buffer (O_DIRECT with guest buffers, offsets or
+ * lengths not aligned to the disk's block); Linux's requests are at most 4 MiB. A larger one
+ * gets IOERR. */
 #define BLK_MAX_BOUNCE (8U << 20)
 
 extern const struct dev_ops blk_ops;
