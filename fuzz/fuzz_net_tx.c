@@ -24,14 +24,7 @@
 #include <unistd.h>
 
 /* The unit-test harness, with its checks turned into traps. */
-#define assert_true(x)                    \
-	do {                              \
-		if (!(x))                 \
-			__builtin_trap(); \
-	} while (0)
-#define assert_non_null(x)	   assert_true((x) != NULL)
-#define assert_int_equal(a, b)	   assert_true((a) == (b))
-#define assert_int_not_equal(a, b) assert_true((a) != (b))
+#include "harness_traps.h"
 #include "../tests/unit/virtio_harness.h"
 
 #include "devices/virtio/net.h"

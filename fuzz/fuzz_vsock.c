@@ -31,11 +31,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* The unit tests' harness, with its cmocka checks as traps. */
-#define assert_non_null(x)	   ((x) ? (void)0 : __builtin_trap())
-#define assert_true(x)		   ((x) ? (void)0 : __builtin_trap())
-#define assert_int_equal(a, b)	   ((a) == (b) ? (void)0 : __builtin_trap())
-#define assert_int_not_equal(a, b) ((a) != (b) ? (void)0 : __builtin_trap())
+#include "harness_traps.h"
 #include "../tests/unit/virtio_harness.h"
 
 #include "devices/virtio/virtio_devices.h"
