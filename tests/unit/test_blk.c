@@ -641,6 +641,18 @@ static uint8_t rw_status(struct fx *x, unsigned k)
 	return x->h->ram[HDR + 32ULL * k + BLK_HDR_SIZE];
 }
 
+/* Notifies queue 0, runs the device until every request is done and checks that the @n posted
+ * with post_rw() (slots 0..@n-1) came back OK, @used being the used index before them. */
+static void run_all_ok(struct fx *x, uint16_t used, unsigned n)
+{
+	vh_notify(x->h, 0);
+	virtio_pci_run_notify(blk_transport(x->dev), 0);
+	blk_drain(x->dev);
+	assert_int_equal(vh_used_idx(x->h, 0), (uint16_t)(used + n));
+	for (unsigned k = 0; k < n; k++)
+		assert_int_equal(rw_status(x, k), VIRTIO_BLK_S_OK);
+}
+
 /* The head of used entry @i of queue 0. */
 static uint32_t used_id(struct fx *x, uint16_t i)
 {
@@ -674,12 +686,7 @@ static void rmw_scenario(struct fx *x, int check_fd, uint64_t check_off)
 		post_rw(x, k, VIRTIO_BLK_T_OUT, w[k].sector, data, w[k].len);
 	}
 	post_rw(x, 4, VIRTIO_BLK_T_FLUSH, 0, 0, 0);
-	vh_notify(x->h, 0);
-	virtio_pci_run_notify(blk_transport(x->dev), 0);
-	blk_drain(x->dev);
-	assert_int_equal(vh_used_idx(x->h, 0), (uint16_t)(used + 5));
-	for (unsigned k = 0; k <= ARRAY_SIZE(w); k++)
-		assert_int_equal(rw_status(x, k), VIRTIO_BLK_S_OK);
+	run_all_ok(x, used, 5);
 	assert_int_equal(used_id(x, (uint16_t)(used + 4)), 12); /* the flush came last */
 	assert_int_equal(pread(check_fd, back, sizeof(back), (off_t)check_off), sizeof(back));
 	for (unsigned i = 0; i < sizeof(back); i++) {
@@ -692,12 +699,7 @@ static void rmw_scenario(struct fx *x, int check_fd, uint64_t check_off)
 	post_rw(x, 0, VIRTIO_BLK_T_IN, 3, DATA + 1, 2560);
 	post_rw(x, 1, VIRTIO_BLK_T_IN, 29, DATA + 0x8000, 5120);
 	post_rw(x, 2, VIRTIO_BLK_T_IN, 9, DATA + 0x10000, 512);
-	vh_notify(x->h, 0);
-	virtio_pci_run_notify(blk_transport(x->dev), 0);
-	blk_drain(x->dev);
-	assert_int_equal(vh_used_idx(x->h, 0), (uint16_t)(used + 3));
-	for (unsigned k = 0; k < 3; k++)
-		assert_int_equal(rw_status(x, k), VIRTIO_BLK_S_OK);
+	run_all_ok(x, used, 3);
 	assert_memory_equal(x->h->ram + DATA + 1, model + 3 * BLK_SECTOR, 2560);
 	assert_memory_equal(x->h->ram + DATA + 0x8000, model + 29 * BLK_SECTOR, 5120);
 	assert_memory_equal(x->h->ram + DATA + 0x10000, model + 9 * BLK_SECTOR, 512);
@@ -999,12 +1001,7 @@ static void test_qcow2_flush_steps(void **state)
 	post_rw(x, 1, VIRTIO_BLK_T_IN, 0, DATA + 0x10000, len);	   /* held while it writes */
 	post_rw(x, 2, VIRTIO_BLK_T_OUT, 384, DATA + 0x20000, len); /* allocates cluster 3 */
 	post_rw(x, 3, VIRTIO_BLK_T_FLUSH, 0, 0, 0);
-	vh_notify(x->h, 0);
-	virtio_pci_run_notify(blk_transport(x->dev), 0);
-	blk_drain(x->dev);
-	assert_int_equal(vh_used_idx(x->h, 0), (uint16_t)(used + 4));
-	for (unsigned k = 0; k < 4; k++)
-		assert_int_equal(rw_status(x, k), VIRTIO_BLK_S_OK);
+	run_all_ok(x, used, 4);
 	assert_int_equal(used_id(x, (uint16_t)(used + 3)), 9); /* after the write before it */
 	for (uint32_t i = 0; i < len; i++)
 		assert_int_equal(x->h->ram[DATA + 0x10000 + i], 0x31);
