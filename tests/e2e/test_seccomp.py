@@ -77,3 +77,15 @@ def test_disk_worker_threads_are_confined(run_cubicle, testguest, tmp_path):
     assert vm.proc.returncode == -signal.SIGSYS, vm.describe()
     assert "thread 'blk-worker' made a forbidden system call: setsid (112)" in vm.stderr, \
         vm.describe()
+
+
+def test_pmem_flush_worker_is_confined(run_cubicle, testguest, tmp_path):
+    """virtio-pmem's flush engine, as a worker thread (CUBICLE_BLK_ENGINE=pool), confines itself
+    under a name of its own."""
+    backing = tmp_path / "pmem.img"
+    backing.write_bytes(b"\0" * (2 << 20))
+    vm = run_cubicle(*hello(testguest), "--pmem", f"file={backing}",
+                     env={SELFTEST: "worker", "CUBICLE_BLK_ENGINE": "pool"}, timeout=30)
+    assert vm.proc.returncode == -signal.SIGSYS, vm.describe()
+    assert "thread 'pmem-worker' made a forbidden system call: setsid (112)" in vm.stderr, \
+        vm.describe()

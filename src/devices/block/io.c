@@ -47,6 +47,7 @@ struct blk_io {
 	bool stop;
 	unsigned nthreads;
 	pthread_t threads[BLK_IO_POOL_THREADS];
+	const char *name; /* the pool's threads' */
 	int (*confine)(void *opaque, const char *name);
 	void *confine_opaque;
 };
@@ -80,10 +81,10 @@ static void *pool_worker(void *arg)
 {
 	struct blk_io *io = arg;
 
-	pthread_setname_np(pthread_self(), "blk-worker");
+	pthread_setname_np(pthread_self(), io->name);
 	/* A worker that cannot be confined as the user asked fails its requests instead of
 	 * doing them unconfined. */
-	bool refuse = io->confine && io->confine(io->confine_opaque, "blk-worker") < 0;
+	bool refuse = io->confine && io->confine(io->confine_opaque, io->name) < 0;
 	pthread_mutex_lock(&io->lock);
 	for (;;) {
 		struct pool_op o;
@@ -160,8 +161,8 @@ static bool want_pool_from_env(void)
 	return e && strcmp(e, "pool") == 0;
 }
 
-int blk_io_create(unsigned depth, bool want_uring, int (*confine)(void *, const char *),
-		  void *confine_opaque, struct blk_io **ret)
+int blk_io_create(unsigned depth, bool want_uring, const char *name,
+		  int (*confine)(void *, const char *), void *confine_opaque, struct blk_io **ret)
 {
 	struct blk_io *io;
 	int r;
@@ -172,6 +173,7 @@ int blk_io_create(unsigned depth, bool want_uring, int (*confine)(void *, const 
 	if (!io)
 		return -ENOMEM;
 	io->depth = depth;
+	io->name = name;
 	io->confine = confine;
 	io->confine_opaque = confine_opaque;
 	pthread_mutex_init(&io->lock, NULL);

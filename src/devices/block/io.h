@@ -43,12 +43,13 @@ struct blk_io;
 
 /*
  * An engine for up to @depth (1..BLK_IO_MAX_DEPTH) operations in flight. With @want_uring,
- * io_uring when the kernel lets us have it, else the worker pool, whose threads first call
- * @confine(@confine_opaque, name) if it is not NULL (dev_ctx.confine_worker). Returns 0 with
+ * io_uring when the kernel lets us have it, else the worker pool, whose threads are called
+ * @name (a string that outlives the engine, at most 15 characters: "blk-worker") and first call
+ * @confine(@confine_opaque, @name) if it is not NULL (dev_ctx.confine_worker). Returns 0 with
  * *@ret, or -EINVAL, -ENOMEM, or the eventfd/thread creation -errno.
  */
-int blk_io_create(unsigned depth, bool want_uring, int (*confine)(void *, const char *),
-		  void *confine_opaque, struct blk_io **ret);
+int blk_io_create(unsigned depth, bool want_uring, const char *name,
+		  int (*confine)(void *, const char *), void *confine_opaque, struct blk_io **ret);
 
 /* Waits for every operation in flight, then frees. Accepts NULL; returns NULL. */
 struct blk_io *blk_io_destroy(struct blk_io *io);

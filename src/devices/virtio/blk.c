@@ -774,7 +774,7 @@ int blk_create(const struct dev_ctx *ctx, const struct disk_config *d, void **re
 	if (r < 0)
 		goto fail;
 	r = blk_io_create((unsigned)d->num_queues * d->queue_size, !d->disable_io_uring,
-			  ctx->confine_worker, ctx->confine_opaque, &b->io);
+			  "blk-worker", ctx->confine_worker, ctx->confine_opaque, &b->io);
 	if (r < 0)
 		goto fail;
 	r = blk_watch(b, ctx);

@@ -346,7 +346,7 @@ static int pmem_io_start(struct pmem *p, const struct dev_ctx *ctx)
 
 	if (p->discard_writes)
 		return 0;
-	r = blk_io_create(1, true, ctx->confine_worker, ctx->confine_opaque, &p->io);
+	r = blk_io_create(1, true, "pmem-worker", ctx->confine_worker, ctx->confine_opaque, &p->io);
 	if (r < 0)
 		return error_set(ctx->err, ctx->errlen, r,
 				 OPT ": cannot start the flush engine: %s", strerror(-r));
